@@ -1,0 +1,141 @@
+// Package component defines the lifecycle every long-running part of Outpost follows and the
+// Manager that starts them in ordered phases and stops them in reverse.
+package component
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Component is one long-running part.
+//
+// Init prepares (files, config) and may fail; it leaves no goroutine behind. Start returns once
+// the component runs. Stop is idempotent and safe in any phase, including after a failed Init.
+type Component interface {
+	Name() string
+	Init(ctx context.Context) error
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// Readier is implemented by components whose readiness can be probed from outside.
+type Readier interface {
+	Ready(ctx context.Context) error
+}
+
+// Dier is implemented by components that can die on their own; Done fires with the reason.
+type Dier interface {
+	Done() <-chan error
+}
+
+// Manager runs components in phases: every component of a phase is started, then all must be
+// ready before the next phase starts.
+type Manager struct {
+	Phases       [][]Component
+	ReadyTimeout time.Duration
+	Log          *slog.Logger
+	started      []Component
+}
+
+// Start inits and starts every phase in order. On failure it stops what it started, in
+// reverse, and returns the first error.
+func (m *Manager) Start(ctx context.Context) error {
+	for _, phase := range m.Phases {
+		for _, c := range phase {
+			if err := c.Init(ctx); err != nil {
+				return m.unwind(ctx, fmt.Errorf("%s: init: %w", c.Name(), err))
+			}
+		}
+		for _, c := range phase {
+			m.started = append(m.started, c)
+			if err := c.Start(ctx); err != nil {
+				return m.unwind(ctx, fmt.Errorf("%s: start: %w", c.Name(), err))
+			}
+		}
+		for _, c := range phase {
+			if err := m.waitReady(ctx, c); err != nil {
+				return m.unwind(ctx, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Manager) waitReady(ctx context.Context, c Component) error {
+	r, ok := c.(Readier)
+	if !ok {
+		return nil
+	}
+	timeout := m.ReadyTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var died <-chan error
+	if d, ok := c.(Dier); ok {
+		died = d.Done()
+	}
+	var last error
+	for {
+		if last = r.Ready(rctx); last == nil {
+			if m.Log != nil {
+				m.Log.Debug("ready", "component", c.Name())
+			}
+			return nil
+		}
+		select {
+		case err := <-died:
+			return fmt.Errorf("%s: exited before it was ready: %w", c.Name(), err)
+		case <-rctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%s: not ready after %s: %w", c.Name(), timeout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (m *Manager) unwind(ctx context.Context, cause error) error {
+	if err := m.Stop(context.WithoutCancel(ctx)); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// Stop stops every started component in reverse order and joins their errors.
+func (m *Manager) Stop(ctx context.Context) error {
+	var errs []error
+	for i := len(m.started) - 1; i >= 0; i-- {
+		c := m.started[i]
+		if err := c.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: stop: %w", c.Name(), err))
+		}
+	}
+	m.started = nil
+	return errors.Join(errs...)
+}
+
+// Died returns a channel that fires with the first component that dies on its own.
+func (m *Manager) Died() <-chan error {
+	out := make(chan error, 1)
+	for _, phase := range m.Phases {
+		for _, c := range phase {
+			if d, ok := c.(Dier); ok {
+				go func(name string, ch <-chan error) {
+					if err, ok := <-ch; ok {
+						select {
+						case out <- fmt.Errorf("%s exited: %w", name, err):
+						default:
+						}
+					}
+				}(c.Name(), d.Done())
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,89 @@
+package component
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+type fake struct {
+	name               string
+	log                *[]string
+	initErr, startErr  error
+	readyAfter         int
+	readyCalls         int
+	done               chan error
+}
+
+func (f *fake) Name() string { return f.name }
+func (f *fake) Init(context.Context) error {
+	*f.log = append(*f.log, "init "+f.name)
+	return f.initErr
+}
+func (f *fake) Start(context.Context) error {
+	*f.log = append(*f.log, "start "+f.name)
+	return f.startErr
+}
+func (f *fake) Stop(context.Context) error {
+	*f.log = append(*f.log, "stop "+f.name)
+	return nil
+}
+func (f *fake) Ready(context.Context) error {
+	f.readyCalls++
+	if f.readyCalls > f.readyAfter {
+		return nil
+	}
+	return errors.New("not yet")
+}
+func (f *fake) Done() <-chan error { return f.done }
+
+func TestManagerOrderAndReverseStop(t *testing.T) {
+	var log []string
+	a := &fake{name: "a", log: &log, readyAfter: 2}
+	b := &fake{name: "b", log: &log}
+	c := &fake{name: "c", log: &log}
+	m := &Manager{Phases: [][]Component{{a}, {b, c}}}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a.readyCalls != 3 {
+		t.Errorf("a probed %d times, want 3", a.readyCalls)
+	}
+	if err := m.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"init a", "start a", "init b", "init c", "start b", "start c", "stop c", "stop b", "stop a"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v\nwant %v", log, want)
+	}
+}
+
+func TestManagerUnwindsOnFailure(t *testing.T) {
+	var log []string
+	a := &fake{name: "a", log: &log}
+	b := &fake{name: "b", log: &log, startErr: errors.New("boom")}
+	m := &Manager{Phases: [][]Component{{a}, {b}}}
+	err := m.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "b: start: boom") {
+		t.Fatalf("err = %v", err)
+	}
+	want := []string{"init a", "start a", "init b", "start b", "stop b", "stop a"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v\nwant %v", log, want)
+	}
+}
+
+func TestManagerDeathBeforeReady(t *testing.T) {
+	var log []string
+	done := make(chan error, 1)
+	a := &fake{name: "a", log: &log, readyAfter: 1 << 30, done: done}
+	done <- errors.New("exit status 1")
+	m := &Manager{Phases: [][]Component{{a}}, ReadyTimeout: 5 * time.Second}
+	err := m.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,95 @@
+package config
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/outpostk8s/outpost/pkg/hostcheck"
+)
+
+func testEnv() Env {
+	return Env{
+		Hostname:  func() (string, error) { return "Edge-1", nil },
+		DefaultIP: func() (net.IP, error) { return net.ParseIP("192.0.2.7"), nil },
+		Host: hostcheck.Host{Root: "/nonexistent", Statfs: func(string, *unix.Statfs_t) error { return errors.New("no") },
+			LookPath: func(string) (string, error) { return "", errors.New("no") }, Euid: func() int { return 0 }},
+	}
+}
+
+func defaults() ServerOptions {
+	return ServerOptions{DataDir: "/var/lib/outpost", RuntimeDir: "/run/outpost", WriteKubeconfig: "/etc/outpost/outpost.yaml",
+		WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0", HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16",
+		ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local", KineCompactInterval: time.Minute,
+		KineCompactBatch: 1000, KinePollInterval: time.Second}
+}
+
+func TestCompleteDerives(t *testing.T) {
+	o := defaults()
+	o.TLSSANs = []string{"edge.example", "198.51.100.9"}
+	o.Debug = true
+	c, err := Complete(o, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeName != "edge-1" || c.NodeIP.String() != "192.0.2.7" {
+		t.Errorf("node %s %s", c.NodeName, c.NodeIP)
+	}
+	if c.APIServiceIP.String() != "10.43.0.1" || c.ClusterDNS.String() != "10.43.0.10" {
+		t.Errorf("service ips %s %s", c.APIServiceIP, c.ClusterDNS)
+	}
+	if c.Verbosity != 4 {
+		t.Errorf("debug should raise verbosity to 4, got %d", c.Verbosity)
+	}
+	if c.KubeconfigMode != 0o600 {
+		t.Errorf("mode %o", c.KubeconfigMode)
+	}
+	dns := strings.Join(c.SANs.DNS, ",")
+	for _, want := range []string{"kubernetes.default.svc.cluster.local", "edge-1", "edge.example"} {
+		if !strings.Contains(dns, want) {
+			t.Errorf("SAN %s missing from %s", want, dns)
+		}
+	}
+	var ips []string
+	for _, ip := range c.SANs.IPs {
+		ips = append(ips, ip.String())
+	}
+	for _, want := range []string{"127.0.0.1", "192.0.2.7", "10.43.0.1", "198.51.100.9"} {
+		if !strings.Contains(strings.Join(ips, ","), want) {
+			t.Errorf("SAN IP %s missing from %v", want, ips)
+		}
+	}
+}
+
+func TestCompleteRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*ServerOptions)
+		want string
+	}{
+		{"bad port", func(o *ServerOptions) { o.HTTPSListenPort = 70000 }, "--https-listen-port"},
+		{"bad cidr", func(o *ServerOptions) { o.ClusterCIDR = "10.42.0.0" }, "--cluster-cidr"},
+		{"overlap", func(o *ServerOptions) { o.ServiceCIDR = "10.42.0.0/24" }, "overlap"},
+		{"dns outside", func(o *ServerOptions) { o.ClusterDNS = "10.99.0.10" }, "--cluster-dns"},
+		{"disable unknown", func(o *ServerOptions) { o.Disable = []string{"traefik"} }, `--disable "traefik"`},
+		{"bad mode", func(o *ServerOptions) { o.WriteKubeconfigMode = "rw" }, "--write-kubeconfig-mode"},
+		{"bad node ip", func(o *ServerOptions) { o.NodeIP = "1.2.3" }, "--node-ip"},
+		{"bad node name", func(o *ServerOptions) { o.NodeName = "a_b" }, "node name"},
+		{"bad dsn", func(o *ServerOptions) { o.DatastoreEndpoint = "redis://x" }, "--datastore-endpoint"},
+		{"empty data dir", func(o *ServerOptions) { o.DataDir = " " }, "--data-dir"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := defaults()
+			tt.mod(&o)
+			_, err := Complete(o, testEnv())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want error containing %q", err, tt.want)
+			}
+		})
+	}
+}

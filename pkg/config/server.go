@@ -1,0 +1,105 @@
+// Package config turns flags and config files into one immutable Config: flags and files fill
+// Options, Complete derives everything else (node IP, SANs, CIDRs, host facts) once.
+package config
+
+import (
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/outpostk8s/outpost/pkg/datadir"
+)
+
+// ServerOptions is what the user said, before defaults and derivation.
+type ServerOptions struct {
+	ConfigFile          string
+	DataDir             string
+	RuntimeDir          string
+	WriteKubeconfig     string
+	WriteKubeconfigMode string
+	NodeName            string
+	NodeIP              string
+	BindAddress         string
+	HTTPSListenPort     int
+	TLSSANs             []string
+	ClusterCIDR         string
+	ServiceCIDR         string
+	ClusterDNS          string
+	ClusterDomain       string
+	DatastoreEndpoint   string
+	KineCompactInterval time.Duration
+	KineCompactBatch    int64
+	KinePollInterval    time.Duration
+	Disable             []string
+	APIServerArgs       []string
+	SchedulerArgs       []string
+	ControllerArgs      []string
+	KubeletArgs         []string
+	KubeProxyArgs       []string
+	Debug               bool
+	Verbosity           int
+}
+
+// ServerFlags are `outpost server`'s flags. Every name is also a config-file key.
+func ServerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: datadir.DefaultConfigFile, EnvVars: []string{"OUTPOST_CONFIG_FILE"}, Usage: "config file (its keys are these flags' names)"},
+		&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: datadir.DefaultDataDir, Usage: "folder for state, certificates and bundled binaries"},
+		&cli.StringFlag{Name: "runtime-dir", Value: datadir.DefaultRuntimeDir, Usage: "folder for sockets and runtime state"},
+		&cli.StringFlag{Name: "write-kubeconfig", Aliases: []string{"o"}, Value: datadir.DefaultKubeconfig, EnvVars: []string{"OUTPOST_KUBECONFIG_OUTPUT"}, Usage: "where to write the admin kubeconfig"},
+		&cli.StringFlag{Name: "write-kubeconfig-mode", Value: "0600", EnvVars: []string{"OUTPOST_KUBECONFIG_MODE"}, Usage: "file mode of the admin kubeconfig"},
+		&cli.StringFlag{Name: "node-name", EnvVars: []string{"OUTPOST_NODE_NAME"}, Usage: "node name (default: the hostname)"},
+		&cli.StringFlag{Name: "node-ip", Aliases: []string{"i"}, Usage: "IP address the node advertises (default: the address of the default route's interface)"},
+		&cli.StringFlag{Name: "bind-address", Value: "0.0.0.0", Usage: "address the apiserver listens on"},
+		&cli.IntFlag{Name: "https-listen-port", Value: 6443, Usage: "apiserver port"},
+		&cli.StringSliceFlag{Name: "tls-san", Usage: "extra hostname or IP in the apiserver certificate (repeatable)"},
+		&cli.StringFlag{Name: "cluster-cidr", Value: "10.42.0.0/16", Usage: "pod network; each node gets a /24 of it"},
+		&cli.StringFlag{Name: "service-cidr", Value: "10.43.0.0/16", Usage: "service ClusterIP range"},
+		&cli.StringFlag{Name: "cluster-dns", Usage: "cluster DNS service IP (default: the 10th address of --service-cidr)"},
+		&cli.StringFlag{Name: "cluster-domain", Value: "cluster.local", Usage: "cluster DNS domain"},
+		&cli.StringFlag{Name: "datastore-endpoint", EnvVars: []string{"OUTPOST_DATASTORE_ENDPOINT"}, Usage: "external datastore DSN for kine: postgres://, mysql://, https:// (etcd); default SQLite in the data dir"},
+		&cli.DurationFlag{Name: "kine-compact-interval", Value: 5 * time.Minute, Usage: "how often the datastore drops old revisions"},
+		&cli.Int64Flag{Name: "kine-compact-batch-size", Value: 1000, Usage: "revisions removed per compaction transaction"},
+		&cli.DurationFlag{Name: "kine-poll-interval", Value: time.Second, Usage: "how often kine polls the datastore for changes made by other servers"},
+		&cli.StringSliceFlag{Name: "disable", Usage: "packaged component not to deploy: coredns (repeatable)"},
+		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra kube-apiserver flag key=value (repeatable)"},
+		&cli.StringSliceFlag{Name: "kube-scheduler-arg", Usage: "extra kube-scheduler flag key=value (repeatable)"},
+		&cli.StringSliceFlag{Name: "kube-controller-manager-arg", Usage: "extra kube-controller-manager flag key=value (repeatable)"},
+		&cli.StringSliceFlag{Name: "kubelet-arg", Usage: "extra kubelet flag key=value (repeatable)"},
+		&cli.StringSliceFlag{Name: "kube-proxy-arg", Usage: "extra kube-proxy flag key=value (repeatable)"},
+		&cli.BoolFlag{Name: "debug", EnvVars: []string{"OUTPOST_DEBUG"}, Usage: "verbose logs from every component (-v 4)"},
+		&cli.IntFlag{Name: "v", Value: 0, Usage: "log verbosity of the upstream components"},
+	}
+}
+
+// ServerOptionsFrom reads a parsed command line (after the config file was merged into it).
+func ServerOptionsFrom(c *cli.Context) ServerOptions {
+	return ServerOptions{
+		ConfigFile:          c.String("config"),
+		DataDir:             c.String("data-dir"),
+		RuntimeDir:          c.String("runtime-dir"),
+		WriteKubeconfig:     c.String("write-kubeconfig"),
+		WriteKubeconfigMode: c.String("write-kubeconfig-mode"),
+		NodeName:            c.String("node-name"),
+		NodeIP:              c.String("node-ip"),
+		BindAddress:         c.String("bind-address"),
+		HTTPSListenPort:     c.Int("https-listen-port"),
+		TLSSANs:             c.StringSlice("tls-san"),
+		ClusterCIDR:         c.String("cluster-cidr"),
+		ServiceCIDR:         c.String("service-cidr"),
+		ClusterDNS:          c.String("cluster-dns"),
+		ClusterDomain:       c.String("cluster-domain"),
+		DatastoreEndpoint:   c.String("datastore-endpoint"),
+		KineCompactInterval: c.Duration("kine-compact-interval"),
+		KineCompactBatch:    c.Int64("kine-compact-batch-size"),
+		KinePollInterval:    c.Duration("kine-poll-interval"),
+		Disable:             c.StringSlice("disable"),
+		APIServerArgs:       c.StringSlice("kube-apiserver-arg"),
+		SchedulerArgs:       c.StringSlice("kube-scheduler-arg"),
+		ControllerArgs:      c.StringSlice("kube-controller-manager-arg"),
+		KubeletArgs:         c.StringSlice("kubelet-arg"),
+		KubeProxyArgs:       c.StringSlice("kube-proxy-arg"),
+		Debug:               c.Bool("debug"),
+		Verbosity:           c.Int("v"),
+	}
+}

@@ -1,0 +1,158 @@
+// Package apiserver runs the upstream kube-apiserver in-process. It builds the options the
+// way the upstream command does but without the command's signal handler, which may be
+// installed only once per process.
+package apiserver
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/outpostk8s/outpost/pkg/args"
+	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/pki"
+)
+
+// Config is the apiserver's slice of the server config.
+type Config struct {
+	TLSDir        string
+	ConfDir       string // where the authentication config is written
+	EtcdEndpoint  string
+	AdvertiseIP   string
+	BindAddress   string
+	Port          int
+	ServiceCIDR   string
+	ClusterDomain string
+	Verbosity     int
+	Extra         []string
+}
+
+// Args is the deterministic argv: defaults merged with the user's extra flags.
+func Args(c Config) ([]string, error) {
+	tls := func(name, ext string) string { return filepath.Join(c.TLSDir, name+ext) }
+	issuer := "https://kubernetes.default.svc." + c.ClusterDomain
+	return args.Build(map[string]string{
+		"advertise-address":                  c.AdvertiseIP,
+		"allow-privileged":                   "true",
+		"api-audiences":                      issuer,
+		"authentication-config":              filepath.Join(c.ConfDir, "authentication.yaml"),
+		"authorization-mode":                 "Node,RBAC",
+		"bind-address":                       c.BindAddress,
+		"client-ca-file":                     tls(pki.ClientCA, ".crt"),
+		"enable-admission-plugins":           "NodeRestriction",
+		"etcd-servers":                       c.EtcdEndpoint,
+		"kubelet-certificate-authority":      tls(pki.ServerCA, ".crt"),
+		"kubelet-client-certificate":         tls(pki.APIServerKubelet, ".crt"),
+		"kubelet-client-key":                 tls(pki.APIServerKubelet, ".key"),
+		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
+		"profiling":                          "false",
+		"proxy-client-cert-file":             tls(pki.AuthProxy, ".crt"),
+		"proxy-client-key-file":              tls(pki.AuthProxy, ".key"),
+		"requestheader-allowed-names":        pki.AuthProxyName,
+		"requestheader-client-ca-file":       tls(pki.RequestHeaderCA, ".crt"),
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-username-headers":     "X-Remote-User",
+		"secure-port":                        strconv.Itoa(c.Port),
+		"service-account-issuer":             issuer,
+		"service-account-key-file":           tls(pki.ServiceAccountKeyFile, ""),
+		"service-account-signing-key-file":   tls(pki.ServiceAccountKeyFile, ""),
+		"service-cluster-ip-range":           c.ServiceCIDR,
+		"service-node-port-range":            "30000-32767",
+		"tls-cert-file":                      tls(pki.APIServerServing, ".crt"),
+		"tls-private-key-file":               tls(pki.APIServerServing, ".key"),
+		"v":                                  strconv.Itoa(c.Verbosity),
+	}, c.Extra)
+}
+
+// authConfig lets anonymous requests reach the health endpoints and nothing else.
+const authConfig = `apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+anonymous:
+  enabled: true
+  conditions:
+  - path: /livez
+  - path: /readyz
+  - path: /healthz
+`
+
+// New returns the component.
+func New(c Config) (*component.InProcess, error) {
+	argv, err := Args(c)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver args: %w", err)
+	}
+	probe, err := readyProbe(c)
+	if err != nil {
+		return nil, err
+	}
+	return &component.InProcess{
+		ComponentName: "kube-apiserver",
+		Prepare: func(context.Context) error {
+			if err := os.MkdirAll(c.ConfDir, 0o700); err != nil {
+				return err
+			}
+			return pki.WriteFile(filepath.Join(c.ConfDir, "authentication.yaml"), []byte(authConfig), 0o600)
+		},
+		Run:   func(ctx context.Context) error { return run(ctx, argv) },
+		Probe: probe,
+	}, nil
+}
+
+func run(ctx context.Context, argv []string) error {
+	s := options.NewServerRunOptions()
+	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
+	for _, f := range s.Flags().FlagSets {
+		fs.AddFlagSet(f)
+	}
+	fs.Int("v", 0, "verbosity: applied process-wide by outpost")
+	if err := fs.Parse(argv); err != nil {
+		return fmt.Errorf("kube-apiserver flags: %w", err)
+	}
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return err
+	}
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return err
+	}
+	if errs := completed.Validate(); len(errs) != 0 {
+		return utilerrors.NewAggregate(errs)
+	}
+	return app.Run(ctx, completed)
+}
+
+// readyProbe asks /readyz on loopback, trusting only the cluster's server CA.
+func readyProbe(c Config) (func(context.Context) error, error) {
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", c.Port)
+	return func(ctx context.Context) error {
+		caPEM, err := os.ReadFile(filepath.Join(c.TLSDir, pki.ServerCA+".crt"))
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	}, nil
+}

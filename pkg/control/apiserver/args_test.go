@@ -1,0 +1,27 @@
+package apiserver
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestArgsSecurityDefaultsAndOverride(t *testing.T) {
+	c := Config{TLSDir: "/t", ConfDir: "/c", EtcdEndpoint: "unix:///r/kine.sock", AdvertiseIP: "192.0.2.1",
+		BindAddress: "0.0.0.0", Port: 6443, ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local",
+		Extra: []string{"service-node-port-range=20000-22767"}}
+	got, err := Args(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(got, " ")
+	for _, want := range []string{"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+		"--authentication-config=/c/authentication.yaml", "--etcd-servers=unix:///r/kine.sock",
+		"--kubelet-preferred-address-types=InternalIP", "--service-node-port-range=20000-22767"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %s in %s", want, all)
+		}
+	}
+	if strings.Contains(all, "30000-32767") || strings.Contains(all, "anonymous-auth") {
+		t.Errorf("override not applied or anonymous flag present: %s", all)
+	}
+}

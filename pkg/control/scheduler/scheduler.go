@@ -1,0 +1,67 @@
+// Package scheduler runs the upstream kube-scheduler in-process, without its command's
+// signal handler.
+package scheduler
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+
+	"github.com/outpostk8s/outpost/pkg/args"
+	"github.com/outpostk8s/outpost/pkg/component"
+)
+
+// Config is the scheduler's slice of the server config.
+type Config struct {
+	Kubeconfig string
+	Extra      []string
+}
+
+// Args is the deterministic argv.
+func Args(c Config) ([]string, error) {
+	return args.Build(map[string]string{
+		"authentication-kubeconfig": c.Kubeconfig,
+		"authorization-kubeconfig":  c.Kubeconfig,
+		"bind-address":              "127.0.0.1",
+		"kubeconfig":                c.Kubeconfig,
+		// One server: no lease to wait for after a restart.
+		"leader-elect": "false",
+		"profiling":    "false",
+		"secure-port":  "10259",
+	}, c.Extra)
+}
+
+// New returns the component.
+func New(c Config) (*component.InProcess, error) {
+	argv, err := Args(c)
+	if err != nil {
+		return nil, fmt.Errorf("kube-scheduler args: %w", err)
+	}
+	return &component.InProcess{ComponentName: "kube-scheduler", Run: func(ctx context.Context) error {
+		opts := options.NewOptions()
+		fs := pflag.NewFlagSet("kube-scheduler", pflag.ContinueOnError)
+		for _, f := range opts.Flags.FlagSets {
+			fs.AddFlagSet(f)
+		}
+		if err := fs.Parse(argv); err != nil {
+			return fmt.Errorf("kube-scheduler flags: %w", err)
+		}
+		if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
+			return err
+		}
+		name, err := cache.NewInformerName("kube-scheduler")
+		if err != nil {
+			return err
+		}
+		opts.InformerName = name
+		cc, sched, err := app.Setup(ctx, opts)
+		if err != nil {
+			return err
+		}
+		return app.Run(ctx, cc, sched)
+	}}, nil
+}

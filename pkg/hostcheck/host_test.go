@@ -1,0 +1,98 @@
+package hostcheck
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func fakeHost(t *testing.T, files map[string]string, magic int64, tools ...string) Host {
+	t.Helper()
+	root := t.TempDir()
+	for p, body := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	have := map[string]bool{}
+	for _, tl := range tools {
+		have[tl] = true
+	}
+	return Host{
+		Root: root,
+		LookPath: func(n string) (string, error) {
+			if have[n] {
+				return "/usr/sbin/" + n, nil
+			}
+			return "", errors.New("not found")
+		},
+		Statfs: func(string, *unix.Statfs_t) error { return nil },
+		Euid:   func() int { return 0 },
+	}.withMagic(magic)
+}
+
+func (h Host) withMagic(m int64) Host {
+	h.Statfs = func(_ string, st *unix.Statfs_t) error { st.Type = m; return nil }
+	return h
+}
+
+func TestDetect(t *testing.T) {
+	// CapEff with bit 24 (CAP_SYS_RESOURCE) cleared: 0x1fffeffffff has bit 24 = 0? compute explicitly.
+	full := uint64(1<<41 - 1)
+	without := full &^ (1 << 24)
+	tests := []struct {
+		name  string
+		capEff uint64
+		magic int64
+		br    bool
+		want  Facts
+	}{
+		{"v1 no cap", without, 0x01021994, false, Facts{CgroupV2: false, OOMScoreAdjRestricted: true}},
+		{"v2 with cap and br", full, unix.CGROUP2_SUPER_MAGIC, true, Facts{CgroupV2: true, BrNetfilter: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string]string{"/proc/self/status": "Name:\tx\nCapEff:\t" + hex(tt.capEff) + "\n"}
+			if tt.br {
+				files["/proc/sys/net/bridge/bridge-nf-call-iptables"] = "1"
+			}
+			got := fakeHost(t, files, tt.magic).Detect()
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func hex(v uint64) string {
+	const digits = "0123456789abcdef"
+	s := ""
+	for i := 0; i < 16; i++ {
+		s = string(digits[v&0xf]) + s
+		v >>= 4
+	}
+	return s
+}
+
+func TestChecksReportMissingTool(t *testing.T) {
+	h := fakeHost(t, map[string]string{
+		"/proc/filesystems":   "nodev\toverlay\n",
+		"/sys/fs/cgroup/cpu/x": "", "/sys/fs/cgroup/memory/x": "", "/sys/fs/cgroup/pids/x": "",
+	}, 0, "ip6tables", "mount", "nsenter")
+	cs := h.Checks()
+	c, bad := FirstFatal(cs)
+	if !bad || c.Name != "tool iptables" {
+		t.Fatalf("first fatal = %+v, want tool iptables", c)
+	}
+	if !strings.Contains(c.String(), "FAIL") || !strings.Contains(c.String(), "apt-get install iptables") {
+		t.Fatalf("line %q lacks status or fix", c.String())
+	}
+}

@@ -1,0 +1,87 @@
+package payload
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/fstest"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+func archive(t *testing.T, files map[string]string, badSum bool) []byte {
+	t.Helper()
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	sums := ""
+	for name, body := range files {
+		s := sha256.Sum256([]byte(body))
+		h := hex.EncodeToString(s[:])
+		if badSum {
+			h = hex.EncodeToString(make([]byte, 32))
+		}
+		sums += h + "  " + name + "\n"
+		tw.WriteHeader(&tar.Header{Name: "bin/" + name, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	tw.WriteHeader(&tar.Header{Name: "bin/SHA256SUMS", Mode: 0o644, Size: int64(len(sums)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(sums))
+	tw.Close()
+	var zb bytes.Buffer
+	zw, _ := zstd.NewWriter(&zb)
+	zw.Write(tb.Bytes())
+	zw.Close()
+	return zb.Bytes()
+}
+
+func TestExtractOnceAndLinks(t *testing.T) {
+	root := t.TempDir()
+	fsys := fstest.MapFS{"payload.tar.zst": {Data: archive(t, map[string]string{"containerd": "#!c", "runc": "#!r"}, false)}}
+	bin, err := Extract(fsys, root, "/usr/local/bin/outpost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(bin, "runc")); string(b) != "#!r" {
+		t.Fatalf("runc content %q", b)
+	}
+	if info, _ := os.Stat(filepath.Join(bin, "containerd")); info.Mode().Perm() != 0o755 {
+		t.Fatalf("mode %o", info.Mode().Perm())
+	}
+	if l, _ := os.Readlink(filepath.Join(bin, "kubectl")); l != "/usr/local/bin/outpost" {
+		t.Fatalf("kubectl link %q", l)
+	}
+	cur, _ := filepath.EvalSymlinks(filepath.Join(root, "current", "bin"))
+	if real, _ := filepath.EvalSymlinks(bin); cur != real {
+		t.Fatalf("current -> %s, want %s", cur, real)
+	}
+	// Second run: a user edit survives because nothing is unpacked again.
+	os.WriteFile(filepath.Join(bin, "runc"), []byte("edited"), 0o755)
+	if _, err := Extract(fsys, root, "/usr/local/bin/outpost"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(bin, "runc")); string(b) != "edited" {
+		t.Fatal("payload unpacked twice")
+	}
+}
+
+func TestExtractRejectsCorruptAndLeavesNothing(t *testing.T) {
+	root := t.TempDir()
+	fsys := fstest.MapFS{"payload.tar.zst": {Data: archive(t, map[string]string{"runc": "x"}, true)}}
+	if _, err := Extract(fsys, root, "/x"); err == nil {
+		t.Fatal("want checksum error")
+	}
+	entries, _ := os.ReadDir(root)
+	if len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+func TestNoPayload(t *testing.T) {
+	if _, err := Extract(fstest.MapFS{}, t.TempDir(), "/x"); err != ErrNoPayload {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,252 @@
+// Package pki creates the cluster's certificate authorities, certificates and kubeconfigs on
+// first start and reuses them afterwards. Keys are ECDSA P-256, written 0600, atomically.
+package pki
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+const (
+	caValidity   = 10 * 365 * 24 * time.Hour
+	leafValidity = 365 * 24 * time.Hour
+	// renewBefore: a leaf certificate this close to expiry is re-issued at start.
+	renewBefore = 90 * 24 * time.Hour
+)
+
+// CA is a certificate authority with its key.
+type CA struct {
+	Cert    *x509.Certificate
+	Key     crypto.Signer
+	CertPEM []byte
+}
+
+// Spec describes one leaf certificate.
+type Spec struct {
+	CommonName   string
+	Organization []string
+	DNSNames     []string
+	IPs          []net.IP
+	Server       bool // serving cert (else client)
+	Client       bool
+}
+
+// LoadOrCreateCA reads dir/name.crt and .key, or creates them.
+func LoadOrCreateCA(dir, name, cn string) (*CA, error) {
+	crtPath, keyPath := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if ca, err := loadCA(crtPath, keyPath); err == nil {
+		return ca, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("load CA %s: %w (remove both files to recreate it; every certificate signed by it is then invalid)", crtPath, err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate CA key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: fmt.Sprintf("%s@%d", cn, now.Unix())},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(caValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("self-sign CA %s: %w", name, err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := writeKey(keyPath, key); err != nil {
+		return nil, err
+	}
+	if err := WriteFile(crtPath, certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, Key: key, CertPEM: certPEM}, nil
+}
+
+func loadCA(crtPath, keyPath string) (*CA, error) {
+	certPEM, err := os.ReadFile(crtPath)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := parseCert(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	key, err := loadKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, Key: key, CertPEM: certPEM}, nil
+}
+
+// Issue writes dir/name.crt and .key signed by ca, unless a valid one that already matches
+// the spec is there.
+func (ca *CA) Issue(dir, name string, s Spec) error {
+	crtPath, keyPath := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if ca.current(crtPath, keyPath, s) {
+		return nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("generate key %s: %w", name, err)
+	}
+	der, err := ca.sign(key.Public(), s)
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", name, err)
+	}
+	if err := writeKey(keyPath, key); err != nil {
+		return err
+	}
+	return WriteFile(crtPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+func (ca *CA) sign(pub crypto.PublicKey, s Spec) ([]byte, error) {
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: s.CommonName, Organization: s.Organization},
+		DNSNames:     s.DNSNames,
+		IPAddresses:  s.IPs,
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(leafValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+	}
+	if s.Server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+	}
+	if s.Client || !s.Server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	return x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
+}
+
+// current reports whether an existing certificate is signed by ca, not near expiry, and
+// carries exactly the spec's identity and names.
+func (ca *CA) current(crtPath, keyPath string, s Spec) bool {
+	raw, err := os.ReadFile(crtPath)
+	if err != nil {
+		return false
+	}
+	cert, err := parseCert(raw)
+	if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil || time.Until(cert.NotAfter) < renewBefore {
+		return false
+	}
+	if _, err := loadKey(keyPath); err != nil {
+		return false
+	}
+	if cert.Subject.CommonName != s.CommonName || !slices.Equal(cert.Subject.Organization, s.Organization) ||
+		!slices.Equal(cert.DNSNames, s.DNSNames) || len(cert.IPAddresses) != len(s.IPs) {
+		return false
+	}
+	for i, ip := range cert.IPAddresses {
+		if !ip.Equal(s.IPs[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// ServiceAccountKey creates (once) the key that signs service-account tokens.
+func ServiceAccountKey(path string) error {
+	if _, err := loadKey(path); err == nil {
+		return nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("generate service-account key: %w", err)
+	}
+	return writeKey(path, key)
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+func parseCert(raw []byte) (*x509.Certificate, error) {
+	b, _ := pem.Decode(raw)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("no PEM certificate")
+	}
+	return x509.ParseCertificate(b.Bytes)
+}
+
+func loadKey(path string) (crypto.Signer, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := pem.Decode(raw)
+	if b == nil {
+		return nil, fmt.Errorf("%s: no PEM key", path)
+	}
+	k, err := x509.ParseECPrivateKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+func writeKey(path string, key *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encode key: %w", err)
+	}
+	return WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// WriteFile writes atomically: a temp file in the same folder, then rename, so a power cut
+// leaves the old file or the new one, never half of one.
+func WriteFile(path string, data []byte, mode os.FileMode) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return os.Chmod(path, mode)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,21 @@
+// Package version holds the versions stamped into the binary by the Makefile's -ldflags.
+package version
+
+import "fmt"
+
+// Set by -ldflags -X at build time; the defaults mark a build made without the Makefile.
+var (
+	Outpost    = "v0.0.0-dev"
+	GitCommit  = "unknown"
+	Kubernetes = "unknown"
+	Containerd = "unknown"
+	Runc       = "unknown"
+	CNIPlugins = "unknown"
+	CoreDNS    = "unknown"
+)
+
+// String is what `outpost --version` prints: one component per line.
+func String() string {
+	return fmt.Sprintf("outpost %s (%s)\nkubernetes %s\ncontainerd %s\nrunc %s\ncni-plugins %s\ncoredns %s",
+		Outpost, GitCommit, Kubernetes, Containerd, Runc, CNIPlugins, CoreDNS)
+}

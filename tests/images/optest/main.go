@@ -1,0 +1,69 @@
+// Command optest is the project's test image program: an HTTP server that names the pod that
+// answered, and the client side the tests run inside pods (get, resolve, sleep).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: optest serve [ADDR] | get URL | resolve NAME | sleep")
+		os.Exit(2)
+	}
+	if err := run(os.Args[1], os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "optest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cmd string, args []string) error {
+	switch cmd {
+	case "serve":
+		addr := ":8080"
+		if len(args) > 0 {
+			addr = args[0]
+		}
+		host, _ := os.Hostname()
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "hello from %s\n", host)
+		})
+		fmt.Println("serving on", addr)
+		return http.ListenAndServe(addr, nil)
+	case "get":
+		if len(args) != 1 {
+			return fmt.Errorf("get URL")
+		}
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(args[0])
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		fmt.Printf("%d %s", resp.StatusCode, body)
+		return nil
+	case "resolve":
+		if len(args) != 1 {
+			return fmt.Errorf("resolve NAME")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		addrs, err := net.DefaultResolver.LookupHost(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Println(strings.Join(addrs, " "))
+		return nil
+	case "sleep":
+		select {}
+	}
+	return fmt.Errorf("unknown command %q", cmd)
+}
