@@ -1,0 +1,40 @@
+package containerd
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRender(t *testing.T) {
+	for _, restrict := range []bool{false, true} {
+		b, err := Render(Config{Root: "/d/containerd", State: "/run/o/containerd", Socket: "/run/o/c.sock",
+			BinDir: "/d/bin", CNIConfDir: "/d/cni", SandboxImage: "docker.io/outpostk8s/pause:1",
+			RestrictOOMScoreAdj: restrict})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		for _, want := range []string{
+			"version = 3", "root = '/d/containerd'", "address = '/run/o/c.sock'",
+			"BinaryName = '/d/bin/runc'", "bin_dirs = ['/d/bin']", "conf_dir = '/d/cni'",
+			"sandbox = 'docker.io/outpostk8s/pause:1'", "enable_cdi = true",
+			"cdi_spec_dirs = ['/etc/cdi', '/var/run/cdi']",
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("config lacks %q:\n%s", want, s)
+			}
+		}
+		if want := "restrict_oom_score_adj = " + map[bool]string{true: "true", false: "false"}[restrict]; !strings.Contains(s, want) {
+			t.Errorf("config lacks %q", want)
+		}
+	}
+}
+
+func TestQuote(t *testing.T) {
+	if got := quote("it's"); got != `"it's"` {
+		t.Errorf("quote = %s", got)
+	}
+	if got := quote("/a/b"); got != "'/a/b'" {
+		t.Errorf("quote = %s", got)
+	}
+}

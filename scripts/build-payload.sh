@@ -1,0 +1,40 @@
+#!/bin/sh
+# Builds the small binaries that Outpost bundles (containerd, ctr, shim, runc, CNI plugins) from
+# their upstream Go modules and packs them into one zstd tar with a SHA256SUMS manifest.
+# Usage: build-payload.sh OUTDIR ARCHIVE  (versions come from the environment; see versions.mk)
+set -eu
+out=$1
+archive=$2
+: "${CONTAINERD_VERSION:?}" "${RUNC_VERSION:?}" "${CNI_VERSION:?}"
+bin=$out/bin
+mkdir -p "$bin"
+ldflags="-s -w"
+tags_ctrd="no_btrfs no_devmapper no_zfs no_aufs no_drbd"
+
+build() { # stamp-file module@version env...
+	stamp=$out/.$(echo "$1" | tr '/@' '__')
+	[ -f "$stamp" ] && return 0
+	shift_mod=$1
+	shift
+	echo "payload: building $shift_mod" >&2
+	env GOBIN="$(cd "$bin" && pwd)" GOFLAGS=-trimpath "$@" go install -ldflags "$ldflags" $BUILD_TAGS "$shift_mod"
+	touch "$stamp"
+}
+
+BUILD_TAGS="-tags=$(echo $tags_ctrd | tr ' ' ',')"
+for cmd in containerd ctr containerd-shim-runc-v2; do
+	build "github.com/containerd/containerd/v2/cmd/$cmd@$CONTAINERD_VERSION" CGO_ENABLED=0
+done
+for p in bridge host-local portmap loopback; do
+	case $p in host-local) dir=ipam/$p ;; *) dir=main/$p ;; esac
+	BUILD_TAGS=""
+	build "github.com/containernetworking/plugins/plugins/$dir@$CNI_VERSION" CGO_ENABLED=0
+done
+# runc needs cgo for seccomp; link it statically so it runs in any mount namespace.
+BUILD_TAGS="-tags=seccomp,urfave_cli_no_docs,netgo,osusergo"
+ldflags="-s -w -extldflags -static"
+build "github.com/opencontainers/runc@$RUNC_VERSION" CGO_ENABLED=1
+
+(cd "$out" && rm -f bin/SHA256SUMS && find bin -type f ! -name SHA256SUMS | sort | xargs sha256sum > bin/SHA256SUMS.tmp && mv bin/SHA256SUMS.tmp bin/SHA256SUMS)
+tar -C "$out" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - bin | zstd -q -19 -T0 -f -o "$archive"
+echo "payload: wrote $archive ($(du -h "$archive" | cut -f1))" >&2

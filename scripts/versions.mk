@@ -1,0 +1,6 @@
+# Upstream versions of everything Outpost builds and bundles. Change them here only.
+KUBERNETES_VERSION := v1.37.2
+CONTAINERD_VERSION := v2.4.2
+RUNC_VERSION       := v1.5.2
+CNI_VERSION        := v1.9.1
+COREDNS_VERSION    := v1.15.0
