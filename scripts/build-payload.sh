@@ -26,7 +26,7 @@ for cmd in containerd ctr containerd-shim-runc-v2; do
 	build "github.com/containerd/containerd/v2/cmd/$cmd@$CONTAINERD_VERSION" CGO_ENABLED=0
 done
 for p in bridge host-local portmap loopback; do
-	case $p in host-local) dir=ipam/$p ;; *) dir=main/$p ;; esac
+	case $p in host-local) dir=ipam/$p ;; portmap) dir=meta/$p ;; *) dir=main/$p ;; esac
 	BUILD_TAGS=""
 	build "github.com/containernetworking/plugins/plugins/$dir@$CNI_VERSION" CGO_ENABLED=0
 done
