@@ -10,12 +10,12 @@ import (
 )
 
 type fake struct {
-	name               string
-	log                *[]string
-	initErr, startErr  error
-	readyAfter         int
-	readyCalls         int
-	done               chan error
+	name              string
+	log               *[]string
+	initErr, startErr error
+	readyAfter        int
+	readyCalls        int
+	done              chan error
 }
 
 func (f *fake) Name() string { return f.name }

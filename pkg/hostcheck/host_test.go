@@ -49,11 +49,11 @@ func TestDetect(t *testing.T) {
 	full := uint64(1<<41 - 1)
 	without := full &^ (1 << 24)
 	tests := []struct {
-		name  string
+		name   string
 		capEff uint64
-		magic int64
-		br    bool
-		want  Facts
+		magic  int64
+		br     bool
+		want   Facts
 	}{
 		{"v1 no cap", without, 0x01021994, false, Facts{CgroupV2: false, OOMScoreAdjRestricted: true}},
 		{"v2 with cap and br", full, unix.CGROUP2_SUPER_MAGIC, true, Facts{CgroupV2: true, BrNetfilter: true}},
@@ -84,7 +84,7 @@ func hex(v uint64) string {
 
 func TestChecksReportMissingTool(t *testing.T) {
 	h := fakeHost(t, map[string]string{
-		"/proc/filesystems":   "nodev\toverlay\n",
+		"/proc/filesystems":    "nodev\toverlay\n",
 		"/sys/fs/cgroup/cpu/x": "", "/sys/fs/cgroup/memory/x": "", "/sys/fs/cgroup/pids/x": "",
 	}, 0, "ip6tables", "mount", "nsenter")
 	cs := h.Checks()

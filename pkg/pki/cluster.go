@@ -8,18 +8,18 @@ import (
 
 // Names of the files under the TLS dir; other packages use these, never literal names.
 const (
-	ServerCA          = "server-ca"
-	ClientCA          = "client-ca"
-	RequestHeaderCA   = "request-header-ca"
-	APIServerServing  = "serving-kube-apiserver"
-	KubeletServing    = "serving-kubelet"
-	Admin             = "client-admin"
-	ControllerManager = "client-controller"
-	Scheduler         = "client-scheduler"
-	APIServerKubelet  = "client-kube-apiserver"
-	Kubelet           = "client-kubelet"
-	KubeProxy         = "client-kube-proxy"
-	AuthProxy         = "client-auth-proxy"
+	ServerCA              = "server-ca"
+	ClientCA              = "client-ca"
+	RequestHeaderCA       = "request-header-ca"
+	APIServerServing      = "serving-kube-apiserver"
+	KubeletServing        = "serving-kubelet"
+	Admin                 = "client-admin"
+	ControllerManager     = "client-controller"
+	Scheduler             = "client-scheduler"
+	APIServerKubelet      = "client-kube-apiserver"
+	Kubelet               = "client-kubelet"
+	KubeProxy             = "client-kube-proxy"
+	AuthProxy             = "client-auth-proxy"
 	ServiceAccountKeyFile = "service.key"
 )
 

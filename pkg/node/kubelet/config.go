@@ -60,9 +60,11 @@ func Render(c Config) ([]byte, error) {
 		"tlsCertFile":              c.TLSCertFile,
 		"tlsPrivateKeyFile":        c.TLSKeyFile,
 		// Small edge disks: the upstream 10%/15% would evict on a half-full 64 GB card.
-		"evictionHard": map[string]string{"imagefs.available": "5%", "nodefs.available": "5%"},
-		"evictionMinimumReclaim": map[string]string{"imagefs.available": "10%", "nodefs.available": "10%"},
+		"evictionHard":              map[string]string{"imagefs.available": "5%", "nodefs.available": "5%"},
+		"evictionMinimumReclaim":    map[string]string{"imagefs.available": "10%", "nodefs.available": "10%"},
 		"nodeStatusReportFrequency": "1m",
+		// "outpost" is registered by pkg/logging: klog lines come out tagged by component.
+		"logging": map[string]any{"format": "outpost"},
 	}
 	if !c.CgroupV2 {
 		// Kubernetes 1.35+ refuses cgroup v1 unless told; hybrid hosts are still common at the edge.

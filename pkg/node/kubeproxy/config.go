@@ -37,6 +37,7 @@ func Render(c Config) ([]byte, error) {
 		// Leave the host's conntrack sysctls alone: containers and LXC hosts refuse the writes.
 		"conntrack": map[string]any{"maxPerCore": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
 		"iptables":  map[string]any{"masqueradeAll": c.MasqueradeAll},
+		"logging":   map[string]any{"format": "outpost"}, // registered by pkg/logging
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -13,9 +13,9 @@ func TestRender(t *testing.T) {
 			t.Fatal(err)
 		}
 		var m struct {
-			Mode      string
-			Conntrack struct{ MaxPerCore *int32 }
-			Iptables  struct{ MasqueradeAll bool }
+			Mode             string
+			Conntrack        struct{ MaxPerCore *int32 }
+			Iptables         struct{ MasqueradeAll bool }
 			HostnameOverride string
 		}
 		if err := yaml.Unmarshal(b, &m); err != nil {

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	logsapi "k8s.io/component-base/logs/api/v1"
-	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
 	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
+	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	_ "github.com/outpostk8s/outpost/pkg/logging" // registers the "outpost" log format
 )
 
 func init() {

@@ -1,0 +1,52 @@
+package logging
+
+import (
+	"bytes"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+)
+
+func TestComponentOf(t *testing.T) {
+	for file, want := range map[string]string{
+		"k8s.io/kubernetes@v1.37.2/pkg/kubelet/kubelet.go":          "kubelet",
+		"k8s.io/kubernetes@v1.37.2/pkg/proxy/iptables/proxier.go":   "kube-proxy",
+		"k8s.io/apiserver@v0.37.2/pkg/server/healthz.go":            "kube-apiserver",
+		"k8s.io/kubernetes@v1.37.2/pkg/controller/nodeipam/ipam.go": "kube-controller-manager",
+		"k8s.io/kubernetes@v1.37.2/pkg/scheduler/schedule_one.go":   "kube-scheduler",
+		"k8s.io/client-go@v0.37.2/tools/cache/reflector.go":         "k8s-client",
+		"somewhere/else.go": "k8s",
+	} {
+		if got := ComponentOf(file); got != want {
+			t.Errorf("%s: got %s want %s", file, got, want)
+		}
+	}
+}
+
+func TestKlogSinkTagsAndFilters(t *testing.T) {
+	var b bytes.Buffer
+	v := 0
+	sink := NewKlogSink(NewOut(&b), &v)
+	sink.resolve = filepath.Base
+	l := logr.New(sink)
+	l.Info("hello", "k", "v w")
+	l.V(2).Info("hidden")
+	line := b.String()
+	// The caller is this test file in outpost's own module.
+	if !strings.Contains(line, "[logging_test.go] INFO hello k=\"v w\"") || strings.Contains(line, "hidden") {
+		t.Errorf("line = %q", line)
+	}
+}
+
+func TestSlogHandlerComponent(t *testing.T) {
+	var b bytes.Buffer
+	log := slog.New(NewHandler(NewOut(&b), slog.LevelInfo)).With("component", "deploy")
+	log.Info("applied", "file", "coredns.yaml")
+	log.Debug("quiet")
+	if got := b.String(); !strings.Contains(got, "[deploy] INFO applied file=coredns.yaml") || strings.Contains(got, "quiet") {
+		t.Errorf("got %q", got)
+	}
+}
