@@ -19,3 +19,9 @@ func String() string {
 	return fmt.Sprintf("outpost %s (%s)\nkubernetes %s\ncontainerd %s\nrunc %s\ncni-plugins %s\ncoredns %s",
 		Outpost, GitCommit, Kubernetes, Containerd, Runc, CNIPlugins, CoreDNS)
 }
+
+// Images Outpost builds and embeds; the Makefile tags them with the same names.
+const (
+	PauseImage   = "docker.io/outpostk8s/pause:3.10-outpost"
+	CoreDNSImage = "docker.io/outpostk8s/coredns:v1.15.0-outpost"
+)

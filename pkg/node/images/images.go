@@ -130,6 +130,16 @@ func (im Importer) ImportAll(ctx context.Context, embedded fs.FS, embeddedNames 
 	return all, nil
 }
 
+// ImportFile imports one archive file from disk, pinned.
+func (im Importer) ImportFile(ctx context.Context, path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("image archive: %w", err)
+	}
+	defer f.Close()
+	return im.Import(ctx, f, path, true)
+}
+
 // Archives lists the image archives in dir, sorted; a missing dir has none.
 func Archives(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)

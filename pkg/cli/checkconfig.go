@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/outpostk8s/outpost/pkg/hostcheck"
+)
+
+func checkConfigCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "check-config",
+		Usage:        "check whether this host can run Outpost, one line per check",
+		OnUsageError: usageError,
+		Action: func(c *cli.Context) error {
+			checks := hostcheck.Real().Checks()
+			for _, ch := range checks {
+				fmt.Fprintln(c.App.Writer, ch.String())
+			}
+			if ch, bad := hostcheck.FirstFatal(checks); bad {
+				return fmt.Errorf("this host cannot run Outpost yet: %s — fix: %s", ch.Name, ch.Fix)
+			}
+			return nil
+		},
+	}
+}

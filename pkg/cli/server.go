@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/hostcheck"
+	"github.com/outpostk8s/outpost/pkg/logging"
+	"github.com/outpostk8s/outpost/pkg/server"
+	"github.com/outpostk8s/outpost/pkg/version"
+)
+
+func serverCommand() *cli.Command {
+	flags := config.ServerFlags()
+	return &cli.Command{
+		Name:         "server",
+		Usage:        "run a cluster's server: datastore, control plane and this node",
+		Flags:        flags,
+		OnUsageError: usageError,
+		Before:       applyConfigFile(flags),
+		Action:       runServer,
+	}
+}
+
+// applyConfigFile merges config.yaml and config.yaml.d/*.yaml under the command line.
+func applyConfigFile(flags []cli.Flag) cli.BeforeFunc {
+	return func(c *cli.Context) error {
+		explicit := c.IsSet("config")
+		files, err := config.Files(c.String("config"), explicit)
+		if err != nil {
+			return err
+		}
+		return config.Apply(files, config.KnownFlags(flags), c)
+	}
+}
+
+func runServer(c *cli.Context) error {
+	started := time.Now()
+	if c.NArg() > 0 {
+		return UsageError{fmt.Errorf("unexpected argument %q: outpost server takes only flags (see --help)", c.Args().First())}
+	}
+	host := hostcheck.Real()
+	if host.Euid() != 0 {
+		return errors.New("outpost server must run as root: run it with sudo, or as a service")
+	}
+	cfg, err := config.Complete(config.ServerOptionsFrom(c), config.RealEnv())
+	if err != nil {
+		return err
+	}
+	if chk, bad := hostcheck.FirstFatal(host.Checks()); bad {
+		return fmt.Errorf("host not ready: %s: %s — fix: %s (run 'outpost check-config' for every check)", chk.Name, chk.Detail, chk.Fix)
+	}
+	lock, err := lockDataDir(cfg)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+
+	out := logging.Setup(cfg.Verbosity)
+	level := slog.LevelInfo
+	if cfg.Verbosity >= 4 {
+		level = slog.LevelDebug
+	}
+	log := slog.New(logging.NewHandler(out, level))
+	slog.SetDefault(log)
+	log.Info("starting outpost server", "version", version.Outpost, "kubernetes", version.Kubernetes,
+		"node", cfg.NodeName, "node-ip", cfg.NodeIP.String(), "data-dir", cfg.Dirs.Data, "cgroup-v2", cfg.Host.CgroupV2,
+		"restrict-oom-score-adj", cfg.Host.OOMScoreAdjRestricted)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started}
+	return s.Run(ctx)
+}
+
+// lockDataDir refuses a second server on the same data dir, then a port taken by another
+// program, before anything is written: a refused start leaves no files behind.
+func lockDataDir(cfg *config.Config) (*datadir.Lock, error) {
+	var lock *datadir.Lock
+	if _, err := os.Stat(cfg.Dirs.Lock()); err == nil {
+		if lock, err = datadir.Acquire(cfg.Dirs.Lock()); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkPorts(cfg); err != nil {
+		lock.Release()
+		return nil, err
+	}
+	if lock != nil {
+		return lock, nil
+	}
+	if err := writable(cfg.Dirs.Data); err != nil {
+		return nil, err
+	}
+	l, err := datadir.Acquire(cfg.Dirs.Lock())
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s is not writable (%w): choose another --data-dir or fix its permissions", cfg.Dirs.Data, err)
+	}
+	return l, nil
+}
+
+// writable creates the data dir (and parents) or explains why it cannot.
+func writable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s is not writable (%v): choose another --data-dir or fix its permissions", dir, errors.Unwrap(err))
+	}
+	f, err := os.CreateTemp(dir, ".probe-")
+	if err != nil {
+		return fmt.Errorf("data dir %s is not writable (%v): choose another --data-dir or fix its permissions", dir, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func checkPorts(cfg *config.Config) error {
+	ports := []struct {
+		addr  string
+		port  int
+		owner string
+		fix   string
+	}{
+		{cfg.BindAddress, cfg.HTTPSPort, "kube-apiserver", "set --https-listen-port"},
+		{"0.0.0.0", 10250, "kubelet", "stop the other kubelet (k3s, kubeadm?)"},
+		{"127.0.0.1", 10248, "kubelet healthz", "stop the other kubelet"},
+		{"127.0.0.1", 10256, "kube-proxy healthz", "stop the other kube-proxy"},
+		{"127.0.0.1", 10257, "kube-controller-manager", "stop the other control plane"},
+		{"127.0.0.1", 10259, "kube-scheduler", "stop the other control plane"},
+	}
+	for _, p := range ports {
+		if err := server.ListenCheck(p.addr, p.port, p.owner, p.fix); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,40 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// announceReady prints one line once this node is Ready: the moment a person can use the
+// cluster, with the kubeconfig path and how to use it.
+func (s *Server) announceReady(ctx context.Context) {
+	cs, _, _, err := s.client(s.cred("admin"))
+	if err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		n, err := cs.CoreV1().Nodes().Get(ctx, s.Cfg.NodeName, metav1.GetOptions{})
+		if err == nil && nodeReady(n) {
+			s.Log.Info(fmt.Sprintf("Outpost is ready: node %s is Ready after %.1fs. Admin kubeconfig: %s — use `outpost kubectl get pods -A`, or `export KUBECONFIG=%s` for kubectl, helm and client-go",
+				s.Cfg.NodeName, time.Since(s.Started).Seconds(), s.Cfg.Kubeconfig, s.Cfg.Kubeconfig))
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

@@ -1,0 +1,240 @@
+// Package server assembles `outpost server` from its components: the datastore, the control
+// plane, the deploy controller and the node (containerd, kubelet, kube-proxy, CNI).
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/outpostk8s/outpost/manifests"
+	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/control/apiserver"
+	"github.com/outpostk8s/outpost/pkg/control/controllermanager"
+	"github.com/outpostk8s/outpost/pkg/control/deploy"
+	"github.com/outpostk8s/outpost/pkg/control/scheduler"
+	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/logging"
+	"github.com/outpostk8s/outpost/pkg/node/cni"
+	"github.com/outpostk8s/outpost/pkg/node/containerd"
+	"github.com/outpostk8s/outpost/pkg/node/images"
+	"github.com/outpostk8s/outpost/pkg/node/kubelet"
+	"github.com/outpostk8s/outpost/pkg/node/kubeproxy"
+	"github.com/outpostk8s/outpost/pkg/node/sysctl"
+	"github.com/outpostk8s/outpost/pkg/node/upstream"
+	"github.com/outpostk8s/outpost/pkg/payload"
+	"github.com/outpostk8s/outpost/pkg/pki"
+	"github.com/outpostk8s/outpost/pkg/version"
+)
+
+// Server is one run of `outpost server`.
+type Server struct {
+	Cfg     *config.Config
+	Log     *slog.Logger
+	Out     *logging.Out
+	Started time.Time
+	mgr     *component.Manager
+}
+
+// Run prepares the data dir, starts every component and blocks until ctx ends or a component
+// dies; it then stops everything in reverse.
+func (s *Server) Run(ctx context.Context) error {
+	c := s.Cfg
+	for _, w := range sysctl.Ensure("/") {
+		s.Log.Warn(w)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	binDir, err := payload.Extract(payload.Assets(), c.Dirs.Payload(), self)
+	if err != nil {
+		return err
+	}
+	if err := s.writeCredentials(); err != nil {
+		return err
+	}
+	phases, err := s.components(binDir)
+	if err != nil {
+		return err
+	}
+	s.mgr = &component.Manager{Phases: phases, ReadyTimeout: 3 * time.Minute, Log: s.Log}
+	if err := s.mgr.Start(ctx); err != nil {
+		return err
+	}
+	go s.announceReady(ctx)
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.Log.Info("stopping")
+	case err := <-s.mgr.Died():
+		runErr = err
+		s.Log.Error("component died; stopping", "err", err)
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 45*time.Second)
+	defer cancel()
+	if err := s.mgr.Stop(stopCtx); err != nil {
+		s.Log.Warn("stop", "err", err)
+	}
+	return runErr
+}
+
+// writeCredentials creates the PKI and every kubeconfig; existing valid files are kept.
+func (s *Server) writeCredentials() error {
+	c := s.Cfg
+	b, err := pki.EnsureCluster(pki.ClusterSpec{Dir: c.Dirs.TLS(), DNSNames: c.SANs.DNS, IPs: c.SANs.IPs,
+		NodeName: c.NodeName, NodeIP: c.NodeIP})
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	url := fmt.Sprintf("https://127.0.0.1:%d", c.HTTPSPort)
+	ca := b.ServerCA.CertPEM
+	for _, k := range []struct {
+		path, name string
+		mode       os.FileMode
+	}{
+		{s.cred("admin"), pki.Admin, 0o600},
+		{s.cred("controller"), pki.ControllerManager, 0o600},
+		{s.cred("scheduler"), pki.Scheduler, 0o600},
+		{c.Dirs.KubeletKubeconfig(), pki.Kubelet, 0o600},
+		{c.Dirs.KubeProxyKubeconfig(), pki.KubeProxy, 0o600},
+		{c.Kubeconfig, pki.Admin, c.KubeconfigMode},
+	} {
+		if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
+			return fmt.Errorf("kubeconfig dir: %w", err)
+		}
+		if err := pki.Kubeconfig(k.path, url, ca, c.Dirs.TLS(), k.name, k.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) cred(name string) string {
+	return filepath.Join(s.Cfg.Dirs.Cred(), name+".kubeconfig")
+}
+
+func (s *Server) client(kubeconfig string) (*kubernetes.Clientset, dynamic.Interface, discovery.CachedDiscoveryInterface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("client from %s: %w", kubeconfig, err)
+	}
+	rc.UserAgent = "outpost/" + version.Outpost
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cs, dyn, memory.NewMemCacheClient(cs.Discovery()), nil
+}
+
+func (s *Server) components(binDir string) ([][]component.Component, error) {
+	c := s.Cfg
+	kine := datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, DBFile: c.Dirs.DBFile(),
+		Socket: c.Dirs.KineSocket(), CompactInterval: c.Datastore.CompactInterval,
+		CompactBatch: c.Datastore.CompactBatch, PollInterval: c.Datastore.PollInterval})
+	api, err := apiserver.New(apiserver.Config{TLSDir: c.Dirs.TLS(), ConfDir: filepath.Join(c.Dirs.Server(), "etc"),
+		EtcdEndpoint: kine.EtcdEndpoint(), AdvertiseIP: c.NodeIP.String(), BindAddress: c.BindAddress,
+		Port: c.HTTPSPort, ServiceCIDR: c.ServiceCIDR.String(), ClusterDomain: c.ClusterDomain,
+		Verbosity: c.Verbosity, Extra: c.Extra.APIServer})
+	if err != nil {
+		return nil, err
+	}
+	sched, err := scheduler.New(scheduler.Config{Kubeconfig: s.cred("scheduler"), Extra: c.Extra.Scheduler})
+	if err != nil {
+		return nil, err
+	}
+	cm, err := controllermanager.New(controllermanager.Config{Kubeconfig: s.cred("controller"), TLSDir: c.Dirs.TLS(),
+		ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), Extra: c.Extra.ControllerManager})
+	if err != nil {
+		return nil, err
+	}
+	_, dyn, disc, err := s.client(s.cred("admin"))
+	if err != nil {
+		return nil, err
+	}
+	dep := &deploy.Controller{Dir: c.Dirs.Manifests(), Log: s.Log.With("component", "deploy"),
+		Applier:  deploy.Applier{Client: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disc)},
+		Embedded: manifests.FS, Disabled: c.Disabled,
+		Values: deploy.Values{ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain,
+			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage}}
+
+	ctrd := containerd.New(containerd.Config{Root: c.Dirs.ContainerdRoot(), State: c.Dirs.RuntimeContainerd(),
+		Socket: c.Dirs.ContainerdSocket(), ConfigFile: c.Dirs.ContainerdConfig(), BinDir: binDir,
+		CNIConfDir: c.Dirs.CNIConfDir(), SandboxImage: version.PauseImage, CgroupV2: c.Host.CgroupV2,
+		RestrictOOMScoreAdj: c.Host.OOMScoreAdjRestricted, Debug: c.Verbosity >= 4}, s.Out)
+	imgs := &imageImport{im: images.Importer{Ctr: filepath.Join(binDir, "ctr"), Socket: c.Dirs.ContainerdSocket(), Run: images.Exec},
+		dir: c.Dirs.Images(), log: s.Log.With("component", "images")}
+
+	kcfg := kubelet.Config{NodeName: c.NodeName, NodeIP: c.NodeIP, ConfigFile: c.Dirs.KubeletConfig(),
+		Kubeconfig: c.Dirs.KubeletKubeconfig(), ClientCAFile: filepath.Join(c.Dirs.TLS(), pki.ClientCA+".crt"),
+		TLSCertFile: filepath.Join(c.Dirs.TLS(), pki.KubeletServing+".crt"), TLSKeyFile: filepath.Join(c.Dirs.TLS(), pki.KubeletServing+".key"),
+		RuntimeSocket: c.Dirs.ContainerdSocket(), ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain,
+		ResolvConf: kubelet.ResolvConf("/"), CgroupV2: c.Host.CgroupV2, Verbosity: c.Verbosity, Extra: c.Extra.Kubelet}
+	if err := writeRendered(c.Dirs.KubeletConfig(), func() ([]byte, error) { return kubelet.Render(kcfg) }); err != nil {
+		return nil, err
+	}
+	kargv, err := kubelet.Args(kcfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet args: %w", err)
+	}
+	pcfg := kubeproxy.Config{NodeName: c.NodeName, ConfigFile: c.Dirs.KubeProxyConfig(), Kubeconfig: c.Dirs.KubeProxyKubeconfig(),
+		ClusterCIDR: c.ClusterCIDR.String(), MasqueradeAll: !c.Host.BrNetfilter, Verbosity: c.Verbosity, Extra: c.Extra.KubeProxy}
+	if err := writeRendered(c.Dirs.KubeProxyConfig(), func() ([]byte, error) { return kubeproxy.Render(pcfg) }); err != nil {
+		return nil, err
+	}
+	pargv, err := kubeproxy.Args(pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("kube-proxy args: %w", err)
+	}
+	nodeClient, _, _, err := s.client(c.Dirs.KubeletKubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	cniw := cni.New(cni.Config{ConfDir: c.Dirs.CNIConfDir(), IPAMDir: filepath.Join(c.Dirs.Agent(), "cni", "networks"),
+		NodeName: c.NodeName}, nodeClient)
+
+	return [][]component.Component{
+		{kine},
+		{api},
+		{sched, cm, dep, ctrd},
+		{imgs},
+		{upstream.Kubelet(kargv), upstream.KubeProxy(pargv)},
+		{cniw},
+	}, nil
+}
+
+func writeRendered(path string, render func() ([]byte, error)) error {
+	b, err := render()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return pki.WriteFile(path, b, 0o600)
+}
+
+// ListenCheck fails when addr:port is taken, naming the flag that moves it.
+func ListenCheck(addr string, port int, owner, fix string) error {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, fmt.Sprint(port)))
+	if err != nil {
+		return fmt.Errorf("port %d (%s) is already in use by another program: stop it, or %s", port, owner, fix)
+	}
+	return l.Close()
+}
