@@ -4,3 +4,6 @@ CONTAINERD_VERSION := v2.4.2
 RUNC_VERSION       := v1.5.2
 CNI_VERSION        := v1.9.1
 COREDNS_VERSION    := v1.15.0
+PAUSE_IMAGE        := docker.io/outpostk8s/pause:3.10-outpost
+COREDNS_IMAGE      := docker.io/outpostk8s/coredns:$(COREDNS_VERSION)-outpost
+TEST_IMAGE         := docker.io/outpostk8s/optest:dev

@@ -20,8 +20,9 @@ func String() string {
 		Outpost, GitCommit, Kubernetes, Containerd, Runc, CNIPlugins, CoreDNS)
 }
 
-// Images Outpost builds and embeds; the Makefile tags them with the same names.
-const (
+// Images Outpost builds and embeds; the Makefile sets both from versions.mk so the archives
+// and the manifests name the same images.
+var (
 	PauseImage   = "docker.io/outpostk8s/pause:3.10-outpost"
 	CoreDNSImage = "docker.io/outpostk8s/coredns:v1.15.0-outpost"
 )

@@ -15,7 +15,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: optest serve [ADDR] | get URL | resolve NAME | sleep")
+		fmt.Fprintln(os.Stderr, "usage: optest serve [ADDR] | get URL | resolve NAME | tcp HOST:PORT | sleep")
 		os.Exit(2)
 	}
 	if err := run(os.Args[1], os.Args[2:]); err != nil {
@@ -62,6 +62,16 @@ func run(cmd string, args []string) error {
 		}
 		fmt.Println(strings.Join(addrs, " "))
 		return nil
+	case "tcp":
+		if len(args) != 1 {
+			return fmt.Errorf("tcp HOST:PORT")
+		}
+		conn, err := net.DialTimeout("tcp", args[0], 5*time.Second)
+		if err != nil {
+			return err
+		}
+		fmt.Println("connected", conn.RemoteAddr())
+		return conn.Close()
 	case "sleep":
 		select {}
 	}

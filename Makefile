@@ -1,0 +1,85 @@
+# Outpost build. `make server` on a fresh Debian 12 machine (as root) installs what the build
+# and the run need, builds everything and starts a single-node server.
+include scripts/versions.mk
+
+SHELL        := /bin/bash
+PKG          := github.com/outpostk8s/outpost
+VERSION      ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v0.0.0-$(COMMIT))
+COMMIT       ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+GOARCH       ?= $(shell go env GOARCH)
+BUILD        := build
+ASSETS       := pkg/payload/assets
+BIN          := bin/outpost
+TAGS         := providerless
+ARGS         ?=
+
+V  := $(PKG)/pkg/version
+CB := k8s.io/component-base/version
+CG := k8s.io/client-go/pkg/version
+KMINOR := $(word 2,$(subst ., ,$(KUBERNETES_VERSION)))
+LDFLAGS := -s -w \
+	-X $(V).Outpost=$(VERSION) -X $(V).GitCommit=$(COMMIT) -X $(V).Kubernetes=$(KUBERNETES_VERSION) \
+	-X $(V).Containerd=$(CONTAINERD_VERSION) -X $(V).Runc=$(RUNC_VERSION) -X $(V).CNIPlugins=$(CNI_VERSION) \
+	-X $(V).CoreDNS=$(COREDNS_VERSION) -X $(V).PauseImage=$(PAUSE_IMAGE) -X $(V).CoreDNSImage=$(COREDNS_IMAGE) \
+	-X $(CB).gitVersion=$(KUBERNETES_VERSION) -X $(CB).gitMajor=1 -X $(CB).gitMinor=$(KMINOR) \
+	-X $(CB).gitTreeState=clean -X $(CB).gitCommit=$(COMMIT) \
+	-X $(CG).gitVersion=$(KUBERNETES_VERSION) -X $(CG).gitMajor=1 -X $(CG).gitMinor=$(KMINOR)
+
+# Host packages: the build (runc's seccomp, zstd) and the run (iptables, conntrack, mount tools).
+DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables conntrack ethtool socat kmod iproute2 zstd \
+	util-linux mount busybox-static curl ca-certificates
+
+.PHONY: all deps build payload images test-images server test unit integration bench clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	@command -v go >/dev/null || { echo "Go 1.26+ is required: https://go.dev/dl/"; exit 1; }
+
+payload: $(ASSETS)/payload.tar.zst
+$(ASSETS)/payload.tar.zst: scripts/build-payload.sh scripts/versions.mk
+	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) \
+		scripts/build-payload.sh $(BUILD)/payload $@
+
+# Images are single-layer OCI archives of static binaries, built without a registry or engine.
+images: $(ASSETS)/images/pause.tar $(ASSETS)/images/coredns.tar
+$(ASSETS)/images/pause.tar: scripts/images/pause/main.go scripts/ociimage/main.go
+	@mkdir -p $(BUILD)/images $(ASSETS)/images
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BUILD)/images/pause ./scripts/images/pause
+	go run ./scripts/ociimage -name $(PAUSE_IMAGE) -o $@ -entrypoint /pause /pause=$(BUILD)/images/pause
+$(ASSETS)/images/coredns.tar: scripts/images/coredns/main.go scripts/images/coredns/go.mod scripts/ociimage/main.go
+	@mkdir -p $(BUILD)/images $(ASSETS)/images
+	cd scripts/images/coredns && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(BUILD)/images/coredns .
+	go run ./scripts/ociimage -name $(COREDNS_IMAGE) -o $@ -entrypoint /coredns /coredns=$(BUILD)/images/coredns
+
+test-images: $(BUILD)/test-images/optest.tar
+$(BUILD)/test-images/optest.tar: tests/images/optest/main.go scripts/ociimage/main.go
+	@mkdir -p $(BUILD)/test-images
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BUILD)/test-images/optest ./tests/images/optest
+	go run ./scripts/ociimage -name $(TEST_IMAGE) -o $@ -entrypoint /optest /optest=$(BUILD)/test-images/optest
+
+build: deps payload images
+	CGO_ENABLED=0 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/outpost
+	@ls -l $(BIN) | awk '{printf "built %s (%.1f MiB)\n", $$9, $$5/1048576}'
+
+server: build
+	$(BIN) server $(ARGS)
+
+unit:
+	go test -count=1 ./cmd/... ./pkg/... ./manifests/... ./scripts/...
+
+integration: build test-images
+	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images \
+		go test -count=1 -v -timeout 60m ./tests/...
+
+test: unit integration
+
+bench: build test-images
+	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images \
+		go run ./tests/bench
+
+clean:
+	rm -rf bin $(BUILD) $(ASSETS)/payload.tar.zst $(ASSETS)/images

@@ -1,0 +1,134 @@
+package tests
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/outpostk8s/outpost/tests/harness"
+)
+
+// run starts the binary, expecting it to refuse quickly.
+func run(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), exitCode(err)
+}
+
+// assertRefused checks for exactly one line on the terminal naming the cause, a non-zero
+// exit, and no data dir written.
+func assertRefused(t *testing.T, out string, code, wantCode int, dataDir string, want ...string) {
+	t.Helper()
+	if code != wantCode {
+		t.Errorf("exit %d, want %d; output %q", code, wantCode, out)
+	}
+	if strings.Count(out, "\n") != 0 {
+		t.Errorf("want one line, got:\n%s", out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output %q lacks %q", out, w)
+		}
+	}
+	if dataDir != "" {
+		if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+			t.Errorf("data dir %s was created by a refused start", dataDir)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	bin := harness.Bin(t)
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	base := []string{"server", "--data-dir", data, "--runtime-dir", filepath.Join(root, "run"),
+		"--write-kubeconfig", filepath.Join(root, "kc.yaml")}
+
+	t.Run("NotRoot", func(t *testing.T) {
+		cmd := exec.Command(bin, base...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, code := run(t, cmd)
+		assertRefused(t, out, code, 1, data, "must run as root", "sudo")
+	})
+	t.Run("UnknownFlag", func(t *testing.T) {
+		out, code := run(t, exec.Command(bin, append(base, "--no-such-flag")...))
+		assertRefused(t, out, code, 2, data, "unknown flag --no-such-flag", "--help")
+	})
+	t.Run("MalformedConfig", func(t *testing.T) {
+		cfg := filepath.Join(root, "bad.yaml")
+		os.WriteFile(cfg, []byte("node-name: [unclosed\n"), 0o600)
+		out, code := run(t, exec.Command(bin, append(base, "--config", cfg)...))
+		assertRefused(t, out, code, 1, data, cfg, "not valid YAML")
+	})
+	t.Run("UnknownConfigKey", func(t *testing.T) {
+		cfg := filepath.Join(root, "unknown.yaml")
+		os.WriteFile(cfg, []byte("node-nmae: x\n"), 0o600)
+		out, code := run(t, exec.Command(bin, append(base, "--config", cfg)...))
+		assertRefused(t, out, code, 1, data, cfg, `unknown key "node-nmae"`)
+	})
+	t.Run("MissingConfigFile", func(t *testing.T) {
+		out, code := run(t, exec.Command(bin, append(base, "--config", filepath.Join(root, "nope.yaml"))...))
+		assertRefused(t, out, code, 1, data, "nope.yaml", "no such file")
+	})
+	t.Run("BadValue", func(t *testing.T) {
+		out, code := run(t, exec.Command(bin, append(base, "--cluster-cidr", "10.42.0.0/33")...))
+		assertRefused(t, out, code, 1, data, "--cluster-cidr", "10.42.0.0/16")
+	})
+	t.Run("UnwritableDataDir", func(t *testing.T) {
+		ro := filepath.Join(root, "ro")
+		os.MkdirAll(ro, 0o755)
+		if err := syscall.Mount("tmpfs", ro, "tmpfs", syscall.MS_RDONLY, ""); err != nil {
+			t.Skip("cannot mount a read-only tmpfs:", err)
+		}
+		defer syscall.Unmount(ro, syscall.MNT_DETACH)
+		args := append([]string{}, base...)
+		args[2] = filepath.Join(ro, "data")
+		out, code := run(t, exec.Command(bin, args...))
+		assertRefused(t, out, code, 1, "", "not writable", "--data-dir")
+	})
+	t.Run("PortInUse", func(t *testing.T) {
+		l, err := net.Listen("tcp", "0.0.0.0:16443")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out, code := run(t, exec.Command(bin, append(base, "--https-listen-port", "16443")...))
+		assertRefused(t, out, code, 1, data, "port 16443", "in use", "--https-listen-port")
+	})
+	t.Run("MissingHostTool", func(t *testing.T) {
+		// A PATH without iptables: the host check names the tool and the package.
+		cmd := exec.Command(bin, base...)
+		cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+		out, code := run(t, cmd)
+		assertRefused(t, out, code, 1, data, "iptables", "apt-get install")
+	})
+	t.Run("CheckConfig", func(t *testing.T) {
+		out, code := run(t, exec.Command(bin, "check-config"))
+		if code != 0 {
+			t.Fatalf("check-config on this host: exit %d\n%s", code, out)
+		}
+		for _, want := range []string{"cgroup version", "oom_score_adj", "overlay filesystem", "tool iptables"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("check-config lacks %q:\n%s", want, out)
+			}
+		}
+		cmd := exec.Command(bin, "check-config")
+		cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+		out, code = run(t, cmd)
+		if code != 1 || !strings.Contains(out, "FAIL  tool iptables") {
+			t.Errorf("check-config without iptables: exit %d\n%s", code, out)
+		}
+	})
+	t.Run("Version", func(t *testing.T) {
+		out, code := run(t, exec.Command(bin, "--version"))
+		for _, want := range []string{"outpost v", "kubernetes v1.37", "containerd v2.4", "runc v1.5"} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Errorf("--version lacks %q (exit %d):\n%s", want, code, out)
+			}
+		}
+	})
+}

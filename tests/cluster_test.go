@@ -1,0 +1,320 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outpostk8s/outpost/tests/harness"
+)
+
+const readyLine = "Outpost is ready"
+
+// TestServer runs the foundation's acceptance checks against one server, in order: each step
+// builds on the cluster state the previous one left.
+func TestServer(t *testing.T) {
+	s := harness.NewServer(t)
+	t.Cleanup(s.Cleanup)
+	img, imgName := harness.TestImage(t)
+	// User archives in agent/images/ are imported at start: that is how the test image arrives.
+	if err := os.MkdirAll(filepath.Join(s.DataDir(), "agent", "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, img, filepath.Join(s.DataDir(), "agent", "images", "optest.tar"))
+	s.Start()
+	if err := s.WaitLog(readyLine, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node Ready %.1fs after start", time.Since(s.Started()).Seconds())
+
+	t.Run("NodeReady", func(t *testing.T) {
+		out := s.MustKubectl("get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
+		if strings.TrimSpace(out) != "True" {
+			t.Fatalf("node Ready = %q", out)
+		}
+	})
+	t.Run("LogLinesTagged", func(t *testing.T) {
+		log := s.Log()
+		for _, tag := range []string{"[kine]", "[kube-apiserver]", "[kubelet]", "[containerd]", "[deploy]"} {
+			if !strings.Contains(log, tag) {
+				t.Errorf("no %s line in the server log", tag)
+			}
+		}
+		if !strings.Contains(log, s.Kubeconfig) {
+			t.Error("ready line does not name the kubeconfig")
+		}
+	})
+	t.Run("KubeconfigMode", func(t *testing.T) {
+		fi, err := os.Stat(s.Kubeconfig)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("kubeconfig mode %v err %v", fi.Mode().Perm(), err)
+		}
+		keys, _ := filepath.Glob(filepath.Join(s.DataDir(), "server", "tls", "*.key"))
+		if len(keys) == 0 {
+			t.Fatal("no keys")
+		}
+		for _, k := range keys {
+			if fi, _ := os.Stat(k); fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s mode %v", k, fi.Mode().Perm())
+			}
+		}
+	})
+	t.Run("AnonymousRefused", func(t *testing.T) {
+		out, _ := exec.Command("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:6443/api/v1/namespaces").Output()
+		if string(out) != "401" {
+			t.Errorf("anonymous GET /api/v1/namespaces = %s, want 401", out)
+		}
+		out, _ = exec.Command("curl", "-sk", "https://127.0.0.1:6443/readyz").Output()
+		if string(out) != "ok" {
+			t.Errorf("anonymous /readyz = %q, want ok", out)
+		}
+	})
+	t.Run("CoreDNSAndKubeSystemReady", func(t *testing.T) {
+		harness.Eventually(t, 2*time.Minute, "coredns ready", func() error {
+			out, err := s.Kubectl("-n", "kube-system", "get", "deploy", "coredns", "-o", "jsonpath={.status.readyReplicas}")
+			if err != nil || strings.TrimSpace(out) != "1" {
+				return fmt.Errorf("readyReplicas %q %v", out, err)
+			}
+			return nil
+		})
+		out := s.MustKubectl("-n", "kube-system", "get", "pods", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.phase}{\"\\n\"}{end}")
+		for _, l := range strings.Fields(out) {
+			if !strings.HasSuffix(l, "=Running") {
+				t.Errorf("kube-system pod not Running: %s", l)
+			}
+		}
+	})
+
+	applyWorkload(t, s, imgName)
+
+	t.Run("ServiceReachesBothReplicas", func(t *testing.T) {
+		seen := map[string]bool{}
+		harness.Eventually(t, time.Minute, "both replicas answer through the service", func() error {
+			out, err := s.Kubectl("exec", "client", "--", "/optest", "get", "http://web.default.svc.cluster.local/")
+			if err != nil {
+				return err
+			}
+			if f := strings.Fields(out); len(f) == 4 && f[0] == "200" {
+				seen[f[3]] = true
+			}
+			if len(seen) < 2 {
+				return fmt.Errorf("answers from %v", seen)
+			}
+			return nil
+		})
+	})
+	t.Run("DNS", func(t *testing.T) {
+		out := s.MustKubectl("exec", "client", "--", "/optest", "resolve", "kubernetes.default")
+		if strings.TrimSpace(out) != "10.43.0.1" {
+			t.Errorf("kubernetes.default resolves to %q", out)
+		}
+		s.MustKubectl("exec", "client", "--", "/optest", "tcp", "kubernetes.default:443")
+		out = s.MustKubectl("exec", "client", "--", "/optest", "resolve", "web")
+		svcIP := strings.TrimSpace(s.MustKubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"))
+		if strings.TrimSpace(out) != svcIP {
+			t.Errorf("web resolves to %q, service IP %s", out, svcIP)
+		}
+	})
+	t.Run("LogsExecPortForward", func(t *testing.T) {
+		pod := firstPod(t, s, "app=web")
+		if out := s.MustKubectl("logs", pod); !strings.Contains(out, "serving on :8080") {
+			t.Errorf("logs = %q", out)
+		}
+		if out := s.MustKubectl("exec", pod, "--", "/optest", "get", "http://127.0.0.1:8080/"); !strings.Contains(out, pod) {
+			t.Errorf("exec output %q does not name %s", out, pod)
+		}
+		pf := exec.Command(s.Bin, "kubectl", "--kubeconfig", s.Kubeconfig, "port-forward", "pod/"+pod, "18080:8080")
+		pf.Stdout, pf.Stderr = os.Stderr, os.Stderr
+		if err := pf.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { pf.Process.Kill(); pf.Wait() }()
+		harness.Eventually(t, 30*time.Second, "port-forward answers", func() error {
+			out, err := exec.Command("curl", "-sf", "http://127.0.0.1:18080/").Output()
+			if err != nil || !strings.Contains(string(out), pod) {
+				return fmt.Errorf("%q %v", out, err)
+			}
+			return nil
+		})
+	})
+	t.Run("KilledContainerRestarted", func(t *testing.T) {
+		pod := firstPod(t, s, "app=web")
+		pid := strings.TrimSpace(s.MustKubectl("exec", pod, "--", "/optest", "tcp", "127.0.0.1:8080"))
+		_ = pid
+		// Kill the server process inside the container from the host: find it by its cgroup.
+		killContainer(t, s, pod)
+		harness.Eventually(t, time.Minute, "restartCount > 0 and Ready", func() error {
+			out, err := s.Kubectl("get", "pod", pod, "-o", "jsonpath={.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].ready}")
+			if err != nil {
+				return err
+			}
+			if f := strings.Fields(out); len(f) != 2 || f[0] == "0" || f[1] != "true" {
+				return fmt.Errorf("status %q", out)
+			}
+			return nil
+		})
+	})
+	t.Run("DeletedPodReplaced", func(t *testing.T) {
+		pod := firstPod(t, s, "app=web")
+		s.MustKubectl("delete", "pod", pod, "--wait=false")
+		harness.Eventually(t, time.Minute, "2 ready replicas again", func() error {
+			out, err := s.Kubectl("get", "pods", "-l", "app=web", "--field-selector=status.phase=Running", "-o", "name")
+			if err != nil {
+				return err
+			}
+			names := strings.Fields(out)
+			if len(names) != 2 {
+				return fmt.Errorf("running: %v", names)
+			}
+			for _, n := range names {
+				if n == "pod/"+pod {
+					return fmt.Errorf("old pod still running")
+				}
+			}
+			return nil
+		})
+	})
+	t.Run("SecondServerRefused", func(t *testing.T) {
+		out, err := exec.Command(s.Bin, s.Args...).CombinedOutput()
+		code := exitCode(err)
+		if code != 1 || !strings.Contains(string(out), "another outpost") || !strings.Contains(string(out), s.DataDir()) {
+			t.Errorf("exit %d, output %q", code, out)
+		}
+	})
+	t.Run("RestartKeepsObjectsAndContainers", func(t *testing.T) {
+		s.MustKubectl("create", "configmap", "survivor", "--from-literal=k=v")
+		s.MustKubectl("wait", "--for=condition=Ready", "pod", "-l", "app=web", "--timeout=60s")
+		before := containerIDs(t, s)
+		s.Stop()
+		s.Start()
+		if err := s.WaitLog("stopping", time.Second); err != nil {
+			t.Fatal("the first run did not log its stop")
+		}
+		harness.Eventually(t, 2*time.Minute, "node Ready after restart", func() error {
+			out, err := s.Kubectl("get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
+			if err != nil || strings.TrimSpace(out) != "True" {
+				return fmt.Errorf("%q %v", out, err)
+			}
+			return nil
+		})
+		if out := s.MustKubectl("get", "configmap", "survivor", "-o", "jsonpath={.data.k}"); out != "v" {
+			t.Errorf("configmap after restart: %q", out)
+		}
+		time.Sleep(10 * time.Second) // give the kubelet time to (wrongly) recreate anything
+		after := containerIDs(t, s)
+		if before != after {
+			t.Errorf("container IDs changed over the restart:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
+
+func applyWorkload(t *testing.T, s *harness.Server, image string) {
+	t.Helper()
+	manifest := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: %[1]s
+        imagePullPolicy: Never
+        args: [serve]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: client
+    image: %[1]s
+    imagePullPolicy: Never
+    args: [sleep]
+`, image)
+	f := filepath.Join(s.Root, "workload.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.MustKubectl("apply", "-f", f)
+	s.MustKubectl("wait", "--for=condition=Available", "deploy/web", "--timeout=120s")
+	s.MustKubectl("wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
+}
+
+func firstPod(t *testing.T, s *harness.Server, selector string) string {
+	t.Helper()
+	out := s.MustKubectl("get", "pods", "-l", selector, "--field-selector=status.phase=Running", "-o", "jsonpath={.items[0].metadata.name}")
+	if out == "" {
+		t.Fatal("no running pod for " + selector)
+	}
+	return out
+}
+
+// killContainer SIGKILLs the container's main process from the host, as an OOM kill would.
+func killContainer(t *testing.T, s *harness.Server, pod string) {
+	t.Helper()
+	id := s.MustKubectl("get", "pod", pod, "-o", "jsonpath={.status.containerStatuses[0].containerID}")
+	id = strings.TrimPrefix(id, "containerd://")
+	out, err := exec.Command(s.Bin, "ctr", "task", "ls").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr task ls: %v %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == id {
+			var pid int
+			fmt.Sscan(f[1], &pid)
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("container %s not in ctr task ls:\n%s", id, out)
+}
+
+func containerIDs(t *testing.T, s *harness.Server) string {
+	t.Helper()
+	return s.MustKubectl("get", "pods", "-A", "--sort-by=.metadata.name", "-o",
+		"jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[*].containerID} {end}")
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}

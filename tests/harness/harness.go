@@ -1,0 +1,320 @@
+// Package harness starts the real outpost binary as root on a temp data dir, drives it with
+// its own kubectl, and removes every process, mount, interface and iptables rule it made.
+// Integration and multi-node tests share it.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Bin is the binary under test (OUTPOST_BIN, set by `make integration`).
+func Bin(t testing.TB) string {
+	t.Helper()
+	b := os.Getenv("OUTPOST_BIN")
+	if b == "" {
+		t.Skip("OUTPOST_BIN is not set: run `make integration` (as root)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("integration tests need root")
+	}
+	return b
+}
+
+// TestImage is the archive of the project's test image and its name.
+func TestImage(t testing.TB) (path, name string) {
+	dir := os.Getenv("OUTPOST_TEST_IMAGES")
+	if dir == "" {
+		t.Fatal("OUTPOST_TEST_IMAGES is not set: run `make integration`")
+	}
+	return filepath.Join(dir, "optest.tar"), "docker.io/outpostk8s/optest:dev"
+}
+
+// Server is one outpost server process on its own data dir.
+type Server struct {
+	T          testing.TB
+	Bin        string
+	Root       string // temp root: data, run, kubelet, kubeconfig, log
+	Args       []string
+	Kubeconfig string
+	LogPath    string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+	started time.Time
+}
+
+// NewServer prepares (does not start) a server whose every path lives under a temp dir.
+func NewServer(t testing.TB, extra ...string) *Server {
+	root, err := os.MkdirTemp("", "outpost-it-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{T: t, Bin: Bin(t), Root: root, Kubeconfig: filepath.Join(root, "admin.yaml"),
+		LogPath: filepath.Join(root, "server.log")}
+	s.Args = append([]string{"server",
+		"--data-dir", s.DataDir(), "--runtime-dir", s.RunDir(),
+		"--write-kubeconfig", s.Kubeconfig, "--config", filepath.Join(root, "config.yaml"),
+		"--kubelet-arg", "root-dir=" + filepath.Join(root, "kubelet"),
+	}, extra...)
+	if err := os.WriteFile(filepath.Join(root, "config.yaml"), []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *Server) DataDir() string { return filepath.Join(s.Root, "data") }
+func (s *Server) RunDir() string  { return filepath.Join(s.Root, "run") }
+
+// Start launches the server; output is appended to LogPath.
+func (s *Server) Start() {
+	s.T.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	cmd := exec.Command(s.Bin, s.Args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		s.T.Fatal(err)
+	}
+	s.cmd, s.exited, s.started = cmd, make(chan struct{}), time.Now()
+	go func(c *exec.Cmd, done chan struct{}) {
+		err := c.Wait()
+		f.Close()
+		s.mu.Lock()
+		s.waitErr = err
+		s.mu.Unlock()
+		close(done)
+	}(cmd, s.exited)
+}
+
+// Started is when the last Start ran.
+func (s *Server) Started() time.Time { return s.started }
+
+// Stop sends SIGTERM and waits for the process to end.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+	s.mu.Lock()
+	s.cmd = nil
+	s.mu.Unlock()
+}
+
+// Exited reports whether the process has ended.
+func (s *Server) Exited() bool {
+	select {
+	case <-s.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Log returns the server's output so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.LogPath)
+	return string(b)
+}
+
+// WaitLog waits for a line containing substr.
+func (s *Server) WaitLog(substr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(s.Log(), substr) {
+			return nil
+		}
+		if s.Exited() {
+			return fmt.Errorf("server exited before logging %q:\n%s", substr, tail(s.Log(), 40))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("no %q in the log after %s:\n%s", substr, timeout, tail(s.Log(), 40))
+}
+
+// Kubectl runs the bundled kubectl against this server.
+func (s *Server) Kubectl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.Bin, append([]string{"kubectl", "--kubeconfig", s.Kubeconfig}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String(), nil
+}
+
+// MustKubectl fails the test on error.
+func (s *Server) MustKubectl(args ...string) string {
+	s.T.Helper()
+	out, err := s.Kubectl(args...)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	return out
+}
+
+// Eventually retries f until it returns nil or the timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = f(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// Cleanup stops the server and removes what it left on the host: pods' processes, mounts,
+// the pod bridge, iptables rules, and the temp root.
+func (s *Server) Cleanup() {
+	s.Stop()
+	KillUnder(s.Root)
+	Unmount(s.Root)
+	CleanNetwork()
+	if os.Getenv("OUTPOST_KEEP") == "" {
+		os.RemoveAll(s.Root)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// KillUnder SIGKILLs every process whose executable or cwd lies under root (containerd,
+// shims) and every container process of those shims.
+func KillUnder(root string) {
+	for i := 0; i < 3; i++ {
+		var pids []int
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			var pid int
+			if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+				continue
+			}
+			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if strings.HasPrefix(exe, root) || bytes.Contains(cmdline, []byte(root)) {
+				pids = append(pids, pid)
+				pids = append(pids, children(pid)...)
+			}
+		}
+		if len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func children(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var p int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &p); err != nil {
+			continue
+		}
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		// pid (comm) state ppid ...
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 {
+			var ppid int
+			fmt.Sscanf(string(stat[i+2:]), "%*s %d", &ppid)
+			if ppid == pid {
+				out = append(out, p)
+				out = append(out, children(p)...)
+			}
+		}
+	}
+	return out
+}
+
+// Unmount removes every mount under root, deepest first.
+func Unmount(root string) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var mounts []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && strings.HasPrefix(fields[4], root) {
+			mounts = append(mounts, fields[4])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+}
+
+// CleanNetwork removes the pod bridge and veths, and the iptables chains kube-proxy and the CNI
+// plugins created.
+func CleanNetwork() {
+	_ = exec.Command("ip", "link", "delete", "outpost0").Run()
+	for _, table := range []string{"nat", "filter", "mangle"} {
+		out, _ := exec.Command("iptables-save", "-t", table).Output()
+		var chains []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, ":KUBE-") || strings.HasPrefix(line, ":CNI-") {
+				chains = append(chains, strings.Fields(line[1:])[0])
+			}
+		}
+		// Drop jumps into our chains from the built-in ones, then the chains themselves.
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, "-A ") && (strings.Contains(line, "-j KUBE-") || strings.Contains(line, "-j CNI-")) {
+				f := strings.Fields(line)
+				if strings.HasPrefix(f[1], "KUBE-") || strings.HasPrefix(f[1], "CNI-") {
+					continue
+				}
+				_ = exec.Command("iptables", append([]string{"-t", table, "-D"}, f[1:]...)...).Run()
+			}
+		}
+		for _, c := range chains {
+			_ = exec.Command("iptables", "-t", table, "-F", c).Run()
+		}
+		for _, c := range chains {
+			_ = exec.Command("iptables", "-t", table, "-X", c).Run()
+		}
+	}
+}
