@@ -78,8 +78,8 @@ integration: build test-images
 test: unit integration
 
 bench: build test-images
-	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images \
-		go run ./tests/bench
+	set -o pipefail; OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images \
+		OUTPOST_BENCH=1 go test -count=1 -run TestBench -v -timeout 30m ./tests/ | grep -v "^=== \|^--- \|^PASS\|^ok"
 
 clean:
 	rm -rf bin $(BUILD) $(ASSETS)/payload.tar.zst $(ASSETS)/images

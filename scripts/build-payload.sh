@@ -35,6 +35,9 @@ BUILD_TAGS="-tags=seccomp,urfave_cli_no_docs,netgo,osusergo"
 ldflags="-s -w -extldflags -static"
 build "github.com/opencontainers/runc@$RUNC_VERSION" CGO_ENABLED=1
 
-(cd "$out" && rm -f bin/SHA256SUMS && find bin -type f ! -name SHA256SUMS | sort | xargs sha256sum > bin/SHA256SUMS.tmp && mv bin/SHA256SUMS.tmp bin/SHA256SUMS)
+# The manifest names files relative to bin/; extraction verifies every one.
+rm -f "$bin/SHA256SUMS"
+(cd "$bin" && find . -type f | sed 's|^\./||' | sort | xargs sha256sum) > "$out/SHA256SUMS.tmp"
+mv "$out/SHA256SUMS.tmp" "$bin/SHA256SUMS"
 tar -C "$out" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - bin | zstd -q -19 -T0 -f -o "$archive"
 echo "payload: wrote $archive ($(du -h "$archive" | cut -f1))" >&2

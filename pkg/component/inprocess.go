@@ -18,6 +18,9 @@ type InProcess struct {
 	Run           func(ctx context.Context) error
 	Probe         func(ctx context.Context) error
 	StopWait      time.Duration
+	// NoStop marks a component whose upstream code ignores cancellation (the kubelet and
+	// kube-proxy run on their own contexts): Stop cancels and returns, the process exit ends it.
+	NoStop bool
 
 	once   sync.Once
 	cancel context.CancelFunc
@@ -82,6 +85,9 @@ func (p *InProcess) Stop(ctx context.Context) error {
 		return nil
 	}
 	p.cancel()
+	if p.NoStop {
+		return nil
+	}
 	wait := p.StopWait
 	if wait == 0 {
 		wait = 5 * time.Second

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -31,7 +33,8 @@ func (i *imageImport) Start(ctx context.Context) error {
 	}
 	var refs []string
 	for _, img := range embedded {
-		r, err := i.im.Import(ctx, strings.NewReader(string(img.Data)), img.Name, true)
+		data := img.Data
+		r, err := i.im.Import(ctx, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, img.Name, true)
 		if err != nil {
 			return err
 		}

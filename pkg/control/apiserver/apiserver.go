@@ -116,7 +116,6 @@ func run(ctx context.Context, argv []string) error {
 	for _, f := range s.Flags().FlagSets {
 		fs.AddFlagSet(f)
 	}
-	fs.Int("v", 0, "verbosity: applied process-wide by outpost")
 	if err := fs.Parse(argv); err != nil {
 		return fmt.Errorf("kube-apiserver flags: %w", err)
 	}

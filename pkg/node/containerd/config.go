@@ -44,7 +44,6 @@ state = {{q .State}}
     sandbox = {{q .SandboxImage}}
 
 [plugins.'io.containerd.cri.v1.runtime']
-  enable_cdi = true
   cdi_spec_dirs = {{list .CDISpecDirs}}
   restrict_oom_score_adj = {{.RestrictOOMScoreAdj}}
   [plugins.'io.containerd.cri.v1.runtime'.containerd]

@@ -17,7 +17,7 @@ func TestRender(t *testing.T) {
 		for _, want := range []string{
 			"version = 3", "root = '/d/containerd'", "address = '/run/o/c.sock'",
 			"BinaryName = '/d/bin/runc'", "bin_dirs = ['/d/bin']", "conf_dir = '/d/cni'",
-			"sandbox = 'docker.io/outpostk8s/pause:1'", "enable_cdi = true",
+			"sandbox = 'docker.io/outpostk8s/pause:1'",
 			"cdi_spec_dirs = ['/etc/cdi', '/var/run/cdi']",
 		} {
 			if !strings.Contains(s, want) {

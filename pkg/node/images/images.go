@@ -3,6 +3,8 @@
 package images
 
 import (
+	"archive/tar"
+	"encoding/json"
 	"bytes"
 	"context"
 	"fmt"
@@ -49,22 +51,23 @@ func (im Importer) ctr(ctx context.Context, stdin io.Reader, args ...string) ([]
 	return out, nil
 }
 
+// Opener opens an archive; it is called twice (names first, then the import).
+type Opener func() (io.ReadCloser, error)
+
 // Import loads one archive (plain tar, or zstd-compressed when the name ends in .zst) and pins
-// every image it names. It returns the image names.
-func (im Importer) Import(ctx context.Context, r io.Reader, name string, pin bool) ([]string, error) {
-	if strings.HasSuffix(name, ".zst") {
-		dec, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		defer dec.Close()
-		r = dec
+// every image it names. It returns the image names, read from the archive itself.
+func (im Importer) Import(ctx context.Context, open Opener, name string, pin bool) ([]string, error) {
+	refs, err := withArchive(open, name, archiveRefs)
+	if err != nil {
+		return nil, fmt.Errorf("image archive %s: %w", name, err)
 	}
-	out, err := im.ctr(ctx, r, "images", "import", "-")
+	_, err = withArchive(open, name, func(r io.Reader) ([]string, error) {
+		_, err := im.ctr(ctx, r, "images", "import", "-")
+		return nil, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", name, err)
 	}
-	refs := parseImported(out)
 	if pin {
 		for _, ref := range refs {
 			if _, err := im.ctr(ctx, nil, "images", "label", ref, PinnedLabel); err != nil {
@@ -75,37 +78,83 @@ func (im Importer) Import(ctx context.Context, r io.Reader, name string, pin boo
 	return refs, nil
 }
 
-// parseImported reads ctr's "unpacking NAME (sha256:…)…done" / "NAME saved" lines.
-func parseImported(out []byte) []string {
-	var refs []string
-	seen := map[string]bool{}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		var ref string
-		switch {
-		case len(f) >= 2 && f[0] == "unpacking":
-			ref = f[1]
-		case len(f) == 2 && f[1] == "saved":
-			ref = f[0]
+func withArchive(open Opener, name string, f func(io.Reader) ([]string, error)) ([]string, error) {
+	rc, err := open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if strings.HasSuffix(name, ".zst") {
+		dec, err := zstd.NewReader(rc)
+		if err != nil {
+			return nil, err
 		}
-		if ref != "" && !seen[ref] {
-			seen[ref] = true
-			refs = append(refs, ref)
+		defer dec.Close()
+		r = dec
+	}
+	return f(r)
+}
+
+// archiveRefs reads the image names an archive carries: OCI index.json annotations, or the
+// RepoTags of a docker-save manifest.json.
+func archiveRefs(r io.Reader) ([]string, error) {
+	tr := tar.NewReader(r)
+	var refs []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("not a tar archive: %w", err)
+		}
+		switch strings.TrimPrefix(h.Name, "./") {
+		case "index.json":
+			var idx struct {
+				Manifests []struct {
+					Annotations map[string]string `json:"annotations"`
+				} `json:"manifests"`
+			}
+			if err := json.NewDecoder(tr).Decode(&idx); err != nil {
+				return nil, fmt.Errorf("index.json: %w", err)
+			}
+			for _, m := range idx.Manifests {
+				if n := m.Annotations["io.containerd.image.name"]; n != "" {
+					refs = append(refs, n)
+				} else if n := m.Annotations["org.opencontainers.image.ref.name"]; strings.ContainsAny(n, "/:") {
+					refs = append(refs, n)
+				}
+			}
+		case "manifest.json":
+			var ms []struct{ RepoTags []string }
+			if err := json.NewDecoder(tr).Decode(&ms); err == nil {
+				for _, m := range ms {
+					refs = append(refs, m.RepoTags...)
+				}
+			}
 		}
 	}
-	return refs
+	return dedupe(refs), nil
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // ImportAll imports the embedded archives (pinned) and then every *.tar / *.tar.zst in dir.
 func (im Importer) ImportAll(ctx context.Context, embedded fs.FS, embeddedNames []string, dir string) ([]string, error) {
 	var all []string
 	for _, n := range embeddedNames {
-		f, err := embedded.Open(n)
-		if err != nil {
-			return all, fmt.Errorf("embedded image %s: %w", n, err)
-		}
-		refs, err := im.Import(ctx, f, n, true)
-		f.Close()
+		name := n
+		refs, err := im.Import(ctx, func() (io.ReadCloser, error) { return embedded.Open(name) }, n, true)
 		if err != nil {
 			return all, err
 		}
@@ -116,12 +165,7 @@ func (im Importer) ImportAll(ctx context.Context, embedded fs.FS, embeddedNames 
 		return all, err
 	}
 	for _, p := range files {
-		f, err := os.Open(p)
-		if err != nil {
-			return all, fmt.Errorf("image archive: %w", err)
-		}
-		refs, err := im.Import(ctx, f, p, true)
-		f.Close()
+		refs, err := im.ImportFile(ctx, p)
 		if err != nil {
 			return all, err
 		}
@@ -132,12 +176,7 @@ func (im Importer) ImportAll(ctx context.Context, embedded fs.FS, embeddedNames 
 
 // ImportFile imports one archive file from disk, pinned.
 func (im Importer) ImportFile(ctx context.Context, path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("image archive: %w", err)
-	}
-	defer f.Close()
-	return im.Import(ctx, f, path, true)
+	return im.Import(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, path, true)
 }
 
 // Archives lists the image archives in dir, sorted; a missing dir has none.

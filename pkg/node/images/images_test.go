@@ -1,8 +1,10 @@
 package images
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,36 +18,47 @@ import (
 
 type call struct {
 	args  []string
-	stdin string
+	stdin int
 }
 
 func fakeRunner(calls *[]call) Runner {
 	return func(_ context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
-		var in []byte
+		n := 0
 		if stdin != nil {
-			in, _ = io.ReadAll(stdin)
+			b, _ := io.ReadAll(stdin)
+			n = len(b)
 		}
-		*calls = append(*calls, call{args, string(in)})
-		if args[5] == "import" {
-			return []byte("unpacking " + string(in) + " (sha256:abc)...done\n"), nil
-		}
+		*calls = append(*calls, call{args, n})
 		return nil, nil
 	}
 }
 
+// ociArchive is a minimal OCI layout naming ref, as scripts/ociimage writes it.
+func ociArchive(t *testing.T, ref string) []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	idx := fmt.Sprintf(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:00","size":1,"annotations":{"io.containerd.image.name":%q,"org.opencontainers.image.ref.name":"1"}}]}`, ref)
+	tw.WriteHeader(&tar.Header{Name: "oci-layout", Mode: 0o644, Size: 2})
+	tw.Write([]byte("{}"))
+	tw.WriteHeader(&tar.Header{Name: "index.json", Mode: 0o644, Size: int64(len(idx))})
+	tw.Write([]byte(idx))
+	tw.Close()
+	return b.Bytes()
+}
+
 func TestImportAllPinsEmbeddedAndDirArchives(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "a.tar"), []byte("docker.io/x/a:1"), 0o644)
+	os.WriteFile(filepath.Join(dir, "a.tar"), ociArchive(t, "docker.io/x/a:1"), 0o644)
 	var zb bytes.Buffer
 	zw, _ := zstd.NewWriter(&zb)
-	zw.Write([]byte("docker.io/x/b:1"))
+	zw.Write(ociArchive(t, "docker.io/x/b:1"))
 	zw.Close()
 	os.WriteFile(filepath.Join(dir, "b.tar.zst"), zb.Bytes(), 0o644)
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("ignored"), 0o644)
 
 	var calls []call
 	im := Importer{Ctr: "ctr", Socket: "/s", Run: fakeRunner(&calls)}
-	emb := fstest.MapFS{"images/pause.tar": {Data: []byte("docker.io/outpostk8s/pause:1")}}
+	emb := fstest.MapFS{"images/pause.tar": {Data: ociArchive(t, "docker.io/outpostk8s/pause:1")}}
 	refs, err := im.ImportAll(context.Background(), emb, []string{"images/pause.tar"}, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -55,22 +68,28 @@ func TestImportAllPinsEmbeddedAndDirArchives(t *testing.T) {
 		t.Fatalf("refs = %v, want %v", refs, want)
 	}
 	var labels []string
+	imports := 0
 	for _, c := range calls {
-		if c.args[:4][3] != Namespace {
+		if c.args[3] != Namespace {
 			t.Errorf("namespace not k8s.io: %v", c.args)
 		}
-		if c.args[5] == "label" {
+		switch c.args[5] {
+		case "label":
 			labels = append(labels, c.args[6]+" "+c.args[7])
+		case "import":
+			imports++
+			if c.stdin == 0 {
+				t.Error("import got no archive on stdin (zstd not decompressed?)")
+			}
 		}
 	}
-	if len(labels) != 3 || !strings.HasSuffix(labels[0], PinnedLabel) {
-		t.Errorf("labels = %v", labels)
+	if imports != 3 || len(labels) != 3 || !strings.HasSuffix(labels[0], PinnedLabel) {
+		t.Errorf("imports %d labels %v", imports, labels)
 	}
 }
 
-func TestParseImported(t *testing.T) {
-	out := "unpacking docker.io/a:1 (sha256:1)...done\ndocker.io/b:2 saved\n"
-	if got := parseImported([]byte(out)); !reflect.DeepEqual(got, []string{"docker.io/a:1", "docker.io/b:2"}) {
-		t.Errorf("got %v", got)
+func TestArchiveRefsRejectsGarbage(t *testing.T) {
+	if _, err := archiveRefs(strings.NewReader("not a tar at all, just text that is long enough to fail the header checksum..........................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................")); err == nil {
+		t.Error("no error for a non-tar archive")
 	}
 }

@@ -26,6 +26,7 @@ func init() {
 func Kubelet(argv []string) *component.InProcess {
 	return &component.InProcess{
 		ComponentName: "kubelet",
+		NoStop:        true,
 		Run: func(ctx context.Context) error {
 			cmd := kubeletapp.NewKubeletCommand(ctx)
 			cmd.SetArgs(argv)
@@ -43,6 +44,7 @@ func Kubelet(argv []string) *component.InProcess {
 func KubeProxy(argv []string) *component.InProcess {
 	return &component.InProcess{
 		ComponentName: "kube-proxy",
+		NoStop:        true,
 		Run: func(ctx context.Context) error {
 			cmd := proxyapp.NewProxyCommand()
 			cmd.SetArgs(argv)

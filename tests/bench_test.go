@@ -1,0 +1,183 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/outpostk8s/outpost/tests/harness"
+)
+
+// TestBench is `make bench`: a report, not a test. It runs only with OUTPOST_BENCH=1.
+func TestBench(t *testing.T) {
+	if os.Getenv("OUTPOST_BENCH") == "" {
+		t.Skip("a report, not a test: run `make bench`")
+	}
+	idle := 2 * time.Minute
+	if v := os.Getenv("OUTPOST_BENCH_IDLE"); v != "" {
+		idle, _ = time.ParseDuration(v)
+	}
+	s := harness.NewServer(t)
+	t.Cleanup(s.Cleanup)
+	img, imgName := harness.TestImage(t)
+	os.MkdirAll(filepath.Join(s.DataDir(), "agent", "images"), 0o755)
+	copyFile(t, img, filepath.Join(s.DataDir(), "agent", "images", "optest.tar"))
+
+	var rows [][2]string
+	add := func(k, v string) { rows = append(rows, [2]string{k, v}) }
+
+	coldNode, coldDNS := startTimes(t, s)
+	add("node Ready, cold first start", fmt.Sprintf("%.1f s", coldNode))
+	add("CoreDNS Ready, cold first start", fmt.Sprintf("%.1f s", coldDNS))
+	s.Stop()
+	warmNode, warmDNS := startTimes(t, s)
+	add("node Ready, warm restart", fmt.Sprintf("%.1f s", warmNode))
+	add("CoreDNS Ready, warm restart", fmt.Sprintf("%.1f s", warmDNS))
+
+	time.Sleep(idle)
+	rss, procs := treeRSS(t, s)
+	add(fmt.Sprintf("idle RSS after %s (outpost, containerd, shims: %d procs)", idle, procs), fmt.Sprintf("%.0f MiB", rss))
+
+	fi, _ := os.Stat(s.Bin)
+	add("binary size", fmt.Sprintf("%.1f MiB", float64(fi.Size())/(1<<20)))
+	if out, err := exec.Command("sh", "-c", "gzip -9c "+s.Bin+" | wc -c").Output(); err == nil {
+		n, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		add("download size (gzip -9)", fmt.Sprintf("%.1f MiB", n/(1<<20)))
+	}
+	p50, p99, max := podStartup(t, s, imgName, 50)
+	add("50 pods at once: startup p50 / p99 / max", fmt.Sprintf("%.2f / %.2f / %.2f s", p50, p99, max))
+
+	fmt.Println()
+	fmt.Println("| measurement | value |")
+	fmt.Println("|---|---|")
+	for _, r := range rows {
+		fmt.Printf("| %s | %s |\n", r[0], r[1])
+	}
+}
+
+// startTimes starts the server and returns seconds to node Ready and to CoreDNS Ready.
+func startTimes(t *testing.T, s *harness.Server) (float64, float64) {
+	s.Start()
+	start := s.Started()
+	var node float64
+	harness.Eventually(t, 3*time.Minute, "node Ready", func() error {
+		out, err := s.Kubectl("get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
+		if err != nil || strings.TrimSpace(out) != "True" {
+			return fmt.Errorf("%q", out)
+		}
+		node = time.Since(start).Seconds()
+		return nil
+	})
+	var dns float64
+	harness.Eventually(t, 3*time.Minute, "coredns Ready", func() error {
+		out, err := s.Kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o",
+			"jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
+		if err != nil || strings.TrimSpace(out) != "True" {
+			return fmt.Errorf("%q", out)
+		}
+		dns = time.Since(start).Seconds()
+		return nil
+	})
+	return node, dns
+}
+
+// treeRSS sums the RSS of outpost, its descendants, and the shims (not the pods' processes).
+func treeRSS(t *testing.T, s *harness.Server) (float64, int) {
+	out, err := exec.Command("ps", "-eo", "pid=,ppid=,rss=,comm=").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type proc struct {
+		ppid, rss int
+		comm      string
+	}
+	procs := map[int]proc{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		pid, _ := strconv.Atoi(f[0])
+		ppid, _ := strconv.Atoi(f[1])
+		rss, _ := strconv.Atoi(f[2])
+		procs[pid] = proc{ppid, rss, f[3]}
+	}
+	total, n := 0, 0
+	for pid, p := range procs {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if exe == s.Bin || strings.HasPrefix(exe, s.DataDir()) {
+			total += p.rss
+			n++
+		}
+	}
+	return float64(total) / 1024, n
+}
+
+// podStartup creates n pods at once and measures, by a watch, each pod's time from being added
+// to being Running.
+func podStartup(t *testing.T, s *harness.Server, image string, n int) (p50, p99, max float64) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 200, 200
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ns := "bench"
+	cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	added, running := map[string]time.Time{}, map[string]time.Time{}
+	go func() {
+		for i := 0; i < n; i++ {
+			grace := int64(1)
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%02d", i)},
+				Spec: corev1.PodSpec{TerminationGracePeriodSeconds: &grace, Containers: []corev1.Container{{
+					Name: "c", Image: image, ImagePullPolicy: corev1.PullNever, Args: []string{"sleep"},
+					Resources: corev1.ResourceRequirements{}}}}}
+			go cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		}
+	}()
+	for len(running) < n {
+		select {
+		case ev := <-w.ResultChan():
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			now := time.Now()
+			if ev.Type == watch.Added {
+				added[pod.Name] = now
+			}
+			if pod.Status.Phase == corev1.PodRunning && running[pod.Name].IsZero() {
+				running[pod.Name] = now
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d pods Running", len(running), n)
+		}
+	}
+	var lat []float64
+	for name, r := range running {
+		lat = append(lat, r.Sub(added[name]).Seconds())
+	}
+	sort.Float64s(lat)
+	cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	return lat[len(lat)/2], lat[(len(lat)*99+99)/100-1], lat[len(lat)-1]
+}
