@@ -226,7 +226,7 @@ func KillUnder(root string) {
 		ents, _ := os.ReadDir("/proc")
 		for _, e := range ents {
 			var pid int
-			if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+			if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() || pid == os.Getppid() {
 				continue
 			}
 			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
@@ -289,32 +289,43 @@ func Unmount(root string) {
 }
 
 // CleanNetwork removes the pod bridge and veths, and the iptables chains kube-proxy and the CNI
-// plugins created.
+// plugins created (IPv4 and IPv6).
 func CleanNetwork() {
 	_ = exec.Command("ip", "link", "delete", "outpost0").Run()
-	for _, table := range []string{"nat", "filter", "mangle"} {
-		out, _ := exec.Command("iptables-save", "-t", table).Output()
-		var chains []string
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, ":KUBE-") || strings.HasPrefix(line, ":CNI-") {
-				chains = append(chains, strings.Fields(line[1:])[0])
-			}
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"nat", "filter", "mangle"} {
+			cleanTable(tool, table)
 		}
-		// Drop jumps into our chains from the built-in ones, then the chains themselves.
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(line, "-A ") && (strings.Contains(line, "-j KUBE-") || strings.Contains(line, "-j CNI-")) {
-				f := strings.Fields(line)
-				if strings.HasPrefix(f[1], "KUBE-") || strings.HasPrefix(f[1], "CNI-") {
-					continue
-				}
-				_ = exec.Command("iptables", append([]string{"-t", table, "-D"}, f[1:]...)...).Run()
-			}
+	}
+}
+
+func ours(chain string) bool {
+	return strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(chain, "CNI-")
+}
+
+func cleanTable(tool, table string) {
+	out, _ := exec.Command(tool+"-save", "-t", table).Output()
+	var chains []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, ":") && ours(strings.Fields(line[1:])[0]) {
+			chains = append(chains, strings.Fields(line[1:])[0])
 		}
-		for _, c := range chains {
-			_ = exec.Command("iptables", "-t", table, "-F", c).Run()
+	}
+	// Drop the jumps into our chains from the built-in ones (through a shell: the saved rules
+	// carry quoted comments), then flush and delete the chains themselves.
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "-A" || ours(f[1]) {
+			continue
 		}
-		for _, c := range chains {
-			_ = exec.Command("iptables", "-t", table, "-X", c).Run()
+		if strings.Contains(line, "-j KUBE-") || strings.Contains(line, "-j CNI-") {
+			_ = exec.Command("sh", "-c", tool+" -t "+table+" -D "+strings.TrimPrefix(line, "-A ")).Run()
 		}
+	}
+	for _, c := range chains {
+		_ = exec.Command(tool, "-t", table, "-F", c).Run()
+	}
+	for _, c := range chains {
+		_ = exec.Command(tool, "-t", table, "-X", c).Run()
 	}
 }

@@ -4,9 +4,9 @@ package images
 
 import (
 	"archive/tar"
-	"encoding/json"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"strings"
 	"time"
 )
@@ -73,7 +75,11 @@ func run(cmd string, args []string) error {
 		fmt.Println("connected", conn.RemoteAddr())
 		return conn.Close()
 	case "sleep":
-		select {}
+		// Wait for the kubelet's SIGTERM; a bare select{} would trip Go's deadlock detector.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		return nil
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }
