@@ -172,6 +172,17 @@ func (s *Server) Kubectl(args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// Ctr runs the bundled ctr against this server's containerd.
+func (s *Server) Ctr(args ...string) (string, error) {
+	cmd := exec.Command(s.Bin, append([]string{"ctr"}, args...)...)
+	cmd.Env = append(os.Environ(), "OUTPOST_DATA_DIR="+s.DataDir(), "OUTPOST_RUNTIME_DIR="+s.RunDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("ctr %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
 // MustKubectl fails the test on error.
 func (s *Server) MustKubectl(args ...string) string {
 	s.T.Helper()
