@@ -19,6 +19,12 @@ const readyLine = "Outpost is ready"
 // builds on the cluster state the previous one left.
 func TestServer(t *testing.T) {
 	s := harness.NewServer(t)
+	// Runs after s.Cleanup (cleanups run last-in first-out): nothing may be left behind.
+	t.Cleanup(func() {
+		if left := harness.Leftovers(s.Root); len(left) > 0 {
+			t.Errorf("left on the host after cleanup: %v", left)
+		}
+	})
 	t.Cleanup(s.Cleanup)
 	img, imgName := harness.TestImage(t)
 	// User archives in agent/images/ are imported at start: that is how the test image arrives.

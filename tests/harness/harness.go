@@ -268,9 +268,8 @@ func children(pid int) []int {
 		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
 		// pid (comm) state ppid ...
 		if i := bytes.LastIndexByte(stat, ')'); i > 0 {
-			var ppid int
-			fmt.Sscanf(string(stat[i+2:]), "%*s %d", &ppid)
-			if ppid == pid {
+			f := strings.Fields(string(stat[i+1:]))
+			if len(f) > 1 && f[1] == fmt.Sprint(pid) {
 				out = append(out, p)
 				out = append(out, children(p)...)
 			}
@@ -339,4 +338,36 @@ func cleanTable(tool, table string) {
 	for _, c := range chains {
 		_ = exec.Command(tool, "-t", table, "-X", c).Run()
 	}
+}
+
+// Leftovers lists what a cleaned-up server still left on the host: pod processes (in a
+// kubepods cgroup), mounts under root, the pod bridge, iptables chains.
+func Leftovers(root string) []string {
+	var left []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		cg, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+		if err == nil && bytes.Contains(cg, []byte("kubepods")) {
+			comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+			left = append(left, "process "+e.Name()+" "+strings.TrimSpace(string(comm)))
+		}
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], root) {
+			left = append(left, "mount "+f[4])
+		}
+	}
+	if exec.Command("ip", "link", "show", "outpost0").Run() == nil {
+		left = append(left, "link outpost0")
+	}
+	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
+		out, _ := exec.Command(tool).Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, ":KUBE-") || strings.HasPrefix(line, ":CNI-") {
+				left = append(left, tool+" chain "+strings.Fields(line)[0][1:])
+			}
+		}
+	}
+	return left
 }
