@@ -182,6 +182,9 @@ func TestServer(t *testing.T) {
 			}
 			return nil
 		})
+		if out, err := s.Kubectl("wait", "--for=delete", "pod/"+pod, "--timeout=60s"); err != nil {
+			t.Errorf("deleted pod not gone: %v %s", err, out)
+		}
 	})
 	t.Run("SecondServerRefused", func(t *testing.T) {
 		out, err := exec.Command(s.Bin, s.Args...).CombinedOutput()
@@ -192,7 +195,9 @@ func TestServer(t *testing.T) {
 	})
 	t.Run("RestartKeepsObjectsAndContainers", func(t *testing.T) {
 		s.MustKubectl("create", "configmap", "survivor", "--from-literal=k=v")
-		s.MustKubectl("wait", "--for=condition=Ready", "pod", "-l", "app=web", "--timeout=60s")
+		if out, err := s.Kubectl("rollout", "status", "deploy/web", "--timeout=60s"); err != nil {
+			t.Fatal(out, err)
+		}
 		before := containerIDs(t, s)
 		s.Stop()
 		s.Start()
