@@ -186,6 +186,48 @@ func TestServer(t *testing.T) {
 			t.Errorf("deleted pod not gone: %v %s", err, out)
 		}
 	})
+	t.Run("ManifestsDirPickedUpAndReapplied", func(t *testing.T) {
+		f := filepath.Join(s.DataDir(), "server", "manifests", "user.yaml")
+		write := func(v string) {
+			cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: user-cm, namespace: default}\ndata: {k: " + v + "}\n"
+			if err := os.WriteFile(f, []byte(cm), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, v := range []string{"one", "two"} {
+			write(v)
+			harness.Eventually(t, 30*time.Second, "configmap from the manifests dir = "+v, func() error {
+				out, err := s.Kubectl("get", "configmap", "user-cm", "-o", "jsonpath={.data.k}")
+				if err != nil || out != v {
+					return fmt.Errorf("%q %v", out, err)
+				}
+				return nil
+			})
+		}
+	})
+	t.Run("MulticallLinks", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, name := range []string{"kubectl", "ctr"} {
+			if err := os.Symlink(s.Bin, filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := exec.Command(filepath.Join(dir, "kubectl"), "--kubeconfig", s.Kubeconfig, "get", "nodes", "-o", "name").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "node/") {
+			t.Errorf("kubectl link: %v %s", err, out)
+		}
+		cmd := exec.Command(filepath.Join(dir, "ctr"), "images", "ls", "-q")
+		cmd.Env = append(os.Environ(), "OUTPOST_DATA_DIR="+s.DataDir(), "OUTPOST_RUNTIME_DIR="+s.RunDir())
+		out, err = cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "docker.io/outpostk8s/pause") {
+			t.Errorf("ctr link: %v %s", err, out)
+		}
+		// The pinned label keeps embedded images safe from the kubelet's image GC.
+		ls, _ := s.Ctr("images", "ls", "name==docker.io/outpostk8s/coredns:v1.15.0-outpost")
+		if !strings.Contains(ls, "io.cri-containerd.pinned=pinned") {
+			t.Errorf("coredns image not pinned:\n%s", ls)
+		}
+	})
 	t.Run("SecondServerRefused", func(t *testing.T) {
 		out, err := exec.Command(s.Bin, s.Args...).CombinedOutput()
 		code := exitCode(err)
@@ -218,6 +260,21 @@ func TestServer(t *testing.T) {
 		after := containerIDs(t, s)
 		if before != after {
 			t.Errorf("container IDs changed over the restart:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+	t.Run("DisableCoreDNS", func(t *testing.T) {
+		s.Stop()
+		s.Args = append(s.Args, "--disable", "coredns")
+		s.Start()
+		harness.Eventually(t, 2*time.Minute, "coredns removed", func() error {
+			out, err := s.Kubectl("-n", "kube-system", "get", "deploy,svc", "-l", "k8s-app=kube-dns", "-o", "name")
+			if err != nil || strings.TrimSpace(out) != "" {
+				return fmt.Errorf("still there: %q %v", out, err)
+			}
+			return nil
+		})
+		if _, err := os.Stat(filepath.Join(s.DataDir(), "server", "manifests", "coredns.yaml")); !os.IsNotExist(err) {
+			t.Errorf("coredns.yaml still in the manifests dir: %v", err)
 		}
 	})
 }
