@@ -18,7 +18,8 @@ func (s *Server) announceReady(ctx context.Context) {
 	}
 	for ctx.Err() == nil {
 		n, err := cs.CoreV1().Nodes().Get(ctx, s.Cfg.NodeName, metav1.GetOptions{})
-		if err == nil && nodeReady(n) {
+		// After a restart the old Ready condition lingers: only a heartbeat from this run counts.
+		if err == nil && nodeReady(n, s.Started.Add(-time.Second)) {
 			s.Log.Info(fmt.Sprintf("Outpost is ready: node %s is Ready after %.1fs. Admin kubeconfig: %s — use `outpost kubectl get pods -A`, or `export KUBECONFIG=%s` for kubectl, helm and client-go",
 				s.Cfg.NodeName, time.Since(s.Started).Seconds(), s.Cfg.Kubeconfig, s.Cfg.Kubeconfig))
 			return
@@ -30,10 +31,10 @@ func (s *Server) announceReady(ctx context.Context) {
 	}
 }
 
-func nodeReady(n *corev1.Node) bool {
+func nodeReady(n *corev1.Node, since time.Time) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
+			return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(since)
 		}
 	}
 	return false
