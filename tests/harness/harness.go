@@ -205,7 +205,7 @@ func Eventually(t testing.TB, timeout time.Duration, what string, f func() error
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %s: %v", what, timeout, err)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
