@@ -1,0 +1,109 @@
+// Package gputest builds NVML mock machines for the GPU packages' tests: go-nvml's DGX A100
+// model plus what it leaves out (PCI bus IDs, NVLink topology, MIG partitions).
+package gputest
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+)
+
+// BusID is the PCI address the mock gives GPU i.
+func BusID(i int) string { return fmt.Sprintf("00000000:%02x:00.0", 0x10+i) }
+
+func pci(id string) nvml.PciInfo {
+	var p nvml.PciInfo
+	for i := 0; i < len(id) && i < len(p.BusId)-1; i++ {
+		p.BusId[i] = int8(id[i])
+	}
+	return p
+}
+
+// Links sets each GPU's PCI address and its NVLinks: peers[i] are the GPUs linked to GPU i.
+func Links(srv *dgxa100.Server, peers map[int][]int) {
+	for i, d := range srv.Devices {
+		dev := d.(*dgxa100.Device)
+		i := i
+		base := dev.GetPciInfoFunc
+		dev.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) {
+			p, r := base()
+			b := pci(BusID(i))
+			p.BusId = b.BusId
+			return p, r
+		}
+		links := peers[i]
+		dev.GetNvLinkStateFunc = func(l int) (nvml.EnableState, nvml.Return) {
+			if l >= 12 {
+				return 0, nvml.ERROR_INVALID_ARGUMENT
+			}
+			if l < len(links) {
+				return nvml.FEATURE_ENABLED, nvml.SUCCESS
+			}
+			return nvml.FEATURE_DISABLED, nvml.SUCCESS
+		}
+		dev.GetNvLinkRemotePciInfoFunc = func(l int) (nvml.PciInfo, nvml.Return) {
+			if l >= len(links) {
+				return nvml.PciInfo{}, nvml.ERROR_INVALID_ARGUMENT
+			}
+			return pci(BusID(links[l])), nvml.SUCCESS
+		}
+	}
+}
+
+// FullMesh links every GPU to every other, as NVSwitch does on a DGX A100.
+func FullMesh(srv *dgxa100.Server) {
+	peers := map[int][]int{}
+	for i := range srv.Devices {
+		for j := range srv.Devices {
+			if i != j {
+				peers[i] = append(peers[i], j)
+			}
+		}
+	}
+	Links(srv, peers)
+}
+
+// PartitionMIG enables MIG on GPU i and creates n GPU instances of the profile, each with one
+// compute instance spanning it.
+func PartitionMIG(t testing.TB, srv *dgxa100.Server, i, profile, n int) {
+	t.Helper()
+	dev := srv.Devices[i]
+	if r, _ := dev.SetMigMode(nvml.DEVICE_MIG_ENABLE); r != nvml.SUCCESS {
+		t.Fatalf("MIG mode: %v", r)
+	}
+	info, r := dev.GetGpuInstanceProfileInfo(profile)
+	if r != nvml.SUCCESS {
+		t.Fatalf("GI profile %d: %v", profile, r)
+	}
+	for k := 0; k < n; k++ {
+		gi, r := dev.CreateGpuInstance(&info)
+		if r != nvml.SUCCESS {
+			t.Fatalf("create GI: %v", r)
+		}
+		ciProf, r := gi.GetComputeInstanceProfileInfo(ciProfileFor(profile), nvml.COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED)
+		if r != nvml.SUCCESS {
+			t.Fatalf("CI profile: %v", r)
+		}
+		if _, r := gi.CreateComputeInstance(&ciProf); r != nvml.SUCCESS {
+			t.Fatalf("create CI: %v", r)
+		}
+	}
+}
+
+// ciProfileFor maps a GPU instance profile to the compute instance profile spanning it.
+func ciProfileFor(gi int) int {
+	switch gi {
+	case nvml.GPU_INSTANCE_PROFILE_1_SLICE:
+		return nvml.COMPUTE_INSTANCE_PROFILE_1_SLICE
+	case nvml.GPU_INSTANCE_PROFILE_2_SLICE:
+		return nvml.COMPUTE_INSTANCE_PROFILE_2_SLICE
+	case nvml.GPU_INSTANCE_PROFILE_3_SLICE:
+		return nvml.COMPUTE_INSTANCE_PROFILE_3_SLICE
+	case nvml.GPU_INSTANCE_PROFILE_4_SLICE:
+		return nvml.COMPUTE_INSTANCE_PROFILE_4_SLICE
+	default:
+		return nvml.COMPUTE_INSTANCE_PROFILE_7_SLICE
+	}
+}
