@@ -38,3 +38,24 @@ func TestQuote(t *testing.T) {
 		t.Errorf("quote = %s", got)
 	}
 }
+
+func TestRenderNVIDIARuntimes(t *testing.T) {
+	b, err := Render(Config{BinDir: "/d/bin", Runtimes: []Runtime{{"nvidia", "/usr/bin/nvidia-container-runtime"}, {"nvidia-cdi", "/usr/bin/nvidia-container-runtime.cdi"}}, DefaultRuntime: "nvidia"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{
+		"default_runtime_name = 'nvidia'",
+		"containerd.runtimes.'nvidia']",
+		"containerd.runtimes.'nvidia-cdi'.options]\n        BinaryName = '/usr/bin/nvidia-container-runtime.cdi'\n        SystemdCgroup = false",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("config lacks %q:\n%s", want, s)
+		}
+	}
+	b, _ = Render(Config{BinDir: "/d/bin"})
+	if !strings.Contains(string(b), "default_runtime_name = 'runc'") || strings.Contains(string(b), "nvidia") {
+		t.Errorf("plain config:\n%s", b)
+	}
+}
