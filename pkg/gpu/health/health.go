@@ -1,0 +1,180 @@
+// Package health turns NVML events into GPU health: a critical XID or a double-bit ECC error
+// makes a GPU unhealthy; a GPU that answers NVML again and stays quiet for a while is healthy
+// again, with no restart of anything.
+package health
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+)
+
+// IgnoredXIDs are application-caused errors (bad memory access, kernel faults, preemption):
+// the GPU itself is fine. The list matches NVIDIA's device plugin default.
+var IgnoredXIDs = map[uint64]bool{13: true, 31: true, 43: true, 45: true, 68: true, 109: true}
+
+// Event is one NVML event about one GPU.
+type Event struct {
+	UUID string
+	Kind string // "xid" or "ecc-dbe"
+	XID  uint64
+}
+
+// Critical reports whether the event makes the GPU unhealthy.
+func (e Event) Critical() bool {
+	switch e.Kind {
+	case "ecc-dbe":
+		return true
+	case "xid":
+		return !IgnoredXIDs[e.XID]
+	}
+	return false
+}
+
+// Reason is the human text for a node condition and an Event.
+func (e Event) Reason() string {
+	if e.Kind == "ecc-dbe" {
+		return fmt.Sprintf("GPU %s: double-bit ECC error", e.UUID)
+	}
+	return fmt.Sprintf("GPU %s: XID %d", e.UUID, e.XID)
+}
+
+// Change is a health transition.
+type Change struct {
+	UUID    string
+	Healthy bool
+	Reason  string
+}
+
+// Monitor tracks health and XID counts per GPU.
+type Monitor struct {
+	// Probe asks NVML whether the GPU answers; nil treats every GPU as answering.
+	Probe func(uuid string) bool
+	// Quiet is how long an unhealthy GPU must see no critical event before a passing probe
+	// makes it healthy again.
+	Quiet time.Duration
+	Now   func() time.Time
+
+	mu       sync.Mutex
+	bad      map[string]time.Time // uuid → last critical event
+	reasons  map[string]string
+	xids     map[string]uint64
+	onChange func(Change)
+}
+
+// NewMonitor returns a monitor calling onChange at every transition.
+func NewMonitor(probe func(string) bool, quiet time.Duration, onChange func(Change)) *Monitor {
+	return &Monitor{Probe: probe, Quiet: quiet, Now: time.Now, bad: map[string]time.Time{},
+		reasons: map[string]string{}, xids: map[string]uint64{}, onChange: onChange}
+}
+
+// Handle applies one event.
+func (m *Monitor) Handle(e Event) {
+	m.mu.Lock()
+	if e.Kind == "xid" {
+		m.xids[e.UUID]++
+	}
+	if !e.Critical() {
+		m.mu.Unlock()
+		return
+	}
+	_, already := m.bad[e.UUID]
+	m.bad[e.UUID] = m.Now()
+	m.reasons[e.UUID] = e.Reason()
+	m.mu.Unlock()
+	if !already && m.onChange != nil {
+		m.onChange(Change{UUID: e.UUID, Healthy: false, Reason: e.Reason()})
+	}
+}
+
+// Recheck re-probes every unhealthy GPU that has been quiet long enough.
+func (m *Monitor) Recheck() {
+	m.mu.Lock()
+	var back []string
+	for uuid, last := range m.bad {
+		if m.Now().Sub(last) >= m.Quiet && (m.Probe == nil || m.Probe(uuid)) {
+			back = append(back, uuid)
+			delete(m.bad, uuid)
+			delete(m.reasons, uuid)
+		}
+	}
+	m.mu.Unlock()
+	for _, uuid := range back {
+		if m.onChange != nil {
+			m.onChange(Change{UUID: uuid, Healthy: true, Reason: "GPU " + uuid + " answers again"})
+		}
+	}
+}
+
+// Unhealthy returns the unhealthy GPUs and why.
+func (m *Monitor) Unhealthy() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]string, len(m.reasons))
+	for k, v := range m.reasons {
+		out[k] = v
+	}
+	return out
+}
+
+// XIDs is the number of XID events seen per GPU (for the metrics endpoint).
+func (m *Monitor) XIDs(uuid string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.xids[uuid]
+}
+
+// NVMLEvents reads events from NVML for every GPU of lib. Next blocks up to timeout.
+type NVMLEvents struct {
+	set  nvml.EventSet
+	uuid map[nvml.Device]string
+}
+
+// WatchNVML registers for XID and double-bit ECC events on every GPU that supports them.
+func WatchNVML(lib nvml.Interface) (*NVMLEvents, error) {
+	set, r := lib.EventSetCreate()
+	if r != nvml.SUCCESS {
+		return nil, fmt.Errorf("nvml event set: %s", nvml.ErrorString(r))
+	}
+	w := &NVMLEvents{set: set, uuid: map[nvml.Device]string{}}
+	n, r := lib.DeviceGetCount()
+	if r != nvml.SUCCESS {
+		return nil, fmt.Errorf("nvml device count: %s", nvml.ErrorString(r))
+	}
+	for i := 0; i < n; i++ {
+		dev, r := lib.DeviceGetHandleByIndex(i)
+		if r != nvml.SUCCESS {
+			continue
+		}
+		uuid, _ := dev.GetUUID()
+		w.uuid[dev] = uuid
+		types := uint64(nvml.EventTypeXidCriticalError | nvml.EventTypeDoubleBitEccError)
+		if r := dev.RegisterEvents(types, set); r != nvml.SUCCESS && r != nvml.ERROR_NOT_SUPPORTED {
+			return nil, fmt.Errorf("nvml events for GPU %d: %s", i, nvml.ErrorString(r))
+		}
+	}
+	return w, nil
+}
+
+// Next returns the next event, or ok=false after timeout.
+func (w *NVMLEvents) Next(timeout time.Duration) (Event, bool, error) {
+	d, r := w.set.Wait(uint32(timeout / time.Millisecond))
+	if r == nvml.ERROR_TIMEOUT {
+		return Event{}, false, nil
+	}
+	if r != nvml.SUCCESS {
+		return Event{}, false, fmt.Errorf("nvml event wait: %s", nvml.ErrorString(r))
+	}
+	uuid := w.uuid[d.Device]
+	if uuid == "" && d.Device != nil {
+		uuid, _ = d.Device.GetUUID()
+	}
+	switch {
+	case d.EventType&nvml.EventTypeDoubleBitEccError != 0:
+		return Event{UUID: uuid, Kind: "ecc-dbe"}, true, nil
+	default:
+		return Event{UUID: uuid, Kind: "xid", XID: d.EventData}, true, nil
+	}
+}
