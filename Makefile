@@ -10,7 +10,7 @@ GOARCH       ?= $(shell go env GOARCH)
 BUILD        := build
 ASSETS       := pkg/payload/assets
 BIN          := bin/outpost
-TAGS         := providerless
+TAGS         := providerless,netgo,osusergo
 ARGS         ?=
 # go-nvml builds against a header full of deprecation notices: keep test output readable.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
@@ -64,7 +64,7 @@ $(BUILD)/test-images/optest.tar: tests/images/optest/main.go scripts/ociimage/ma
 	go run ./scripts/ociimage -name $(TEST_IMAGE) -o $@ -entrypoint /optest /optest=$(BUILD)/test-images/optest
 
 build: deps payload images
-	CGO_ENABLED=0 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/outpost
+	CGO_ENABLED=1 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/outpost
 	@ls -l $(BIN) | awk '{printf "built %s (%.1f MiB)\n", $$9, $$5/1048576}'
 
 server: build

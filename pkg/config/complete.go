@@ -36,6 +36,7 @@ type Config struct {
 	Extra          ExtraArgs
 	Verbosity      int
 	Host           hostcheck.Facts
+	GPU            GPUOptions
 }
 
 // SANs are the apiserver certificate's subject alternative names.
@@ -136,6 +137,9 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 	}
 	if c.Datastore.CompactInterval <= 0 || c.Datastore.PollInterval <= 0 || c.Datastore.CompactBatch <= 0 {
 		return nil, fmt.Errorf("--kine-compact-interval, --kine-poll-interval and --kine-compact-batch-size must be positive")
+	}
+	if c.GPU, err = gpuOptions(o.GPU); err != nil {
+		return nil, err
 	}
 	c.SANs = sans(c, o.TLSSANs)
 	c.Host = env.Host.Detect()
@@ -253,4 +257,27 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func gpuOptions(g GPUOptions) (GPUOptions, error) {
+	switch g.Mode {
+	case "auto", "off":
+	default:
+		return g, fmt.Errorf("--gpu-mode %q is not auto or off", g.Mode)
+	}
+	switch g.MIGStrategy {
+	case "none", "single", "mixed":
+	default:
+		return g, fmt.Errorf("--gpu-mig-strategy %q is not one of none, single, mixed", g.MIGStrategy)
+	}
+	if g.Replicas < 1 {
+		return g, fmt.Errorf("--gpu-time-slicing-replicas %d must be 1 or more", g.Replicas)
+	}
+	if g.MetricsPort < 0 || g.MetricsPort > 65535 {
+		return g, fmt.Errorf("--gpu-metrics-port %d is out of range 0-65535", g.MetricsPort)
+	}
+	if g.Mock != "" && g.Mock != "dgxa100" {
+		return g, fmt.Errorf("--gpu-mock %q: only dgxa100 is known", g.Mock)
+	}
+	return g, nil
 }

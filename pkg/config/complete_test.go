@@ -25,7 +25,26 @@ func defaults() ServerOptions {
 	return ServerOptions{DataDir: "/var/lib/outpost", RuntimeDir: "/run/outpost", WriteKubeconfig: "/etc/outpost/outpost.yaml",
 		WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0", HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16",
 		ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local", KineCompactInterval: time.Minute,
-		KineCompactBatch: 1000, KinePollInterval: time.Second}
+		KineCompactBatch: 1000, KinePollInterval: time.Second,
+		GPU: GPUOptions{Mode: "auto", MIGStrategy: "none", Replicas: 1, DriverRoot: "/", MetricsPort: 9401}}
+}
+
+func TestCompleteGPUOptions(t *testing.T) {
+	for _, tc := range []struct {
+		mut  func(*GPUOptions)
+		want string
+	}{
+		{func(g *GPUOptions) { g.Mode = "on" }, "--gpu-mode"},
+		{func(g *GPUOptions) { g.MIGStrategy = "all" }, "--gpu-mig-strategy"},
+		{func(g *GPUOptions) { g.Replicas = 0 }, "--gpu-time-slicing-replicas"},
+		{func(g *GPUOptions) { g.Mock = "dgx-z" }, "--gpu-mock"},
+	} {
+		o := defaults()
+		tc.mut(&o.GPU)
+		if _, err := Complete(o, testEnv()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v, want %s", err, tc.want)
+		}
+	}
 }
 
 func TestCompleteDerives(t *testing.T) {

@@ -56,9 +56,13 @@ func Apply(files []string, known map[string]bool, s Setter) error {
 		if err := yaml.Unmarshal(raw, &m); err != nil {
 			return fmt.Errorf("config file %s is not valid YAML (%v): fix it or move it aside", f, cleanYAMLErr(err))
 		}
-		for k, v := range m {
+		flat, err := flatten(m)
+		if err != nil {
+			return fmt.Errorf("config file %s: %w", f, err)
+		}
+		for k, v := range flat {
 			if !known[k] {
-				return fmt.Errorf("config file %s: unknown key %q: keys are this command's flag names without dashes (see --help)", f, k)
+				return fmt.Errorf("config file %s: unknown key %q: keys are this command's flag names without dashes (see --help)", f, dotted(k, m))
 			}
 			merged[k] = v
 			origin[k] = f
@@ -90,6 +94,38 @@ func cleanYAMLErr(err error) string {
 	s := err.Error()
 	s = strings.TrimPrefix(s, "error converting YAML to JSON: ")
 	return strings.TrimPrefix(s, "yaml: ")
+}
+
+// Sections are config-file maps whose keys are flags with the section's prefix:
+// gpu: {mig-strategy: mixed} is --gpu-mig-strategy.
+var Sections = map[string]bool{"gpu": true}
+
+func flatten(m map[string]any) (map[string]any, error) {
+	out := map[string]any{}
+	for k, v := range m {
+		sub, isMap := v.(map[string]any)
+		if !isMap {
+			out[k] = v
+			continue
+		}
+		if !Sections[k] {
+			return nil, fmt.Errorf("key %q holds a map, but only these sections do: gpu", k)
+		}
+		for sk, sv := range sub {
+			out[k+"-"+sk] = sv
+		}
+	}
+	return out, nil
+}
+
+// dotted names a flattened section key the way the user wrote it (gpu.mode).
+func dotted(k string, orig map[string]any) string {
+	for sec := range Sections {
+		if _, ok := orig[sec].(map[string]any); ok && strings.HasPrefix(k, sec+"-") {
+			return sec + "." + strings.TrimPrefix(k, sec+"-")
+		}
+	}
+	return k
 }
 
 // scalars turns a YAML value into flag strings: one per list element.

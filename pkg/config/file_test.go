@@ -64,7 +64,7 @@ func TestApplyErrors(t *testing.T) {
 		"not yaml":    "node-name: [a\n",
 		"nested map":  "node-name: {a: b}\n",
 	}
-	wantMsg := map[string]string{"unknown key": `unknown key "nodename"`, "not yaml": "not valid YAML", "nested map": "must be a string"}
+	wantMsg := map[string]string{"unknown key": `unknown key "nodename"`, "not yaml": "not valid YAML", "nested map": "only these sections"}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
@@ -84,5 +84,27 @@ func TestFilesMissing(t *testing.T) {
 	}
 	if _, err := Files(p, true); err == nil {
 		t.Fatal("explicit missing file must be an error")
+	}
+}
+
+func TestGPUSection(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "config.yaml")
+	os.WriteFile(f, []byte("gpu:\n  mig-strategy: mixed\n  time-slicing-replicas: 4\n"), 0o600)
+	fs := &fakeSetter{cli: map[string]bool{}, got: map[string][]string{}}
+	known := map[string]bool{"gpu-mig-strategy": true, "gpu-time-slicing-replicas": true}
+	if err := Apply([]string{f}, known, fs); err != nil {
+		t.Fatal(err)
+	}
+	if fs.got["gpu-mig-strategy"][0] != "mixed" || fs.got["gpu-time-slicing-replicas"][0] != "4" {
+		t.Errorf("got %v", fs.got)
+	}
+	os.WriteFile(f, []byte("gpu:\n  mig-strategi: mixed\n"), 0o600)
+	if err := Apply([]string{f}, known, &fakeSetter{cli: map[string]bool{}, got: map[string][]string{}}); err == nil || !strings.Contains(err.Error(), `unknown key "gpu.mig-strategi"`) {
+		t.Errorf("err = %v", err)
+	}
+	os.WriteFile(f, []byte("node:\n  name: x\n"), 0o600)
+	if err := Apply([]string{f}, known, &fakeSetter{cli: map[string]bool{}, got: map[string][]string{}}); err == nil || !strings.Contains(err.Error(), "only these sections") {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -38,6 +38,22 @@ type ServerOptions struct {
 	KubeProxyArgs       []string
 	Debug               bool
 	Verbosity           int
+	GPU                 GPUOptions
+}
+
+// GPUOptions are the gpu: section's settings (flags --gpu-*).
+type GPUOptions struct {
+	Mode           string // auto | off
+	MIGStrategy    string
+	Replicas       int
+	DriverRoot     string
+	DefaultRuntime string
+	MetricsPort    int
+	CDIDir         string
+	// Test-only: an NVML mock machine and a root holding fake /dev nodes.
+	Mock        string
+	DevRoot     string
+	HealthQuiet time.Duration
 }
 
 // ServerFlags are `outpost server`'s flags. Every name is also a config-file key.
@@ -69,6 +85,16 @@ func ServerFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "kube-proxy-arg", Usage: "extra kube-proxy flag key=value (repeatable)"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"OUTPOST_DEBUG"}, Usage: "verbose logs from every component (-v 4)"},
 		&cli.IntFlag{Name: "v", Value: 0, Usage: "log verbosity of the upstream components"},
+		&cli.StringFlag{Name: "gpu-mode", Value: "auto", Usage: "NVIDIA GPU support: auto (on when a driver is found) or off; config key gpu.mode"},
+		&cli.StringFlag{Name: "gpu-mig-strategy", Value: "none", Usage: "how MIG devices are advertised: none, single or mixed"},
+		&cli.IntFlag{Name: "gpu-time-slicing-replicas", Value: 1, Usage: "advertise each GPU (or MIG device) this many times for time-slicing"},
+		&cli.StringFlag{Name: "gpu-driver-root", Aliases: []string{"nvidia-driver-root"}, Value: "/", Usage: "where the NVIDIA driver's files are installed"},
+		&cli.StringFlag{Name: "default-runtime", Usage: "containerd runtime for pods without a RuntimeClass: runc (default), nvidia, nvidia-cdi, nvidia-experimental"},
+		&cli.IntFlag{Name: "gpu-metrics-port", Value: 9401, Usage: "port of the GPU metrics endpoint (Prometheus text, dcgm-exporter names); 0 disables it"},
+		&cli.StringFlag{Name: "gpu-cdi-dir", Value: "/var/run/cdi", Usage: "where the GPU CDI spec is written"},
+		&cli.StringFlag{Name: "gpu-mock", Hidden: true, Usage: "test only: use go-nvml's mock of this machine (dgxa100) instead of the driver"},
+		&cli.StringFlag{Name: "gpu-dev-root", Hidden: true, Value: "/", Usage: "test only: root holding the /dev nodes of the GPUs"},
+		&cli.DurationFlag{Name: "gpu-health-quiet", Hidden: true, Value: time.Minute, Usage: "how long an unhealthy GPU must stay quiet before a passing re-probe restores it"},
 	}
 }
 
@@ -101,5 +127,10 @@ func ServerOptionsFrom(c *cli.Context) ServerOptions {
 		KubeProxyArgs:       c.StringSlice("kube-proxy-arg"),
 		Debug:               c.Bool("debug"),
 		Verbosity:           c.Int("v"),
+		GPU: GPUOptions{Mode: c.String("gpu-mode"), MIGStrategy: c.String("gpu-mig-strategy"),
+			Replicas: c.Int("gpu-time-slicing-replicas"), DriverRoot: c.String("gpu-driver-root"),
+			DefaultRuntime: c.String("default-runtime"), MetricsPort: c.Int("gpu-metrics-port"),
+			CDIDir: c.String("gpu-cdi-dir"), Mock: c.String("gpu-mock"), DevRoot: c.String("gpu-dev-root"),
+			HealthQuiet: c.Duration("gpu-health-quiet")},
 	}
 }

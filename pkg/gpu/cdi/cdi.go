@@ -98,7 +98,6 @@ func Generate(n *detect.Node, driverRoot, devRoot string) (*Spec, error) {
 		return nil, err
 	}
 	s.ContainerEdits.Mounts = append(libs, findBinaries(driverRoot)...)
-	s.ContainerEdits.Env = []string{"NVIDIA_VISIBLE_DEVICES=void"} // devices come from CDI, not the env hook
 	return s, nil
 }
 
