@@ -174,10 +174,22 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 		Values: deploy.Values{ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain,
 			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage}}
 
-	ctrd := containerd.New(containerd.Config{Root: c.Dirs.ContainerdRoot(), State: c.Dirs.RuntimeContainerd(),
+	nodeClient, _, _, err := s.client(c.Dirs.KubeletKubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	gpu, err := s.prepareGPU(nodeClient)
+	if err != nil {
+		return nil, err
+	}
+	cc := containerd.Config{Root: c.Dirs.ContainerdRoot(), State: c.Dirs.RuntimeContainerd(),
 		Socket: c.Dirs.ContainerdSocket(), ConfigFile: c.Dirs.ContainerdConfig(), BinDir: binDir,
 		CNIConfDir: c.Dirs.CNIConfDir(), SandboxImage: version.PauseImage, CgroupV2: c.Host.CgroupV2,
-		RestrictOOMScoreAdj: c.Host.OOMScoreAdjRestricted, Debug: c.Verbosity >= 4}, s.Out)
+		RestrictOOMScoreAdj: c.Host.OOMScoreAdjRestricted, Debug: c.Verbosity >= 4}
+	if err := s.gpuContainerd(gpu, &cc); err != nil {
+		return nil, err
+	}
+	ctrd := containerd.New(cc, s.Out)
 	imgs := &imageImport{im: images.Importer{Ctr: filepath.Join(binDir, "ctr"), Socket: c.Dirs.ContainerdSocket(), Run: images.Exec},
 		dir: c.Dirs.Images(), log: s.Log.With("component", "images")}
 
@@ -202,20 +214,20 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube-proxy args: %w", err)
 	}
-	nodeClient, _, _, err := s.client(c.Dirs.KubeletKubeconfig())
-	if err != nil {
-		return nil, err
-	}
 	cniw := cni.New(cni.Config{ConfDir: c.Dirs.CNIConfDir(), IPAMDir: filepath.Join(c.Dirs.Agent(), "cni", "networks"),
 		NodeName: c.NodeName}, nodeClient)
 
+	last := []component.Component{cniw}
+	if gpu != nil {
+		last = append(last, gpu)
+	}
 	return [][]component.Component{
 		{kine},
 		{api},
 		{sched, cm, dep, ctrd},
 		{imgs},
 		{upstream.Kubelet(kargv), upstream.KubeProxy(pargv)},
-		{cniw},
+		last,
 	}, nil
 }
 

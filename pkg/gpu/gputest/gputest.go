@@ -3,54 +3,16 @@
 package gputest
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 )
 
 // BusID is the PCI address the mock gives GPU i.
-func BusID(i int) string { return fmt.Sprintf("00000000:%02x:00.0", 0x10+i) }
-
-func pci(id string) nvml.PciInfo {
-	var p nvml.PciInfo
-	for i := 0; i < len(id) && i < len(p.BusId)-1; i++ {
-		p.BusId[i] = int8(id[i])
-	}
-	return p
-}
-
-// Links sets each GPU's PCI address and its NVLinks: peers[i] are the GPUs linked to GPU i.
-func Links(srv *dgxa100.Server, peers map[int][]int) {
-	for i, d := range srv.Devices {
-		dev := d.(*dgxa100.Device)
-		i := i
-		base := dev.GetPciInfoFunc
-		dev.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) {
-			p, r := base()
-			b := pci(BusID(i))
-			p.BusId = b.BusId
-			return p, r
-		}
-		links := peers[i]
-		dev.GetNvLinkStateFunc = func(l int) (nvml.EnableState, nvml.Return) {
-			if l >= 12 {
-				return 0, nvml.ERROR_INVALID_ARGUMENT
-			}
-			if l < len(links) {
-				return nvml.FEATURE_ENABLED, nvml.SUCCESS
-			}
-			return nvml.FEATURE_DISABLED, nvml.SUCCESS
-		}
-		dev.GetNvLinkRemotePciInfoFunc = func(l int) (nvml.PciInfo, nvml.Return) {
-			if l >= len(links) {
-				return nvml.PciInfo{}, nvml.ERROR_INVALID_ARGUMENT
-			}
-			return pci(BusID(links[l])), nvml.SUCCESS
-		}
-	}
-}
+func BusID(i int) string { return mockgpu.BusID(i) }
 
 // FullMesh links every GPU to every other, as NVSwitch does on a DGX A100.
 func FullMesh(srv *dgxa100.Server) {
@@ -62,7 +24,7 @@ func FullMesh(srv *dgxa100.Server) {
 			}
 		}
 	}
-	Links(srv, peers)
+	(&mockgpu.Machine{Server: srv}).Link(peers)
 }
 
 // PartitionMIG enables MIG on GPU i and creates n GPU instances of the profile, each with one

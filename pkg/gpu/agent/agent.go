@@ -1,0 +1,258 @@
+// Package agent is the node's GPU layer: it detects the GPUs, writes the CDI spec, tells
+// containerd about the NVIDIA runtimes, then (once the kubelet runs) serves the device plugins,
+// keeps the Node's GPU labels and GPUHealthy condition current, and serves GPU metrics.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/cdi"
+	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/deviceplugin"
+	"github.com/outpostk8s/outpost/pkg/gpu/health"
+	"github.com/outpostk8s/outpost/pkg/gpu/labels"
+	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
+	"github.com/outpostk8s/outpost/pkg/gpu/resources"
+	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
+)
+
+// Config is the GPU layer's slice of the node config.
+type Config struct {
+	NodeName       string
+	Strategy       resources.Strategy
+	Replicas       int
+	DriverRoot     string
+	DevRoot        string
+	CDIDir         string
+	DefaultRuntime string
+	MetricsPort    int
+	PluginDir      string // the kubelet's device-plugins dir
+	HealthQuiet    time.Duration
+	PathEnv        string
+	Hostname       string
+}
+
+// Agent is the component. Prepare runs before containerd is configured.
+type Agent struct {
+	cfg      Config
+	lib      nvml.Interface
+	log      *slog.Logger
+	client   kubernetes.Interface
+	Node     *detect.Node
+	Res      []resources.Resource
+	Runtimes []gpuruntime.Runtime
+
+	plugins []*deviceplugin.Plugin
+	monitor *health.Monitor
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	srv     *http.Server
+}
+
+// Prepare detects the GPUs and runtimes and checks the settings against the hardware. It
+// returns (nil, nil) when the node has no NVIDIA driver: no GPU features, no error.
+func Prepare(cfg Config, lib nvml.Interface, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
+	runtimes := gpuruntime.Find("/", cfg.PathEnv)
+	if err := gpuruntime.Default(cfg.DefaultRuntime, runtimes); err != nil {
+		return nil, err
+	}
+	node, err := detect.Detect(lib)
+	if errors.Is(err, detect.ErrNoDriver) {
+		log.Info("no NVIDIA driver found: GPU support off", "reason", err)
+		if len(runtimes) > 0 {
+			return &Agent{cfg: cfg, log: log, Runtimes: runtimes}, nil // runtimes still usable
+		}
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("GPU detection: %w", err)
+	}
+	res, err := resources.Build(node, resources.Config{Strategy: cfg.Strategy, Replicas: cfg.Replicas})
+	if err != nil {
+		return nil, err
+	}
+	spec, err := cdi.Generate(node, cfg.DriverRoot, cfg.DevRoot)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cdi.Write(spec, cfg.CDIDir); err != nil {
+		return nil, err
+	}
+	log.Info("GPUs found", "count", len(node.GPUs), "product", firstProduct(node), "driver", node.DriverVersion,
+		"resources", resourceSummary(res), "runtimes", len(runtimes))
+	return &Agent{cfg: cfg, lib: lib, log: log, client: client, Node: node, Res: res, Runtimes: runtimes}, nil
+}
+
+func firstProduct(n *detect.Node) string {
+	if len(n.GPUs) == 0 {
+		return ""
+	}
+	return n.GPUs[0].Product
+}
+
+func resourceSummary(rs []resources.Resource) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, fmt.Sprintf("%s=%d", r.Name, len(r.Devices)))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (a *Agent) Name() string               { return "gpu" }
+func (a *Agent) Init(context.Context) error { return nil }
+
+// Start serves the plugins (once the kubelet's socket exists), labels the node, and watches
+// health and serves metrics in the background.
+func (a *Agent) Start(ctx context.Context) error {
+	if a.Node == nil {
+		return nil // runtimes only
+	}
+	if err := waitFile(ctx, filepath.Join(a.cfg.PluginDir, "kubelet.sock"), time.Minute); err != nil {
+		return fmt.Errorf("kubelet device-plugin socket: %w", err)
+	}
+	links := map[string][]string{}
+	for _, g := range a.Node.GPUs {
+		links[g.PCIBusID] = g.NVLinkPeers
+	}
+	for _, r := range a.Res {
+		p := deviceplugin.New(r, a.cfg.PluginDir, links, a.log)
+		if err := p.Start(ctx); err != nil {
+			a.stopPlugins()
+			return err
+		}
+		a.plugins = append(a.plugins, p)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	st := &status{client: a.client, node: a.cfg.NodeName, log: a.log}
+	a.monitor = health.NewMonitor(a.probe, a.cfg.HealthQuiet, func(c health.Change) {
+		a.setHealth(c)
+		st.report(rctx, c, a.monitor.Unhealthy(), true)
+	})
+	a.wg.Add(3)
+	go func() { defer a.wg.Done(); st.report(rctx, health.Change{Healthy: true}, nil, false) }()
+	go func() { defer a.wg.Done(); st.keepLabels(rctx, labels.For(a.Node, resources.Config{Strategy: a.cfg.Strategy, Replicas: a.cfg.Replicas})) }()
+	go func() { defer a.wg.Done(); a.watchHealth(rctx) }()
+	if a.cfg.MetricsPort > 0 {
+		if err := a.serveMetrics(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Agent) serveMetrics() error {
+	l, err := net.Listen("tcp", fmt.Sprintf(":%d", a.cfg.MetricsPort))
+	if err != nil {
+		return fmt.Errorf("GPU metrics port %d is in use: set --gpu-metrics-port (0 turns it off): %w", a.cfg.MetricsPort, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Source{Lib: a.lib, Hostname: a.cfg.Hostname, XIDs: a.monitor.XIDs}.Handler())
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go a.srv.Serve(l)
+	return nil
+}
+
+// setHealth tells every plugin holding the GPU (or its MIG devices).
+func (a *Agent) setHealth(c health.Change) {
+	for _, p := range a.plugins {
+		for _, r := range a.Res {
+			if r.Name != p.Resource {
+				continue
+			}
+			for _, d := range r.Devices {
+				if d.Visible == c.UUID || strings.Contains(d.Visible, c.UUID) {
+					p.SetHealth(resources.BaseID(d.ID), c.Healthy)
+				}
+			}
+		}
+	}
+	if c.Healthy {
+		a.log.Info("GPU healthy again", "reason", c.Reason)
+	} else {
+		a.log.Warn("GPU unhealthy: removed from allocatable", "reason", c.Reason)
+	}
+}
+
+// probe asks NVML whether the GPU answers.
+func (a *Agent) probe(uuid string) bool {
+	dev, r := a.lib.DeviceGetHandleByUUID(uuid)
+	if r != nvml.SUCCESS {
+		return false
+	}
+	_, r = dev.GetMemoryInfo()
+	return r == nvml.SUCCESS
+}
+
+func (a *Agent) watchHealth(ctx context.Context) {
+	events, err := health.WatchNVML(a.lib)
+	if err != nil {
+		a.log.Warn("GPU health events unavailable; health is not watched", "err", err)
+		return
+	}
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
+	for ctx.Err() == nil {
+		e, ok, err := events.Next(500 * time.Millisecond)
+		if err != nil {
+			a.log.Warn("GPU event", "err", err)
+			time.Sleep(time.Second)
+		} else if ok {
+			a.monitor.Handle(e)
+		}
+		select {
+		case <-recheck.C:
+			a.monitor.Recheck()
+		default:
+		}
+	}
+}
+
+func (a *Agent) stopPlugins() {
+	for _, p := range a.plugins {
+		p.Stop()
+	}
+	a.plugins = nil
+}
+
+// Stop ends everything the agent runs.
+func (a *Agent) Stop(ctx context.Context) error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.srv != nil {
+		_ = a.srv.Shutdown(ctx)
+	}
+	a.stopPlugins()
+	a.wg.Wait()
+	return nil
+}
+
+func waitFile(ctx context.Context, p string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not appear within %s", p, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

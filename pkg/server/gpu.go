@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/agent"
+	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
+	"github.com/outpostk8s/outpost/pkg/gpu/resources"
+	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
+	"github.com/outpostk8s/outpost/pkg/node/containerd"
+	"github.com/outpostk8s/outpost/pkg/pki"
+)
+
+// GPUInjectFile is where the hidden --gpu-mock mode reads injected driver events from.
+func (s *Server) GPUInjectFile() string {
+	return filepath.Join(s.Cfg.Dirs.Agent(), "gpu-mock-inject")
+}
+
+// prepareGPU detects GPUs and NVIDIA runtimes before containerd is configured. It returns nil
+// when GPU support is off or the node has no driver and no NVIDIA runtime.
+func (s *Server) prepareGPU(client kubernetes.Interface) (*agent.Agent, error) {
+	g := s.Cfg.GPU
+	if g.Mode == "off" {
+		return nil, nil
+	}
+	var lib nvml.Interface
+	if g.Mock == "dgxa100" {
+		m := mockgpu.DGXA100()
+		go m.WatchInjectFile(context.Background(), s.GPUInjectFile())
+		lib = m
+	} else {
+		lib = nvml.New(nvml.WithLibraryPath(libraryPath(g.DriverRoot)))
+	}
+	return agent.Prepare(agent.Config{
+		NodeName: s.Cfg.NodeName, Strategy: resources.Strategy(g.MIGStrategy), Replicas: g.Replicas,
+		DriverRoot: g.DriverRoot, DevRoot: g.DevRoot, CDIDir: g.CDIDir, DefaultRuntime: g.DefaultRuntime,
+		MetricsPort: g.MetricsPort, PluginDir: filepath.Join(kubeletRootDir(s.Cfg.Extra.Kubelet), "device-plugins"),
+		HealthQuiet: g.HealthQuiet, PathEnv: os.Getenv("PATH"), Hostname: s.Cfg.NodeName,
+	}, lib, client, s.Log.With("component", "gpu"))
+}
+
+// libraryPath finds libnvidia-ml under a driver root other than /; under / the loader's own
+// search finds it.
+func libraryPath(root string) string {
+	const lib = "libnvidia-ml.so.1"
+	if root == "" || root == "/" {
+		return lib
+	}
+	for _, d := range []string{"usr/lib/x86_64-linux-gnu", "usr/lib64", "usr/lib", "usr/lib/aarch64-linux-gnu"} {
+		if p := filepath.Join(root, d, lib); fileExists(p) {
+			return p
+		}
+	}
+	return lib
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// kubeletRootDir is the kubelet's --root-dir, as the user may have set it.
+func kubeletRootDir(extra []string) string {
+	dir := "/var/lib/kubelet"
+	for _, a := range extra {
+		if v, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), "root-dir="); ok {
+			dir = v
+		}
+	}
+	return dir
+}
+
+// gpuContainerd adds the NVIDIA runtime handlers and the CDI dir to containerd's config, and
+// writes (or removes) the RuntimeClasses manifest.
+func (s *Server) gpuContainerd(a *agent.Agent, cc *containerd.Config) error {
+	cc.CDISpecDirs = []string{"/etc/cdi", "/var/run/cdi"}
+	if d := s.Cfg.GPU.CDIDir; d != "/var/run/cdi" && d != "/etc/cdi" {
+		cc.CDISpecDirs = append(cc.CDISpecDirs, d)
+	}
+	cc.DefaultRuntime = s.Cfg.GPU.DefaultRuntime
+	manifest := filepath.Join(s.Cfg.Dirs.Manifests(), "gpu-runtimeclasses.yaml")
+	var rts []gpuruntime.Runtime
+	if a != nil {
+		rts = a.Runtimes
+	}
+	for _, r := range rts {
+		cc.Runtimes = append(cc.Runtimes, containerd.Runtime{Name: r.Name, BinaryName: r.Path})
+	}
+	if len(rts) == 0 {
+		if err := os.Remove(manifest); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(manifest), 0o700); err != nil {
+		return err
+	}
+	return pki.WriteFile(manifest, []byte(gpuruntime.RuntimeClasses(rts)), 0o600)
+}
