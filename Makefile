@@ -19,7 +19,8 @@ V  := $(PKG)/pkg/version
 CB := k8s.io/component-base/version
 CG := k8s.io/client-go/pkg/version
 KMINOR := $(word 2,$(subst ., ,$(KUBERNETES_VERSION)))
-LDFLAGS := -s -w \
+# -z lazy: go-nvml leaves NVML's symbols unresolved until libnvidia-ml is loaded at run time.
+LDFLAGS := -s -w -extldflags "-Wl,-z,lazy" \
 	-X $(V).Outpost=$(VERSION) -X $(V).GitCommit=$(COMMIT) -X $(V).Kubernetes=$(KUBERNETES_VERSION) \
 	-X $(V).Containerd=$(CONTAINERD_VERSION) -X $(V).Runc=$(RUNC_VERSION) -X $(V).CNIPlugins=$(CNI_VERSION) \
 	-X $(V).CoreDNS=$(COREDNS_VERSION) -X $(V).PauseImage=$(PAUSE_IMAGE) -X $(V).CoreDNSImage=$(COREDNS_IMAGE) \

@@ -143,7 +143,10 @@ func (a *Agent) Start(ctx context.Context) error {
 	})
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); st.report(rctx, health.Change{Healthy: true}, nil, false) }()
-	go func() { defer a.wg.Done(); st.keepLabels(rctx, labels.For(a.Node, resources.Config{Strategy: a.cfg.Strategy, Replicas: a.cfg.Replicas})) }()
+	go func() {
+		defer a.wg.Done()
+		st.keepLabels(rctx, labels.For(a.Node, resources.Config{Strategy: a.cfg.Strategy, Replicas: a.cfg.Replicas}))
+	}()
 	go func() { defer a.wg.Done(); a.watchHealth(rctx) }()
 	if a.cfg.MetricsPort > 0 {
 		if err := a.serveMetrics(); err != nil {

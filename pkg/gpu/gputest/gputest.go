@@ -14,17 +14,39 @@ import (
 // BusID is the PCI address the mock gives GPU i.
 func BusID(i int) string { return mockgpu.BusID(i) }
 
-// FullMesh links every GPU to every other, as NVSwitch does on a DGX A100.
+// FullMesh sets PCI addresses and links every GPU to every other, as NVSwitch does on a DGX.
 func FullMesh(srv *dgxa100.Server) {
-	peers := map[int][]int{}
-	for i := range srv.Devices {
+	for i, d := range srv.Devices {
+		dev := d.(*dgxa100.Device)
+		i := i
+		var links []int
 		for j := range srv.Devices {
-			if i != j {
-				peers[i] = append(peers[i], j)
+			if j != i {
+				links = append(links, j)
 			}
 		}
+		base := dev.GetPciInfoFunc
+		dev.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) {
+			p, r := base()
+			p.BusId = mockgpu.PCI(BusID(i)).BusId
+			return p, r
+		}
+		dev.GetNvLinkStateFunc = func(l int) (nvml.EnableState, nvml.Return) {
+			if l >= 12 {
+				return 0, nvml.ERROR_INVALID_ARGUMENT
+			}
+			if l < len(links) {
+				return nvml.FEATURE_ENABLED, nvml.SUCCESS
+			}
+			return nvml.FEATURE_DISABLED, nvml.SUCCESS
+		}
+		dev.GetNvLinkRemotePciInfoFunc = func(l int) (nvml.PciInfo, nvml.Return) {
+			if l >= len(links) {
+				return nvml.PciInfo{}, nvml.ERROR_INVALID_ARGUMENT
+			}
+			return mockgpu.PCI(BusID(links[l])), nvml.SUCCESS
+		}
 	}
-	(&mockgpu.Machine{Server: srv}).Link(peers)
 }
 
 // PartitionMIG enables MIG on GPU i and creates n GPU instances of the profile, each with one

@@ -7,15 +7,16 @@ import (
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
-	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 )
 
 func TestTableAndJSON(t *testing.T) {
-	m := mockgpu.DGXA100()
-	gputest.PartitionMIG(t, m.Server, 0, nvml.GPU_INSTANCE_PROFILE_1_SLICE, 2)
+	m := dgxa100.New()
+	gputest.FullMesh(m)
+	gputest.PartitionMIG(t, m, 0, nvml.GPU_INSTANCE_PROFILE_1_SLICE, 2)
 	n, err := detect.Detect(m)
 	if err != nil {
 		t.Fatal(err)

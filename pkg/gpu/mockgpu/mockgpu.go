@@ -1,6 +1,8 @@
-// Package mockgpu is a whole NVIDIA machine in software for tests and the hidden --gpu-mock
-// mode: go-nvml's DGX A100 model plus what it leaves out (PCI addresses, an NVSwitch full
-// mesh, utilization/temperature/power readings, and an event set fed by Inject).
+// Package mockgpu is a small NVIDIA machine in software for the hidden --gpu-mock mode: eight
+// A100-SXM4-40GB GPUs in an NVSwitch full mesh, with readings and an event queue fed by
+// InjectXID. Only the NVML calls Outpost makes are implemented (the rest of nvml.Interface is
+// embedded as nil), which keeps go-nvml's generated mocks, tens of MB of code, out of the
+// binary; unit tests use those mocks instead (pkg/gpu/gputest).
 package mockgpu
 
 import (
@@ -12,14 +14,21 @@ import (
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 )
 
-// Machine is the mock and its event queue.
+// Machine implements the part of nvml.Interface Outpost uses.
 type Machine struct {
-	*dgxa100.Server
-	events chan nvml.EventData
+	nvml.Interface
+	Devices []*Device
+	events  chan nvml.EventData
+}
+
+// Device is one mock GPU.
+type Device struct {
+	nvml.Device
+	Index int
+	UUID  string
+	peers []int
 }
 
 // BusID is the PCI address of GPU i.
@@ -34,71 +43,97 @@ func PCI(id string) nvml.PciInfo {
 	return p
 }
 
-// DGXA100 returns eight A100s, all linked to each other.
+// DGXA100 returns the machine.
 func DGXA100() *Machine {
-	m := &Machine{Server: dgxa100.New(), events: make(chan nvml.EventData, 64)}
-	peers := map[int][]int{}
-	for i := range m.Devices {
-		for j := range m.Devices {
-			if i != j {
-				peers[i] = append(peers[i], j)
+	m := &Machine{events: make(chan nvml.EventData, 64)}
+	for i := 0; i < 8; i++ {
+		d := &Device{Index: i, UUID: fmt.Sprintf("GPU-0a100000-0000-4000-8000-%012d", i)}
+		for j := 0; j < 8; j++ {
+			if j != i {
+				d.peers = append(d.peers, j)
 			}
 		}
-	}
-	m.Link(peers)
-	for i, d := range m.Devices {
-		dev := d.(*dgxa100.Device)
-		i := i
-		dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
-			return nvml.Utilization{Gpu: uint32(5 * i), Memory: 1}, nvml.SUCCESS
-		}
-		dev.GetTemperatureFunc = func(nvml.TemperatureSensors) (uint32, nvml.Return) { return 35, nvml.SUCCESS }
-		dev.GetPowerUsageFunc = func() (uint32, nvml.Return) { return 62000, nvml.SUCCESS }
-		dev.GetPersistenceModeFunc = func() (nvml.EnableState, nvml.Return) { return nvml.FEATURE_ENABLED, nvml.SUCCESS }
-		dev.RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { return nvml.SUCCESS }
-	}
-	m.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) {
-		return &mock.EventSet{WaitFunc: func(ms uint32) (nvml.EventData, nvml.Return) {
-			select {
-			case e := <-m.events:
-				return e, nvml.SUCCESS
-			case <-time.After(time.Duration(ms) * time.Millisecond):
-				return nvml.EventData{}, nvml.ERROR_TIMEOUT
-			}
-		}, FreeFunc: func() nvml.Return { return nvml.SUCCESS }}, nvml.SUCCESS
+		m.Devices = append(m.Devices, d)
 	}
 	return m
 }
 
-// Link sets each GPU's PCI address and NVLinks: peers[i] are the GPUs linked to GPU i.
-func (m *Machine) Link(peers map[int][]int) {
-	for i, d := range m.Devices {
-		dev := d.(*dgxa100.Device)
-		i := i
-		base := dev.GetPciInfoFunc
-		dev.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) {
-			p, r := base()
-			p.BusId = PCI(BusID(i)).BusId
-			return p, r
-		}
-		links := peers[i]
-		dev.GetNvLinkStateFunc = func(l int) (nvml.EnableState, nvml.Return) {
-			if l >= 12 {
-				return 0, nvml.ERROR_INVALID_ARGUMENT
-			}
-			if l < len(links) {
-				return nvml.FEATURE_ENABLED, nvml.SUCCESS
-			}
-			return nvml.FEATURE_DISABLED, nvml.SUCCESS
-		}
-		dev.GetNvLinkRemotePciInfoFunc = func(l int) (nvml.PciInfo, nvml.Return) {
-			if l >= len(links) {
-				return nvml.PciInfo{}, nvml.ERROR_INVALID_ARGUMENT
-			}
-			return PCI(BusID(links[l])), nvml.SUCCESS
+func (m *Machine) Init() nvml.Return                              { return nvml.SUCCESS }
+func (m *Machine) Shutdown() nvml.Return                          { return nvml.SUCCESS }
+func (m *Machine) SystemGetDriverVersion() (string, nvml.Return)  { return "550.54.15", nvml.SUCCESS }
+func (m *Machine) SystemGetCudaDriverVersion() (int, nvml.Return) { return 12040, nvml.SUCCESS }
+func (m *Machine) DeviceGetCount() (int, nvml.Return)             { return len(m.Devices), nvml.SUCCESS }
+func (m *Machine) EventSetCreate() (nvml.EventSet, nvml.Return)   { return &eventSet{m: m}, nvml.SUCCESS }
+func (m *Machine) DeviceGetHandleByIndex(i int) (nvml.Device, nvml.Return) {
+	if i < 0 || i >= len(m.Devices) {
+		return nil, nvml.ERROR_INVALID_ARGUMENT
+	}
+	return m.Devices[i], nvml.SUCCESS
+}
+func (m *Machine) DeviceGetHandleByUUID(uuid string) (nvml.Device, nvml.Return) {
+	for _, d := range m.Devices {
+		if d.UUID == uuid {
+			return d, nvml.SUCCESS
 		}
 	}
+	return nil, nvml.ERROR_NOT_FOUND
 }
+
+func (d *Device) GetUUID() (string, nvml.Return)     { return d.UUID, nvml.SUCCESS }
+func (d *Device) GetName() (string, nvml.Return)     { return "NVIDIA A100-SXM4-40GB", nvml.SUCCESS }
+func (d *Device) GetMinorNumber() (int, nvml.Return) { return d.Index, nvml.SUCCESS }
+func (d *Device) GetIndex() (int, nvml.Return)       { return d.Index, nvml.SUCCESS }
+func (d *Device) GetMemoryInfo() (nvml.Memory, nvml.Return) {
+	const total = 40960 << 20
+	used := uint64(d.Index) << 20
+	return nvml.Memory{Total: total, Used: used, Free: total - used}, nvml.SUCCESS
+}
+func (d *Device) GetPciInfo() (nvml.PciInfo, nvml.Return) { return PCI(BusID(d.Index)), nvml.SUCCESS }
+func (d *Device) GetMigMode() (int, int, nvml.Return) {
+	return nvml.DEVICE_MIG_DISABLE, nvml.DEVICE_MIG_DISABLE, nvml.SUCCESS
+}
+func (d *Device) GetPersistenceMode() (nvml.EnableState, nvml.Return) {
+	return nvml.FEATURE_ENABLED, nvml.SUCCESS
+}
+func (d *Device) GetUtilizationRates() (nvml.Utilization, nvml.Return) {
+	return nvml.Utilization{Gpu: uint32(5 * d.Index), Memory: 1}, nvml.SUCCESS
+}
+func (d *Device) GetTemperature(nvml.TemperatureSensors) (uint32, nvml.Return) {
+	return 35, nvml.SUCCESS
+}
+func (d *Device) GetPowerUsage() (uint32, nvml.Return)             { return 62000, nvml.SUCCESS }
+func (d *Device) RegisterEvents(uint64, nvml.EventSet) nvml.Return { return nvml.SUCCESS }
+func (d *Device) GetNvLinkState(l int) (nvml.EnableState, nvml.Return) {
+	if l >= 12 {
+		return 0, nvml.ERROR_INVALID_ARGUMENT
+	}
+	if l < len(d.peers) {
+		return nvml.FEATURE_ENABLED, nvml.SUCCESS
+	}
+	return nvml.FEATURE_DISABLED, nvml.SUCCESS
+}
+func (d *Device) GetNvLinkRemotePciInfo(l int) (nvml.PciInfo, nvml.Return) {
+	if l >= len(d.peers) {
+		return nvml.PciInfo{}, nvml.ERROR_INVALID_ARGUMENT
+	}
+	return PCI(BusID(d.peers[l])), nvml.SUCCESS
+}
+
+type eventSet struct {
+	nvml.EventSet
+	m *Machine
+}
+
+func (s *eventSet) Wait(ms uint32) (nvml.EventData, nvml.Return) {
+	select {
+	case e := <-s.m.events:
+		return e, nvml.SUCCESS
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+		return nvml.EventData{}, nvml.ERROR_TIMEOUT
+	}
+}
+
+func (s *eventSet) Free() nvml.Return { return nvml.SUCCESS }
 
 // InjectXID queues an XID event for GPU i, as the driver would report it.
 func (m *Machine) InjectXID(i int, xid uint64) error {
