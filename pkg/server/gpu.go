@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"k8s.io/client-go/kubernetes"
@@ -40,7 +39,7 @@ func (s *Server) prepareGPU(client kubernetes.Interface) (*agent.Agent, error) {
 	return agent.Prepare(agent.Config{
 		NodeName: s.Cfg.NodeName, Strategy: resources.Strategy(g.MIGStrategy), Replicas: g.Replicas,
 		DriverRoot: g.DriverRoot, DevRoot: g.DevRoot, CDIDir: g.CDIDir, DefaultRuntime: g.DefaultRuntime,
-		MetricsPort: g.MetricsPort, PluginDir: filepath.Join(kubeletRootDir(s.Cfg.Extra.Kubelet), "device-plugins"),
+		MetricsPort: g.MetricsPort, PluginDir: devicePluginDir,
 		HealthQuiet: g.HealthQuiet, PathEnv: os.Getenv("PATH"), Hostname: s.Cfg.NodeName,
 	}, lib, client, s.Log.With("component", "gpu"))
 }
@@ -65,16 +64,9 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// kubeletRootDir is the kubelet's --root-dir, as the user may have set it.
-func kubeletRootDir(extra []string) string {
-	dir := "/var/lib/kubelet"
-	for _, a := range extra {
-		if v, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), "root-dir="); ok {
-			dir = v
-		}
-	}
-	return dir
-}
+// devicePluginDir is where the kubelet's device manager listens: fixed by the kubelet,
+// whatever its --root-dir.
+const devicePluginDir = "/var/lib/kubelet/device-plugins"
 
 // gpuContainerd adds the NVIDIA runtime handlers and the CDI dir to containerd's config, and
 // writes (or removes) the RuntimeClasses manifest.

@@ -10,14 +10,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"syscall"
 	"strings"
+	"syscall"
 	"time"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: optest serve [ADDR] | get URL | resolve NAME | tcp HOST:PORT | sleep")
+		fmt.Fprintln(os.Stderr, "usage: optest serve [ADDR] | get URL | resolve NAME | tcp HOST:PORT | env NAME... | ls DIR PREFIX | sleep")
 		os.Exit(2)
 	}
 	if err := run(os.Args[1], os.Args[2:]); err != nil {
@@ -74,6 +74,25 @@ func run(cmd string, args []string) error {
 		}
 		fmt.Println("connected", conn.RemoteAddr())
 		return conn.Close()
+	case "env":
+		for _, k := range args {
+			fmt.Printf("%s=%s\n", k, os.Getenv(k))
+		}
+		return nil
+	case "ls":
+		if len(args) != 2 {
+			return fmt.Errorf("ls DIR PREFIX")
+		}
+		ents, err := os.ReadDir(args[0])
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), args[1]) {
+				fmt.Println(e.Name())
+			}
+		}
+		return nil
 	case "sleep":
 		// Wait for the kubelet's SIGTERM; a bare select{} would trip Go's deadlock detector.
 		sig := make(chan os.Signal, 1)

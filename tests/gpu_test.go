@@ -1,0 +1,199 @@
+package tests
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outpostk8s/outpost/tests/harness"
+)
+
+// fakeGPUHost lays out what a driver install looks like to Outpost: /dev/nvidia0..7 (char
+// devices cloned from /dev/null, so containers can open them), control nodes, and the driver's
+// libraries and nvidia-smi under a driver root.
+func fakeGPUHost(t *testing.T, root string) (devRoot, driverRoot string) {
+	t.Helper()
+	devRoot, driverRoot = filepath.Join(root, "gpudev"), filepath.Join(root, "gpudriver")
+	os.MkdirAll(filepath.Join(devRoot, "dev"), 0o755)
+	nodes := []string{"nvidiactl", "nvidia-uvm"}
+	for i := 0; i < 8; i++ {
+		nodes = append(nodes, fmt.Sprintf("nvidia%d", i))
+	}
+	for _, n := range nodes {
+		if err := syscall.Mknod(filepath.Join(devRoot, "dev", n), syscall.S_IFCHR|0o666, int(1<<8|3)); err != nil {
+			t.Fatalf("mknod %s: %v", n, err)
+		}
+	}
+	lib := filepath.Join(driverRoot, "usr/lib/x86_64-linux-gnu")
+	os.MkdirAll(lib, 0o755)
+	os.MkdirAll(filepath.Join(driverRoot, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(lib, "libnvidia-ml.so.550.54.15"), []byte("fake"), 0o644)
+	os.Symlink("libnvidia-ml.so.550.54.15", filepath.Join(lib, "libnvidia-ml.so.1"))
+	os.WriteFile(filepath.Join(driverRoot, "usr/bin/nvidia-smi"), []byte("fake"), 0o755)
+	return devRoot, driverRoot
+}
+
+// TestGPUMock runs the real server with its GPU layer on the NVML mock (8 x A100) and fake
+// device nodes: the acceptance checks of the GPU issue that need a cluster.
+func TestGPUMock(t *testing.T) {
+	harness.Bin(t)
+	pluginDirExisted := exists("/var/lib/kubelet/device-plugins")
+	root := t.TempDir()
+	devRoot, driverRoot := fakeGPUHost(t, root)
+	s := harness.NewServer(t, "--gpu-mock", "dgxa100", "--gpu-dev-root", devRoot, "--gpu-driver-root", driverRoot,
+		"--gpu-health-quiet", "20s")
+	s.Args = append(s.Args, "--gpu-cdi-dir", filepath.Join(s.Root, "cdi"))
+	t.Cleanup(func() {
+		if left := harness.Leftovers(s.Root); len(left) > 0 {
+			t.Errorf("left on the host after cleanup: %v", left)
+		}
+		if !pluginDirExisted {
+			os.RemoveAll("/var/lib/kubelet")
+		}
+	})
+	t.Cleanup(s.Cleanup)
+	img, imgName := harness.TestImage(t)
+	os.MkdirAll(filepath.Join(s.DataDir(), "agent", "images"), 0o755)
+	copyFile(t, img, filepath.Join(s.DataDir(), "agent", "images", "optest.tar"))
+	s.Start()
+	if err := s.WaitLog(readyLine, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	alloc := func() (string, string) {
+		out, _ := s.Kubectl("get", "node", "-o", `jsonpath={.items[0].status.allocatable.nvidia\.com/gpu} {.items[0].status.conditions[?(@.type=="GPUHealthy")].status}`)
+		f := strings.Fields(out)
+		for len(f) < 2 {
+			f = append(f, "")
+		}
+		return f[0], f[1]
+	}
+
+	t.Run("AllocatableAndLabels", func(t *testing.T) {
+		harness.Eventually(t, time.Minute, "8 GPUs allocatable, GPUHealthy=True", func() error {
+			if n, h := alloc(); n != "8" || h != "True" {
+				return fmt.Errorf("allocatable %q GPUHealthy %q", n, h)
+			}
+			return nil
+		})
+		labels := s.MustKubectl("get", "node", "-o", "jsonpath={.items[0].metadata.labels}")
+		for _, want := range []string{`"nvidia.com/gpu.present":"true"`, `"nvidia.com/gpu.count":"8"`, `"nvidia.com/gpu.product":"NVIDIA-A100-SXM4-40GB"`,
+			`"nvidia.com/gpu.memory":"40960"`, `"nvidia.com/cuda.driver.major":"550"`, `"nvidia.com/cuda.driver.minor":"54"`,
+			`"nvidia.com/mig.capable":"true"`, `"nvidia.com/mig.strategy":"none"`, `"nvidia.com/gpu.replicas":"1"`} {
+			if !strings.Contains(labels, want) {
+				t.Errorf("labels lack %s: %s", want, labels)
+			}
+		}
+	})
+	t.Run("PodGetsTwoGPUs", func(t *testing.T) {
+		applyGPUPod(t, s, "gpu2", imgName, 2)
+		if out, err := s.Kubectl("wait", "--for=condition=Ready", "pod/gpu2", "--timeout=90s"); err != nil {
+			t.Fatal(out, err)
+		}
+		devs := strings.Fields(s.MustKubectl("exec", "gpu2", "--", "/optest", "ls", "/dev", "nvidia"))
+		gpus := 0
+		for _, d := range devs {
+			if strings.TrimPrefix(d, "nvidia") != d && d != "nvidiactl" && d != "nvidia-uvm" {
+				gpus++
+			}
+		}
+		if gpus != 2 {
+			t.Errorf("pod sees GPU device nodes %v, want 2", devs)
+		}
+		env := strings.TrimSpace(s.MustKubectl("exec", "gpu2", "--", "/optest", "env", "NVIDIA_VISIBLE_DEVICES"))
+		if ids := strings.Split(strings.TrimPrefix(env, "NVIDIA_VISIBLE_DEVICES="), ","); len(ids) != 2 || !strings.HasPrefix(ids[0], "GPU-") {
+			t.Errorf("%s", env)
+		}
+		if libs := s.MustKubectl("exec", "gpu2", "--", "/optest", "ls", "/usr/lib/x86_64-linux-gnu", "libnvidia-ml"); !strings.Contains(libs, "libnvidia-ml.so.1") {
+			t.Errorf("driver library not in the container: %q", libs)
+		}
+	})
+	t.Run("NinthGPUPending", func(t *testing.T) {
+		applyGPUPod(t, s, "gpu9", imgName, 9)
+		harness.Eventually(t, time.Minute, "FailedScheduling for 9 GPUs", func() error {
+			out, err := s.Kubectl("get", "events", "--field-selector", "involvedObject.name=gpu9,reason=FailedScheduling", "-o", "jsonpath={.items[*].message}")
+			if err != nil || !strings.Contains(out, "nvidia.com/gpu") {
+				return fmt.Errorf("events %q %v", out, err)
+			}
+			return nil
+		})
+		if phase := s.MustKubectl("get", "pod", "gpu9", "-o", "jsonpath={.status.phase}"); phase != "Pending" {
+			t.Errorf("phase %s", phase)
+		}
+		s.MustKubectl("delete", "pod", "gpu9", "--wait=false")
+	})
+	t.Run("XIDRemovesAndRecoveryRestores", func(t *testing.T) {
+		f, err := os.OpenFile(filepath.Join(s.DataDir(), "agent", "gpu-mock-inject"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(f, "xid 5 79")
+		f.Close()
+		harness.Eventually(t, 30*time.Second, "7 allocatable, GPUHealthy=False", func() error {
+			if n, h := alloc(); n != "7" || h != "False" {
+				return fmt.Errorf("allocatable %q GPUHealthy %q", n, h)
+			}
+			return nil
+		})
+		msg := s.MustKubectl("get", "node", "-o", `jsonpath={.items[0].status.conditions[?(@.type=="GPUHealthy")].message}`)
+		if !strings.Contains(msg, "XID 79") {
+			t.Errorf("condition message %q does not name the XID", msg)
+		}
+		ev := s.MustKubectl("get", "events", "--field-selector", "reason=GPUUnhealthy", "-o", "jsonpath={.items[*].message}")
+		if !strings.Contains(ev, "XID 79") {
+			t.Errorf("no GPUUnhealthy event naming the XID: %q", ev)
+		}
+		harness.Eventually(t, 90*time.Second, "8 allocatable, GPUHealthy=True again", func() error {
+			if n, h := alloc(); n != "8" || h != "True" {
+				return fmt.Errorf("allocatable %q GPUHealthy %q", n, h)
+			}
+			return nil
+		})
+	})
+	t.Run("Metrics", func(t *testing.T) {
+		resp, err := http.Get("http://127.0.0.1:9401/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, name := range []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_TOTAL",
+			"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "outpost_gpu_xid_errors_total"} {
+			if c := strings.Count(string(body), "\n"+name+"{"); c != 8 {
+				t.Errorf("%s: %d samples, want 8", name, c)
+			}
+		}
+		if !strings.Contains(string(body), `outpost_gpu_xid_errors_total{gpu="5"`) || !strings.Contains(string(body), `Hostname=`) {
+			t.Errorf("metrics:\n%s", body)
+		}
+	})
+}
+
+func applyGPUPod(t *testing.T, s *harness.Server, name, image string, gpus int) {
+	t.Helper()
+	m := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: %s
+    imagePullPolicy: Never
+    args: [sleep]
+    resources: {limits: {nvidia.com/gpu: %d}}
+`, name, image, gpus)
+	f := filepath.Join(s.Root, name+".yaml")
+	os.WriteFile(f, []byte(m), 0o600)
+	s.MustKubectl("apply", "-f", f)
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
