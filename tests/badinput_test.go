@@ -106,6 +106,22 @@ func TestBadInput(t *testing.T) {
 		out, code := run(t, cmd)
 		assertRefused(t, out, code, 1, data, "iptables", "apt-get install")
 	})
+	t.Run("DefaultRuntimeMissing", func(t *testing.T) {
+		cmd := exec.Command(bin, append(base, "--default-runtime", "nvidia")...)
+		cmd.Env = append(os.Environ(), "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+		out, code := run(t, cmd)
+		assertRefused(t, out, code, 1, data, "--default-runtime nvidia", "NVIDIA container toolkit")
+	})
+	t.Run("MIGStrategyHardwareCannotHonour", func(t *testing.T) {
+		out, code := run(t, exec.Command(bin, append(base, "--gpu-mock", "dgxa100", "--gpu-mig-strategy", "single")...))
+		assertRefused(t, out, code, 1, data, "MIG strategy single", "MIG mode")
+	})
+	t.Run("UnknownGPUConfigKey", func(t *testing.T) {
+		cfg := filepath.Join(root, "gpu.yaml")
+		os.WriteFile(cfg, []byte("gpu:\n  mig-stratgy: mixed\n"), 0o600)
+		out, code := run(t, exec.Command(bin, append(base, "--config", cfg)...))
+		assertRefused(t, out, code, 1, data, `unknown key "gpu.mig-stratgy"`)
+	})
 	t.Run("CheckConfig", func(t *testing.T) {
 		out, code := run(t, exec.Command(bin, "check-config"))
 		if code != 0 {

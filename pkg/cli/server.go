@@ -60,6 +60,9 @@ func runServer(c *cli.Context) error {
 	if chk, bad := hostcheck.FirstFatal(host.Checks()); bad {
 		return fmt.Errorf("host not ready: %s: %s — fix: %s (run 'outpost check-config' for every check)", chk.Name, chk.Detail, chk.Fix)
 	}
+	if err := server.CheckGPU(cfg); err != nil {
+		return err
+	}
 	lock, err := lockDataDir(cfg)
 	if err != nil {
 		return err

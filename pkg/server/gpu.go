@@ -8,6 +8,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/gpu/agent"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
@@ -21,27 +22,45 @@ func (s *Server) GPUInjectFile() string {
 	return filepath.Join(s.Cfg.Dirs.Agent(), "gpu-mock-inject")
 }
 
+// CheckGPU validates the GPU settings against the hardware before anything is written.
+func CheckGPU(cfg *config.Config) error {
+	if cfg.GPU.Mode == "off" {
+		return nil
+	}
+	lib, _ := gpuLib(cfg.GPU)
+	_, _, _, _, err := agent.Check(gpuConfig(cfg), lib)
+	return err
+}
+
+func gpuLib(g config.GPUOptions) (nvml.Interface, *mockgpu.Machine) {
+	if g.Mock == "dgxa100" {
+		m := mockgpu.DGXA100()
+		return m, m
+	}
+	return nvml.New(nvml.WithLibraryPath(libraryPath(g.DriverRoot))), nil
+}
+
 // prepareGPU detects GPUs and NVIDIA runtimes before containerd is configured. It returns nil
 // when GPU support is off or the node has no driver and no NVIDIA runtime.
 func (s *Server) prepareGPU(client kubernetes.Interface) (*agent.Agent, error) {
-	g := s.Cfg.GPU
-	if g.Mode == "off" {
+	if s.Cfg.GPU.Mode == "off" {
 		return nil, nil
 	}
-	var lib nvml.Interface
-	if g.Mock == "dgxa100" {
-		m := mockgpu.DGXA100()
-		go m.WatchInjectFile(context.Background(), s.GPUInjectFile())
-		lib = m
-	} else {
-		lib = nvml.New(nvml.WithLibraryPath(libraryPath(g.DriverRoot)))
+	lib, mock := gpuLib(s.Cfg.GPU)
+	if mock != nil {
+		go mock.WatchInjectFile(context.Background(), s.GPUInjectFile())
 	}
-	return agent.Prepare(agent.Config{
-		NodeName: s.Cfg.NodeName, Strategy: resources.Strategy(g.MIGStrategy), Replicas: g.Replicas,
+	return agent.Prepare(gpuConfig(s.Cfg), lib, client, s.Log.With("component", "gpu"))
+}
+
+func gpuConfig(c *config.Config) agent.Config {
+	g := c.GPU
+	return agent.Config{
+		NodeName: c.NodeName, Strategy: resources.Strategy(g.MIGStrategy), Replicas: g.Replicas,
 		DriverRoot: g.DriverRoot, DevRoot: g.DevRoot, CDIDir: g.CDIDir, DefaultRuntime: g.DefaultRuntime,
 		MetricsPort: g.MetricsPort, PluginDir: devicePluginDir,
-		HealthQuiet: g.HealthQuiet, PathEnv: os.Getenv("PATH"), Hostname: s.Cfg.NodeName,
-	}, lib, client, s.Log.With("component", "gpu"))
+		HealthQuiet: g.HealthQuiet, PathEnv: os.Getenv("PATH"), Hostname: c.NodeName,
+	}
 }
 
 // libraryPath finds libnvidia-ml under a driver root other than /; under / the loader's own

@@ -62,30 +62,42 @@ type Agent struct {
 	srv     *http.Server
 }
 
-// Prepare detects the GPUs and runtimes and checks the settings against the hardware. It
-// returns (nil, nil) when the node has no NVIDIA driver: no GPU features, no error.
-func Prepare(cfg Config, lib nvml.Interface, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
-	runtimes := gpuruntime.Find("/", cfg.PathEnv)
+// Check detects the GPUs and runtimes and checks the settings against them, writing nothing:
+// the server runs it before it touches its data dir, so a setting the hardware cannot honour
+// stops the start with nothing half-set-up. node is nil when there is no NVIDIA driver.
+func Check(cfg Config, lib nvml.Interface) (node *detect.Node, res []resources.Resource, runtimes []gpuruntime.Runtime, spec *cdi.Spec, err error) {
+	runtimes = gpuruntime.Find("/", cfg.PathEnv)
 	if err := gpuruntime.Default(cfg.DefaultRuntime, runtimes); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	node, err = detect.Detect(lib)
+	if errors.Is(err, detect.ErrNoDriver) {
+		return nil, nil, runtimes, nil, nil
+	} else if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("GPU detection: %w", err)
+	}
+	if res, err = resources.Build(node, resources.Config{Strategy: cfg.Strategy, Replicas: cfg.Replicas}); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if spec, err = cdi.Generate(node, cfg.DriverRoot, cfg.DevRoot); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return node, res, runtimes, spec, nil
+}
+
+// Prepare runs Check and writes the CDI spec. It returns (nil, nil) when the node has neither
+// an NVIDIA driver nor an NVIDIA runtime: no GPU features, no error.
+func Prepare(cfg Config, lib nvml.Interface, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
+	node, res, runtimes, spec, err := Check(cfg, lib)
+	if err != nil {
 		return nil, err
 	}
-	node, err := detect.Detect(lib)
-	if errors.Is(err, detect.ErrNoDriver) {
-		log.Info("no NVIDIA driver found: GPU support off", "reason", err)
+	if node == nil {
+		log.Info("no NVIDIA driver found: GPU support off")
 		if len(runtimes) > 0 {
 			return &Agent{cfg: cfg, log: log, Runtimes: runtimes}, nil // runtimes still usable
 		}
 		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("GPU detection: %w", err)
-	}
-	res, err := resources.Build(node, resources.Config{Strategy: cfg.Strategy, Replicas: cfg.Replicas})
-	if err != nil {
-		return nil, err
-	}
-	spec, err := cdi.Generate(node, cfg.DriverRoot, cfg.DevRoot)
-	if err != nil {
-		return nil, err
 	}
 	if _, err := cdi.Write(spec, cfg.CDIDir); err != nil {
 		return nil, err
