@@ -127,7 +127,7 @@ func TestBadInput(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("check-config on this host: exit %d\n%s", code, out)
 		}
-		for _, want := range []string{"cgroup version", "oom_score_adj", "overlay filesystem", "tool iptables"} {
+		for _, want := range []string{"cgroup version", "oom_score_adj", "overlay filesystem", "tool iptables", "no NVIDIA driver: GPU support off"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("check-config lacks %q:\n%s", want, out)
 			}

@@ -3,8 +3,10 @@ package cli
 import (
 	"fmt"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/urfave/cli/v2"
 
+	"github.com/outpostk8s/outpost/pkg/gpu/preflight"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 )
 
@@ -14,7 +16,7 @@ func checkConfigCommand() *cli.Command {
 		Usage:        "check whether this host can run Outpost, one line per check",
 		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
-			checks := hostcheck.Real().Checks()
+			checks := append(hostcheck.Real().Checks(), preflight.Checks("/", nvml.New())...)
 			for _, ch := range checks {
 				fmt.Fprintln(c.App.Writer, ch.String())
 			}
