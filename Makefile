@@ -20,7 +20,7 @@ CB := k8s.io/component-base/version
 CG := k8s.io/client-go/pkg/version
 KMINOR := $(word 2,$(subst ., ,$(KUBERNETES_VERSION)))
 # -z lazy: go-nvml leaves NVML's symbols unresolved until libnvidia-ml is loaded at run time.
-LDFLAGS := -s -w -extldflags "-Wl,-z,lazy" \
+LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
 	-X $(V).Outpost=$(VERSION) -X $(V).GitCommit=$(COMMIT) -X $(V).Kubernetes=$(KUBERNETES_VERSION) \
 	-X $(V).Containerd=$(CONTAINERD_VERSION) -X $(V).Runc=$(RUNC_VERSION) -X $(V).CNIPlugins=$(CNI_VERSION) \
 	-X $(V).CoreDNS=$(COREDNS_VERSION) -X $(V).PauseImage=$(PAUSE_IMAGE) -X $(V).CoreDNSImage=$(COREDNS_IMAGE) \
@@ -32,7 +32,7 @@ LDFLAGS := -s -w -extldflags "-Wl,-z,lazy" \
 DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables conntrack ethtool socat kmod iproute2 zstd \
 	util-linux mount busybox-static curl ca-certificates
 
-.PHONY: all deps build payload images test-images server test unit integration bench clean
+.PHONY: all deps build payload images test-images server test unit integration bench clean dist release
 
 all: build
 
@@ -74,8 +74,8 @@ server: build
 unit:
 	go test -count=1 ./cmd/... ./pkg/... ./manifests/... ./scripts/...
 
-integration: build test-images
-	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images \
+integration: build test-images dist
+	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images OUTPOST_DIST=$(CURDIR)/$(DIST) \
 		go test -count=1 -v -timeout 60m ./tests/...
 
 test: unit integration
@@ -84,5 +84,17 @@ bench: build test-images
 	set -o pipefail; OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images \
 		OUTPOST_BENCH=1 go test -count=1 -run TestBench -v -timeout 30m ./tests/ | grep -v "^=== \|^--- \|^PASS\|^ok"
 
+# dist/ for this machine's architecture: what install.sh downloads, and the air-gap images.
+DIST := dist
+dist: build
+	@mkdir -p $(DIST)
+	cp $(BIN) $(DIST)/outpost-$(GOARCH)
+	cd $(DIST) && sha256sum outpost-$(GOARCH) > sha256sum-$(GOARCH).txt
+	go run ./scripts/ocimerge -o $(BUILD)/airgap-$(GOARCH).tar $(ASSETS)/images/pause.tar $(ASSETS)/images/coredns.tar
+	zstd -q -19 -T0 -f $(BUILD)/airgap-$(GOARCH).tar -o $(DIST)/outpost-airgap-images-$(GOARCH).tar.zst
+	cp install.sh $(DIST)/install.sh
+
+release: dist
+
 clean:
-	rm -rf bin $(BUILD) $(ASSETS)/payload.tar.zst $(ASSETS)/images
+	rm -rf bin $(BUILD) $(DIST) $(ASSETS)/payload.tar.zst $(ASSETS)/images
