@@ -30,7 +30,7 @@ LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
 
 # Host packages: the build (runc's seccomp, zstd) and the run (iptables, conntrack, mount tools).
 DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables conntrack ethtool socat kmod iproute2 zstd \
-	util-linux mount busybox-static curl ca-certificates
+	util-linux mount busybox-static curl ca-certificates shellcheck systemd
 
 .PHONY: all deps build payload images test-images server test unit integration bench clean dist release
 

@@ -241,8 +241,10 @@ for p in $(ps -eo pid=,args= | awk '/\/var\/lib\/outpost\/data\/[^ ]*\/(containe
 	pids="$pids $p $(descendants "$p")"
 done
 [ -n "$pids" ] && kill -9 $pids 2>/dev/null
-# Mounts under Outpost's dirs, deepest first.
-for d in /run/outpost /var/lib/outpost /var/lib/kubelet /run/netns/cni-; do
+# Mounts under Outpost's dirs, deepest first. The data dir itself stays mounted if it is a
+# disk of its own (only what is mounted inside it goes); the kubelet's dir is a bind mount of
+# itself and goes too.
+for d in /run/outpost /var/lib/outpost/ /var/lib/kubelet /run/netns/cni-; do
 	awk -v d="$d" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
 		umount -l "$m" 2>/dev/null || true
 	done
@@ -323,7 +325,8 @@ main() {
 		record_created "${BIN_DIR}/outpost"
 	fi
 	record_created "${BIN_DIR}/kubectl" "${BIN_DIR}/ctr" "$KILLALL" "$ENV_FILE" "$UNIT" "/etc/init.d/${SERVICE}" \
-		/etc/outpost /var/lib/outpost /var/lib/kubelet /var/log/pods /var/log/containers /var/run/cdi/nvidia.yaml
+		/etc/outpost /etc/outpost/outpost.yaml /var/lib/outpost /var/lib/kubelet /var/lib/cni /var/log/pods /var/log/containers \
+		/var/run/cdi/nvidia.yaml
 	install_binary
 	install_links
 	write_env_file

@@ -155,8 +155,14 @@ func TestInstallServerUpgradeUninstall(t *testing.T) {
 	if sha(t, bin) != sha(t, filepath.Join(dist, "outpost-"+arch)) || mode(t, bin) != 0o755 {
 		t.Errorf("binary not installed as downloaded (mode %v)", mode(t, bin))
 	}
+	// Links only where the command is not already installed (this host may have a kubectl).
 	for _, l := range []string{"kubectl", "ctr"} {
-		if dest, err := os.Readlink(r.Path("/usr/local/bin/" + l)); err != nil || dest != "/usr/local/bin/outpost" {
+		dest, err := os.Readlink(r.Path("/usr/local/bin/" + l))
+		_, hostHas := exec.LookPath(l)
+		switch {
+		case hostHas == nil && err == nil:
+			t.Errorf("%s link made although %s exists", l, l)
+		case hostHas != nil && (err != nil || dest != "/usr/local/bin/outpost"):
 			t.Errorf("%s link: %q %v", l, dest, err)
 		}
 	}
@@ -210,7 +216,7 @@ func TestInstallServerUpgradeUninstall(t *testing.T) {
 		t.Fatalf("uninstall: %v\n%s", err, out)
 	}
 	time.Sleep(time.Second)
-	if left := harness.Leftovers(r.Merged); len(left) > 0 {
+	if left := r.Leftovers(); len(left) > 0 {
 		t.Errorf("after uninstall: %v", left)
 	}
 	var created []string
@@ -253,6 +259,20 @@ func TestInstallRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("AgentWithoutTokenBusyboxSh", func(t *testing.T) {
+		r := harness.NewRoot(t)
+		url := serve(t, dist)
+		out, err := r.Run("curl -sfL "+url+"/install.sh | busybox sh -", "INSTALL_OUTPOST_ARTIFACT_URL="+url, "OUTPOST_URL=https://10.0.0.1:6443")
+		if err == nil || !strings.Contains(out, "set OUTPOST_TOKEN") {
+			t.Errorf("err %v, output:\n%s", err, out)
+		}
+	})
+	t.Run("ShellcheckClean", func(t *testing.T) {
+		out, err := exec.Command("shellcheck", "-s", "sh", filepath.Join(dist, "install.sh")).CombinedOutput()
+		if err != nil {
+			t.Errorf("shellcheck: %v\n%s", err, out)
+		}
+	})
 	t.Run("AgentWithoutToken", func(t *testing.T) {
 		r := harness.NewRoot(t)
 		out, err := curlInstall(r, serve(t, dist), "OUTPOST_URL=https://10.0.0.1:6443")

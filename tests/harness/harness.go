@@ -49,6 +49,8 @@ type Server struct {
 	Kubeconfig string
 	LogPath    string
 
+	hostDirs []string
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -72,8 +74,17 @@ func NewServer(t testing.TB, extra ...string) *Server {
 	if err := os.WriteFile(filepath.Join(root, "config.yaml"), []byte("{}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	for _, d := range HostDirs {
+		if _, err := os.Lstat(d); os.IsNotExist(err) {
+			s.hostDirs = append(s.hostDirs, d)
+		}
+	}
 	return s
 }
+
+// HostDirs are the host paths a node writes outside its data dir (kubelet's pod logs and
+// device-plugin dir, CNI's result cache, the CDI spec dir); a test removes the ones it created.
+var HostDirs = []string{"/var/lib/kubelet", "/var/lib/cni", "/var/log/pods", "/var/log/containers", "/var/run/cdi"}
 
 func (s *Server) DataDir() string { return filepath.Join(s.Root, "data") }
 func (s *Server) RunDir() string  { return filepath.Join(s.Root, "run") }
@@ -216,6 +227,10 @@ func (s *Server) Cleanup() {
 	KillUnder(s.Root)
 	Unmount(s.Root)
 	CleanNetwork()
+	for _, d := range s.hostDirs {
+		Unmount(d)
+		os.RemoveAll(d)
+	}
 	if os.Getenv("OUTPOST_KEEP") == "" {
 		os.RemoveAll(s.Root)
 	}
@@ -340,6 +355,19 @@ func cleanTable(tool, table string) {
 	}
 }
 
+// zombie reports whether pid has exited and only waits for its parent to reap it.
+func zombie(pid string) bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && len(stat) > i+2 && stat[i+2] == 'Z'
+}
+
+// skipMount, when set, exempts infrastructure mounts (a throwaway root's own) from Leftovers.
+var skipMount = func(string) bool { return false }
+
 // Leftovers lists what a cleaned-up server still left on the host: pod processes (in a
 // kubepods cgroup), mounts under root, the pod bridge, iptables chains.
 func Leftovers(root string) []string {
@@ -347,14 +375,14 @@ func Leftovers(root string) []string {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		cg, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
-		if err == nil && bytes.Contains(cg, []byte("kubepods")) {
+		if err == nil && bytes.Contains(cg, []byte("kubepods")) && !zombie(e.Name()) {
 			comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
 			left = append(left, "process "+e.Name()+" "+strings.TrimSpace(string(comm)))
 		}
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mi), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], root) {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], root) && !skipMount(f[4]) {
 			left = append(left, "mount "+f[4])
 		}
 	}

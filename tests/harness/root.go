@@ -22,6 +22,7 @@ type Root struct {
 	Upper   string
 	Merged  string
 	Scratch string // on the tmpfs, outside the overlay: for data dirs that need a real filesystem
+	binds   []string
 }
 
 // NewRoot builds the overlay; Cleanup removes it and everything mounted under it.
@@ -73,6 +74,7 @@ func (r *Root) Bind(p string) string {
 	if err := syscall.Mount(src, r.Path(p), "", syscall.MS_BIND, ""); err != nil {
 		r.T.Fatal(err)
 	}
+	r.binds = append(r.binds, r.Path(p))
 	return src
 }
 
@@ -114,6 +116,23 @@ func (r *Root) Created() []string {
 		return nil
 	})
 	return out
+}
+
+// Leftovers is harness.Leftovers for what ran in the root, not counting the root's own mounts.
+func (r *Root) Leftovers() []string {
+	own := map[string]bool{r.Merged: true}
+	for _, d := range []string{"proc", "run", "tmp"} {
+		own[r.Path(d)] = true
+	}
+	for _, b := range r.binds {
+		own[b] = true
+	}
+	prev := skipMount
+	skipMount = func(m string) bool {
+		return own[m] || strings.HasPrefix(m, r.Path("sys")) || strings.HasPrefix(m, r.Path("dev"))
+	}
+	defer func() { skipMount = prev }()
+	return Leftovers(r.Merged)
 }
 
 // Cleanup kills what runs in the root, unmounts everything under it and removes it.
