@@ -285,6 +285,28 @@ func TestInstallRefusals(t *testing.T) {
 	})
 }
 
+// TestInstallVersionAndChannel: INSTALL_OUTPOST_VERSION reads ARTIFACT_URL/VERSION/, and
+// INSTALL_OUTPOST_CHANNEL resolves the version from ARTIFACT_URL/channels/CHANNEL.
+func TestInstallVersionAndChannel(t *testing.T) {
+	dist := distDir(t)
+	site := t.TempDir()
+	os.MkdirAll(filepath.Join(site, "channels"), 0o755)
+	os.WriteFile(filepath.Join(site, "channels", "stable"), []byte("v9.9.9\n"), 0o644)
+	os.Symlink(dist, filepath.Join(site, "v9.9.9"))
+	url := serve(t, site)
+	for _, env := range []string{"INSTALL_OUTPOST_VERSION=v9.9.9", "INSTALL_OUTPOST_CHANNEL=stable"} {
+		r := harness.NewRoot(t)
+		out, err := curlInstall(r, url+"/v9.9.9", "INSTALL_OUTPOST_SKIP_START=true")
+		if err != nil {
+			t.Fatalf("install script: %v %s", err, out)
+		}
+		out, err = r.Run("curl -sfL "+url+"/v9.9.9/install.sh | sh -", "INSTALL_OUTPOST_ARTIFACT_URL="+url, env, "INSTALL_OUTPOST_SKIP_START=true")
+		if err != nil || sha(t, r.Path("/usr/local/bin/outpost")) != sha(t, filepath.Join(dist, "outpost-amd64")) {
+			t.Errorf("%s: %v\n%s", env, err, out)
+		}
+	}
+}
+
 func TestInstallAirGapped(t *testing.T) {
 	dist := distDir(t)
 	r := harness.NewRoot(t)
