@@ -32,7 +32,7 @@ LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
 DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables conntrack ethtool socat kmod iproute2 zstd \
 	util-linux mount busybox-static curl ca-certificates shellcheck systemd
 
-.PHONY: all deps build payload images test-images server test unit integration bench clean dist release
+.PHONY: all deps build payload images test-images server test unit integration bench clean dist release dist-arm64 deps-arm64
 
 all: build
 
@@ -94,7 +94,31 @@ dist: build
 	zstd -q -19 -T0 -f $(BUILD)/airgap-$(GOARCH).tar -o $(DIST)/outpost-airgap-images-$(GOARCH).tar.zst
 	cp install.sh $(DIST)/install.sh
 
-release: dist
+# Cross builds for arm64: Debian's aarch64 toolchain and libseccomp for arm64 (multiarch).
+ARM64_CC := aarch64-linux-gnu-gcc
+A64      := $(BUILD)/arm64
+deps-arm64:
+	@dpkg -s gcc-aarch64-linux-gnu libseccomp-dev:arm64 >/dev/null 2>&1 || { dpkg --add-architecture arm64 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64; }
+
+dist-arm64: deps-arm64
+	@mkdir -p $(A64)/assets/images $(DIST)
+	GOARCH=arm64 CC=$(ARM64_CC) PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig \
+		CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) \
+		scripts/build-payload.sh $(A64)/payload $(A64)/assets/payload.tar.zst
+	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(A64)/pause ./scripts/images/pause
+	go run ./scripts/ociimage -arch arm64 -name $(PAUSE_IMAGE) -o $(A64)/assets/images/pause.tar -entrypoint /pause /pause=$(A64)/pause
+	cd scripts/images/coredns && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(A64)/coredns .
+	go run ./scripts/ociimage -arch arm64 -name $(COREDNS_IMAGE) -o $(A64)/assets/images/coredns.tar -entrypoint /coredns /coredns=$(A64)/coredns
+	@# The binary embeds pkg/payload/assets: swap in arm64's for this build, then put the host's back.
+	rm -rf $(BUILD)/assets-host && cp -a $(ASSETS) $(BUILD)/assets-host && rm -rf $(ASSETS)/* && cp -a $(A64)/assets/. $(ASSETS)/; \
+	GOARCH=arm64 CC=$(ARM64_CC) CGO_ENABLED=1 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(DIST)/outpost-arm64 ./cmd/outpost; \
+	rc=$$?; rm -rf $(ASSETS) && mv $(BUILD)/assets-host $(ASSETS); exit $$rc
+	cd $(DIST) && sha256sum outpost-arm64 > sha256sum-arm64.txt
+	go run ./scripts/ocimerge -o $(A64)/airgap.tar $(A64)/assets/images/pause.tar $(A64)/assets/images/coredns.tar
+	zstd -q -19 -T0 -f $(A64)/airgap.tar -o $(DIST)/outpost-airgap-images-arm64.tar.zst
+
+release: dist dist-arm64
 
 clean:
 	rm -rf bin $(BUILD) $(DIST) $(ASSETS)/payload.tar.zst $(ASSETS)/images

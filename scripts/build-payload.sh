@@ -11,13 +11,24 @@ mkdir -p "$bin"
 ldflags="-s -w"
 tags_ctrd="no_btrfs no_devmapper no_zfs no_aufs no_drbd"
 
-build() { # stamp-file module@version env...
+# Cross builds (GOARCH other than the host's): go install refuses GOBIN then, and puts the
+# binary under GOPATH/bin/linux_ARCH instead.
+host_arch=$(go env GOHOSTARCH)
+target_arch=${GOARCH:-$host_arch}
+
+build() { # module@version env...
 	stamp=$out/.$(echo "$1" | tr '/@' '__')
 	[ -f "$stamp" ] && return 0
 	shift_mod=$1
 	shift
-	echo "payload: building $shift_mod" >&2
-	env GOBIN="$(cd "$bin" && pwd)" GOFLAGS=-trimpath "$@" go install -ldflags "$ldflags" $BUILD_TAGS "$shift_mod"
+	echo "payload: building $shift_mod for $target_arch" >&2
+	if [ "$target_arch" = "$host_arch" ]; then
+		env GOBIN="$(cd "$bin" && pwd)" GOFLAGS=-trimpath "$@" go install -ldflags "$ldflags" $BUILD_TAGS "$shift_mod"
+	else
+		env -u GOBIN GOFLAGS=-trimpath "$@" go install -ldflags "$ldflags" $BUILD_TAGS "$shift_mod"
+		name=$(basename "${shift_mod%@*}")
+		cp "$(go env GOPATH)/bin/linux_${target_arch}/${name}" "$bin/${name}"
+	fi
 	touch "$stamp"
 }
 
