@@ -300,9 +300,13 @@ func TestInstallVersionAndChannel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("install script: %v %s", err, out)
 		}
-		out, err = r.Run("curl -sfL "+url+"/v9.9.9/install.sh | sh -", "INSTALL_OUTPOST_ARTIFACT_URL="+url, env, "INSTALL_OUTPOST_SKIP_START=true")
+		out, err = r.Run("curl -sfL "+url+"/v9.9.9/install.sh | sh -", "INSTALL_OUTPOST_ARTIFACT_URL="+url, env,
+			"INSTALL_OUTPOST_SKIP_START=true", "INSTALL_OUTPOST_EXEC=--debug --tls-san edge.example")
 		if err != nil || sha(t, r.Path("/usr/local/bin/outpost")) != sha(t, filepath.Join(dist, "outpost-amd64")) {
 			t.Errorf("%s: %v\n%s", env, err, out)
+		}
+		if u, _ := os.ReadFile(r.Path("/etc/systemd/system/outpost.service")); !strings.Contains(string(u), "ExecStart=/usr/local/bin/outpost server --debug --tls-san edge.example") {
+			t.Errorf("INSTALL_OUTPOST_EXEC not in ExecStart:\n%s", u)
 		}
 	}
 }
