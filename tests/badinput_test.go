@@ -78,6 +78,10 @@ func TestBadInput(t *testing.T) {
 		out, code := run(t, exec.Command(bin, append(base, "--cluster-cidr", "10.42.0.0/33")...))
 		assertRefused(t, out, code, 1, data, "--cluster-cidr", "10.42.0.0/16")
 	})
+	t.Run("MalformedToken", func(t *testing.T) {
+		out, code := run(t, exec.Command(bin, append(base, "--token", "not-a-token")...))
+		assertRefused(t, out, code, 1, data, "--token", "malformed token")
+	})
 	t.Run("UnwritableDataDir", func(t *testing.T) {
 		ro := filepath.Join(root, "ro")
 		os.MkdirAll(ro, 0o755)

@@ -70,6 +70,32 @@ func TestServer(t *testing.T) {
 			}
 		}
 	})
+	t.Run("JoinTokens", func(t *testing.T) {
+		f := filepath.Join(s.DataDir(), "server", "token")
+		b, err := os.ReadFile(f)
+		if fi, _ := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 || !strings.HasPrefix(string(b), "OP10") {
+			t.Fatalf("cluster token file: %v %q", err, b)
+		}
+		tok := func(args ...string) (string, int) {
+			full := append([]string{"token", args[0], "--kubeconfig", s.Kubeconfig}, args[1:]...)
+			out, err := exec.Command(s.Bin, full...).CombinedOutput()
+			return strings.TrimSpace(string(out)), exitCode(err)
+		}
+		created, code := tok("create", "--ttl", "1h", "--description", "lab")
+		if code != 0 || !strings.HasPrefix(created, "OP10") || created[4:68] != string(b)[4:68] {
+			t.Fatalf("token create (%d): %q; pin must match the cluster token's", code, created)
+		}
+		id := created[70:76]
+		if out, _ := tok("list"); !strings.Contains(out, id) || !strings.Contains(out, "lab") {
+			t.Errorf("list lacks %s:\n%s", id, out)
+		}
+		if _, code := tok("delete", id); code != 0 {
+			t.Errorf("delete exit %d", code)
+		}
+		if out, code := tok("delete", id); code != 1 || !strings.Contains(out, "no token") {
+			t.Errorf("second delete (%d): %s", code, out)
+		}
+	})
 	t.Run("AnonymousRefused", func(t *testing.T) {
 		out, _ := exec.Command("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:6443/api/v1/namespaces").Output()
 		if string(out) != "401" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
+	"github.com/outpostk8s/outpost/pkg/token"
 )
 
 // Packaged components that --disable accepts.
@@ -37,6 +38,7 @@ type Config struct {
 	Verbosity      int
 	Host           hostcheck.Facts
 	GPU            GPUOptions
+	Token          string // as given by --token or --token-file; "" to use or make the stored one
 }
 
 // SANs are the apiserver certificate's subject alternative names.
@@ -137,6 +139,9 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 	}
 	if c.Datastore.CompactInterval <= 0 || c.Datastore.PollInterval <= 0 || c.Datastore.CompactBatch <= 0 {
 		return nil, fmt.Errorf("--kine-compact-interval, --kine-poll-interval and --kine-compact-batch-size must be positive")
+	}
+	if c.Token, err = givenToken(o.Token, o.TokenFile); err != nil {
+		return nil, err
 	}
 	if c.GPU, err = gpuOptions(o.GPU); err != nil {
 		return nil, err
@@ -280,4 +285,26 @@ func gpuOptions(g GPUOptions) (GPUOptions, error) {
 		return g, fmt.Errorf("--gpu-mock %q: only dgxa100 is known", g.Mock)
 	}
 	return g, nil
+}
+
+// givenToken reads --token or --token-file; the token's format is checked here, before
+// anything is written.
+func givenToken(tok, file string) (string, error) {
+	if tok != "" && file != "" {
+		return "", fmt.Errorf("--token and --token-file both set: use one")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	if tok == "" {
+		return "", nil
+	}
+	if _, err := token.Parse(tok); err != nil {
+		return "", fmt.Errorf("--token: %w", err)
+	}
+	return tok, nil
 }

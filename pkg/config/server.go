@@ -39,6 +39,8 @@ type ServerOptions struct {
 	Debug               bool
 	Verbosity           int
 	GPU                 GPUOptions
+	Token               string
+	TokenFile           string
 }
 
 // GPUOptions are the gpu: section's settings (flags --gpu-*).
@@ -83,6 +85,8 @@ func ServerFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "kube-controller-manager-arg", Usage: "extra kube-controller-manager flag key=value (repeatable)"},
 		&cli.StringSliceFlag{Name: "kubelet-arg", Usage: "extra kubelet flag key=value (repeatable)"},
 		&cli.StringSliceFlag{Name: "kube-proxy-arg", Usage: "extra kube-proxy flag key=value (repeatable)"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"OUTPOST_TOKEN"}, Usage: "cluster join token (default: made on first start, stored in DATA/server/token)"},
+		&cli.StringFlag{Name: "token-file", EnvVars: []string{"OUTPOST_TOKEN_FILE"}, Usage: "file holding the cluster join token"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"OUTPOST_DEBUG"}, Usage: "verbose logs from every component (-v 4)"},
 		&cli.IntFlag{Name: "v", Value: 0, Usage: "log verbosity of the upstream components"},
 		&cli.StringFlag{Name: "gpu-mode", Value: "auto", Usage: "NVIDIA GPU support: auto (on when a driver is found) or off; config key gpu.mode"},
@@ -127,6 +131,8 @@ func ServerOptionsFrom(c *cli.Context) ServerOptions {
 		KubeProxyArgs:       c.StringSlice("kube-proxy-arg"),
 		Debug:               c.Bool("debug"),
 		Verbosity:           c.Int("v"),
+		Token:               c.String("token"),
+		TokenFile:           c.String("token-file"),
 		GPU: GPUOptions{Mode: c.String("gpu-mode"), MIGStrategy: c.String("gpu-mig-strategy"),
 			Replicas: c.Int("gpu-time-slicing-replicas"), DriverRoot: c.String("gpu-driver-root"),
 			DefaultRuntime: c.String("default-runtime"), MetricsPort: c.Int("gpu-metrics-port"),

@@ -20,8 +20,8 @@ func (s *Server) announceReady(ctx context.Context) {
 		n, err := cs.CoreV1().Nodes().Get(ctx, s.Cfg.NodeName, metav1.GetOptions{})
 		// After a restart the old Ready condition lingers: only a heartbeat from this run counts.
 		if err == nil && nodeReady(n, s.Started.Add(-time.Second)) {
-			s.Log.Info(fmt.Sprintf("Outpost is ready: node %s is Ready after %.1fs. Admin kubeconfig: %s — use `outpost kubectl get pods -A`, or `export KUBECONFIG=%s` for kubectl, helm and client-go",
-				s.Cfg.NodeName, time.Since(s.Started).Seconds(), s.Cfg.Kubeconfig, s.Cfg.Kubeconfig))
+			s.Log.Info(fmt.Sprintf("Outpost is ready: node %s is Ready after %.1fs. Admin kubeconfig: %s — use `outpost kubectl get pods -A`, or `export KUBECONFIG=%s` for kubectl, helm and client-go. Join token: %s",
+				s.Cfg.NodeName, time.Since(s.Started).Seconds(), s.Cfg.Kubeconfig, s.Cfg.Kubeconfig, s.TokenFile()))
 			return
 		}
 		select {

@@ -36,6 +36,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
 	"github.com/outpostk8s/outpost/pkg/payload"
 	"github.com/outpostk8s/outpost/pkg/pki"
+	"github.com/outpostk8s/outpost/pkg/token"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
 
@@ -64,6 +65,13 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	if err := s.writeCredentials(); err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(c.Dirs.TLS(), pki.ServerCA+".crt"))
+	if err != nil {
+		return fmt.Errorf("server CA: %w", err)
+	}
+	if _, err := token.Ensure(s.TokenFile(), caPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
 		return err
 	}
 	phases, err := s.components(binDir)
@@ -121,6 +129,9 @@ func (s *Server) writeCredentials() error {
 	}
 	return nil
 }
+
+// TokenFile holds the cluster join token.
+func (s *Server) TokenFile() string { return filepath.Join(s.Cfg.Dirs.Server(), "token") }
 
 func (s *Server) cred(name string) string {
 	return filepath.Join(s.Cfg.Dirs.Cred(), name+".kubeconfig")

@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 )
@@ -133,4 +134,46 @@ func (t Token) VerifyCA(caPEM []byte) error {
 // Matches reports whether presented proves knowledge of t's secret, in constant time.
 func (t Token) Matches(presented Token) bool {
 	return subtle.ConstantTimeCompare([]byte(t.ID+"."+t.Secret), []byte(presented.ID+"."+presented.Secret)) == 1
+}
+
+// Ensure returns the cluster token stored at path, creating it (mode 0600) on first start.
+// given, when set (--token or --token-file), must be a token: its secret becomes the cluster's,
+// and a pin in it must match caPEM. A stored token is never silently replaced by another.
+func Ensure(path string, caPEM []byte, given string, write func(path string, data []byte) error) (Token, error) {
+	hash, err := CAHash(caPEM)
+	if err != nil {
+		return Token{}, err
+	}
+	var want Token
+	if given != "" {
+		if want, err = Parse(given); err != nil {
+			return Token{}, fmt.Errorf("--token: %w", err)
+		}
+		if want.CAHash != "" && want.CAHash != hash {
+			return Token{}, fmt.Errorf("--token pins another CA than this server's: it belongs to another cluster")
+		}
+		want.CAHash = hash
+	}
+	if raw, err := os.ReadFile(path); err == nil {
+		stored, err := Parse(string(raw))
+		if err != nil {
+			return Token{}, fmt.Errorf("token file %s: %w: remove it to make a new one", path, err)
+		}
+		stored.CAHash = hash
+		if given != "" && !stored.Matches(want) {
+			return Token{}, fmt.Errorf("--token differs from the cluster token in %s: agents already joined with that one; remove the file to change it", path)
+		}
+		return stored, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return Token{}, fmt.Errorf("token file: %w", err)
+	}
+	if given == "" {
+		if want, err = Generate(caPEM); err != nil {
+			return Token{}, err
+		}
+	}
+	if err := write(path, []byte(want.String()+"\n")); err != nil {
+		return Token{}, fmt.Errorf("write token file: %w", err)
+	}
+	return want, nil
 }
