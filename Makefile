@@ -32,7 +32,7 @@ LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
 DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables conntrack ethtool socat kmod iproute2 zstd \
 	util-linux mount busybox-static curl ca-certificates shellcheck systemd
 
-.PHONY: all deps build payload images test-images server test unit integration bench clean dist release dist-arm64 deps-arm64
+.PHONY: all deps build payload images test-images server test unit integration bench clean dist release dist-arm64 deps-arm64 gpu-hwtest
 
 all: build
 
@@ -79,6 +79,12 @@ integration: build test-images dist
 		go test -count=1 -v -timeout 60m ./tests/...
 
 test: unit integration
+
+# The GPU layer against a real driver (pkg/gpu/hwtest): a small test binary to run on a GPU
+# machine as `OUTPOST_REAL_GPU=1 build/device/hwtest.test -test.v`; it skips elsewhere.
+gpu-hwtest:
+	@mkdir -p $(BUILD)/device
+	go test -c -o $(BUILD)/device/hwtest.test ./pkg/gpu/hwtest
 
 bench: build test-images
 	set -o pipefail; OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images \

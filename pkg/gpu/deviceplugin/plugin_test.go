@@ -2,11 +2,9 @@ package deviceplugin
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,41 +19,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 )
 
-// fakeKubelet is the registration side of the kubelet.
-type fakeKubelet struct {
-	pluginapi.UnimplementedRegistrationServer
-	mu   sync.Mutex
-	reqs []*pluginapi.RegisterRequest
-	srv  *grpc.Server
-}
-
-func (k *fakeKubelet) Register(_ context.Context, r *pluginapi.RegisterRequest) (*pluginapi.Empty, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.reqs = append(k.reqs, r)
-	return &pluginapi.Empty{}, nil
-}
-
-func (k *fakeKubelet) count() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.reqs)
-}
-
-func startKubelet(t *testing.T, dir string) *fakeKubelet {
-	t.Helper()
-	sock := filepath.Join(dir, "kubelet.sock")
-	os.Remove(sock)
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &fakeKubelet{srv: grpc.NewServer()}
-	pluginapi.RegisterRegistrationServer(k.srv, k)
-	go k.srv.Serve(l)
-	t.Cleanup(k.srv.Stop)
-	return k
-}
+func startKubelet(t *testing.T, dir string) *gputest.FakeKubelet { return gputest.StartKubelet(t, dir) }
 
 func dgxResource(t *testing.T, replicas int) (resources.Resource, map[string][]string) {
 	srv := dgxa100.New()
@@ -93,8 +57,8 @@ func TestRegisterListAllocateAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop()
-	if k.count() != 1 || k.reqs[0].ResourceName != "nvidia.com/gpu" || k.reqs[0].Endpoint != p.Socket() || !k.reqs[0].Options.GetPreferredAllocationAvailable {
-		t.Fatalf("registration %+v", k.reqs)
+	if k.Count() != 1 || k.Requests()[0].ResourceName != "nvidia.com/gpu" || k.Requests()[0].Endpoint != p.Socket() || !k.Requests()[0].Options.GetPreferredAllocationAvailable {
+		t.Fatalf("registration %+v", k.Requests())
 	}
 	c := client(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -187,11 +151,11 @@ func TestReRegistersAfterKubeletRestart(t *testing.T) {
 	}
 	defer p.Stop()
 	// A restarting kubelet removes the plugin sockets and recreates its own.
-	k.srv.Stop()
+	k.Stop()
 	os.Remove(filepath.Join(dir, p.Socket()))
 	k2 := startKubelet(t, dir)
 	deadline := time.Now().Add(10 * time.Second)
-	for k2.count() == 0 {
+	for k2.Count() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("did not register with the new kubelet")
 		}

@@ -1,0 +1,190 @@
+package hwtest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/cdi"
+	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/deviceplugin"
+	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
+	"github.com/outpostk8s/outpost/pkg/gpu/health"
+	"github.com/outpostk8s/outpost/pkg/gpu/info"
+	"github.com/outpostk8s/outpost/pkg/gpu/labels"
+	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
+	"github.com/outpostk8s/outpost/pkg/gpu/preflight"
+	"github.com/outpostk8s/outpost/pkg/gpu/resources"
+)
+
+func realNode(t *testing.T) (nvml.Interface, *detect.Node) {
+	t.Helper()
+	if os.Getenv("OUTPOST_REAL_GPU") != "1" {
+		t.Skip("needs an NVIDIA GPU: set OUTPOST_REAL_GPU=1 on a GPU machine")
+	}
+	lib := nvml.New()
+	n, err := detect.Detect(lib)
+	if err != nil {
+		t.Fatalf("detect: %v", err)
+	}
+	if len(n.GPUs) == 0 {
+		t.Fatal("driver loaded but no GPU found")
+	}
+	return lib, n
+}
+
+// TestDetectInfoLabels: what `outpost gpu info` prints and the labels a node gets.
+func TestDetectInfoLabels(t *testing.T) {
+	_, n := realNode(t)
+	var b bytes.Buffer
+	if err := info.Table(&b, n); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("gpu info:\n%s", b.String())
+	for _, g := range n.GPUs {
+		if !strings.HasPrefix(g.UUID, "GPU-") || g.MemoryMiB == 0 || g.PCIBusID == "" || g.Product == "" {
+			t.Errorf("GPU %d incomplete: %+v", g.Index, g)
+		}
+	}
+	if n.DriverVersion == "" || n.CUDADriverMajor == 0 {
+		t.Errorf("driver %q CUDA %d.%d", n.DriverVersion, n.CUDADriverMajor, n.CUDADriverMinor)
+	}
+	l := labels.For(n, resources.Config{Strategy: resources.None, Replicas: 1})
+	t.Logf("labels: %v", l)
+	if l["nvidia.com/gpu.present"] != "true" || l["nvidia.com/gpu.count"] == "0" || l["nvidia.com/gpu.product"] == "" {
+		t.Errorf("labels %v", l)
+	}
+}
+
+// TestCDISpec: the spec for the real driver names existing device nodes and libraries.
+func TestCDISpec(t *testing.T) {
+	_, n := realNode(t)
+	spec, err := cdi.Generate(n, "/", "/")
+	if err != nil {
+		t.Fatalf("CDI: %v", err)
+	}
+	for _, d := range spec.ContainerEdits.DeviceNodes {
+		if _, err := os.Stat(d.HostPath); err != nil {
+			t.Errorf("device node %s: %v", d.HostPath, err)
+		}
+	}
+	libs := 0
+	for _, m := range spec.ContainerEdits.Mounts {
+		if _, err := os.Stat(m.HostPath); err != nil {
+			t.Errorf("mount %s: %v", m.HostPath, err)
+		}
+		if strings.Contains(m.ContainerPath, "libcuda.so") {
+			libs++
+		}
+	}
+	if libs == 0 {
+		t.Error("libcuda not in the spec")
+	}
+	t.Logf("CDI: %d devices, %d common device nodes, %d mounts", len(spec.Devices), len(spec.ContainerEdits.DeviceNodes), len(spec.ContainerEdits.Mounts))
+	p, err := cdi.Write(spec, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err == nil {
+		t.Logf("spec:\n%s", b)
+	}
+}
+
+// TestDevicePlugin: the plugin registers, lists every real GPU healthy, and Allocate answers
+// with the GPUs' CDI names and UUIDs; time-slicing multiplies the list.
+func TestDevicePlugin(t *testing.T) {
+	_, n := realNode(t)
+	for _, replicas := range []int{1, 4} {
+		rs, err := resources.Build(n, resources.Config{Strategy: resources.None, Replicas: replicas})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		k := gputest.StartKubelet(t, dir)
+		links := map[string][]string{}
+		for _, g := range n.GPUs {
+			links[g.PCIBusID] = g.NVLinkPeers
+		}
+		p := deviceplugin.New(rs[0], dir, links, nil)
+		if err := p.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if k.Count() != 1 || k.Requests()[0].ResourceName != "nvidia.com/gpu" {
+			t.Fatalf("registration %v", k.Requests())
+		}
+		conn, err := grpc.NewClient("unix://"+filepath.Join(dir, p.Socket()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := pluginapi.NewDevicePluginClient(conn)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		stream, err := c.ListAndWatch(ctx, &pluginapi.Empty{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := stream.Recv()
+		if err != nil || len(list.Devices) != len(n.GPUs)*replicas {
+			t.Fatalf("replicas %d: listed %v (%v), want %d", replicas, list, err, len(n.GPUs)*replicas)
+		}
+		start := time.Now()
+		resp, err := c.Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{list.Devices[0].ID}}}})
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cr := resp.ContainerResponses[0]
+		if cr.Envs["NVIDIA_VISIBLE_DEVICES"] != n.GPUs[0].UUID || len(cr.CdiDevices) != 1 || cr.CdiDevices[0].Name != "nvidia.com/gpu=0" {
+			t.Errorf("allocate: env %v CDI %v", cr.Envs, cr.CdiDevices)
+		}
+		t.Logf("replicas %d: %d devices listed, Allocate %v -> %v %v", replicas, len(list.Devices), took, cr.Envs, cr.CdiDevices)
+		cancel()
+		conn.Close()
+		p.Stop()
+	}
+}
+
+// TestMetricsAndEvents: live values under dcgm-exporter's names; the driver accepts the XID and
+// ECC event registration the health monitor uses.
+func TestMetricsAndEvents(t *testing.T) {
+	lib, _ := realNode(t)
+	if r := lib.Init(); r != nvml.SUCCESS {
+		t.Fatal(nvml.ErrorString(r))
+	}
+	defer lib.Shutdown()
+	var b bytes.Buffer
+	if err := (metrics.Source{Lib: lib, Hostname: "hw", XIDs: func(string) uint64 { return 0 }}).Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("metrics:\n%s", b.String())
+	for _, m := range metrics.All {
+		if !strings.Contains(b.String(), "\n"+m+"{") {
+			t.Errorf("metric %s missing", m)
+		}
+	}
+	w, err := health.WatchNVML(lib)
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	ev, ok, err := w.Next(500 * time.Millisecond)
+	if err != nil {
+		t.Fatalf("event wait: %v", err)
+	}
+	t.Logf("event wait 500ms: got=%v %+v", ok, ev)
+}
+
+// TestPreflight prints what check-config reports on this machine.
+func TestPreflight(t *testing.T) {
+	lib, _ := realNode(t)
+	for _, c := range preflight.Checks("/", lib) {
+		t.Logf("%+v", c)
+	}
+}
