@@ -120,6 +120,15 @@ func (ca *CA) Issue(dir, name string, s Spec) error {
 	return WriteFile(crtPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
+// SignPEM signs a certificate for a key made elsewhere (an agent's), returning PEM.
+func (ca *CA) SignPEM(pub crypto.PublicKey, s Spec) ([]byte, error) {
+	der, err := ca.sign(pub, s)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
 func (ca *CA) sign(pub crypto.PublicKey, s Spec) ([]byte, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{

@@ -2,6 +2,7 @@ package token
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -55,7 +56,7 @@ func (s Store) Create(ctx context.Context, caPEM []byte, ttl time.Duration, desc
 		data["expiration"] = s.now().Add(ttl).UTC().Format(time.RFC3339)
 	}
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretPrefix + t.ID, Namespace: namespace,
-		Labels: map[string]string{"app.kubernetes.io/managed-by": "outpost"}}, Type: secretType, StringData: data}
+		Labels: map[string]string{"app.kubernetes.io/managed-by": "outpost"}}, Type: secretType, Data: bytesOf(data)}
 	if _, err := s.Client.CoreV1().Secrets(namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 		return Token{}, fmt.Errorf("store token: %w", err)
 	}
@@ -92,21 +93,35 @@ func (s Store) Delete(ctx context.Context, id string) error {
 	return err
 }
 
+// Why a presented token is refused.
+var (
+	ErrUnknown = errors.New("token unknown or wrong")
+	ErrExpired = errors.New("token expired")
+)
+
 // Check validates a presented token against the stored ones: it must exist, match, and not
 // have expired. (The join API uses this.)
 func (s Store) Check(ctx context.Context, presented Token) error {
 	sec, err := s.Client.CoreV1().Secrets(namespace).Get(ctx, secretPrefix+presented.ID, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("unknown token %s", presented.ID)
+		return fmt.Errorf("%w: no token with ID %s", ErrUnknown, presented.ID)
 	}
 	stored := Token{ID: string(sec.Data["token-id"]), Secret: string(sec.Data["token-secret"])}
 	if !stored.Matches(presented) {
-		return fmt.Errorf("wrong secret for token %s", presented.ID)
+		return fmt.Errorf("%w: wrong secret for token %s", ErrUnknown, presented.ID)
 	}
 	if e := string(sec.Data["expiration"]); e != "" {
 		if exp, err := time.Parse(time.RFC3339, e); err == nil && !s.now().Before(exp) {
-			return fmt.Errorf("token %s expired at %s: create a new one with `outpost token create`", presented.ID, e)
+			return fmt.Errorf("%w: token %s expired at %s: create a new one with `outpost token create`", ErrExpired, presented.ID, e)
 		}
 	}
 	return nil
+}
+
+func bytesOf(m map[string]string) map[string][]byte {
+	out := make(map[string][]byte, len(m))
+	for k, v := range m {
+		out[k] = []byte(v)
+	}
+	return out
 }

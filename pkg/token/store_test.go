@@ -6,25 +6,12 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
 )
 
 func TestStoreLifecycle(t *testing.T) {
 	client := fake.NewClientset()
-	// The fake clientset does not turn StringData into Data as the apiserver does.
-	client.PrependReactor("create", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		s := a.(k8stesting.CreateAction).GetObject().(*corev1.Secret)
-		s.Data = map[string][]byte{}
-		for k, v := range s.StringData {
-			s.Data[k] = []byte(v)
-		}
-		s.StringData = nil
-		return false, nil, nil
-	})
 	now := time.Unix(1_800_000_000, 0)
 	s := Store{Client: client, Now: func() time.Time { return now }}
 	ctx := context.Background()

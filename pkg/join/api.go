@@ -1,0 +1,64 @@
+// Package join is how an agent becomes a node of a cluster. The server serves two paths on its
+// apiserver port: the server CA (anyone may fetch it; the agent trusts it only if it hashes to
+// the pin in its token) and the join call, authenticated by the token's secret. On a join the
+// server signs the certificates for keys the agent made (the CA keys never leave the server)
+// and returns the cluster settings. A node password, kept by the agent and hashed by the
+// server, binds a node name to the machine that first took it.
+package join
+
+import (
+	"net"
+)
+
+// Paths on the server. The apiserver lets anonymous requests reach them; the join handler
+// checks the token itself, so it can say which way a token is wrong.
+const (
+	CACertsPath = "/v1-outpost/cacerts"
+	JoinPath    = "/v1-outpost/join"
+)
+
+// Request is what the agent sends. CSRs are PEM.
+type Request struct {
+	NodeName     string `json:"nodeName"`
+	NodeIP       string `json:"nodeIP"`
+	NodePassword string `json:"nodePassword"`
+	KubeletCSR   string `json:"kubeletCSR"` // client: system:node:<name>
+	ServingCSR   string `json:"servingCSR"` // the kubelet's serving certificate
+	ProxyCSR     string `json:"proxyCSR"`   // kube-proxy's client certificate
+}
+
+// Settings are the cluster-wide values every node must agree on.
+type Settings struct {
+	ClusterCIDR    string `json:"clusterCIDR"`
+	ServiceCIDR    string `json:"serviceCIDR"`
+	ClusterDNS     string `json:"clusterDNS"`
+	ClusterDomain  string `json:"clusterDomain"`
+	FlannelBackend string `json:"flannelBackend"`
+}
+
+// Response carries the signed certificates (PEM) and the settings.
+type Response struct {
+	KubeletCert string   `json:"kubeletCert"`
+	ServingCert string   `json:"servingCert"`
+	ProxyCert   string   `json:"proxyCert"`
+	ServerCA    string   `json:"serverCA"`
+	ClientCA    string   `json:"clientCA"`
+	Settings    Settings `json:"settings"`
+}
+
+// Failure reasons the server answers with, so the agent can name the problem.
+const (
+	ReasonBadRequest   = "BadRequest"
+	ReasonTokenUnknown = "TokenUnknown"
+	ReasonTokenExpired = "TokenExpired"
+	ReasonNodeTaken    = "NodeNameTaken"
+	ReasonInternal     = "Internal"
+)
+
+// Failure is the body of a refused join.
+type Failure struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+func validIP(s string) bool { return net.ParseIP(s) != nil }
