@@ -60,6 +60,7 @@ type Agent struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	srv     *http.Server
+	nvmlUp  bool
 }
 
 // Check detects the GPUs and runtimes and checks the settings against them, writing nothing:
@@ -131,6 +132,13 @@ func (a *Agent) Start(ctx context.Context) error {
 	if a.Node == nil {
 		return nil // runtimes only
 	}
+	// Detect shut NVML down again; the plugins' health, the events and the metrics need it up
+	// for as long as the agent runs (seen on a real H100: without this every call answers
+	// ERROR_UNINITIALIZED, which go-nvml's mocks never do).
+	if r := a.lib.Init(); r != nvml.SUCCESS {
+		return fmt.Errorf("nvml init: %s", nvml.ErrorString(r))
+	}
+	a.nvmlUp = true
 	if err := waitFile(ctx, filepath.Join(a.cfg.PluginDir, "kubelet.sock"), time.Minute); err != nil {
 		return fmt.Errorf("kubelet device-plugin socket: %w", err)
 	}
@@ -252,6 +260,10 @@ func (a *Agent) Stop(ctx context.Context) error {
 	}
 	a.stopPlugins()
 	a.wg.Wait()
+	if a.nvmlUp {
+		a.lib.Shutdown()
+		a.nvmlUp = false
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -21,6 +22,7 @@ type Machine struct {
 	nvml.Interface
 	Devices []*Device
 	events  chan nvml.EventData
+	inits   atomic.Int32 // NVML counts Init and Shutdown; calls between none fail
 }
 
 // Device is one mock GPU.
@@ -58,19 +60,55 @@ func DGXA100() *Machine {
 	return m
 }
 
-func (m *Machine) Init() nvml.Return                              { return nvml.SUCCESS }
-func (m *Machine) Shutdown() nvml.Return                          { return nvml.SUCCESS }
-func (m *Machine) SystemGetDriverVersion() (string, nvml.Return)  { return "550.54.15", nvml.SUCCESS }
-func (m *Machine) SystemGetCudaDriverVersion() (int, nvml.Return) { return 12040, nvml.SUCCESS }
-func (m *Machine) DeviceGetCount() (int, nvml.Return)             { return len(m.Devices), nvml.SUCCESS }
-func (m *Machine) EventSetCreate() (nvml.EventSet, nvml.Return)   { return &eventSet{m: m}, nvml.SUCCESS }
+func (m *Machine) Init() nvml.Return { m.inits.Add(1); return nvml.SUCCESS }
+func (m *Machine) Shutdown() nvml.Return {
+	if m.inits.Add(-1) < 0 {
+		m.inits.Store(0)
+		return nvml.ERROR_UNINITIALIZED
+	}
+	return nvml.SUCCESS
+}
+
+// up is what the real library checks first: calls outside Init/Shutdown fail.
+func (m *Machine) up() bool { return m.inits.Load() > 0 }
+
+func (m *Machine) SystemGetDriverVersion() (string, nvml.Return) {
+	if !m.up() {
+		return "", nvml.ERROR_UNINITIALIZED
+	}
+	return "550.54.15", nvml.SUCCESS
+}
+func (m *Machine) SystemGetCudaDriverVersion() (int, nvml.Return) {
+	if !m.up() {
+		return 0, nvml.ERROR_UNINITIALIZED
+	}
+	return 12040, nvml.SUCCESS
+}
+func (m *Machine) DeviceGetCount() (int, nvml.Return) {
+	if !m.up() {
+		return 0, nvml.ERROR_UNINITIALIZED
+	}
+	return len(m.Devices), nvml.SUCCESS
+}
+func (m *Machine) EventSetCreate() (nvml.EventSet, nvml.Return) {
+	if !m.up() {
+		return nil, nvml.ERROR_UNINITIALIZED
+	}
+	return &eventSet{m: m}, nvml.SUCCESS
+}
 func (m *Machine) DeviceGetHandleByIndex(i int) (nvml.Device, nvml.Return) {
+	if !m.up() {
+		return nil, nvml.ERROR_UNINITIALIZED
+	}
 	if i < 0 || i >= len(m.Devices) {
 		return nil, nvml.ERROR_INVALID_ARGUMENT
 	}
 	return m.Devices[i], nvml.SUCCESS
 }
 func (m *Machine) DeviceGetHandleByUUID(uuid string) (nvml.Device, nvml.Return) {
+	if !m.up() {
+		return nil, nvml.ERROR_UNINITIALIZED
+	}
 	for _, d := range m.Devices {
 		if d.UUID == uuid {
 			return d, nvml.SUCCESS

@@ -24,7 +24,14 @@ func TestCoversOutpostsNVMLCalls(t *testing.T) {
 	if len(n.GPUs) != 8 || len(n.GPUs[0].NVLinkPeers) != 7 || n.GPUs[5].PCIBusID != BusID(5) || !n.GPUs[0].MIGCapable {
 		t.Errorf("node %+v", n.GPUs[0])
 	}
+	// Like the real library, nothing answers between Detect's Shutdown and the next Init.
 	var b bytes.Buffer
+	if err := (metrics.Source{Lib: m}).Write(&b); err == nil {
+		t.Error("metrics read NVML before Init")
+	}
+	m.Init()
+	defer m.Shutdown()
+	b.Reset()
 	if err := (metrics.Source{Lib: m, XIDs: func(string) uint64 { return 0 }}).Write(&b); err != nil {
 		t.Fatal(err)
 	}
