@@ -17,6 +17,10 @@ const (
 	JoinPath    = "/v1-outpost/join"
 )
 
+// TokenHeader carries the token. Not Authorization: the apiserver would try the token as its
+// own credential and refuse the request before the join handler sees it.
+const TokenHeader = "X-Outpost-Token"
+
 // Request is what the agent sends. CSRs are PEM.
 type Request struct {
 	NodeName     string `json:"nodeName"`

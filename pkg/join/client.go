@@ -102,7 +102,7 @@ func (c Client) Join(ctx context.Context, server string, caPEM []byte, r Request
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.Token.ID+"."+c.Token.Secret)
+	req.Header.Set(TokenHeader, c.Token.ID+"."+c.Token.Secret)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -65,11 +65,11 @@ func refuse(status int, reason, format string, a ...any) (*Response, int, *Failu
 
 func (h *Handler) join(r *http.Request) (*Response, int, *Failure) {
 	ctx := r.Context()
-	bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	presented := r.Header.Get(TokenHeader)
+	if presented == "" {
 		return refuse(http.StatusUnauthorized, ReasonTokenUnknown, "no token presented")
 	}
-	t, err := token.Parse(bearer)
+	t, err := token.Parse(presented)
 	if err != nil {
 		return refuse(http.StatusUnauthorized, ReasonTokenUnknown, "%v", err)
 	}

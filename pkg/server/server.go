@@ -47,6 +47,8 @@ type Server struct {
 	Out     *logging.Out
 	Started time.Time
 	mgr     *component.Manager
+	pki     *pki.Bundle
+	token   token.Token
 }
 
 // Run prepares the data dir, starts every component and blocks until ctx ends or a component
@@ -71,7 +73,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server CA: %w", err)
 	}
-	if _, err := token.Ensure(s.TokenFile(), caPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
+	if s.token, err = token.Ensure(s.TokenFile(), caPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
 		return err
 	}
 	phases, err := s.components(binDir)
@@ -107,6 +109,7 @@ func (s *Server) writeCredentials() error {
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
+	s.pki = b
 	url := fmt.Sprintf("https://127.0.0.1:%d", c.HTTPSPort)
 	ca := b.ServerCA.CertPEM
 	for _, k := range []struct {
@@ -159,7 +162,11 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 	kine := datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, DBFile: c.Dirs.DBFile(),
 		Socket: c.Dirs.KineSocket(), CompactInterval: c.Datastore.CompactInterval,
 		CompactBatch: c.Datastore.CompactBatch, PollInterval: c.Datastore.PollInterval})
-	api, err := apiserver.New(apiserver.Config{TLSDir: c.Dirs.TLS(), ConfDir: filepath.Join(c.Dirs.Server(), "etc"),
+	adminClient, dyn, disc, err := s.client(s.cred("admin"))
+	if err != nil {
+		return nil, err
+	}
+	api, err := apiserver.New(apiserver.Config{Handlers: s.joinHandlers(adminClient),TLSDir: c.Dirs.TLS(), ConfDir: filepath.Join(c.Dirs.Server(), "etc"),
 		EtcdEndpoint: kine.EtcdEndpoint(), AdvertiseIP: c.NodeIP.String(), BindAddress: c.BindAddress,
 		Port: c.HTTPSPort, ServiceCIDR: c.ServiceCIDR.String(), ClusterDomain: c.ClusterDomain,
 		Verbosity: c.Verbosity, Extra: c.Extra.APIServer})
@@ -172,10 +179,6 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 	}
 	cm, err := controllermanager.New(controllermanager.Config{Kubeconfig: s.cred("controller"), TLSDir: c.Dirs.TLS(),
 		ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(), Extra: c.Extra.ControllerManager})
-	if err != nil {
-		return nil, err
-	}
-	_, dyn, disc, err := s.client(s.cred("admin"))
 	if err != nil {
 		return nil, err
 	}

@@ -11,11 +11,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
@@ -36,6 +39,9 @@ type Config struct {
 	ClusterDomain string
 	Verbosity     int
 	Extra         []string
+	// Handlers are served on the apiserver's port beside the API (the join API), behind its
+	// authentication and authorization; anonymous requests may reach them.
+	Handlers map[string]http.Handler
 }
 
 // Args is the deterministic argv: defaults merged with the user's extra flags.
@@ -76,7 +82,17 @@ func Args(c Config) ([]string, error) {
 	}, c.Extra)
 }
 
-// authConfig lets anonymous requests reach the health endpoints and nothing else.
+// AuthConfig lets anonymous requests reach the health endpoints and the extra handlers' paths,
+// nothing else.
+func AuthConfig(handlers map[string]http.Handler) string {
+	var extra []string
+	for p := range handlers {
+		extra = append(extra, "  - path: "+p+"\n")
+	}
+	sort.Strings(extra)
+	return fmt.Sprintf(authConfig, strings.Join(extra, ""))
+}
+
 const authConfig = `apiVersion: apiserver.config.k8s.io/v1
 kind: AuthenticationConfiguration
 anonymous:
@@ -85,7 +101,7 @@ anonymous:
   - path: /livez
   - path: /readyz
   - path: /healthz
-`
+%s`
 
 // New returns the component.
 func New(c Config) (*component.InProcess, error) {
@@ -103,14 +119,14 @@ func New(c Config) (*component.InProcess, error) {
 			if err := os.MkdirAll(c.ConfDir, 0o700); err != nil {
 				return err
 			}
-			return pki.WriteFile(filepath.Join(c.ConfDir, "authentication.yaml"), []byte(authConfig), 0o600)
+			return pki.WriteFile(filepath.Join(c.ConfDir, "authentication.yaml"), []byte(AuthConfig(c.Handlers)), 0o600)
 		},
-		Run:   func(ctx context.Context) error { return run(ctx, argv) },
+		Run:   func(ctx context.Context) error { return run(ctx, argv, c.Handlers) },
 		Probe: probe,
 	}, nil
 }
 
-func run(ctx context.Context, argv []string) error {
+func run(ctx context.Context, argv []string, handlers map[string]http.Handler) error {
 	s := options.NewServerRunOptions()
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
 	for _, f := range s.Flags().FlagSets {
@@ -129,7 +145,34 @@ func run(ctx context.Context, argv []string) error {
 	if errs := completed.Validate(); len(errs) != 0 {
 		return utilerrors.NewAggregate(errs)
 	}
-	return app.Run(ctx, completed)
+	// app.Run's steps, with the extra handlers added before the server starts.
+	if completed.InformerName == nil {
+		name, err := cache.NewInformerName("kube-apiserver")
+		if err != nil {
+			return err
+		}
+		completed.InformerName = name
+	}
+	config, err := app.NewConfig(completed)
+	if err != nil {
+		return err
+	}
+	cc, err := config.Complete()
+	if err != nil {
+		return err
+	}
+	server, err := app.CreateServerChain(cc)
+	if err != nil {
+		return err
+	}
+	for p, h := range handlers {
+		server.GenericAPIServer.Handler.NonGoRestfulMux.Handle(p, h)
+	}
+	prepared, err := server.PrepareRun()
+	if err != nil {
+		return err
+	}
+	return prepared.Run(ctx)
 }
 
 // readyProbe asks /readyz on loopback, trusting only the cluster's server CA.

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -23,5 +24,16 @@ func TestArgsSecurityDefaultsAndOverride(t *testing.T) {
 	}
 	if strings.Contains(all, "30000-32767") || strings.Contains(all, "anonymous-auth") {
 		t.Errorf("override not applied or anonymous flag present: %s", all)
+	}
+}
+
+func TestAuthConfigAnonymousPaths(t *testing.T) {
+	got := AuthConfig(map[string]http.Handler{"/v1-outpost/join": nil, "/v1-outpost/cacerts": nil})
+	want := "  - path: /healthz\n  - path: /v1-outpost/cacerts\n  - path: /v1-outpost/join\n"
+	if !strings.HasSuffix(got, want) {
+		t.Errorf("auth config:\n%s", got)
+	}
+	if strings.Contains(AuthConfig(nil), "v1-outpost") {
+		t.Error("no handlers, yet extra anonymous paths")
 	}
 }
