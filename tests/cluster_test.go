@@ -96,6 +96,7 @@ func TestServer(t *testing.T) {
 			t.Errorf("second delete (%d): %s", code, out)
 		}
 	})
+	t.Run("AgentBadInput", func(t *testing.T) { agentBadInput(t, s) })
 	t.Run("AnonymousRefused", func(t *testing.T) {
 		out, _ := exec.Command("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:6443/api/v1/namespaces").Output()
 		if string(out) != "401" {
@@ -104,6 +105,15 @@ func TestServer(t *testing.T) {
 		out, _ = exec.Command("curl", "-sk", "https://127.0.0.1:6443/readyz").Output()
 		if string(out) != "ok" {
 			t.Errorf("anonymous /readyz = %q, want ok", out)
+		}
+		// The join API's CA path is public (the agent checks it against its pin); the rest is not.
+		out, _ = exec.Command("curl", "-sk", "https://127.0.0.1:6443/v1-outpost/cacerts").Output()
+		if !strings.HasPrefix(string(out), "-----BEGIN CERTIFICATE-----") {
+			t.Errorf("anonymous cacerts = %q", out)
+		}
+		out, _ = exec.Command("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "https://127.0.0.1:6443/v1-outpost/other").Output()
+		if string(out) != "401" && string(out) != "403" {
+			t.Errorf("anonymous /v1-outpost/other = %s, want refused", out)
 		}
 	})
 	t.Run("CoreDNSAndKubeSystemReady", func(t *testing.T) {

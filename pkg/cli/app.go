@@ -30,6 +30,7 @@ func NewApp() *cli.App {
 		OnUsageError:         usageError,
 		Commands: []*cli.Command{
 			serverCommand(),
+			agentCommand(),
 			checkConfigCommand(),
 			gpuCommand(),
 			tokenCommand(),

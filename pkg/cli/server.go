@@ -126,18 +126,21 @@ func writable(dir string) error {
 }
 
 func checkPorts(cfg *config.Config) error {
-	ports := []struct {
+	type port struct {
 		addr  string
 		port  int
 		owner string
 		fix   string
-	}{
-		{cfg.BindAddress, cfg.HTTPSPort, "kube-apiserver", "set --https-listen-port"},
+	}
+	ports := []port{
 		{"0.0.0.0", 10250, "kubelet", "stop the other kubelet (k3s, kubeadm?)"},
 		{"127.0.0.1", 10248, "kubelet healthz", "stop the other kubelet"},
 		{"127.0.0.1", 10256, "kube-proxy healthz", "stop the other kube-proxy"},
-		{"127.0.0.1", 10257, "kube-controller-manager", "stop the other control plane"},
-		{"127.0.0.1", 10259, "kube-scheduler", "stop the other control plane"},
+	}
+	if cfg.Join == nil {
+		ports = append(ports, port{cfg.BindAddress, cfg.HTTPSPort, "kube-apiserver", "set --https-listen-port"},
+			port{"127.0.0.1", 10257, "kube-controller-manager", "stop the other control plane"},
+			port{"127.0.0.1", 10259, "kube-scheduler", "stop the other control plane"})
 	}
 	for _, p := range ports {
 		if err := server.ListenCheck(p.addr, p.port, p.owner, p.fix); err != nil {

@@ -38,7 +38,8 @@ type Config struct {
 	Verbosity      int
 	Host           hostcheck.Facts
 	GPU            GPUOptions
-	Token          string // as given by --token or --token-file; "" to use or make the stored one
+	Token          string      // as given by --token or --token-file; "" to use or make the stored one
+	Join           *JoinConfig // set on an agent only
 }
 
 // SANs are the apiserver certificate's subject alternative names.

@@ -25,29 +25,31 @@ var (
 	ProxyClient    = pki.KubeProxy
 )
 
-// NodePassword reads the machine's node password, creating it (0600) on first use. It lives
-// outside the data dir so that re-installing the agent keeps the machine's node name.
-func NodePassword(path string) (string, error) {
+// NodePassword reads the machine's node password, or makes a new one (fresh=true) that the
+// caller stores with SaveNodePassword once a join succeeded. It lives outside the data dir so
+// that re-installing the agent keeps the machine's node name.
+func NodePassword(path string) (pw string, fresh bool, err error) {
 	if b, err := os.ReadFile(path); err == nil {
 		if pw := strings.TrimSpace(string(b)); len(pw) >= 16 {
-			return pw, nil
+			return pw, false, nil
 		}
-		return "", fmt.Errorf("node password file %s is too short: remove it to make a new one", path)
+		return "", false, fmt.Errorf("node password file %s is too short: remove it to make a new one", path)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("node password: %w", err)
+		return "", false, fmt.Errorf("node password: %w", err)
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
-		return "", err
+		return "", false, err
 	}
-	pw := hex.EncodeToString(raw)
+	return hex.EncodeToString(raw), true, nil
+}
+
+// SaveNodePassword stores the password (0600).
+func SaveNodePassword(path, pw string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("node password dir: %w", err)
+		return fmt.Errorf("node password dir: %w", err)
 	}
-	if err := pki.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return pw, nil
+	return pki.WriteFile(path, []byte(pw+"\n"), 0o600)
 }
 
 // Node is what the agent joins as.
@@ -57,15 +59,26 @@ type Node struct {
 	Password string
 }
 
-// Result is a completed join: the certificates are in TLSDir.
+// Result is a completed join, held in memory until Write.
 type Result struct {
 	Server   string
 	Settings Settings
+	CAPEM    []byte
+	resp     *Response
+	keys     map[string]*ecdsa.PrivateKey
 }
 
-// Run joins and writes the credentials into tlsDir. Nothing is written unless the server
-// accepted the join: keys and certificates go to a fresh dir that replaces tlsDir at the end.
+// Run joins and writes the credentials into tlsDir (see Fetch and Write).
 func (c Client) Run(ctx context.Context, n Node, tlsDir string) (*Result, error) {
+	r, err := c.Fetch(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return r, r.Write(tlsDir)
+}
+
+// Fetch joins, keeping the keys and certificates in memory: a refused join writes nothing.
+func (c Client) Fetch(ctx context.Context, n Node) (*Result, error) {
 	server, caPEM, err := c.FetchCA(ctx)
 	if err != nil {
 		return nil, err
@@ -102,11 +115,11 @@ func (c Client) Run(ctx context.Context, n Node, tlsDir string) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeDir(tlsDir, resp, keys); err != nil {
-		return nil, err
-	}
-	return &Result{Server: server, Settings: resp.Settings}, nil
+	return &Result{Server: server, Settings: resp.Settings, CAPEM: caPEM, resp: resp, keys: keys}, nil
 }
+
+// Write stores the credentials in dir: a fresh dir that replaces the old one at the end.
+func (r *Result) Write(dir string) error { return writeDir(dir, r.resp, r.keys) }
 
 func writeDir(dir string, resp *Response, keys map[string]*ecdsa.PrivateKey) error {
 	tmp := dir + ".new"

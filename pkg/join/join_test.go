@@ -169,12 +169,18 @@ func TestExpiringTokenAndNodePassword(t *testing.T) {
 
 func TestNodePasswordFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "node", "password")
-	a, err := NodePassword(p)
-	if err != nil || len(a) < 32 {
-		t.Fatal(a, err)
+	a, fresh, err := NodePassword(p)
+	if err != nil || len(a) < 32 || !fresh {
+		t.Fatal(a, fresh, err)
 	}
-	b, _ := NodePassword(p)
-	if a != b {
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Error("password stored before a join succeeded")
+	}
+	if err := SaveNodePassword(p, a); err != nil {
+		t.Fatal(err)
+	}
+	b, fresh, _ := NodePassword(p)
+	if a != b || fresh {
 		t.Error("password changed between reads")
 	}
 	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {

@@ -103,6 +103,12 @@ func (s *Server) gpuContainerd(a *agent.Agent, cc *containerd.Config) error {
 	for _, r := range rts {
 		cc.Runtimes = append(cc.Runtimes, containerd.Runtime{Name: r.Name, BinaryName: r.Path})
 	}
+	if s.Joined != nil {
+		if len(rts) > 0 {
+			s.Log.Info("NVIDIA runtimes found: create their RuntimeClasses on a server", "runtimes", len(rts))
+		}
+		return nil // RuntimeClasses are cluster objects: a server's manifests make them
+	}
 	if len(rts) == 0 {
 		if err := os.Remove(manifest); err != nil && !os.IsNotExist(err) {
 			return err

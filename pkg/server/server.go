@@ -26,6 +26,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/deploy"
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
 	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/join"
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node/cni"
 	"github.com/outpostk8s/outpost/pkg/node/containerd"
@@ -46,9 +47,11 @@ type Server struct {
 	Log     *slog.Logger
 	Out     *logging.Out
 	Started time.Time
-	mgr     *component.Manager
-	pki     *pki.Bundle
-	token   token.Token
+	// Joined is set on an agent: the credentials and settings the server gave it.
+	Joined *join.Result
+	mgr    *component.Manager
+	pki    *pki.Bundle
+	token  token.Token
 }
 
 // Run prepares the data dir, starts every component and blocks until ctx ends or a component
@@ -66,19 +69,28 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.writeCredentials(); err != nil {
-		return err
-	}
-	caPEM, err := os.ReadFile(filepath.Join(c.Dirs.TLS(), pki.ServerCA+".crt"))
-	if err != nil {
-		return fmt.Errorf("server CA: %w", err)
-	}
-	if s.token, err = token.Ensure(s.TokenFile(), caPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
-		return err
-	}
-	phases, err := s.components(binDir)
-	if err != nil {
-		return err
+	var phases [][]component.Component
+	if s.Joined != nil {
+		if err := s.writeJoined(); err != nil {
+			return err
+		}
+		if phases, err = s.nodeComponents(binDir); err != nil {
+			return err
+		}
+	} else {
+		if err := s.writeCredentials(); err != nil {
+			return err
+		}
+		caPEM, err := os.ReadFile(filepath.Join(c.Dirs.TLS(), pki.ServerCA+".crt"))
+		if err != nil {
+			return fmt.Errorf("server CA: %w", err)
+		}
+		if s.token, err = token.Ensure(s.TokenFile(), caPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
+			return err
+		}
+		if phases, err = s.components(binDir); err != nil {
+			return err
+		}
 	}
 	s.mgr = &component.Manager{Phases: phases, ReadyTimeout: 3 * time.Minute, Log: s.Log}
 	if err := s.mgr.Start(ctx); err != nil {
@@ -166,7 +178,7 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := apiserver.New(apiserver.Config{Handlers: s.joinHandlers(adminClient),TLSDir: c.Dirs.TLS(), ConfDir: filepath.Join(c.Dirs.Server(), "etc"),
+	api, err := apiserver.New(apiserver.Config{Handlers: s.joinHandlers(adminClient), TLSDir: c.Dirs.TLS(), ConfDir: filepath.Join(c.Dirs.Server(), "etc"),
 		EtcdEndpoint: kine.EtcdEndpoint(), AdvertiseIP: c.NodeIP.String(), BindAddress: c.BindAddress,
 		Port: c.HTTPSPort, ServiceCIDR: c.ServiceCIDR.String(), ClusterDomain: c.ClusterDomain,
 		Verbosity: c.Verbosity, Extra: c.Extra.APIServer})
@@ -188,6 +200,21 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 		Values: deploy.Values{ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain,
 			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage}}
 
+	node, err := s.nodeComponents(binDir)
+	if err != nil {
+		return nil, err
+	}
+	// containerd starts beside the scheduler and controller-manager; the rest after.
+	return append([][]component.Component{{kine}, {api}, append([]component.Component{sched, cm, dep}, node[0]...)}, node[1:]...), nil
+}
+
+// nodeComponents are this node's: the same on a server and an agent.
+func (s *Server) nodeComponents(binDir string) ([][]component.Component, error) {
+	c := s.Cfg
+	tlsDir := c.Dirs.TLS()
+	if s.Joined != nil {
+		tlsDir = c.Dirs.AgentTLS()
+	}
 	nodeClient, _, _, err := s.client(c.Dirs.KubeletKubeconfig())
 	if err != nil {
 		return nil, err
@@ -208,8 +235,8 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 		dir: c.Dirs.Images(), log: s.Log.With("component", "images")}
 
 	kcfg := kubelet.Config{NodeName: c.NodeName, NodeIP: c.NodeIP, ConfigFile: c.Dirs.KubeletConfig(),
-		Kubeconfig: c.Dirs.KubeletKubeconfig(), ClientCAFile: filepath.Join(c.Dirs.TLS(), pki.ClientCA+".crt"),
-		TLSCertFile: filepath.Join(c.Dirs.TLS(), pki.KubeletServing+".crt"), TLSKeyFile: filepath.Join(c.Dirs.TLS(), pki.KubeletServing+".key"),
+		Kubeconfig: c.Dirs.KubeletKubeconfig(), ClientCAFile: filepath.Join(tlsDir, pki.ClientCA+".crt"),
+		TLSCertFile: filepath.Join(tlsDir, pki.KubeletServing+".crt"), TLSKeyFile: filepath.Join(tlsDir, pki.KubeletServing+".key"),
 		RuntimeSocket: c.Dirs.ContainerdSocket(), ClusterDNS: c.ClusterDNS, ClusterDomain: c.ClusterDomain,
 		ResolvConf: kubelet.ResolvConf("/"), CgroupV2: c.Host.CgroupV2, Verbosity: c.Verbosity, Extra: c.Extra.Kubelet}
 	if err := writeRendered(c.Dirs.KubeletConfig(), func() ([]byte, error) { return kubelet.Render(kcfg) }); err != nil {
@@ -236,15 +263,12 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 		last = append(last, gpu)
 	}
 	return [][]component.Component{
-		{kine},
-		{api},
-		{sched, cm, dep, ctrd},
+		{ctrd},
 		{imgs},
 		{upstream.Kubelet(kargv), upstream.KubeProxy(pargv)},
 		last,
 	}, nil
 }
-
 func writeRendered(path string, render func() ([]byte, error)) error {
 	b, err := render()
 	if err != nil {

@@ -42,17 +42,19 @@ func Args(c Config) ([]string, error) {
 		"cluster-signing-legacy-unknown-cert-file":        tls(pki.ServerCA, ".crt"),
 		"cluster-signing-legacy-unknown-key-file":         tls(pki.ServerCA, ".key"),
 		"configure-cloud-routes":                          "false",
-		"controllers":                                     "*,tokencleaner",
-		"kubeconfig":                                      c.Kubeconfig,
-		"leader-elect":                                    "false",
-		"node-cidr-mask-size":                             "24",
-		"profiling":                                       "false",
-		"root-ca-file":                                    tls(pki.ServerCA, ".crt"),
-		"secure-port":                                     "10257",
-		"service-account-private-key-file":                tls(pki.ServiceAccountKeyFile, ""),
-		"service-cluster-ip-range":                        c.ServiceCIDR,
-		"terminated-pod-gc-threshold":                     "1000",
-		"use-service-account-credentials":                 "true",
+		// Not tokencleaner: an expired join token stays listed (and deletable) so that an agent
+		// presenting it is told it expired, not that it is unknown.
+		"controllers":                      "*",
+		"kubeconfig":                       c.Kubeconfig,
+		"leader-elect":                     "false",
+		"node-cidr-mask-size":              "24",
+		"profiling":                        "false",
+		"root-ca-file":                     tls(pki.ServerCA, ".crt"),
+		"secure-port":                      "10257",
+		"service-account-private-key-file": tls(pki.ServiceAccountKeyFile, ""),
+		"service-cluster-ip-range":         c.ServiceCIDR,
+		"terminated-pod-gc-threshold":      "1000",
+		"use-service-account-credentials":  "true",
 	}, c.Extra)
 }
 

@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/hostcheck"
+	"github.com/outpostk8s/outpost/pkg/logging"
+	"github.com/outpostk8s/outpost/pkg/server"
+	"github.com/outpostk8s/outpost/pkg/version"
+)
+
+func agentCommand() *cli.Command {
+	flags := config.AgentFlags()
+	return &cli.Command{
+		Name:         "agent",
+		Usage:        "join this machine to a cluster as a worker node",
+		Flags:        flags,
+		OnUsageError: usageError,
+		Before:       applyConfigFile(flags),
+		Action:       runAgent,
+	}
+}
+
+func runAgent(c *cli.Context) error {
+	started := time.Now()
+	if c.NArg() > 0 {
+		return UsageError{fmt.Errorf("unexpected argument %q: outpost agent takes only flags (see --help)", c.Args().First())}
+	}
+	host := hostcheck.Real()
+	if host.Euid() != 0 {
+		return errors.New("outpost agent must run as root: run it with sudo, or as a service")
+	}
+	o, servers, pwFile := config.AgentOptionsFrom(c)
+	cfg, err := config.CompleteAgent(o, servers, pwFile, config.RealEnv())
+	if err != nil {
+		return err
+	}
+	if chk, bad := hostcheck.FirstFatal(host.Checks()); bad {
+		return fmt.Errorf("host not ready: %s: %s — fix: %s (run 'outpost check-config' for every check)", chk.Name, chk.Detail, chk.Fix)
+	}
+	if err := server.CheckGPU(cfg); err != nil {
+		return err
+	}
+	// Join before anything is written: a refused join leaves no data dir behind.
+	jctx, cancel := context.WithTimeout(c.Context, time.Minute)
+	res, cfg, err := server.Join(jctx, cfg)
+	cancel()
+	if err != nil {
+		return err
+	}
+	lock, err := lockDataDir(cfg) // checks the ports too
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+
+	out := logging.Setup(cfg.Verbosity)
+	level := slog.LevelInfo
+	if cfg.Verbosity >= 4 {
+		level = slog.LevelDebug
+	}
+	log := slog.New(logging.NewHandler(out, level))
+	slog.SetDefault(log)
+	log.Info("starting outpost agent", "version", version.Outpost, "server", res.Server, "node", cfg.NodeName,
+		"node-ip", cfg.NodeIP.String(), "data-dir", cfg.Dirs.Data, "cluster-cidr", cfg.ClusterCIDR.String())
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started, Joined: res}
+	return s.Run(ctx)
+}

@@ -1,0 +1,74 @@
+package tests
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpostk8s/outpost/tests/harness"
+)
+
+// agentBadInput runs against TestServer's server: every refused join names its cause in one
+// line, exits 1 and leaves neither a data dir nor a node password behind.
+func agentBadInput(t *testing.T, s *harness.Server) {
+	b, err := os.ReadFile(filepath.Join(s.DataDir(), "server", "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := strings.TrimSpace(string(b))
+	pin, cred, _ := strings.Cut(cluster, "::")
+	url := "https://127.0.0.1:6443"
+	short, code := tokenCmd(s, "create", "--ttl", "1s")
+	if code != 0 {
+		t.Fatalf("token create: %s", short)
+	}
+	// Another machine already holds node "taken".
+	if _, err := s.Kubectl("-n", "kube-system", "create", "secret", "generic", "taken.node-password.outpost", "--from-literal=hash=0"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the 1 s token expires
+	for _, tc := range []struct {
+		name, node, server, token, want string
+	}{
+		{"wrong token", "n1", url, pin + "::abcdef.0123456789abcdef", "wrong token"},
+		{"CA pin mismatch", "n1", url, "OP10" + strings.Repeat("0", 64) + "::" + cred, "server CA does not match the token's pin"},
+		{"unreachable server", "n1", "https://127.0.0.1:1", cluster, "server unreachable"},
+		{"expired token", "n1", url, short, "expired token"},
+		{"node name taken", "taken", url, cluster, `node "taken" already belongs to another machine`},
+		{"malformed token", "n1", url, "K10abc::server:xyz", "--token: malformed token"},
+		{"not https", "n1", "http://127.0.0.1:6443", cluster, "want https://HOST:PORT"},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			dir := t.TempDir()
+			data, pw, conf := filepath.Join(dir, "data"), filepath.Join(dir, "node", "password"), filepath.Join(dir, "config.yaml")
+			if err := os.WriteFile(conf, []byte("{}\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(s.Bin, "agent", "--server", tc.server, "--token", tc.token, "--node-name", tc.node,
+				"--data-dir", data, "--node-password-file", pw, "--config", conf).CombinedOutput()
+			msg := strings.TrimSpace(string(out))
+			if exitCode(err) != 1 || !strings.Contains(msg, tc.want) || strings.Count(msg, "\n") != 0 {
+				t.Errorf("exit %d, output %q; want one line with %q", exitCode(err), msg, tc.want)
+			}
+			for _, p := range []string{data, pw} {
+				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s left behind", p)
+				}
+			}
+		})
+	}
+	if out, _ := s.Kubectl("get", "nodes", "-o", "name"); strings.Contains(out, "n1") || strings.Contains(out, "taken") {
+		t.Errorf("refused joins made nodes: %s", out)
+	}
+}
+
+func tokenCmd(s *harness.Server, args ...string) (string, int) {
+	full := append([]string{"token", args[0], "--kubeconfig", s.Kubeconfig}, args[1:]...)
+	out, err := exec.Command(s.Bin, full...).CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1], exitCode(err)
+}
