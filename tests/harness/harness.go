@@ -48,6 +48,8 @@ type Server struct {
 	Args       []string
 	Kubeconfig string
 	LogPath    string
+	// Wrap, when set, builds the command (a multi-node test runs it in the node's namespaces).
+	Wrap func(bin string, args []string) *exec.Cmd
 
 	hostDirs []string
 
@@ -99,6 +101,9 @@ func (s *Server) Start() {
 		s.T.Fatal(err)
 	}
 	cmd := exec.Command(s.Bin, s.Args...)
+	if s.Wrap != nil {
+		cmd = s.Wrap(s.Bin, s.Args)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
