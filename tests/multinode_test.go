@@ -20,7 +20,9 @@ func TestMultiNode(t *testing.T) {
 		}
 	})
 	c = harness.NewCluster(t)
+	img, imgName := harness.TestImage(t)
 	srv := c.AddNode("s1", "server")
+	withImage(t, srv, img)
 	srv.Start()
 	waitReady(t, srv, "s1", 3*time.Minute)
 	b, err := os.ReadFile(filepath.Join(srv.DataDir(), "server", "token"))
@@ -32,6 +34,7 @@ func TestMultiNode(t *testing.T) {
 	for _, name := range []string{"a1", "a2"} {
 		a := c.AddNode(name, "agent", "--server", srv.URL(), "--token", token,
 			"--node-password-file", filepath.Join(c.Root, name, "node-password"))
+		withImage(t, a, img)
 		a.Start()
 		agents = append(agents, a)
 	}
@@ -44,13 +47,62 @@ func TestMultiNode(t *testing.T) {
 		out := srv.MustKubectl("get", "nodes", "-o", "wide")
 		t.Logf("\n%s", out)
 	})
+	nodes := []string{"s1", "a1", "a2"}
+	t.Run("PodNetworkAcrossNodes", func(t *testing.T) {
+		var y strings.Builder
+		for _, n := range nodes {
+			fmt.Fprintf(&y, podYAML, "web-"+n, n, imgName)
+		}
+		fmt.Fprintf(&y, "---\n%s", webService)
+		apply(t, srv, y.String())
+		ips := map[string]string{}
+		harness.Eventually(t, 2*time.Minute, "web pods running", func() error {
+			for _, n := range nodes {
+				out, err := srv.Kubectl("get", "pod", "web-"+n, "-o", "jsonpath={.status.phase} {.status.podIP}")
+				f := strings.Fields(out)
+				if err != nil || len(f) != 2 || f[0] != "Running" {
+					return fmt.Errorf("web-%s: %q %v", n, out, err)
+				}
+				ips[n] = f[1]
+			}
+			return nil
+		})
+		for _, from := range nodes {
+			for _, to := range nodes {
+				harness.Eventually(t, time.Minute, from+" -> "+to, func() error {
+					out, err := srv.Kubectl("exec", "web-"+from, "--", "/optest", "get", "http://"+ips[to]+":8080/")
+					if err != nil || !strings.Contains(out, "hello from web-"+to) {
+						return fmt.Errorf("%q %v", out, err)
+					}
+					return nil
+				})
+			}
+			// Through the ClusterIP Service (kube-proxy on every node), by name (DNS from every node).
+			seen := map[string]bool{}
+			harness.Eventually(t, time.Minute, "service from "+from, func() error {
+				out, err := srv.Kubectl("exec", "web-"+from, "--", "/optest", "get", "http://web.default.svc.cluster.local/")
+				if err != nil {
+					return err
+				}
+				seen[strings.TrimSpace(out)] = true
+				if len(seen) < 2 {
+					return fmt.Errorf("answers so far %v", seen)
+				}
+				return nil
+			})
+		}
+	})
 	t.Run("AgentRestartRejoins", func(t *testing.T) {
 		a := agents[0]
 		a.Stop()
+		before := len(a.Log())
 		a.Start()
-		if err := a.WaitLog("Outpost agent is ready", 2*time.Minute); err != nil {
-			t.Fatal(err)
-		}
+		harness.Eventually(t, 2*time.Minute, "agent ready again", func() error {
+			if !strings.Contains(a.Log()[before:], "Outpost agent is ready") {
+				return fmt.Errorf("no ready line since the restart")
+			}
+			return nil
+		})
 	})
 }
 
@@ -64,3 +116,41 @@ func waitReady(t *testing.T, srv *harness.Node, node string, timeout time.Durati
 		return nil
 	})
 }
+
+// withImage puts the test image where the node imports it at start.
+func withImage(t *testing.T, n *harness.Node, img string) {
+	if err := os.MkdirAll(filepath.Join(n.DataDir(), "agent", "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, img, filepath.Join(n.DataDir(), "agent", "images", "optest.tar"))
+}
+
+func apply(t *testing.T, srv *harness.Node, y string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "objects.yaml")
+	if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.MustKubectl("apply", "-f", f)
+}
+
+const podYAML = `---
+apiVersion: v1
+kind: Pod
+metadata: {name: %s, labels: {app: web}}
+spec:
+  nodeName: %s
+  containers:
+  - name: web
+    image: %s
+    imagePullPolicy: Never
+    args: ["serve"]
+`
+
+const webService = `apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`

@@ -23,7 +23,7 @@ type JoinConfig struct {
 
 // agentShared are the server flags that mean the same on an agent.
 var agentShared = map[string]bool{"config": true, "data-dir": true, "runtime-dir": true, "node-name": true,
-	"node-ip": true, "kubelet-arg": true, "kube-proxy-arg": true, "debug": true, "v": true, "default-runtime": true}
+	"node-ip": true, "flannel-iface": true, "kubelet-arg": true, "kube-proxy-arg": true, "debug": true, "v": true, "default-runtime": true}
 
 // AgentFlags are `outpost agent`'s flags. Every name is also a config-file key.
 func AgentFlags() []cli.Flag {
@@ -51,6 +51,7 @@ func AgentOptionsFrom(c *cli.Context) (ServerOptions, []string, string) {
 		ClusterDomain: "cluster.local", KineCompactInterval: 1, KineCompactBatch: 1, KinePollInterval: 1,
 		KubeletArgs: c.StringSlice("kubelet-arg"), KubeProxyArgs: c.StringSlice("kube-proxy-arg"),
 		Debug: c.Bool("debug"), Verbosity: c.Int("v"), Token: c.String("token"), TokenFile: c.String("token-file"),
+		FlannelBackend: "vxlan", FlannelIface: c.String("flannel-iface"),
 		GPU: GPUOptions{Mode: c.String("gpu-mode"), MIGStrategy: c.String("gpu-mig-strategy"),
 			Replicas: c.Int("gpu-time-slicing-replicas"), DriverRoot: c.String("gpu-driver-root"),
 			DefaultRuntime: c.String("default-runtime"), MetricsPort: c.Int("gpu-metrics-port"),

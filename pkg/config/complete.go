@@ -40,6 +40,8 @@ type Config struct {
 	GPU            GPUOptions
 	Token          string      // as given by --token or --token-file; "" to use or make the stored one
 	Join           *JoinConfig // set on an agent only
+	FlannelBackend string
+	FlannelIface   string
 }
 
 // SANs are the apiserver certificate's subject alternative names.
@@ -143,6 +145,12 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 	}
 	if c.Token, err = givenToken(o.Token, o.TokenFile); err != nil {
 		return nil, err
+	}
+	switch o.FlannelBackend {
+	case "vxlan", "host-gw", "none":
+		c.FlannelBackend, c.FlannelIface = o.FlannelBackend, o.FlannelIface
+	default:
+		return nil, fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none", o.FlannelBackend)
 	}
 	if c.GPU, err = gpuOptions(o.GPU); err != nil {
 		return nil, err

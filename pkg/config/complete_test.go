@@ -24,7 +24,7 @@ func testEnv() Env {
 func defaults() ServerOptions {
 	return ServerOptions{DataDir: "/var/lib/outpost", RuntimeDir: "/run/outpost", WriteKubeconfig: "/etc/outpost/outpost.yaml",
 		WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0", HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16",
-		ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local", KineCompactInterval: time.Minute,
+		ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local", KineCompactInterval: time.Minute, FlannelBackend: "vxlan",
 		KineCompactBatch: 1000, KinePollInterval: time.Second,
 		GPU: GPUOptions{Mode: "auto", MIGStrategy: "none", Replicas: 1, DriverRoot: "/", MetricsPort: 9401}}
 }
@@ -97,6 +97,7 @@ func TestCompleteRejects(t *testing.T) {
 		{"disable unknown", func(o *ServerOptions) { o.Disable = []string{"traefik"} }, `--disable "traefik"`},
 		{"bad mode", func(o *ServerOptions) { o.WriteKubeconfigMode = "rw" }, "--write-kubeconfig-mode"},
 		{"bad node ip", func(o *ServerOptions) { o.NodeIP = "1.2.3" }, "--node-ip"},
+		{"bad flannel backend", func(o *ServerOptions) { o.FlannelBackend = "wireguard" }, "--flannel-backend"},
 		{"bad node name", func(o *ServerOptions) { o.NodeName = "a_b" }, "node name"},
 		{"bad dsn", func(o *ServerOptions) { o.DatastoreEndpoint = "redis://x" }, "--datastore-endpoint"},
 		{"empty data dir", func(o *ServerOptions) { o.DataDir = " " }, "--data-dir"},

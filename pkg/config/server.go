@@ -41,6 +41,8 @@ type ServerOptions struct {
 	GPU                 GPUOptions
 	Token               string
 	TokenFile           string
+	FlannelBackend      string
+	FlannelIface        string
 }
 
 // GPUOptions are the gpu: section's settings (flags --gpu-*).
@@ -85,6 +87,8 @@ func ServerFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "kube-controller-manager-arg", Usage: "extra kube-controller-manager flag key=value (repeatable)"},
 		&cli.StringSliceFlag{Name: "kubelet-arg", Usage: "extra kubelet flag key=value (repeatable)"},
 		&cli.StringSliceFlag{Name: "kube-proxy-arg", Usage: "extra kube-proxy flag key=value (repeatable)"},
+		&cli.StringFlag{Name: "flannel-backend", Value: "vxlan", Usage: "pod network between nodes: vxlan, host-gw (nodes on one L2 segment) or none"},
+		&cli.StringFlag{Name: "flannel-iface", Usage: "interface flannel sends pod traffic over (default: the one holding the node IP)"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"OUTPOST_TOKEN"}, Usage: "cluster join token (default: made on first start, stored in DATA/server/token)"},
 		&cli.StringFlag{Name: "token-file", EnvVars: []string{"OUTPOST_TOKEN_FILE"}, Usage: "file holding the cluster join token"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"OUTPOST_DEBUG"}, Usage: "verbose logs from every component (-v 4)"},
@@ -133,6 +137,8 @@ func ServerOptionsFrom(c *cli.Context) ServerOptions {
 		Verbosity:           c.Int("v"),
 		Token:               c.String("token"),
 		TokenFile:           c.String("token-file"),
+		FlannelBackend:      c.String("flannel-backend"),
+		FlannelIface:        c.String("flannel-iface"),
 		GPU: GPUOptions{Mode: c.String("gpu-mode"), MIGStrategy: c.String("gpu-mig-strategy"),
 			Replicas: c.Int("gpu-time-slicing-replicas"), DriverRoot: c.String("gpu-driver-root"),
 			DefaultRuntime: c.String("default-runtime"), MetricsPort: c.Int("gpu-metrics-port"),

@@ -18,7 +18,7 @@ func (s *Server) joinHandlers(client kubernetes.Interface) map[string]http.Handl
 	h := &join.Handler{ServerCA: s.pki.ServerCA, ClientCA: s.pki.ClientCA, Passwords: join.Passwords{Client: client},
 		Log: s.Log.With("component", "join"),
 		Settings: join.Settings{ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(),
-			ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain},
+			ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend},
 		CheckAuth: func(ctx context.Context, t token.Token) error {
 			if s.token.Matches(t) {
 				return nil

@@ -30,6 +30,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node/cni"
 	"github.com/outpostk8s/outpost/pkg/node/containerd"
+	"github.com/outpostk8s/outpost/pkg/node/flannel"
 	"github.com/outpostk8s/outpost/pkg/node/images"
 	"github.com/outpostk8s/outpost/pkg/node/kubelet"
 	"github.com/outpostk8s/outpost/pkg/node/kubeproxy"
@@ -255,10 +256,19 @@ func (s *Server) nodeComponents(binDir string) ([][]component.Component, error) 
 	if err != nil {
 		return nil, fmt.Errorf("kube-proxy args: %w", err)
 	}
-	cniw := cni.New(cni.Config{ConfDir: c.Dirs.CNIConfDir(), IPAMDir: filepath.Join(c.Dirs.Agent(), "cni", "networks"),
-		NodeName: c.NodeName}, nodeClient)
-
-	last := []component.Component{cniw}
+	ccfg := cni.Config{ConfDir: c.Dirs.CNIConfDir(), IPAMDir: filepath.Join(c.Dirs.Agent(), "cni", "networks"), NodeName: c.NodeName}
+	last := []component.Component{}
+	if c.FlannelBackend != "none" {
+		iface, _, err := flannel.Interface(c.FlannelIface, c.NodeIP)
+		if err != nil {
+			return nil, err
+		}
+		ccfg.MTU, ccfg.ExternalMasq = iface.MTU-flannel.Overhead(c.FlannelBackend), true
+		last = append(last, flannel.New(flannel.Config{NodeName: c.NodeName, NodeIP: c.NodeIP, Iface: c.FlannelIface,
+			Backend: c.FlannelBackend, ClusterCIDR: c.ClusterCIDR.String(), Kubeconfig: c.Dirs.KubeletKubeconfig(),
+			Dir: filepath.Join(c.Dirs.Agent(), "etc", "flannel"), Log: s.Log.With("component", "flannel")}))
+	}
+	last = append(last, cni.New(ccfg, nodeClient))
 	if gpu != nil {
 		last = append(last, gpu)
 	}

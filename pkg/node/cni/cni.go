@@ -29,6 +29,9 @@ type Config struct {
 	IPAMDir  string // host-local's allocations; kept across restarts so pod IPs stay unique
 	NodeName string
 	MTU      int
+	// ExternalMasq: flannel masquerades traffic leaving the cluster network, so the bridge must
+	// not (it would hide pod source addresses from pods on other nodes).
+	ExternalMasq bool
 }
 
 // Render returns the conflist for one node's pod subnets.
@@ -51,7 +54,7 @@ func Render(c Config, podCIDRs []string) ([]byte, error) {
 		return nil, fmt.Errorf("node has no podCIDR")
 	}
 	bridge := map[string]any{
-		"type": "bridge", "bridge": BridgeName, "isGateway": true, "ipMasq": true,
+		"type": "bridge", "bridge": BridgeName, "isGateway": true, "ipMasq": !c.ExternalMasq,
 		"hairpinMode": true, "forceAddress": true,
 		"ipam": map[string]any{"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": c.IPAMDir},
 	}
