@@ -21,7 +21,9 @@ func TestMultiNode(t *testing.T) {
 	})
 	c = harness.NewCluster(t)
 	img, imgName := harness.TestImage(t)
-	srv := c.AddNode("s1", "server")
+	// Nodes go NotReady 20 s after their last heartbeat (default 50 s); pods say how long they
+	// stay on an unreachable node.
+	srv := c.AddNode("s1", "server", "--kube-controller-manager-arg", "node-monitor-grace-period=20s")
 	withImage(t, srv, img)
 	srv.Start()
 	waitReady(t, srv, "s1", 3*time.Minute)
@@ -92,6 +94,52 @@ func TestMultiNode(t *testing.T) {
 			})
 		}
 	})
+	t.Run("AgentKilled", func(t *testing.T) {
+		a := agents[1]
+		apply(t, srv, fmt.Sprintf(spreadYAML, imgName))
+		waitSpread(t, srv, "")
+		a.Kill()
+		killed := time.Now()
+		waitCondition(t, srv, a.Name, "Unknown", 60*time.Second)
+		t.Logf("%s NotReady %.1fs after SIGKILL", a.Name, time.Since(killed).Seconds())
+		waitSpread(t, srv, a.Name)
+		t.Logf("pods recreated off %s %.1fs after SIGKILL", a.Name, time.Since(killed).Seconds())
+		a.Start()
+		waitCondition(t, srv, a.Name, "True", 2*time.Minute)
+	})
+	t.Run("LinkDownAndUp", func(t *testing.T) {
+		a := agents[0]
+		a.LinkDown()
+		down := time.Now()
+		waitCondition(t, srv, a.Name, "Unknown", 60*time.Second)
+		t.Logf("%s NotReady %.1fs after its link went down", a.Name, time.Since(down).Seconds())
+		waitSpread(t, srv, a.Name)
+		a.LinkUp()
+		waitCondition(t, srv, a.Name, "True", 2*time.Minute)
+	})
+	t.Run("ServerDown30s", func(t *testing.T) {
+		// The agents' pods keep talking while the server is away; kubectl cannot reach them,
+		// so the check runs in the container through the node's own containerd.
+		ip2 := strings.TrimSpace(srv.MustKubectl("get", "pod", "web-a2", "-o", "jsonpath={.status.podIP}"))
+		srv.Stop()
+		stopped := time.Now()
+		for time.Since(stopped) < 30*time.Second {
+			if out, err := podExec(agents[0], "web-a1", "/optest", "get", "http://"+ip2+":8080/"); err != nil || !strings.Contains(out, "hello from web-a2") {
+				t.Errorf("a1 -> a2 with the server down: %q %v", out, err)
+				break
+			}
+			time.Sleep(5 * time.Second)
+		}
+		srv.Start()
+		for _, n := range nodes {
+			waitCondition(t, srv, n, "True", 3*time.Minute)
+		}
+		for _, a := range agents {
+			if !a.Exited() && strings.Count(a.Log(), "starting outpost agent") > 2 {
+				t.Errorf("%s restarted", a.Name)
+			}
+		}
+	})
 	t.Run("AgentRestartRejoins", func(t *testing.T) {
 		a := agents[0]
 		a.Stop()
@@ -104,6 +152,54 @@ func TestMultiNode(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// waitCondition waits for node's Ready condition to have status (True, False, Unknown).
+func waitCondition(t *testing.T, srv *harness.Node, node, status string, timeout time.Duration) {
+	t.Helper()
+	harness.Eventually(t, timeout, "node "+node+" Ready="+status, func() error {
+		out, err := srv.Kubectl("get", "node", node, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		if err != nil || strings.TrimSpace(out) != status {
+			return fmt.Errorf("ready=%q %v", out, err)
+		}
+		return nil
+	})
+}
+
+// waitSpread waits until the spread Deployment has 3 running pods, none on node avoid.
+func waitSpread(t *testing.T, srv *harness.Node, avoid string) {
+	t.Helper()
+	harness.Eventually(t, 2*time.Minute, "3 spread pods off "+avoid, func() error {
+		out, err := srv.Kubectl("get", "pods", "-l", "app=spread", "-o",
+			`jsonpath={range .items[?(@.status.phase=="Running")]}{.metadata.deletionTimestamp}/{.spec.nodeName} {end}`)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, f := range strings.Fields(out) {
+			del, node, _ := strings.Cut(f, "/")
+			if del == "" && node != avoid {
+				n++
+			}
+		}
+		if n < 3 {
+			return fmt.Errorf("%d good of %q", n, out)
+		}
+		return nil
+	})
+}
+
+// podExec runs a command in a pod's container through the node's containerd (no apiserver).
+func podExec(n *harness.Node, pod string, args ...string) (string, error) {
+	ids, err := n.Ctr("-n", "k8s.io", "containers", "ls", "-q", `labels."io.kubernetes.pod.name"==`+pod+`,labels."io.kubernetes.container.name"==web`)
+	if err != nil {
+		return ids, err
+	}
+	f := strings.Fields(ids)
+	if len(f) == 0 {
+		return "", fmt.Errorf("no container of %s on %s", pod, n.Name)
+	}
+	return n.Ctr(append([]string{"-n", "k8s.io", "tasks", "exec", "--exec-id", fmt.Sprintf("t%d", time.Now().UnixNano()), f[len(f)-1]}, args...)...)
 }
 
 func waitReady(t *testing.T, srv *harness.Node, node string, timeout time.Duration) {
@@ -153,4 +249,25 @@ metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
+`
+
+const spreadYAML = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: spread}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      tolerations:
+      - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 5}
+      - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 5}
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: spread}}}
+      containers:
+      - name: web
+        image: %s
+        imagePullPolicy: Never
+        args: ["serve"]
 `
