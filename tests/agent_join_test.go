@@ -72,3 +72,24 @@ func tokenCmd(s *harness.Server, args ...string) (string, int) {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1], exitCode(err)
 }
+
+// TestServerDisableAgent: a server with --disable-agent runs the control plane only.
+func TestServerDisableAgent(t *testing.T) {
+	s := harness.NewServer(t, "--disable-agent")
+	t.Cleanup(func() {
+		if left := harness.Leftovers(s.Root); len(left) > 0 {
+			t.Errorf("left on the host after cleanup: %v", left)
+		}
+	})
+	t.Cleanup(s.Cleanup)
+	s.Start()
+	if err := s.WaitLog("no node here (--disable-agent)", 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if out := s.MustKubectl("get", "nodes", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Errorf("nodes: %q", out)
+	}
+	if strings.Contains(s.Log(), "[kubelet]") || strings.Contains(s.Log(), "[containerd]") {
+		t.Error("kubelet or containerd ran")
+	}
+}

@@ -137,6 +137,9 @@ func checkPorts(cfg *config.Config) error {
 		{"127.0.0.1", 10248, "kubelet healthz", "stop the other kubelet"},
 		{"127.0.0.1", 10256, "kube-proxy healthz", "stop the other kube-proxy"},
 	}
+	if cfg.DisableAgent {
+		ports = nil
+	}
 	if cfg.Join == nil {
 		ports = append(ports, port{cfg.BindAddress, cfg.HTTPSPort, "kube-apiserver", "set --https-listen-port"},
 			port{"127.0.0.1", 10257, "kube-controller-manager", "stop the other control plane"},

@@ -42,6 +42,7 @@ type Config struct {
 	Join           *JoinConfig // set on an agent only
 	FlannelBackend string
 	FlannelIface   string
+	DisableAgent   bool // a server without its node part
 }
 
 // SANs are the apiserver certificate's subject alternative names.
@@ -149,6 +150,7 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 	switch o.FlannelBackend {
 	case "vxlan", "host-gw", "none":
 		c.FlannelBackend, c.FlannelIface = o.FlannelBackend, o.FlannelIface
+		c.DisableAgent = o.DisableAgent
 	default:
 		return nil, fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none", o.FlannelBackend)
 	}

@@ -43,6 +43,7 @@ type ServerOptions struct {
 	TokenFile           string
 	FlannelBackend      string
 	FlannelIface        string
+	DisableAgent        bool
 }
 
 // GPUOptions are the gpu: section's settings (flags --gpu-*).
@@ -81,6 +82,7 @@ func ServerFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "kine-compact-interval", Value: 5 * time.Minute, Usage: "how often the datastore drops old revisions"},
 		&cli.Int64Flag{Name: "kine-compact-batch-size", Value: 1000, Usage: "revisions removed per compaction transaction"},
 		&cli.DurationFlag{Name: "kine-poll-interval", Value: time.Second, Usage: "how often kine polls the datastore for changes made by other servers"},
+		&cli.BoolFlag{Name: "disable-agent", Usage: "run only the control plane: no containerd, kubelet or pods on this machine"},
 		&cli.StringSliceFlag{Name: "disable", Usage: "packaged component not to deploy: coredns (repeatable)"},
 		&cli.StringSliceFlag{Name: "kube-apiserver-arg", Usage: "extra kube-apiserver flag key=value (repeatable)"},
 		&cli.StringSliceFlag{Name: "kube-scheduler-arg", Usage: "extra kube-scheduler flag key=value (repeatable)"},
@@ -128,6 +130,7 @@ func ServerOptionsFrom(c *cli.Context) ServerOptions {
 		KineCompactBatch:    c.Int64("kine-compact-batch-size"),
 		KinePollInterval:    c.Duration("kine-poll-interval"),
 		Disable:             c.StringSlice("disable"),
+		DisableAgent:        c.Bool("disable-agent"),
 		APIServerArgs:       c.StringSlice("kube-apiserver-arg"),
 		SchedulerArgs:       c.StringSlice("kube-scheduler-arg"),
 		ControllerArgs:      c.StringSlice("kube-controller-manager-arg"),

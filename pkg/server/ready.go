@@ -20,6 +20,11 @@ func (s *Server) announceReady(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	if s.Cfg.DisableAgent {
+		s.Log.Info(fmt.Sprintf("Outpost is ready: control plane up after %.1fs, no node here (--disable-agent). Admin kubeconfig: %s. Join token: %s",
+			time.Since(s.Started).Seconds(), s.Cfg.Kubeconfig, s.TokenFile()))
+		return
+	}
 	for ctx.Err() == nil {
 		n, err := cs.CoreV1().Nodes().Get(ctx, s.Cfg.NodeName, metav1.GetOptions{})
 		// After a restart the old Ready condition lingers: only a heartbeat from this run counts.

@@ -201,6 +201,9 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 		Values: deploy.Values{ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain,
 			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage}}
 
+	if c.DisableAgent {
+		return [][]component.Component{{kine}, {api}, {sched, cm, dep}}, nil
+	}
 	node, err := s.nodeComponents(binDir)
 	if err != nil {
 		return nil, err
