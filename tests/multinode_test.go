@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,8 +41,19 @@ func TestMultiNode(t *testing.T) {
 		a.Start()
 		agents = append(agents, a)
 	}
+	// A third agent joins with a 1-minute token; the token is tried again after it expired at
+	// the end of the test.
+	ttlToken, code := nodeTokenCmd(srv, "create", "--ttl", "1m")
+	if code != 0 {
+		t.Fatalf("token create: %s", ttlToken)
+	}
+	ttlCreated := time.Now()
+	a3 := c.AddNode("a3", "agent", "--server", srv.URL(), "--token", ttlToken,
+		"--node-password-file", filepath.Join(c.Root, "a3", "node-password"))
+	withImage(t, a3, img)
+	a3.Start()
 	t.Run("AllNodesReady", func(t *testing.T) {
-		for _, a := range agents {
+		for _, a := range append(agents, a3) {
 			start := a.Started()
 			waitReady(t, srv, a.Name, 3*time.Minute)
 			t.Logf("agent %s Ready %.1fs after start", a.Name, time.Since(start).Seconds())
@@ -110,11 +122,18 @@ func TestMultiNode(t *testing.T) {
 	t.Run("LinkDownAndUp", func(t *testing.T) {
 		a := agents[0]
 		a.LinkDown()
+		linked := false
+		defer func() {
+			if !linked {
+				a.LinkUp()
+			}
+		}()
 		down := time.Now()
 		waitCondition(t, srv, a.Name, "Unknown", 60*time.Second)
 		t.Logf("%s NotReady %.1fs after its link went down", a.Name, time.Since(down).Seconds())
 		waitSpread(t, srv, a.Name)
 		a.LinkUp()
+		linked = true
 		waitCondition(t, srv, a.Name, "True", 2*time.Minute)
 	})
 	t.Run("ServerDown30s", func(t *testing.T) {
@@ -138,6 +157,16 @@ func TestMultiNode(t *testing.T) {
 			if !a.Exited() && strings.Count(a.Log(), "starting outpost agent") > 2 {
 				t.Errorf("%s restarted", a.Name)
 			}
+		}
+	})
+	t.Run("ExpiredTokenRefused", func(t *testing.T) {
+		time.Sleep(time.Until(ttlCreated.Add(time.Minute + time.Second)))
+		a3.Stop()
+		out, err := exec.Command(c.Bin, "agent", "--server", srv.URL(), "--token", ttlToken, "--node-name", "a4",
+			"--data-dir", filepath.Join(t.TempDir(), "data"), "--config", filepath.Join(c.Root, "a3", "config.yaml"),
+			"--node-password-file", filepath.Join(t.TempDir(), "pw")).CombinedOutput()
+		if exitCode(err) != 1 || !strings.Contains(string(out), "expired token") {
+			t.Errorf("join with an expired token: exit %d: %s", exitCode(err), out)
 		}
 	})
 	t.Run("AgentRestartRejoins", func(t *testing.T) {
@@ -200,6 +229,19 @@ func podExec(n *harness.Node, pod string, args ...string) (string, error) {
 		return "", fmt.Errorf("no container of %s on %s", pod, n.Name)
 	}
 	return n.Ctr(append([]string{"-n", "k8s.io", "tasks", "exec", "--exec-id", fmt.Sprintf("t%d", time.Now().UnixNano()), f[len(f)-1]}, args...)...)
+}
+
+// nodeTokenCmd runs `outpost token` in the server's network namespace (its admin kubeconfig
+// names 127.0.0.1).
+func nodeTokenCmd(srv *harness.Node, args ...string) (string, int) {
+	full := append([]string{srv.Bin, "token", args[0], "--kubeconfig", srv.Kubeconfig}, args[1:]...)
+	out, err := srv.Exec(full...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	code := 0
+	if err != nil {
+		code = 1
+	}
+	return lines[len(lines)-1], code
 }
 
 func waitReady(t *testing.T, srv *harness.Node, node string, timeout time.Duration) {

@@ -39,6 +39,7 @@ func NewCluster(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{T: t, Bin: Bin(t), Root: root, Bridge: "optbr0"}
+	removeStale(c.Bridge)
 	for _, d := range nodeDirs {
 		if _, err := os.Lstat(d); os.IsNotExist(err) {
 			c.hostDirs = append(c.hostDirs, d)
@@ -75,6 +76,8 @@ func (c *Cluster) AddNode(name, role string, args ...string) *Node {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		c.T.Fatal(err)
 	}
+	n.Server = &Server{T: c.T, Bin: c.Bin, Root: root}
+	c.Nodes = append(c.Nodes, n) // cleaned up even if the rest fails
 	c.must("ip", "netns", "add", n.NS)
 	host := "optv-" + name
 	c.must("ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", n.NS)
@@ -89,8 +92,7 @@ func (c *Cluster) AddNode(name, role string, args ...string) *Node {
 	if err := os.WriteFile(conf, []byte("{}\n"), 0o600); err != nil {
 		c.T.Fatal(err)
 	}
-	n.Server = &Server{T: c.T, Bin: c.Bin, Root: root, Kubeconfig: filepath.Join(root, "admin.yaml"),
-		LogPath: filepath.Join(root, role+".log")}
+	n.Server.Kubeconfig, n.Server.LogPath = filepath.Join(root, "admin.yaml"), filepath.Join(root, role+".log")
 	n.Server.Args = append([]string{role, "--data-dir", n.DataDir(), "--runtime-dir", n.RunDir(),
 		"--node-name", name, "--node-ip", n.IP, "--config", conf, "--gpu-mode", "off",
 		"--kubelet-arg", "cgroup-root=" + cg}, args...)
@@ -105,7 +107,6 @@ func (c *Cluster) AddNode(name, role string, args ...string) *Node {
 		cmd.Env = append(os.Environ(), "R="+filepath.Join(root, "fs"))
 		return cmd
 	}
-	c.Nodes = append(c.Nodes, n)
 	return n
 }
 
@@ -200,6 +201,7 @@ func (c *Cluster) Cleanup() {
 		killCgroups(c.cgroups)
 		Unmount(n.Root)
 		_ = exec.Command("ip", "netns", "del", n.NS).Run()
+		_ = exec.Command("ip", "link", "del", "optv-"+n.Name).Run() // the kernel frees it lazily
 	}
 	_ = exec.Command("ip", "link", "del", c.Bridge).Run()
 	removeCgroups(c.cgroups)
@@ -237,6 +239,32 @@ func killCgroups(roots []string) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// removeStale clears what a killed earlier run (a test timeout) left: its namespaces with
+// their processes, its bridge, its cgroups.
+func removeStale(bridge string) {
+	stale, _ := filepath.Glob("/run/netns/opt-*")
+	for _, ns := range stale {
+		out, _ := exec.Command("ip", "netns", "pids", filepath.Base(ns)).Output()
+		for _, p := range strings.Fields(string(out)) {
+			var pid int
+			fmt.Sscanf(p, "%d", &pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/opt-*")
+	if v2, _ := filepath.Glob("/sys/fs/cgroup/opt-*"); len(v2) > 0 {
+		cgs = append(cgs, v2...)
+	}
+	killCgroups(cgs)
+	time.Sleep(300 * time.Millisecond)
+	for _, ns := range stale {
+		_ = exec.Command("ip", "netns", "del", filepath.Base(ns)).Run()
+		_ = exec.Command("ip", "link", "del", "optv-"+strings.TrimPrefix(filepath.Base(ns), "opt-")).Run()
+	}
+	_ = exec.Command("ip", "link", "del", bridge).Run()
+	removeCgroups(cgs)
 }
 
 // removeCgroups removes the trees deepest first (cgroup dirs go with rmdir only).
