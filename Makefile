@@ -59,7 +59,7 @@ $(ASSETS)/images/coredns.tar: scripts/images/coredns/main.go scripts/images/core
 	go run ./scripts/ociimage -name $(COREDNS_IMAGE) -o $@ -entrypoint /coredns /coredns=$(BUILD)/images/coredns
 
 test-images: $(BUILD)/test-images/optest.tar
-$(BUILD)/test-images/optest.tar: tests/images/optest/main.go scripts/ociimage/main.go
+$(BUILD)/test-images/optest.tar: $(wildcard tests/images/optest/*.go) scripts/ociimage/main.go
 	@mkdir -p $(BUILD)/test-images
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BUILD)/test-images/optest ./tests/images/optest
 	go run ./scripts/ociimage -name $(TEST_IMAGE) -o $@ -entrypoint /optest /optest=$(BUILD)/test-images/optest

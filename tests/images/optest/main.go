@@ -17,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: optest serve [ADDR] | get URL | resolve NAME | tcp HOST:PORT | env NAME... | ls DIR PREFIX | sleep")
+		fmt.Fprintln(os.Stderr, "usage: optest serve [ADDR] | get URL | resolve NAME | tcp HOST:PORT | env NAME... | ls DIR PREFIX | netsrv [ADDR] | netbench HOST:PORT | sleep")
 		os.Exit(2)
 	}
 	if err := run(os.Args[1], os.Args[2:]); err != nil {
@@ -93,6 +93,17 @@ func run(cmd string, args []string) error {
 			}
 		}
 		return nil
+	case "netsrv":
+		addr := ":9000"
+		if len(args) > 0 {
+			addr = args[0]
+		}
+		return netsrv(addr)
+	case "netbench":
+		if len(args) != 1 {
+			return fmt.Errorf("netbench HOST:PORT")
+		}
+		return netbench(args[0])
 	case "sleep":
 		// Wait for the kubelet's SIGTERM; a bare select{} would trip Go's deadlock detector.
 		sig := make(chan os.Signal, 1)
