@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os/signal"
 	"syscall"
 	"time"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
-	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/server"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
@@ -63,13 +61,7 @@ func runAgent(c *cli.Context) error {
 	}
 	defer lock.Release()
 
-	out := logging.Setup(cfg.Verbosity)
-	level := slog.LevelInfo
-	if cfg.Verbosity >= 4 {
-		level = slog.LevelDebug
-	}
-	log := slog.New(logging.NewHandler(out, level))
-	slog.SetDefault(log)
+	out, log := setupLogging(cfg.Verbosity)
 	log.Info("starting outpost agent", "version", version.Outpost, "server", res.Server, "node", cfg.NodeName,
 		"node-ip", cfg.NodeIP.String(), "data-dir", cfg.Dirs.Data, "cluster-cidr", cfg.ClusterCIDR.String())
 

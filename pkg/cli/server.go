@@ -69,13 +69,7 @@ func runServer(c *cli.Context) error {
 	}
 	defer lock.Release()
 
-	out := logging.Setup(cfg.Verbosity)
-	level := slog.LevelInfo
-	if cfg.Verbosity >= 4 {
-		level = slog.LevelDebug
-	}
-	log := slog.New(logging.NewHandler(out, level))
-	slog.SetDefault(log)
+	out, log := setupLogging(cfg.Verbosity)
 	log.Info("starting outpost server", "version", version.Outpost, "kubernetes", version.Kubernetes,
 		"node", cfg.NodeName, "node-ip", cfg.NodeIP.String(), "data-dir", cfg.Dirs.Data, "cgroup-v2", cfg.Host.CgroupV2,
 		"restrict-oom-score-adj", cfg.Host.OOMScoreAdjRestricted)
@@ -84,6 +78,18 @@ func runServer(c *cli.Context) error {
 	defer stop()
 	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started}
 	return s.Run(ctx)
+}
+
+// setupLogging routes every component's logs (klog included) through one handler.
+func setupLogging(verbosity int) (*logging.Out, *slog.Logger) {
+	out := logging.Setup(verbosity)
+	level := slog.LevelInfo
+	if verbosity >= 4 {
+		level = slog.LevelDebug
+	}
+	log := slog.New(logging.NewHandler(out, level))
+	slog.SetDefault(log)
+	return out, log
 }
 
 // lockDataDir refuses a second server on the same data dir, then a port taken by another

@@ -52,6 +52,7 @@ type Server struct {
 	Wrap func(bin string, args []string) *exec.Cmd
 
 	hostDirs []string
+	netns    map[string]bool // /run/netns entries before the start: pod netns after are ours
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -81,7 +82,27 @@ func NewServer(t testing.TB, extra ...string) *Server {
 			s.hostDirs = append(s.hostDirs, d)
 		}
 	}
+	s.netns = map[string]bool{}
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		s.netns[e.Name()] = true
+	}
 	return s
+}
+
+// removePodNetns unmounts and removes the pod network namespaces containerd bound under
+// /run/netns (pods killed, not stopped, leave them).
+func (s *Server) removePodNetns() {
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		if s.netns[e.Name()] || !strings.HasPrefix(e.Name(), "cni-") {
+			continue
+		}
+		p := filepath.Join("/run/netns", e.Name())
+		for i := 0; i < 3 && syscall.Unmount(p, syscall.MNT_DETACH) == nil; i++ {
+		}
+		_ = os.Remove(p)
+	}
 }
 
 // HostDirs are the host paths a node writes outside its data dir (kubelet's pod logs and
@@ -231,6 +252,9 @@ func (s *Server) Cleanup() {
 	s.Stop()
 	KillUnder(s.Root)
 	Unmount(s.Root)
+	if s.netns != nil {
+		s.removePodNetns()
+	}
 	CleanNetwork()
 	for _, d := range s.hostDirs {
 		Unmount(d)
