@@ -313,3 +313,56 @@ spec:
         imagePullPolicy: Never
         args: ["serve"]
 `
+
+// TestMultiNodeHostGW: the host-gw backend (routes, no encapsulation) links the pod subnets of
+// nodes on one L2 segment, and agents take the backend from the server.
+func TestMultiNodeHostGW(t *testing.T) {
+	var c *harness.Cluster
+	t.Cleanup(func() {
+		if left := c.ClusterLeftovers(); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	c = harness.NewCluster(t)
+	img, imgName := harness.TestImage(t)
+	srv := c.AddNode("s1", "server", "--flannel-backend", "host-gw")
+	withImage(t, srv, img)
+	srv.Start()
+	waitReady(t, srv, "s1", 3*time.Minute)
+	b, err := os.ReadFile(filepath.Join(srv.DataDir(), "server", "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.AddNode("a1", "agent", "--server", srv.URL(), "--token", strings.TrimSpace(string(b)),
+		"--node-password-file", filepath.Join(c.Root, "a1", "node-password"))
+	withImage(t, a, img)
+	a.Start()
+	waitReady(t, srv, "a1", 3*time.Minute)
+	apply(t, srv, fmt.Sprintf(podYAML, "web-s1", "s1", imgName)+fmt.Sprintf(podYAML, "web-a1", "a1", imgName))
+	var ip string
+	harness.Eventually(t, 2*time.Minute, "web pods running", func() error {
+		out, err := srv.Kubectl("get", "pods", "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.phase}={.status.podIP} {end}`)
+		if err != nil || strings.Count(out, "=Running=") != 2 {
+			return fmt.Errorf("%q %v", out, err)
+		}
+		for _, f := range strings.Fields(out) {
+			if p := strings.Split(f, "="); p[0] == "web-a1" {
+				ip = p[2]
+			}
+		}
+		return nil
+	})
+	harness.Eventually(t, time.Minute, "s1 pod -> a1 pod", func() error {
+		out, err := srv.Kubectl("exec", "web-s1", "--", "/optest", "get", "http://"+ip+":8080/")
+		if err != nil || !strings.Contains(out, "hello from web-a1") {
+			return fmt.Errorf("%q %v", out, err)
+		}
+		return nil
+	})
+	if !strings.Contains(a.Log(), "backend=host-gw") {
+		t.Error("agent did not take host-gw from the server")
+	}
+	if out, _ := a.Exec("ip", "route"); !strings.Contains(out, "via "+srv.IP) {
+		t.Errorf("no route to the server's pod subnet via %s:\n%s", srv.IP, out)
+	}
+}
