@@ -35,8 +35,13 @@ func TestMultiNode(t *testing.T) {
 	token := strings.TrimSpace(string(b))
 	var agents []*harness.Node
 	for _, name := range []string{"a1", "a2"} {
-		a := c.AddNode(name, "agent", "--server", srv.URL(), "--token", token,
-			"--node-password-file", filepath.Join(c.Root, name, "node-password"))
+		// a2 is given a server that does not exist first: it must use the one that answers.
+		servers := []string{"--server", srv.URL()}
+		if name == "a2" {
+			servers = []string{"--server", "https://10.99.0.250:6443", "--server", srv.URL()}
+		}
+		a := c.AddNode(name, "agent", append(servers, "--token", token,
+			"--node-password-file", filepath.Join(c.Root, name, "node-password"))...)
 		withImage(t, a, img)
 		a.Start()
 		agents = append(agents, a)

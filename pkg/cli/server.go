@@ -146,6 +146,9 @@ func checkPorts(cfg *config.Config) error {
 	if cfg.DisableAgent {
 		ports = nil
 	}
+	if cfg.Join != nil {
+		ports = append(ports, port{"127.0.0.1", 6444, "agent load balancer", "stop the other agent"})
+	}
 	if cfg.Join == nil {
 		ports = append(ports, port{cfg.BindAddress, cfg.HTTPSPort, "kube-apiserver", "set --https-listen-port"},
 			port{"127.0.0.1", 10257, "kube-controller-manager", "stop the other control plane"},

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
+	"slices"
 
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/join"
+	"github.com/outpostk8s/outpost/pkg/node/lb"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
@@ -49,6 +52,25 @@ func Join(ctx context.Context, cfg *config.Config) (*join.Result, *config.Config
 	return res, &out, nil
 }
 
+// LBAddress is where an agent's kubelet, kube-proxy and flannel reach the servers: the
+// agent's load balancer, which forwards to whichever server answers.
+const LBAddress = "127.0.0.1:6444"
+
+// loadBalancer forwards to the server that answered the join first, then the others.
+func (s *Server) loadBalancer() (*lb.LB, error) {
+	var hosts []string
+	for _, u := range append([]string{s.Joined.Server}, s.Cfg.Join.Servers...) {
+		p, err := url.Parse(u)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(hosts, p.Host) {
+			hosts = append(hosts, p.Host)
+		}
+	}
+	return &lb.LB{Listen: LBAddress, Servers: hosts, Log: s.Log.With("component", "load-balancer")}, nil
+}
+
 // writeJoined stores what the join gave: certificates and the node's kubeconfigs.
 func (s *Server) writeJoined() error {
 	c, j := s.Cfg, s.Joined
@@ -59,7 +81,7 @@ func (s *Server) writeJoined() error {
 		{c.Dirs.KubeletKubeconfig(), pki.Kubelet},
 		{c.Dirs.KubeProxyKubeconfig(), pki.KubeProxy},
 	} {
-		if err := pki.Kubeconfig(k.path, j.Server, j.CAPEM, c.Dirs.AgentTLS(), k.name, 0o600); err != nil {
+		if err := pki.Kubeconfig(k.path, "https://"+LBAddress, j.CAPEM, c.Dirs.AgentTLS(), k.name, 0o600); err != nil {
 			return err
 		}
 	}

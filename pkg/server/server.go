@@ -78,6 +78,11 @@ func (s *Server) Run(ctx context.Context) error {
 		if phases, err = s.nodeComponents(binDir); err != nil {
 			return err
 		}
+		balancer, err := s.loadBalancer()
+		if err != nil {
+			return err
+		}
+		phases[0] = append([]component.Component{balancer}, phases[0]...)
 	} else {
 		if err := s.writeCredentials(); err != nil {
 			return err
