@@ -62,6 +62,9 @@ func runAgent(c *cli.Context) error {
 	defer lock.Release()
 
 	out, log := setupLogging(cfg.Verbosity)
+	if res.FromStore() {
+		log.Warn("no server answers: starting on the credentials of the last join; the node reconnects when a server is back", "servers", cfg.Join.Servers)
+	}
 	log.Info("starting outpost agent", "version", version.Outpost, "server", res.Server, "node", cfg.NodeName,
 		"node-ip", cfg.NodeIP.String(), "data-dir", cfg.Dirs.Data, "cluster-cidr", cfg.ClusterCIDR.String())
 

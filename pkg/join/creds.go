@@ -5,9 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -118,8 +120,52 @@ func (c Client) Fetch(ctx context.Context, n Node) (*Result, error) {
 	return &Result{Server: server, Settings: resp.Settings, CAPEM: caPEM, resp: resp, keys: keys}, nil
 }
 
-// Write stores the credentials in dir: a fresh dir that replaces the old one at the end.
-func (r *Result) Write(dir string) error { return writeDir(dir, r.resp, r.keys) }
+// Write stores the credentials in dir (a fresh dir that replaces the old one at the end) and
+// the settings beside them, for Stored. A stored result has nothing new to write.
+func (r *Result) Write(dir string) error {
+	if r.resp == nil {
+		return nil
+	}
+	if err := writeDir(dir, r.resp, r.keys); err != nil {
+		return err
+	}
+	b, err := json.Marshal(stored{Server: r.Server, Settings: r.Settings})
+	if err != nil {
+		return err
+	}
+	return pki.WriteFile(filepath.Join(dir, "join.json"), b, 0o600)
+}
+
+// FromStore reports whether r is a stored join rather than a fresh one.
+func (r *Result) FromStore() bool { return r.resp == nil }
+
+type stored struct {
+	Server   string   `json:"server"`
+	Settings Settings `json:"settings"`
+}
+
+// Stored is the last successful join kept in dir, for an agent that restarts while no server
+// answers: its node keeps running on the credentials it has.
+func Stored(dir string) (*Result, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "join.json"))
+	if err != nil {
+		return nil, err
+	}
+	var st stored
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "join.json"), err)
+	}
+	ca, err := os.ReadFile(filepath.Join(dir, pki.ServerCA+".crt"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []string{KubeletClient, KubeletServing, ProxyClient} {
+		if _, err := tls.LoadX509KeyPair(filepath.Join(dir, f+".crt"), filepath.Join(dir, f+".key")); err != nil {
+			return nil, fmt.Errorf("stored credentials: %w", err)
+		}
+	}
+	return &Result{Server: st.Server, Settings: st.Settings, CAPEM: ca}, nil
+}
 
 func writeDir(dir string, resp *Response, keys map[string]*ecdsa.PrivateKey) error {
 	tmp := dir + ".new"

@@ -93,6 +93,17 @@ func TestJoinWritesSignedCredentials(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, KubeletClient+".key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key mode %v %v", fi, err)
 	}
+	st, err := Stored(dir)
+	if err != nil || st.Server != cl.url || st.Settings.ClusterDNS != "10.43.0.10" || len(st.CAPEM) == 0 {
+		t.Errorf("stored join %+v %v", st, err)
+	}
+	if err := st.Write(dir); err != nil {
+		t.Errorf("a stored result writes nothing: %v", err)
+	}
+	os.Remove(filepath.Join(dir, ProxyClient+".key"))
+	if _, err := Stored(dir); err == nil {
+		t.Error("stored join without the kube-proxy key accepted")
+	}
 }
 
 func readCert(t *testing.T, p string) *x509.Certificate {

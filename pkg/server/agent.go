@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -23,6 +24,13 @@ func Join(ctx context.Context, cfg *config.Config) (*join.Result, *config.Config
 		return nil, nil, err
 	}
 	res, err := join.Client{Servers: j.Servers, Token: j.Token}.Fetch(ctx, join.Node{Name: cfg.NodeName, IP: cfg.NodeIP.String(), Password: pw})
+	if errors.Is(err, join.ErrUnreachable) && !fresh {
+		// A node that joined before keeps running on its credentials while no server answers
+		// (a power cut brought the agent back first); a machine that never joined stops here.
+		if st, serr := join.Stored(cfg.Dirs.AgentTLS()); serr == nil {
+			res, err = st, nil
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -44,7 +52,7 @@ func Join(ctx context.Context, cfg *config.Config) (*join.Result, *config.Config
 	default:
 		return nil, nil, fmt.Errorf("server sent flannel backend %q, which this agent does not know: upgrade it to the server's version", st.FlannelBackend)
 	}
-	if fresh {
+	if fresh && !res.FromStore() {
 		if err := join.SaveNodePassword(j.PasswordFile, pw); err != nil {
 			return nil, nil, err
 		}
