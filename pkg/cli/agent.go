@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os/signal"
 	"syscall"
 	"time"
@@ -11,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/outpostk8s/outpost/pkg/config"
-	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/server"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
@@ -30,22 +27,16 @@ func agentCommand() *cli.Command {
 
 func runAgent(c *cli.Context) error {
 	started := time.Now()
-	if c.NArg() > 0 {
-		return UsageError{fmt.Errorf("unexpected argument %q: outpost agent takes only flags (see --help)", c.Args().First())}
-	}
-	host := hostcheck.Real()
-	if host.Euid() != 0 {
-		return errors.New("outpost agent must run as root: run it with sudo, or as a service")
+	host, err := startGuard(c, "agent")
+	if err != nil {
+		return err
 	}
 	o, servers, pwFile := config.AgentOptionsFrom(c)
 	cfg, err := config.CompleteAgent(o, servers, pwFile, config.RealEnv())
 	if err != nil {
 		return err
 	}
-	if chk, bad := hostcheck.FirstFatal(host.Checks()); bad {
-		return fmt.Errorf("host not ready: %s: %s — fix: %s (run 'outpost check-config' for every check)", chk.Name, chk.Detail, chk.Fix)
-	}
-	if err := server.CheckGPU(cfg); err != nil {
+	if err := hostReady(host, cfg); err != nil {
 		return err
 	}
 	// Join before anything is written: a refused join leaves no data dir behind.

@@ -46,21 +46,15 @@ func applyConfigFile(flags []cli.Flag) cli.BeforeFunc {
 
 func runServer(c *cli.Context) error {
 	started := time.Now()
-	if c.NArg() > 0 {
-		return UsageError{fmt.Errorf("unexpected argument %q: outpost server takes only flags (see --help)", c.Args().First())}
-	}
-	host := hostcheck.Real()
-	if host.Euid() != 0 {
-		return errors.New("outpost server must run as root: run it with sudo, or as a service")
+	host, err := startGuard(c, "server")
+	if err != nil {
+		return err
 	}
 	cfg, err := config.Complete(config.ServerOptionsFrom(c), config.RealEnv())
 	if err != nil {
 		return err
 	}
-	if chk, bad := hostcheck.FirstFatal(host.Checks()); bad {
-		return fmt.Errorf("host not ready: %s: %s — fix: %s (run 'outpost check-config' for every check)", chk.Name, chk.Detail, chk.Fix)
-	}
-	if err := server.CheckGPU(cfg); err != nil {
+	if err := hostReady(host, cfg); err != nil {
 		return err
 	}
 	lock, err := lockDataDir(cfg)
@@ -78,6 +72,26 @@ func runServer(c *cli.Context) error {
 	defer stop()
 	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started}
 	return s.Run(ctx)
+}
+
+// startGuard refuses arguments and a user other than root, before the config is read.
+func startGuard(c *cli.Context, cmd string) (hostcheck.Host, error) {
+	if c.NArg() > 0 {
+		return hostcheck.Host{}, UsageError{fmt.Errorf("unexpected argument %q: outpost %s takes only flags (see --help)", c.Args().First(), cmd)}
+	}
+	host := hostcheck.Real()
+	if host.Euid() != 0 {
+		return hostcheck.Host{}, fmt.Errorf("outpost %s must run as root: run it with sudo, or as a service", cmd)
+	}
+	return host, nil
+}
+
+// hostReady runs the fatal host checks and checks the GPU settings against the hardware.
+func hostReady(host hostcheck.Host, cfg *config.Config) error {
+	if chk, bad := hostcheck.FirstFatal(host.Checks()); bad {
+		return fmt.Errorf("host not ready: %s: %s — fix: %s (run 'outpost check-config' for every check)", chk.Name, chk.Detail, chk.Fix)
+	}
+	return server.CheckGPU(cfg)
 }
 
 // setupLogging routes every component's logs (klog included) through one handler.
@@ -138,18 +152,17 @@ func checkPorts(cfg *config.Config) error {
 		owner string
 		fix   string
 	}
-	ports := []port{
-		{"0.0.0.0", 10250, "kubelet", "stop the other kubelet (k3s, kubeadm?)"},
-		{"127.0.0.1", 10248, "kubelet healthz", "stop the other kubelet"},
-		{"127.0.0.1", 10256, "kube-proxy healthz", "stop the other kube-proxy"},
-	}
-	if cfg.DisableAgent {
-		ports = nil
+	var ports []port
+	if !cfg.DisableAgent {
+		ports = []port{
+			{"0.0.0.0", 10250, "kubelet", "stop the other kubelet (k3s, kubeadm?)"},
+			{"127.0.0.1", 10248, "kubelet healthz", "stop the other kubelet"},
+			{"127.0.0.1", 10256, "kube-proxy healthz", "stop the other kube-proxy"},
+		}
 	}
 	if cfg.Join != nil {
 		ports = append(ports, port{"127.0.0.1", 6444, "agent load balancer", "stop the other agent"})
-	}
-	if cfg.Join == nil {
+	} else {
 		ports = append(ports, port{cfg.BindAddress, cfg.HTTPSPort, "kube-apiserver", "set --https-listen-port"},
 			port{"127.0.0.1", 10257, "kube-controller-manager", "stop the other control plane"},
 			port{"127.0.0.1", 10259, "kube-scheduler", "stop the other control plane"})
