@@ -51,12 +51,7 @@ func AgentOptionsFrom(c *cli.Context) (ServerOptions, []string, string) {
 		ClusterDomain: "cluster.local", KineCompactInterval: 1, KineCompactBatch: 1, KinePollInterval: 1,
 		KubeletArgs: c.StringSlice("kubelet-arg"), KubeProxyArgs: c.StringSlice("kube-proxy-arg"),
 		Debug: c.Bool("debug"), Verbosity: c.Int("v"), Token: c.String("token"), TokenFile: c.String("token-file"),
-		FlannelBackend: "vxlan", FlannelIface: c.String("flannel-iface"),
-		GPU: GPUOptions{Mode: c.String("gpu-mode"), MIGStrategy: c.String("gpu-mig-strategy"),
-			Replicas: c.Int("gpu-time-slicing-replicas"), DriverRoot: c.String("gpu-driver-root"),
-			DefaultRuntime: c.String("default-runtime"), MetricsPort: c.Int("gpu-metrics-port"),
-			CDIDir: c.String("gpu-cdi-dir"), Mock: c.String("gpu-mock"), DevRoot: c.String("gpu-dev-root"),
-			HealthQuiet: c.Duration("gpu-health-quiet")},
+		FlannelBackend: "vxlan", FlannelIface: c.String("flannel-iface"), GPU: gpuOptionsFrom(c),
 	}
 	return o, c.StringSlice("server"), c.String("node-password-file")
 }

@@ -14,6 +14,9 @@ import (
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
+// FlannelBackends are the pod networks between nodes --flannel-backend accepts.
+var FlannelBackends = []string{"vxlan", "host-gw", "none"}
+
 // Packaged components that --disable accepts.
 var Packaged = []string{"coredns"}
 
@@ -147,13 +150,10 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 	if c.Token, err = givenToken(o.Token, o.TokenFile); err != nil {
 		return nil, err
 	}
-	switch o.FlannelBackend {
-	case "vxlan", "host-gw", "none":
-		c.FlannelBackend, c.FlannelIface = o.FlannelBackend, o.FlannelIface
-		c.DisableAgent = o.DisableAgent
-	default:
-		return nil, fmt.Errorf("--flannel-backend %q: want vxlan, host-gw or none", o.FlannelBackend)
+	if !contains(FlannelBackends, o.FlannelBackend) {
+		return nil, fmt.Errorf("--flannel-backend %q: want %s", o.FlannelBackend, strings.Join(FlannelBackends, ", "))
 	}
+	c.FlannelBackend, c.FlannelIface, c.DisableAgent = o.FlannelBackend, o.FlannelIface, o.DisableAgent
 	if c.GPU, err = gpuOptions(o.GPU); err != nil {
 		return nil, err
 	}

@@ -142,10 +142,15 @@ func ServerOptionsFrom(c *cli.Context) ServerOptions {
 		TokenFile:           c.String("token-file"),
 		FlannelBackend:      c.String("flannel-backend"),
 		FlannelIface:        c.String("flannel-iface"),
-		GPU: GPUOptions{Mode: c.String("gpu-mode"), MIGStrategy: c.String("gpu-mig-strategy"),
-			Replicas: c.Int("gpu-time-slicing-replicas"), DriverRoot: c.String("gpu-driver-root"),
-			DefaultRuntime: c.String("default-runtime"), MetricsPort: c.Int("gpu-metrics-port"),
-			CDIDir: c.String("gpu-cdi-dir"), Mock: c.String("gpu-mock"), DevRoot: c.String("gpu-dev-root"),
-			HealthQuiet: c.Duration("gpu-health-quiet")},
+		GPU:                 gpuOptionsFrom(c),
 	}
+}
+
+// gpuOptionsFrom reads the --gpu-* flags (shared by server and agent).
+func gpuOptionsFrom(c *cli.Context) GPUOptions {
+	return GPUOptions{Mode: c.String("gpu-mode"), MIGStrategy: c.String("gpu-mig-strategy"),
+		Replicas: c.Int("gpu-time-slicing-replicas"), DriverRoot: c.String("gpu-driver-root"),
+		DefaultRuntime: c.String("default-runtime"), MetricsPort: c.Int("gpu-metrics-port"),
+		CDIDir: c.String("gpu-cdi-dir"), Mock: c.String("gpu-mock"), DevRoot: c.String("gpu-dev-root"),
+		HealthQuiet: c.Duration("gpu-health-quiet")}
 }

@@ -46,12 +46,10 @@ func Join(ctx context.Context, cfg *config.Config) (*join.Result, *config.Config
 		return nil, nil, fmt.Errorf("server sent cluster DNS %q: not an IP", st.ClusterDNS)
 	}
 	out.ClusterDomain = st.ClusterDomain
-	switch st.FlannelBackend {
-	case "vxlan", "host-gw", "none":
-		out.FlannelBackend = st.FlannelBackend
-	default:
+	if !slices.Contains(config.FlannelBackends, st.FlannelBackend) {
 		return nil, nil, fmt.Errorf("server sent flannel backend %q, which this agent does not know: upgrade it to the server's version", st.FlannelBackend)
 	}
+	out.FlannelBackend = st.FlannelBackend
 	if fresh && !res.FromStore() {
 		if err := join.SaveNodePassword(j.PasswordFile, pw); err != nil {
 			return nil, nil, err

@@ -23,9 +23,6 @@ import (
 	"github.com/flannel-io/flannel/pkg/trafficmngr/iptables"
 )
 
-// Backends Outpost offers.
-var Backends = []string{"vxlan", "host-gw", "none"}
-
 // Overhead is what the backend's encapsulation takes from the interface MTU.
 func Overhead(backendType string) int {
 	if backendType == "vxlan" {
