@@ -27,6 +27,8 @@ type Config struct {
 // Args is the deterministic argv.
 func Args(c Config) ([]string, error) {
 	tls := func(name, ext string) string { return filepath.Join(c.TLSDir, name+ext) }
+	// "controllers" leaves out tokencleaner: an expired join token stays listed (and deletable)
+	// so that an agent presenting it is told it expired, not that it is unknown.
 	return args.Build(map[string]string{
 		"allocate-node-cidrs":       "true",
 		"authentication-kubeconfig": c.Kubeconfig,
@@ -42,19 +44,17 @@ func Args(c Config) ([]string, error) {
 		"cluster-signing-legacy-unknown-cert-file":        tls(pki.ServerCA, ".crt"),
 		"cluster-signing-legacy-unknown-key-file":         tls(pki.ServerCA, ".key"),
 		"configure-cloud-routes":                          "false",
-		// Not tokencleaner: an expired join token stays listed (and deletable) so that an agent
-		// presenting it is told it expired, not that it is unknown.
-		"controllers":                      "*",
-		"kubeconfig":                       c.Kubeconfig,
-		"leader-elect":                     "false",
-		"node-cidr-mask-size":              "24",
-		"profiling":                        "false",
-		"root-ca-file":                     tls(pki.ServerCA, ".crt"),
-		"secure-port":                      "10257",
-		"service-account-private-key-file": tls(pki.ServiceAccountKeyFile, ""),
-		"service-cluster-ip-range":         c.ServiceCIDR,
-		"terminated-pod-gc-threshold":      "1000",
-		"use-service-account-credentials":  "true",
+		"controllers":                                     "*",
+		"kubeconfig":                                      c.Kubeconfig,
+		"leader-elect":                                    "false",
+		"node-cidr-mask-size":                             "24",
+		"profiling":                                       "false",
+		"root-ca-file":                                    tls(pki.ServerCA, ".crt"),
+		"secure-port":                                     "10257",
+		"service-account-private-key-file":                tls(pki.ServiceAccountKeyFile, ""),
+		"service-cluster-ip-range":                        c.ServiceCIDR,
+		"terminated-pod-gc-threshold":                     "1000",
+		"use-service-account-credentials":                 "true",
 	}, c.Extra)
 }
 
