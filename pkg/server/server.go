@@ -87,11 +87,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := s.writeCredentials(); err != nil {
 			return err
 		}
-		caPEM, err := os.ReadFile(filepath.Join(c.Dirs.TLS(), pki.ServerCA+".crt"))
-		if err != nil {
-			return fmt.Errorf("server CA: %w", err)
-		}
-		if s.token, err = token.Ensure(s.TokenFile(), caPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
+		if s.token, err = token.Ensure(s.TokenFile(), s.pki.ServerCA.CertPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
 			return err
 		}
 		if phases, err = s.components(binDir); err != nil {
