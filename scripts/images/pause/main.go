@@ -17,7 +17,7 @@ func main() {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
 	for s := range sig {
 		if s != syscall.SIGCHLD {
-			os.Exit(0)
+			return // SIGTERM/SIGINT: the sandbox ends with status 0
 		}
 		for {
 			var ws syscall.WaitStatus
