@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,18 +19,8 @@ func TestBenchMultiNode(t *testing.T) {
 	}
 	c := harness.NewCluster(t)
 	img, imgName := harness.TestImage(t)
-	srv := c.AddNode("s1", "server")
-	withImage(t, srv, img)
-	srv.Start()
-	waitReady(t, srv, "s1", 3*time.Minute)
-	b, err := os.ReadFile(filepath.Join(srv.DataDir(), "server", "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := c.AddNode("a1", "agent", "--server", srv.URL(), "--token", strings.TrimSpace(string(b)),
-		"--node-password-file", filepath.Join(c.Root, "a1", "node-password"))
-	withImage(t, a, img)
-	a.Start()
+	srv, token := startServer(t, c, img)
+	a := startAgent(t, c, img, "a1", token, srv.URL())
 	harness.Eventually(t, 3*time.Minute, "agent ready line", func() error {
 		return a.WaitLog("Outpost agent is ready", time.Second)
 	})

@@ -14,37 +14,15 @@ import (
 
 // TestMultiNode: one server and two agents, each in its own network and mount namespace.
 func TestMultiNode(t *testing.T) {
-	var c *harness.Cluster
-	t.Cleanup(func() { // runs after the cluster's own cleanup
-		if left := c.ClusterLeftovers(); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
-	c = harness.NewCluster(t)
+	c := checkedCluster(t)
 	img, imgName := harness.TestImage(t)
 	// Nodes go NotReady 20 s after their last heartbeat (default 50 s); pods say how long they
 	// stay on an unreachable node.
-	srv := c.AddNode("s1", "server", "--kube-controller-manager-arg", "node-monitor-grace-period=20s")
-	withImage(t, srv, img)
-	srv.Start()
-	waitReady(t, srv, "s1", 3*time.Minute)
-	b, err := os.ReadFile(filepath.Join(srv.DataDir(), "server", "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(b))
-	var agents []*harness.Node
-	for _, name := range []string{"a1", "a2"} {
+	srv, token := startServer(t, c, img, "--kube-controller-manager-arg", "node-monitor-grace-period=20s")
+	agents := []*harness.Node{
+		startAgent(t, c, img, "a1", token, srv.URL()),
 		// a2 is given a server that does not exist first: it must use the one that answers.
-		servers := []string{"--server", srv.URL()}
-		if name == "a2" {
-			servers = []string{"--server", "https://10.99.0.250:6443", "--server", srv.URL()}
-		}
-		a := c.AddNode(name, "agent", append(servers, "--token", token,
-			"--node-password-file", filepath.Join(c.Root, name, "node-password"))...)
-		withImage(t, a, img)
-		a.Start()
-		agents = append(agents, a)
+		startAgent(t, c, img, "a2", token, "https://10.99.0.250:6443", srv.URL()),
 	}
 	// A third agent joins with a 1-minute token; the token is tried again after it expired at
 	// the end of the test.
@@ -53,10 +31,7 @@ func TestMultiNode(t *testing.T) {
 		t.Fatalf("token create: %s", ttlToken)
 	}
 	ttlCreated := time.Now()
-	a3 := c.AddNode("a3", "agent", "--server", srv.URL(), "--token", ttlToken,
-		"--node-password-file", filepath.Join(c.Root, "a3", "node-password"))
-	withImage(t, a3, img)
-	a3.Start()
+	a3 := startAgent(t, c, img, "a3", ttlToken, srv.URL())
 	t.Run("AllNodesReady", func(t *testing.T) {
 		for _, a := range append(agents, a3) {
 			start := a.Started()
@@ -274,6 +249,45 @@ func waitReady(t *testing.T, srv *harness.Node, node string, timeout time.Durati
 	})
 }
 
+// checkedCluster is a cluster whose cleanup must leave nothing behind.
+func checkedCluster(t *testing.T) *harness.Cluster {
+	var c *harness.Cluster
+	t.Cleanup(func() { // runs after the cluster's own cleanup
+		if left := c.ClusterLeftovers(); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	c = harness.NewCluster(t)
+	return c
+}
+
+// startServer starts node s1 as the server, waits until it is Ready and returns its token.
+func startServer(t *testing.T, c *harness.Cluster, img string, args ...string) (*harness.Node, string) {
+	t.Helper()
+	srv := c.AddNode("s1", "server", args...)
+	withImage(t, srv, img)
+	srv.Start()
+	waitReady(t, srv, "s1", 3*time.Minute)
+	b, err := os.ReadFile(filepath.Join(srv.DataDir(), "server", "token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, strings.TrimSpace(string(b))
+}
+
+// startAgent starts an agent joining through servers (in order) with token.
+func startAgent(t *testing.T, c *harness.Cluster, img, name, token string, servers ...string) *harness.Node {
+	t.Helper()
+	args := []string{"--token", token, "--node-password-file", filepath.Join(c.Root, name, "node-password")}
+	for _, s := range servers {
+		args = append(args, "--server", s)
+	}
+	a := c.AddNode(name, "agent", args...)
+	withImage(t, a, img)
+	a.Start()
+	return a
+}
+
 // withImage puts the test image where the node imports it at start.
 func withImage(t *testing.T, n *harness.Node, img string) {
 	if err := os.MkdirAll(filepath.Join(n.DataDir(), "agent", "images"), 0o755); err != nil {
@@ -336,26 +350,10 @@ spec:
 // TestMultiNodeHostGW: the host-gw backend (routes, no encapsulation) links the pod subnets of
 // nodes on one L2 segment, and agents take the backend from the server.
 func TestMultiNodeHostGW(t *testing.T) {
-	var c *harness.Cluster
-	t.Cleanup(func() {
-		if left := c.ClusterLeftovers(); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
-	c = harness.NewCluster(t)
+	c := checkedCluster(t)
 	img, imgName := harness.TestImage(t)
-	srv := c.AddNode("s1", "server", "--flannel-backend", "host-gw")
-	withImage(t, srv, img)
-	srv.Start()
-	waitReady(t, srv, "s1", 3*time.Minute)
-	b, err := os.ReadFile(filepath.Join(srv.DataDir(), "server", "token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := c.AddNode("a1", "agent", "--server", srv.URL(), "--token", strings.TrimSpace(string(b)),
-		"--node-password-file", filepath.Join(c.Root, "a1", "node-password"))
-	withImage(t, a, img)
-	a.Start()
+	srv, token := startServer(t, c, img, "--flannel-backend", "host-gw")
+	a := startAgent(t, c, img, "a1", token, srv.URL())
 	waitReady(t, srv, "a1", 3*time.Minute)
 	apply(t, srv, fmt.Sprintf(podYAML, "web-s1", "s1", imgName)+fmt.Sprintf(podYAML, "web-a1", "a1", imgName))
 	var ip string
