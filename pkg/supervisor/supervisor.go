@@ -4,15 +4,18 @@ package supervisor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Process describes the child.
@@ -20,7 +23,7 @@ type Process struct {
 	Name        string
 	Path        string
 	Args        []string
-	Env         []string      // added to the parent's environment
+	Env         []string      // added to the parent's environment (less OUTPOST_*: see ChildEnv)
 	Dir         string        // working directory; "" for the parent's
 	Out         io.Writer     // where tagged output lines go
 	StopTimeout time.Duration // SIGTERM → SIGKILL; default 20s
@@ -79,12 +82,15 @@ func (s *Supervisor) Start() error {
 // launch starts the child; the returned channel yields its exit state.
 func (s *Supervisor) launch() (<-chan *os.ProcessState, error) {
 	cmd := exec.Command(s.p.Path, s.p.Args...)
-	cmd.Env = append(os.Environ(), s.p.Env...)
+	cmd.Env = ChildEnv(s.p.Env...)
 	cmd.Dir = s.p.Dir
 	// Own process group: a Ctrl-C on the terminal reaches Outpost only, which then stops the
 	// child in order. Pdeathsig: if Outpost is killed, the child goes too and is restarted
 	// (and re-attaches to its running pods) by the next Outpost.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A grandchild (a shim) may hold the output pipe open after the child exits: do not let
+	// Wait, and so Stop, hang on it.
+	cmd.WaitDelay = 5 * time.Second
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	go s.pipe(pr)
@@ -109,12 +115,68 @@ func (s *Supervisor) launch() (<-chan *os.ProcessState, error) {
 	return exited, nil
 }
 
+// maxLine is the longest output line logged whole; the rest of a longer one is dropped.
+const maxLine = 64 * 1024
+
+// pipe logs the child's output line by line until EOF. It must never stop reading early: an
+// undrained pipe blocks the child's next write, and then neither SIGTERM nor Wait gets past
+// it (a bufio.Scanner gives up for good on one line over its buffer).
 func (s *Supervisor) pipe(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fmt.Fprintf(s.p.Out, "%s [%s] %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), s.p.Name, sc.Text())
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			head := keepWholeRunes(line)
+			cut := len(line) - len(head)
+			text := string(head) // ReadSlice's buffer is reused by the next read
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				cut += len(bytes.TrimRight(line, "\r\n"))
+			}
+			if cut > 0 { // a line of exactly maxLine bytes loses nothing
+				text += fmt.Sprintf(" …[cut %d bytes]", cut)
+			}
+			s.logLine(text)
+		} else if len(line) > 0 {
+			s.logLine(string(bytes.TrimRight(line, "\r\n")))
+		}
+		if err != nil {
+			return // EOF: the child and its Wait are done with the pipe
+		}
 	}
+}
+
+func (s *Supervisor) logLine(text string) {
+	fmt.Fprintf(s.p.Out, "%s [%s] %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), s.p.Name, text)
+}
+
+// keepWholeRunes drops a UTF-8 character split by the cut at the end of b.
+func keepWholeRunes(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
+}
+
+// ChildEnv is the environment for a child: Outpost's own, less every OUTPOST_* variable (the
+// join token may be among them, and a child has no use for them), plus extra.
+func ChildEnv(extra ...string) []string {
+	return childEnv(os.Environ(), extra...)
+}
+
+func childEnv(environ []string, extra ...string) []string {
+	out := make([]string, 0, len(environ)+len(extra))
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, "OUTPOST_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
 }
 
 func (s *Supervisor) loop(exited <-chan *os.ProcessState) {
@@ -133,7 +195,7 @@ func (s *Supervisor) loop(exited <-chan *os.ProcessState) {
 		if time.Since(started) > 2*s.p.MaxBackoff {
 			backoff = s.p.MinBackoff // it ran a good while: a fresh failure
 		}
-		fmt.Fprintf(s.p.Out, "%s [%s] %v; restarting in %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), s.p.Name, s.lastErr, backoff)
+		s.logLine(fmt.Sprintf("%v; restarting in %s", s.lastErr, backoff))
 		time.Sleep(backoff)
 		backoff = min(backoff*2, s.p.MaxBackoff)
 		s.mu.Lock()

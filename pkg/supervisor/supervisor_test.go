@@ -3,6 +3,7 @@ package supervisor
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,6 +29,17 @@ func TestMain(m *testing.M) {
 		os.Stdout.WriteString("serving\n")
 		<-c
 		os.Exit(0)
+	case "long-line":
+		// One line far over the cap, then a short one; then wait to be stopped.
+		os.Stderr.Write(append(bytes.Repeat([]byte("x"), 2<<20), '\n'))
+		os.Stderr.WriteString("after\n")
+		time.Sleep(time.Hour)
+	case "env":
+		for _, kv := range os.Environ() {
+			os.Stdout.WriteString("env " + kv + "\n")
+		}
+		os.Stdout.WriteString("env-end\n")
+		time.Sleep(time.Hour)
 	}
 	os.Exit(m.Run())
 }
@@ -115,4 +127,59 @@ func TestMissingBinary(t *testing.T) {
 		t.Fatal("want error for missing binary")
 	}
 	s.Stop(context.Background())
+}
+
+// A line longer than the cap used to stop the reader for good: the child then blocked on its
+// next write and Stop hung even after SIGKILL.
+func TestLongLineIsCutAndReadingGoesOn(t *testing.T) {
+	out := &syncBuf{}
+	s := child(t, "long-line", out)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the line after the long one", func() bool { return strings.Contains(out.String(), "[kid] after\n") })
+	stopped := make(chan struct{})
+	go func() { s.Stop(context.Background()); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop hung")
+	}
+	got := out.String()
+	want := fmt.Sprintf(" …[cut %d bytes]\n", 2<<20-maxLine)
+	if !strings.Contains(got, want) {
+		t.Errorf("long line not cut with %q", want)
+	}
+	for _, l := range strings.Split(got, "\n") {
+		if len(l) > maxLine+100 {
+			t.Errorf("a %d-byte line got through", len(l))
+		}
+	}
+}
+
+func TestChildEnvDropsOutpostVars(t *testing.T) {
+	got := childEnv([]string{"PATH=/bin", "OUTPOST_TOKEN=K10secret", "OUTPOST_DATA_DIR=/d", "HOME=/root", "MY_OUTPOST_X=1"}, "A=b")
+	want := []string{"PATH=/bin", "HOME=/root", "MY_OUTPOST_X=1", "A=b"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestChildDoesNotInheritToken(t *testing.T) {
+	t.Setenv("OUTPOST_TOKEN", "K10secret::server:abc")
+	t.Setenv("OUTPOST_URL", "https://10.0.0.1:6443")
+	out := &syncBuf{}
+	s := child(t, "env", out)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the child's environment", func() bool { return strings.Contains(out.String(), "[kid] env-end") })
+	s.Stop(context.Background())
+	got := out.String()
+	if strings.Contains(got, "OUTPOST_") || strings.Contains(got, "K10secret") {
+		t.Errorf("an OUTPOST_ variable reached the child:\n%s", got)
+	}
+	if !strings.Contains(got, "[kid] env SUPERVISOR_CHILD=env") {
+		t.Errorf("Process.Env did not reach the child:\n%s", got)
+	}
 }

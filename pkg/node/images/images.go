@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/outpostk8s/outpost/pkg/supervisor"
 )
 
 // Namespace is containerd's namespace for Kubernetes.
@@ -31,6 +33,7 @@ type Runner func(ctx context.Context, stdin io.Reader, name string, args ...stri
 // Exec is the real Runner.
 func Exec(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = supervisor.ChildEnv() // no OUTPOST_TOKEN for ctr
 	cmd.Stdin = stdin
 	return cmd.CombinedOutput()
 }
