@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -39,6 +41,7 @@ type Config struct {
 	CDIDir         string
 	DefaultRuntime string
 	MetricsPort    int
+	NodeIP         net.IP // metrics listen here and on loopback; nil: loopback only
 	PluginDir      string // the kubelet's device-plugins dir
 	HealthQuiet    time.Duration
 	PathEnv        string
@@ -177,15 +180,47 @@ func (a *Agent) Start(ctx context.Context) error {
 }
 
 func (a *Agent) serveMetrics() error {
-	l, err := net.Listen("tcp", fmt.Sprintf(":%d", a.cfg.MetricsPort))
+	ls, err := listenMetrics(a.cfg.NodeIP, a.cfg.MetricsPort)
 	if err != nil {
-		return fmt.Errorf("GPU metrics port %d is in use: set --gpu-metrics-port (0 turns it off): %w", a.cfg.MetricsPort, err)
+		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Source{Lib: a.lib, Hostname: a.cfg.Hostname, XIDs: a.monitor.XIDs}.Handler())
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go a.srv.Serve(l)
+	for _, l := range ls {
+		go a.srv.Serve(l)
+	}
 	return nil
+}
+
+// metricsAddrs are where the metrics port listens: the node IP, for a Prometheus elsewhere in
+// the cluster, and loopback. Not every interface: a public one would hand GPU details to
+// anyone who asks.
+func metricsAddrs(nodeIP net.IP, port int) []string {
+	addrs := []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	if nodeIP != nil && !nodeIP.IsLoopback() && !nodeIP.IsUnspecified() {
+		addrs = append(addrs, net.JoinHostPort(nodeIP.String(), strconv.Itoa(port)))
+	}
+	return addrs
+}
+
+// listenMetrics opens every metrics address, or none.
+func listenMetrics(nodeIP net.IP, port int) ([]net.Listener, error) {
+	var ls []net.Listener
+	for _, addr := range metricsAddrs(nodeIP, port) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, o := range ls {
+				o.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("GPU metrics port %d is in use: set --gpu-metrics-port (0 turns it off): %w", port, err)
+			}
+			return nil, fmt.Errorf("GPU metrics cannot listen on %s: check --node-ip, or set --gpu-metrics-port 0 to turn metrics off: %w", addr, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
 }
 
 // setHealth tells every plugin holding the GPU (or its MIG devices).
