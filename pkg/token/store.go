@@ -26,10 +26,31 @@ type Info struct {
 	ID          string
 	Description string
 	Expires     time.Time // zero: never
+	// BadExpiration is the stored expiration when it is not RFC3339. Check refuses such a
+	// token as expired, so Expires is then the Unix epoch: non-zero, and long past.
+	BadExpiration string
 }
 
 // Expired reports whether the token is past its expiry at now.
-func (i Info) Expired(now time.Time) bool { return !i.Expires.IsZero() && !now.Before(i.Expires) }
+func (i Info) Expired(now time.Time) bool {
+	return i.BadExpiration != "" || (!i.Expires.IsZero() && !now.Before(i.Expires))
+}
+
+// usable reports whether sec is a join token Create could have written: another bootstrap
+// token (kubeadm's, say) or a look-alike Secret must not let a node join.
+func usable(sec *corev1.Secret) bool {
+	return sec.Type == secretType && string(sec.Data["usage-outpost-join"]) == "true"
+}
+
+// expiration reads a token's expiry: zero for never; ok false when it does not parse.
+func expiration(sec *corev1.Secret) (exp time.Time, ok bool) {
+	e := string(sec.Data["expiration"])
+	if e == "" {
+		return time.Time{}, true
+	}
+	exp, err := time.Parse(time.RFC3339, e)
+	return exp, err == nil
+}
 
 // Store manages the extra tokens.
 type Store struct {
@@ -71,12 +92,13 @@ func (s Store) List(ctx context.Context) ([]Info, error) {
 	}
 	var out []Info
 	for _, sec := range secs.Items {
-		if sec.Type != secretType {
-			continue // the fake clientset ignores field selectors
+		if !usable(&sec) {
+			continue // not a join token (kubeadm's, say); the fake clientset ignores field selectors
 		}
 		i := Info{ID: string(sec.Data["token-id"]), Description: string(sec.Data["description"])}
-		if e := string(sec.Data["expiration"]); e != "" {
-			i.Expires, _ = time.Parse(time.RFC3339, e)
+		var ok bool
+		if i.Expires, ok = expiration(&sec); !ok {
+			i.Expires, i.BadExpiration = time.Unix(0, 0).UTC(), string(sec.Data["expiration"])
 		}
 		out = append(out, i)
 	}
@@ -95,25 +117,44 @@ func (s Store) Delete(ctx context.Context, id string) error {
 
 // Why a presented token is refused.
 var (
-	ErrUnknown = errors.New("token unknown or wrong")
+	ErrUnknown = errors.New("token not accepted")
 	ErrExpired = errors.New("token expired")
 )
 
-// Check validates a presented token against the stored ones: it must exist, match, and not
-// have expired. (The join API uses this.)
+// notAccepted is the one refusal for an unknown ID, a wrong secret and a Secret that is not a
+// join token alike: the join API answers anonymous callers, who must not learn which IDs exist.
+func notAccepted() error {
+	return fmt.Errorf("%w: check it against `outpost token list` or the server's token file", ErrUnknown)
+}
+
+// Check validates a presented token against the stored ones: it must exist, be a join token,
+// match, and not have expired. (The join API uses this.)
 func (s Store) Check(ctx context.Context, presented Token) error {
+	// A malformed ID must not reach the Secret name, nor an empty secret match a Secret
+	// without one; Parse guarantees both, but Check does not require its caller to parse.
+	if !idRE.MatchString(presented.ID) || !secretRE.MatchString(presented.Secret) {
+		return notAccepted()
+	}
 	sec, err := s.Client.CoreV1().Secrets(namespace).Get(ctx, secretPrefix+presented.ID, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("%w: no token with ID %s", ErrUnknown, presented.ID)
+	if err != nil && !apierrors.IsNotFound(err) {
+		// Not the token's fault (a server still starting, say): the caller may retry.
+		return fmt.Errorf("look up token: %w", err)
+	}
+	if err != nil || !usable(sec) {
+		return notAccepted()
 	}
 	stored := Token{ID: string(sec.Data["token-id"]), Secret: string(sec.Data["token-secret"])}
 	if !stored.Matches(presented) {
-		return fmt.Errorf("%w: wrong secret for token %s", ErrUnknown, presented.ID)
+		return notAccepted()
 	}
-	if e := string(sec.Data["expiration"]); e != "" {
-		if exp, err := time.Parse(time.RFC3339, e); err == nil && !s.now().Before(exp) {
-			return fmt.Errorf("%w: token %s expired at %s: create a new one with `outpost token create`", ErrExpired, presented.ID, e)
-		}
+	// Only now, with the secret proven, may the caller learn that the token has expired.
+	exp, ok := expiration(sec)
+	if !ok {
+		return fmt.Errorf("%w: token %s has an unreadable expiration %q: delete it and create a new one with `outpost token create`",
+			ErrExpired, presented.ID, sec.Data["expiration"])
+	}
+	if !exp.IsZero() && !s.now().Before(exp) {
+		return fmt.Errorf("%w: token %s expired at %s: create a new one with `outpost token create`", ErrExpired, presented.ID, exp.Format(time.RFC3339))
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func Parse(s string) (Token, error) {
 	}
 	id, secret, ok := strings.Cut(rest, ".")
 	if !ok || !idRE.MatchString(id) || !secretRE.MatchString(secret) {
-		return Token{}, fmt.Errorf("%w: expected <6 characters a-z0-9>.<16 characters a-z0-9>, optionally after %s<ca-hash>::", ErrMalformed, Prefix)
+		return Token{}, fmt.Errorf("%w: expected <6 characters a-z0-9>.<16 characters a-z0-9>, optionally after %s<ca-hash>:: (a pin)", ErrMalformed, Prefix)
 	}
 	t.ID, t.Secret = id, secret
 	return t, nil
