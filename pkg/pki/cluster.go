@@ -1,9 +1,11 @@
 package pki
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"path/filepath"
+	"time"
 )
 
 // Names of the files under the TLS dir; other packages use these, never literal names.
@@ -11,6 +13,8 @@ const (
 	ServerCA              = "server-ca"
 	ClientCA              = "client-ca"
 	RequestHeaderCA       = "request-header-ca"
+	KubeletServingCA      = "kubelet-serving-ca"
+	KubeletCABundle       = "kubelet-ca-bundle"
 	APIServerServing      = "serving-kube-apiserver"
 	KubeletServing        = "serving-kubelet"
 	Admin                 = "client-admin"
@@ -20,11 +24,16 @@ const (
 	Kubelet               = "client-kubelet"
 	KubeProxy             = "client-kube-proxy"
 	AuthProxy             = "client-auth-proxy"
+	Supervisor            = "client-supervisor"
 	ServiceAccountKeyFile = "service.key"
 )
 
 // AuthProxyName is the CN the apiserver accepts on request-header (aggregation) clients.
 const AuthProxyName = "system:auth-proxy"
+
+// SupervisorName is the identity the server's own helpers (join API, node-password cleanup)
+// use: RBAC gives it only what they need, where the admin would give everything.
+const SupervisorName = "system:outpost-supervisor"
 
 // ClusterSpec is what the certificates must name.
 type ClusterSpec struct {
@@ -33,6 +42,8 @@ type ClusterSpec struct {
 	IPs      []net.IP
 	NodeName string
 	NodeIP   net.IP
+	// LeafLifetime of every leaf certificate; 0 means DefaultLeafLifetime.
+	LeafLifetime time.Duration
 }
 
 // Bundle is the result: the CAs the rest of the server needs in memory.
@@ -40,6 +51,12 @@ type Bundle struct {
 	Dir      string
 	ServerCA *CA
 	ClientCA *CA
+	// KubeletCA signs kubelet serving certificates only. A CA of their own because agents
+	// choose their node name and IP: from the server CA, which clients trust for the
+	// apiserver, such a certificate could impersonate the apiserver.
+	KubeletCA *CA
+	// Renewed names the leaf certificates this call wrote.
+	Renewed []string
 }
 
 // Path of a file in the bundle: Path(Admin, ".crt").
@@ -59,6 +76,18 @@ func EnsureCluster(s ClusterSpec) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	kubeletCA, err := LoadOrCreateCA(s.Dir, KubeletServingCA, "outpost-kubelet-serving-ca")
+	if err != nil {
+		return nil, err
+	}
+	for _, ca := range []*CA{serverCA, clientCA, rhCA, kubeletCA} {
+		ca.LeafLifetime = s.LeafLifetime
+	}
+	// The apiserver trusts kubelet serving certificates from their own CA and, until every
+	// node has renewed, from the server CA that signed them before it existed.
+	if err := WriteFile(filepath.Join(s.Dir, KubeletCABundle+".crt"), bytes.Join([][]byte{kubeletCA.CertPEM, serverCA.CertPEM}, nil), 0o644); err != nil {
+		return nil, err
+	}
 	type leaf struct {
 		ca   *CA
 		name string
@@ -66,7 +95,7 @@ func EnsureCluster(s ClusterSpec) (*Bundle, error) {
 	}
 	leaves := []leaf{
 		{serverCA, APIServerServing, Spec{CommonName: "kube-apiserver", DNSNames: s.DNSNames, IPs: s.IPs, Server: true}},
-		{serverCA, KubeletServing, Spec{CommonName: s.NodeName, DNSNames: []string{s.NodeName, "localhost"},
+		{kubeletCA, KubeletServing, Spec{CommonName: s.NodeName, DNSNames: []string{s.NodeName, "localhost"},
 			IPs: []net.IP{s.NodeIP, net.ParseIP("127.0.0.1")}, Server: true}},
 		{clientCA, Admin, Spec{CommonName: "system:admin", Organization: []string{"system:masters"}}},
 		{clientCA, ControllerManager, Spec{CommonName: "system:kube-controller-manager"}},
@@ -76,14 +105,20 @@ func EnsureCluster(s ClusterSpec) (*Bundle, error) {
 		{clientCA, Kubelet, Spec{CommonName: "system:node:" + s.NodeName, Organization: []string{"system:nodes"}}},
 		{clientCA, KubeProxy, Spec{CommonName: "system:kube-proxy"}},
 		{rhCA, AuthProxy, Spec{CommonName: AuthProxyName}},
+		{clientCA, Supervisor, Spec{CommonName: SupervisorName}},
 	}
+	b := &Bundle{Dir: s.Dir, ServerCA: serverCA, ClientCA: clientCA, KubeletCA: kubeletCA}
 	for _, l := range leaves {
-		if err := l.ca.Issue(s.Dir, l.name, l.spec); err != nil {
+		wrote, err := l.ca.Issue(s.Dir, l.name, l.spec)
+		if err != nil {
 			return nil, fmt.Errorf("certificate %s: %w", l.name, err)
+		}
+		if wrote {
+			b.Renewed = append(b.Renewed, l.name)
 		}
 	}
 	if err := ServiceAccountKey(filepath.Join(s.Dir, ServiceAccountKeyFile)); err != nil {
 		return nil, err
 	}
-	return &Bundle{Dir: s.Dir, ServerCA: serverCA, ClientCA: clientCA}, nil
+	return b, nil
 }

@@ -40,3 +40,29 @@ current-context: outpost
 `, server, b64(caPEM), name, b64(crt), b64(key), name)
 	return WriteFile(path, []byte(body), mode)
 }
+
+// KubeconfigFiles writes a kubeconfig that names the CA, certificate and key files instead of
+// embedding them. The in-process components use these: client-go reloads certificate files
+// that change, so a certificate renewed while the server runs reaches every client.
+func KubeconfigFiles(path, server, caFile, certDir, name string) error {
+	body := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: outpost
+  cluster:
+    server: %s
+    certificate-authority: %s
+users:
+- name: %s
+  user:
+    client-certificate: %s
+    client-key: %s
+contexts:
+- name: outpost
+  context:
+    cluster: outpost
+    user: %s
+current-context: outpost
+`, server, caFile, name, filepath.Join(certDir, name+".crt"), filepath.Join(certDir, name+".key"), name)
+	return WriteFile(path, []byte(body), 0o600)
+}

@@ -23,10 +23,10 @@ import (
 )
 
 const (
-	caValidity   = 10 * 365 * 24 * time.Hour
-	leafValidity = 365 * 24 * time.Hour
-	// renewBefore: a leaf certificate this close to expiry is re-issued at start.
-	renewBefore = 90 * 24 * time.Hour
+	caValidity = 10 * 365 * 24 * time.Hour
+	// DefaultLeafLifetime is how long a leaf certificate is valid unless the cluster says
+	// otherwise (a test shortens it to minutes to see renewal happen).
+	DefaultLeafLifetime = 365 * 24 * time.Hour
 )
 
 // CA is a certificate authority with its key.
@@ -34,7 +34,32 @@ type CA struct {
 	Cert    *x509.Certificate
 	Key     crypto.Signer
 	CertPEM []byte
+	// LeafLifetime of the certificates it signs; 0 means DefaultLeafLifetime.
+	LeafLifetime time.Duration
 }
+
+func (ca *CA) leafLifetime() time.Duration {
+	if ca.LeafLifetime > 0 {
+		return ca.LeafLifetime
+	}
+	return DefaultLeafLifetime
+}
+
+// RenewalDue reports whether cert has less than a quarter of its lifetime left at now: about
+// 90 days for a one-year certificate. Renewing that early leaves months to notice a failure.
+func RenewalDue(cert *x509.Certificate, now time.Time) bool {
+	total := cert.NotAfter.Sub(cert.NotBefore)
+	return cert.NotAfter.Sub(now) < total/4
+}
+
+// CheckInterval is how often certificates of this lifetime are looked at: often enough that
+// one is renewed well inside its last quarter, at most hourly.
+func CheckInterval(lifetime time.Duration) time.Duration {
+	return min(time.Hour, max(5*time.Second, lifetime/20))
+}
+
+// backdate covers clock skew between machines; short test lifetimes backdate less.
+func backdate(lifetime time.Duration) time.Duration { return min(time.Hour, lifetime/10) }
 
 // Spec describes one leaf certificate.
 type Spec struct {
@@ -100,12 +125,16 @@ func loadCA(crtPath, keyPath string) (*CA, error) {
 }
 
 // Issue writes dir/name.crt and .key signed by ca, unless a valid one that already matches
-// the spec is there.
-func (ca *CA) Issue(dir, name string, s Spec) error {
+// the spec is there and is not due for renewal. It reports whether it wrote a new one.
+func (ca *CA) Issue(dir, name string, s Spec) (bool, error) {
 	crtPath, keyPath := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	if ca.current(crtPath, keyPath, s) {
-		return nil
+		return false, nil
 	}
+	return true, ca.issue(crtPath, keyPath, name, s)
+}
+
+func (ca *CA) issue(crtPath, keyPath, name string, s Spec) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate key %s: %w", name, err)
@@ -114,6 +143,9 @@ func (ca *CA) Issue(dir, name string, s Spec) error {
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", name, err)
 	}
+	// Key first: a reader that sees the new certificate with the old key fails its load and
+	// retries; the reverse order would do the same, but a crash between the two writes then
+	// leaves a pair that the next start's check re-issues either way.
 	if err := writeKey(keyPath, key); err != nil {
 		return err
 	}
@@ -130,14 +162,14 @@ func (ca *CA) SignPEM(pub crypto.PublicKey, s Spec) ([]byte, error) {
 }
 
 func (ca *CA) sign(pub crypto.PublicKey, s Spec) ([]byte, error) {
-	now := time.Now()
+	now, life := time.Now(), ca.leafLifetime()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: s.CommonName, Organization: s.Organization},
 		DNSNames:     s.DNSNames,
 		IPAddresses:  s.IPs,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(leafValidity),
+		NotBefore:    now.Add(-backdate(life)),
+		NotAfter:     now.Add(life),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 	}
 	if s.Server {
@@ -157,7 +189,8 @@ func (ca *CA) current(crtPath, keyPath string, s Spec) bool {
 		return false
 	}
 	cert, err := parseCert(raw)
-	if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil || time.Until(cert.NotAfter) < renewBefore {
+	if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil || RenewalDue(cert, time.Now()) ||
+		cert.NotAfter.Sub(cert.NotBefore) > ca.leafLifetime()+backdate(ca.leafLifetime()) {
 		return false
 	}
 	if _, err := loadKey(keyPath); err != nil {
@@ -191,6 +224,9 @@ func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	return n
 }
+
+// ParseCert reads the first PEM certificate in raw.
+func ParseCert(raw []byte) (*x509.Certificate, error) { return parseCert(raw) }
 
 func parseCert(raw []byte) (*x509.Certificate, error) {
 	b, _ := pem.Decode(raw)
