@@ -23,7 +23,8 @@ type JoinConfig struct {
 
 // agentShared are the server flags that mean the same on an agent.
 var agentShared = map[string]bool{"config": true, "data-dir": true, "runtime-dir": true, "node-name": true,
-	"node-ip": true, "flannel-iface": true, "kubelet-arg": true, "kube-proxy-arg": true, "debug": true, "v": true, "default-runtime": true}
+	"node-ip": true, "flannel-iface": true, "kubelet-arg": true, "kube-proxy-arg": true, "debug": true, "v": true, "default-runtime": true,
+	"node-password-file": true}
 
 // AgentFlags are `outpost agent`'s flags. Every name is also a config-file key.
 func AgentFlags() []cli.Flag {
@@ -31,7 +32,6 @@ func AgentFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, EnvVars: []string{"OUTPOST_URL"}, Usage: "server to join, https://HOST:6443 (repeatable: the first that answers is used)"},
 		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: []string{"OUTPOST_TOKEN"}, Usage: "join token: the server's DATA/server/token, or one from `outpost token create`"},
 		&cli.StringFlag{Name: "token-file", EnvVars: []string{"OUTPOST_TOKEN_FILE"}, Usage: "file holding the join token"},
-		&cli.StringFlag{Name: "node-password-file", Value: DefaultNodePasswordFile, Usage: "where this machine keeps the password that binds its node name to it"},
 	}
 	for _, f := range ServerFlags() {
 		if n := f.Names()[0]; agentShared[n] || strings.HasPrefix(n, "gpu-") {
@@ -52,6 +52,7 @@ func AgentOptionsFrom(c *cli.Context) (ServerOptions, []string, string) {
 		KubeletArgs: c.StringSlice("kubelet-arg"), KubeProxyArgs: c.StringSlice("kube-proxy-arg"),
 		Debug: c.Bool("debug"), Verbosity: c.Int("v"), Token: c.String("token"), TokenFile: c.String("token-file"),
 		FlannelBackend: "vxlan", FlannelIface: c.String("flannel-iface"), GPU: gpuOptionsFrom(c),
+		NodePasswordFile: c.String("node-password-file"), SecretsProvider: "aescbc",
 	}
 	return o, c.StringSlice("server"), c.String("node-password-file")
 }

@@ -17,6 +17,9 @@ import (
 // FlannelBackends are the pod networks between nodes --flannel-backend accepts.
 var FlannelBackends = []string{"vxlan", "host-gw", "none"}
 
+// SecretsProviders are the ciphers --secrets-encryption-provider accepts.
+var SecretsProviders = []string{"aescbc", "secretbox"}
+
 // Packaged components that --disable accepts.
 var Packaged = []string{"coredns"}
 
@@ -46,6 +49,12 @@ type Config struct {
 	FlannelBackend string
 	FlannelIface   string
 	DisableAgent   bool // a server without its node part
+	// NodePasswordFile binds this machine to its node name (server and agent alike).
+	NodePasswordFile string
+	// LeafLifetime of the certificates a server issues; 0: pki.DefaultLeafLifetime.
+	LeafLifetime time.Duration
+	// SecretsProvider encrypts Secrets at rest: "aescbc" or "secretbox"; "" for off.
+	SecretsProvider string
 }
 
 // SANs are the apiserver certificate's subject alternative names.
@@ -111,6 +120,11 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 	if net.ParseIP(c.BindAddress) == nil {
 		return nil, fmt.Errorf("--bind-address %q is not an IP address", c.BindAddress)
 	}
+	// It ends up in the kubelet's DNS search path and the apiserver's SANs: a bad one breaks
+	// every pod's name lookups, so refuse it before anything starts.
+	if !isDNSSubdomain(c.ClusterDomain) {
+		return nil, fmt.Errorf("--cluster-domain %q is not a lower-case DNS name: use one such as cluster.local", o.ClusterDomain)
+	}
 	if c.NodeName, err = nodeName(o.NodeName, env); err != nil {
 		return nil, err
 	}
@@ -156,6 +170,22 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 	c.FlannelBackend, c.FlannelIface, c.DisableAgent = o.FlannelBackend, o.FlannelIface, o.DisableAgent
 	if c.GPU, err = gpuOptions(o.GPU); err != nil {
 		return nil, err
+	}
+	if o.NodePasswordFile == "" {
+		o.NodePasswordFile = DefaultNodePasswordFile
+	}
+	if c.NodePasswordFile, err = absDir("--node-password-file", o.NodePasswordFile); err != nil {
+		return nil, err
+	}
+	if o.LeafCertLifetime < 0 || (o.LeafCertLifetime > 0 && o.LeafCertLifetime < 2*time.Minute) {
+		return nil, fmt.Errorf("--leaf-cert-lifetime %s: want 2m or more", o.LeafCertLifetime)
+	}
+	c.LeafLifetime = o.LeafCertLifetime
+	if o.SecretsEncryption {
+		if !contains(SecretsProviders, o.SecretsProvider) {
+			return nil, fmt.Errorf("--secrets-encryption-provider %q: want %s", o.SecretsProvider, strings.Join(SecretsProviders, " or "))
+		}
+		c.SecretsProvider = o.SecretsProvider
 	}
 	c.SANs = sans(c, o.TLSSANs)
 	c.Host = env.Host.Detect()
@@ -248,6 +278,9 @@ func validateDSN(dsn string) error {
 	}
 	return fmt.Errorf("--datastore-endpoint must start with postgres://, mysql://, https:// (etcd) or sqlite://")
 }
+
+// IsDNSName reports whether s is a lower-case DNS name (RFC 1123 subdomain).
+func IsDNSName(s string) bool { return isDNSSubdomain(s) }
 
 func isDNSSubdomain(s string) bool {
 	if len(s) == 0 || len(s) > 253 {

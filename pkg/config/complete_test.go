@@ -101,6 +101,9 @@ func TestCompleteRejects(t *testing.T) {
 		{"bad node name", func(o *ServerOptions) { o.NodeName = "a_b" }, "node name"},
 		{"bad dsn", func(o *ServerOptions) { o.DatastoreEndpoint = "redis://x" }, "--datastore-endpoint"},
 		{"empty data dir", func(o *ServerOptions) { o.DataDir = " " }, "--data-dir"},
+		{"bad cluster domain", func(o *ServerOptions) { o.ClusterDomain = "Cluster_Local" }, `--cluster-domain "Cluster_Local"`},
+		{"empty cluster domain", func(o *ServerOptions) { o.ClusterDomain = "" }, "such as cluster.local"},
+		{"cluster domain with trailing dot", func(o *ServerOptions) { o.ClusterDomain = "cluster.local." }, "--cluster-domain"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,6 +44,10 @@ type ServerOptions struct {
 	FlannelBackend      string
 	FlannelIface        string
 	DisableAgent        bool
+	NodePasswordFile    string
+	LeafCertLifetime    time.Duration
+	SecretsEncryption   bool
+	SecretsProvider     string
 }
 
 // GPUOptions are the gpu: section's settings (flags --gpu-*).
@@ -93,6 +97,10 @@ func ServerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "flannel-iface", Usage: "interface flannel sends pod traffic over (default: the one holding the node IP)"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"OUTPOST_TOKEN"}, Usage: "cluster join token (default: made on first start, stored in DATA/server/token)"},
 		&cli.StringFlag{Name: "token-file", EnvVars: []string{"OUTPOST_TOKEN_FILE"}, Usage: "file holding the cluster join token"},
+		&cli.StringFlag{Name: "node-password-file", Value: DefaultNodePasswordFile, Usage: "where this machine keeps the password that binds its node name to it"},
+		&cli.BoolFlag{Name: "secrets-encryption", Usage: "encrypt Secrets at rest in the datastore (key made on first start; `outpost secrets-encrypt` manages it)"},
+		&cli.StringFlag{Name: "secrets-encryption-provider", Value: "aescbc", Usage: "cipher for --secrets-encryption: aescbc or secretbox"},
+		&cli.DurationFlag{Name: "leaf-cert-lifetime", Hidden: true, Usage: "test only: lifetime of leaf certificates (default one year), to see them renewed"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"OUTPOST_DEBUG"}, Usage: "verbose logs from every component (-v 4)"},
 		&cli.IntFlag{Name: "v", Value: 0, Usage: "log verbosity of the upstream components"},
 		&cli.StringFlag{Name: "gpu-mode", Value: "auto", Usage: "NVIDIA GPU support: auto (on when a driver is found) or off; config key gpu.mode"},
@@ -143,6 +151,10 @@ func ServerOptionsFrom(c *cli.Context) ServerOptions {
 		FlannelBackend:      c.String("flannel-backend"),
 		FlannelIface:        c.String("flannel-iface"),
 		GPU:                 gpuOptionsFrom(c),
+		NodePasswordFile:    c.String("node-password-file"),
+		LeafCertLifetime:    c.Duration("leaf-cert-lifetime"),
+		SecretsEncryption:   c.Bool("secrets-encryption"),
+		SecretsProvider:     c.String("secrets-encryption-provider"),
 	}
 }
 
