@@ -1,14 +1,20 @@
 package tests
 
 import (
+	"crypto/tls"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/tests/harness"
 )
 
@@ -30,6 +36,15 @@ func agentBadInput(t *testing.T, s *harness.Server) {
 	if _, err := s.Kubectl("-n", "kube-system", "create", "secret", "generic", "taken.node-password.outpost", "--from-literal=hash=0"); err != nil {
 		t.Fatal(err)
 	}
+	own := strings.TrimSpace(s.MustKubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"))
+	// A Node registered without a join has no node password: no token holder may take it.
+	ghost := filepath.Join(t.TempDir(), "ghost.yaml")
+	os.WriteFile(ghost, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: ghost}\n"), 0o600)
+	if _, err := s.Kubectl("apply", "-f", ghost); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Kubectl("delete", "node", "ghost", "--wait=false")
+	mitm, tokensSeen := caBundleInTheMiddle(t, s)
 	time.Sleep(1100 * time.Millisecond) // the 1 s token expires
 	for _, tc := range []struct {
 		name, node, server, token, want string
@@ -41,6 +56,10 @@ func agentBadInput(t *testing.T, s *harness.Server) {
 		{"node name taken", "taken", url, cluster, `node "taken" already belongs to another machine`},
 		{"malformed token", "n1", url, "K10abc::server:xyz", "--token: malformed token"},
 		{"not https", "n1", "http://127.0.0.1:6443", cluster, "want https://HOST:PORT"},
+		{"CA bundle in the middle", "n1", mitm, cluster, "2 certificates where the token pins exactly one CA"},
+		{"server's node name", own, url, cluster, "kubectl delete node " + own},
+		{"registered node without password", "ghost", url, cluster, "kubectl delete node ghost"},
+		{"apiserver name", "kubernetes.default.svc.cluster.local", url, cluster, "name of the API server"},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			dir := t.TempDir()
@@ -64,6 +83,39 @@ func agentBadInput(t *testing.T, s *harness.Server) {
 	if out, _ := s.Kubectl("get", "nodes", "-o", "name"); strings.Contains(out, "n1") || strings.Contains(out, "taken") {
 		t.Errorf("refused joins made nodes: %s", out)
 	}
+	if n := tokensSeen.Load(); n != 0 {
+		t.Errorf("the server in the middle received the token %d times", n)
+	}
+}
+
+// caBundleInTheMiddle serves, over TLS with a certificate of its own CA, a /cacerts answering
+// the cluster's real CA followed by its own: the pin matches the first certificate. It
+// counts the requests that carried a join token.
+func caBundleInTheMiddle(t *testing.T, s *harness.Server) (string, *atomic.Int32) {
+	t.Helper()
+	real, err := os.ReadFile(filepath.Join(s.DataDir(), "server", "tls", "server-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := pki.EnsureCluster(pki.ClusterSpec{Dir: t.TempDir(), IPs: []net.IP{net.ParseIP("127.0.0.1")}, NodeName: "evil", NodeIP: net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := &atomic.Int32{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Outpost-Token") != "" {
+			seen.Add(1)
+		}
+		w.Write(append(append([]byte{}, real...), evil.ServerCA.CertPEM...))
+	}))
+	cert, err := tls.LoadX509KeyPair(evil.Path(pki.APIServerServing, ".crt"), evil.Path(pki.APIServerServing, ".key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL, seen
 }
 
 func tokenCmd(s *harness.Server, args ...string) (string, int) {

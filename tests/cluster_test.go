@@ -313,6 +313,8 @@ func TestServer(t *testing.T) {
 			t.Errorf("coredns.yaml still in the manifests dir: %v", err)
 		}
 	})
+	t.Run("CertificateCheckAndRotate", func(t *testing.T) { certificateCheckAndRotate(t, s) })
+	t.Run("SecretsEncryption", func(t *testing.T) { secretsEncryption(t, s) })
 }
 
 func applyWorkload(t *testing.T, s *harness.Server, image string) {

@@ -156,14 +156,55 @@ func TestMultiNode(t *testing.T) {
 	t.Run("ExpiredTokenRefused", func(t *testing.T) {
 		time.Sleep(time.Until(ttlCreated.Add(time.Minute + time.Second)))
 		a3.Stop()
-		out, err := exec.Command(c.Bin, "agent", "--server", srv.URL(), "--token", ttlToken, "--node-name", "a4",
-			"--data-dir", filepath.Join(t.TempDir(), "data"), "--config", filepath.Join(c.Root, "a3", "config.yaml"),
-			"--node-password-file", filepath.Join(t.TempDir(), "pw")).CombinedOutput()
-		if exitCode(err) != 1 || !strings.Contains(string(out), "expired token") {
-			t.Errorf("join with an expired token: exit %d: %s", exitCode(err), out)
+		out, code := tryJoin(t, c, srv, ttlToken, "a4")
+		if code != 1 || !strings.Contains(out, "expired token") {
+			t.Errorf("join with an expired token: exit %d: %s", code, out)
+		}
+	})
+	t.Run("ExpiredTokenAgentRestarts", func(t *testing.T) {
+		// a3 joined with the now expired token: it renews with its node credentials.
+		before := len(a3.Log())
+		a3.Start()
+		harness.Eventually(t, 2*time.Minute, "a3 ready again", func() error {
+			if !strings.Contains(a3.Log()[before:], "Outpost agent is ready") {
+				return fmt.Errorf("no ready line since the restart")
+			}
+			return nil
+		})
+		waitCondition(t, srv, "a3", "True", time.Minute)
+	})
+	t.Run("ServerNodeNameRefused", func(t *testing.T) {
+		out, code := tryJoin(t, c, srv, token, "s1")
+		if code != 1 || !strings.Contains(out, `node "s1" already belongs to another machine`) || !strings.Contains(out, "kubectl delete node s1") {
+			t.Errorf("join as the server's node: exit %d: %s", code, out)
+		}
+	})
+	t.Run("NodeDeleteFreesName", func(t *testing.T) {
+		a3.Stop()
+		srv.MustKubectl("delete", "node", "a3")
+		harness.Eventually(t, 30*time.Second, "a3's node password removed", func() error {
+			if out, err := srv.Kubectl("-n", "kube-system", "get", "secret", "a3.node-password.outpost"); err == nil {
+				return fmt.Errorf("still there: %s", out)
+			}
+			return nil
+		})
+	})
+	t.Run("TokenRotate", func(t *testing.T) {
+		out, err := exec.Command(c.Bin, "token", "rotate", "--data-dir", srv.DataDir(), "--config", filepath.Join(c.Root, "s1", "config.yaml")).Output()
+		rotated := strings.TrimSpace(string(out))
+		if err != nil || !strings.HasPrefix(rotated, "OP10") || rotated == token {
+			t.Fatalf("token rotate: %v %q", err, out)
+		}
+		if out, code := tryJoin(t, c, srv, token, "a5"); code != 1 || !strings.Contains(out, "wrong token") {
+			t.Errorf("join with the old cluster token: exit %d: %s", code, out)
+		}
+		// The new token is accepted: the join gets as far as the node password.
+		if out, code := tryJoin(t, c, srv, rotated, "s1"); code != 1 || !strings.Contains(out, "already belongs") {
+			t.Errorf("join with the new cluster token: exit %d: %s", code, out)
 		}
 	})
 	t.Run("AgentRestartRejoins", func(t *testing.T) {
+		// a1 was given the cluster token that TokenRotate replaced.
 		a := agents[0]
 		a.Stop()
 		before := len(a.Log())
@@ -175,6 +216,16 @@ func TestMultiNode(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// tryJoin runs `outpost agent` on the host (reaching the server over the test bridge) with a
+// fresh data dir; a refused join returns at once.
+func tryJoin(t *testing.T, c *harness.Cluster, srv *harness.Node, token, name string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(c.Bin, "agent", "--server", srv.URL(), "--token", token, "--node-name", name,
+		"--data-dir", filepath.Join(t.TempDir(), "data"), "--config", filepath.Join(c.Root, "s1", "config.yaml"),
+		"--node-password-file", filepath.Join(t.TempDir(), "pw")).CombinedOutput()
+	return strings.TrimSpace(string(out)), exitCode(err)
 }
 
 // waitCondition waits for node's Ready condition to have status (True, False, Unknown).

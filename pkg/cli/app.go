@@ -34,6 +34,8 @@ func NewApp() *cli.App {
 			checkConfigCommand(),
 			gpuCommand(),
 			tokenCommand(),
+			certificateCommand(),
+			secretsEncryptCommand(),
 			{Name: "kubectl", Usage: "run the bundled kubectl against this cluster", SkipFlagParsing: true,
 				Action: func(c *cli.Context) error { return Kubectl(c.Args().Slice()) }},
 			{Name: "ctr", Usage: "run the bundled containerd ctr against Outpost's containerd", SkipFlagParsing: true,

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
@@ -68,6 +70,12 @@ func tokenCommand() *cli.Command {
 				},
 			},
 			{
+				Name: "rotate", Usage: "replace the cluster token (in DATA/server/token); joined agents keep working", OnUsageError: usageError,
+				Flags:  append(dirFlags(), &cli.StringFlag{Name: "new-token", Usage: "the new token (default: a random one)"}),
+				Before: applyToolConfig(dirFlags()),
+				Action: tokenRotate,
+			},
+			{
 				Name: "delete", Usage: "delete a join token by ID", ArgsUsage: "ID", OnUsageError: usageError, Flags: []cli.Flag{kubeconfig},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
@@ -101,4 +109,25 @@ func tokenStore(kubeconfig string) (token.Store, []byte, error) {
 		return token.Store{}, nil, fmt.Errorf("kubeconfig %s has no certificate-authority-data to pin", kubeconfig)
 	}
 	return token.Store{Client: cs}, rc.CAData, nil
+}
+
+// tokenRotate writes a new cluster token; the running server reads the file at each join.
+func tokenRotate(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return UsageError{fmt.Errorf("outpost token rotate takes no arguments (--new-token sets the token)")}
+	}
+	d := dirs(c)
+	caPEM, err := os.ReadFile(filepath.Join(d.TLS(), pki.ServerCA+".crt"))
+	if err != nil {
+		return fmt.Errorf("server CA: %w (run this on a server, --data-dir)", err)
+	}
+	t, err := token.Rotate(d.TokenFile(), caPEM, c.String("new-token"),
+		func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, t.String())
+	fmt.Fprintln(c.App.ErrWriter, "the old cluster token no longer joins; agents that joined keep working. Where the server is given --token "+
+		"(config.yaml, OUTPOST_TOKEN in its service environment), put the new one there before it restarts.")
+	return nil
 }

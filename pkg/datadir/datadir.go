@@ -52,3 +52,12 @@ func (d Dirs) ContainerdSocket() string {
 	return filepath.Join(d.Runtime, "containerd", "containerd.sock")
 }
 func (d Dirs) KineSocket() string { return filepath.Join(d.Runtime, "kine.sock") }
+
+// AdminKubeconfig is the server's own admin client (the in-process one, naming cert files).
+func (d Dirs) AdminKubeconfig() string { return d.p("server", "cred", "admin.kubeconfig") }
+
+// TokenFile holds the cluster join token.
+func (d Dirs) TokenFile() string { return d.p("server", "token") }
+
+// EncryptionConfig is the apiserver's Secrets encryption config, with its keys.
+func (d Dirs) EncryptionConfig() string { return d.p("server", "cred", "encryption-config.json") }

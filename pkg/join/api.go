@@ -10,11 +10,13 @@ import (
 	"net"
 )
 
-// Paths on the server. The apiserver lets anonymous requests reach them; the join handler
-// checks the token itself, so it can say which way a token is wrong.
+// Paths on the server. The apiserver lets anonymous requests reach the first two; the join
+// handler checks the token itself. RenewPath is for joined nodes: the apiserver authenticates
+// their client certificate and RBAC lets the system:nodes group post to it.
 const (
 	CACertsPath = "/v1-outpost/cacerts"
 	JoinPath    = "/v1-outpost/join"
+	RenewPath   = "/v1-outpost/renew"
 )
 
 // TokenHeader carries the token. Not Authorization: the apiserver would try the token as its
@@ -40,7 +42,8 @@ type Settings struct {
 	FlannelBackend string `json:"flannelBackend"`
 }
 
-// Response carries the signed certificates (PEM) and the settings.
+// Response carries the signed certificates (PEM) and the settings. ServerCA is informational:
+// an agent trusts only the CA its token pins.
 type Response struct {
 	KubeletCert string   `json:"kubeletCert"`
 	ServingCert string   `json:"servingCert"`
@@ -56,6 +59,9 @@ const (
 	ReasonTokenUnknown = "TokenUnknown"
 	ReasonTokenExpired = "TokenExpired"
 	ReasonNodeTaken    = "NodeNameTaken"
+	ReasonNotNode      = "NotANode"
+	ReasonTooMany      = "TooManyAttempts"
+	ReasonUnavailable  = "Unavailable"
 	ReasonInternal     = "Internal"
 )
 
@@ -63,6 +69,7 @@ const (
 type Failure struct {
 	Reason  string `json:"reason"`
 	Message string `json:"message"`
+	detail  string // for the server's log only
 }
 
 func validIP(s string) bool { return net.ParseIP(s) != nil }

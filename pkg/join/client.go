@@ -3,9 +3,13 @@ package join
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
@@ -28,6 +33,9 @@ type Client struct {
 	Servers []string
 	Token   token.Token
 	Timeout time.Duration // per request; default 10 s
+	// Retry is the pause before asking a server again that said it is still starting;
+	// default 2 s. The caller's context bounds the retries.
+	Retry time.Duration
 }
 
 func (c Client) timeout() time.Duration {
@@ -46,8 +54,30 @@ func CheckURL(s string) error {
 	return nil
 }
 
+// PinnedCA returns the one CA certificate in body whose SHA-256 is pin, as PEM. Anything else
+// is refused: a second certificate beside the pinned one would otherwise become trusted too,
+// and a server presenting a certificate from it would receive the token.
+func PinnedCA(body []byte, pin string) ([]byte, error) {
+	certs, err := pki.PEMCerts(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the CA it sent is not PEM (%v)", token.ErrPinMismatch, err)
+	}
+	if len(certs) != 1 {
+		return nil, fmt.Errorf("%w: it sent %d certificates where the token pins exactly one CA: someone may be in the middle", token.ErrPinMismatch, len(certs))
+	}
+	sum := sha256.Sum256(certs[0].Raw)
+	got := hex.EncodeToString(sum[:])
+	if subtle.ConstantTimeCompare([]byte(got), []byte(pin)) != 1 {
+		return nil, fmt.Errorf("%w (token pins %s…, server sent %s…): the token belongs to another cluster, or someone is in the middle", token.ErrPinMismatch, pin[:min(12, len(pin))], got[:12])
+	}
+	if !certs[0].IsCA {
+		return nil, fmt.Errorf("%w: the pinned certificate is not a CA", token.ErrPinMismatch)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs[0].Raw}), nil
+}
+
 // FetchCA gets the server CA from the first server that answers and checks it against the
-// token's pin. It returns the server used.
+// token's pin. It returns the server used and the pinned CA alone.
 func (c Client) FetchCA(ctx context.Context) (server string, caPEM []byte, err error) {
 	if c.Token.CAHash == "" {
 		return "", nil, errors.New("the token carries no CA pin (OP10<hash>::…): use the full token from the server's token file or `outpost token create`")
@@ -65,10 +95,11 @@ func (c Client) FetchCA(ctx context.Context) (server string, caPEM []byte, err e
 			errs = append(errs, fmt.Sprintf("%s: answered %d to %s (is it an Outpost server?)", s, status, CACertsPath))
 			continue
 		}
-		if err := c.Token.VerifyCA(body); err != nil {
+		ca, err := PinnedCA(body, c.Token.CAHash)
+		if err != nil {
 			return s, nil, fmt.Errorf("%s: %w", s, err)
 		}
-		return s, body, nil
+		return s, ca, nil
 	}
 	return "", nil, fmt.Errorf("%w: %s: check --server and that the server runs and its port is open", ErrUnreachable, strings.Join(errs, "; "))
 }
@@ -87,44 +118,82 @@ func get(ctx context.Context, hc *http.Client, u string) ([]byte, int, error) {
 	return b, resp.StatusCode, err
 }
 
-// Join sends the request to server, trusting only caPEM.
+// Join sends the request to server with the token, trusting only caPEM.
 func (c Client) Join(ctx context.Context, server string, caPEM []byte, r Request) (*Response, error) {
+	return c.post(ctx, server, JoinPath, caPEM, nil, r)
+}
+
+// Renew1 sends the request to server authenticated by the node's client certificate instead
+// of a token, trusting only caPEM.
+func (c Client) Renew1(ctx context.Context, server string, caPEM []byte, cert tls.Certificate, r Request) (*Response, error) {
+	return c.post(ctx, server, RenewPath, caPEM, &cert, r)
+}
+
+func (c Client) post(ctx context.Context, server, path string, caPEM []byte, cert *tls.Certificate, r Request) (*Response, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("server CA is not PEM")
 	}
-	hc := &http.Client{Timeout: c.timeout(), Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	hc := &http.Client{Timeout: c.timeout(), Transport: &http.Transport{TLSClientConfig: cfg}}
+	defer hc.CloseIdleConnections()
 	body, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+JoinPath, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
+	retry := c.Retry
+	if retry <= 0 {
+		retry = 2 * time.Second
 	}
-	req.Header.Set(TokenHeader, c.Token.ID+"."+c.Token.Secret)
+	for {
+		out, again, err := c.send(ctx, hc, server, path, body, cert == nil)
+		if !again {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(retry):
+		}
+	}
+}
+
+// send makes one attempt; again says the server asked for another later.
+func (c Client) send(ctx context.Context, hc *http.Client, server, path string, body []byte, withToken bool) (*Response, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, false, err
+	}
+	if withToken {
+		req.Header.Set(TokenHeader, c.Token.ID+"."+c.Token.Secret)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, server, err)
+		return nil, false, fmt.Errorf("%w: %s: %v", ErrUnreachable, server, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, server, err)
+		return nil, false, fmt.Errorf("%w: %s: %v", ErrUnreachable, server, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var f Failure
 		if json.Unmarshal(raw, &f) != nil || f.Reason == "" {
-			return nil, fmt.Errorf("%w: %s answered %d: %s", ErrRefused, server, resp.StatusCode, strings.TrimSpace(string(raw)))
+			return nil, false, fmt.Errorf("%w: %s answered %d: %s", ErrRefused, server, resp.StatusCode, strings.TrimSpace(string(raw)))
 		}
-		return nil, &RefusedError{Failure: f}
+		// The apiserver itself forbids the path until the server has applied its RBAC rules.
+		again := f.Reason == ReasonUnavailable || (resp.StatusCode == http.StatusForbidden && f.Reason == "Forbidden")
+		return nil, again, &RefusedError{Failure: f}
 	}
 	var out Response
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, fmt.Errorf("join answer: %w", err)
+		return nil, false, fmt.Errorf("join answer: %w", err)
 	}
-	return &out, nil
+	return &out, false, nil
 }
 
 // RefusedError is a join the server refused, with its reason.
@@ -133,11 +202,10 @@ type RefusedError struct{ Failure Failure }
 func (e *RefusedError) Error() string {
 	switch e.Failure.Reason {
 	case ReasonTokenUnknown:
-		return "wrong token: the server does not know it (" + e.Failure.Message + "): use the token in the server's " +
-			"/var/lib/outpost/server/token or one from `outpost token create`"
+		return "wrong token: " + e.Failure.Message
 	case ReasonTokenExpired:
 		return "expired token: " + e.Failure.Message
-	case ReasonNodeTaken:
+	case ReasonNodeTaken, ReasonTooMany:
 		return e.Failure.Message
 	}
 	return "join refused: " + e.Failure.Reason + ": " + e.Failure.Message

@@ -79,12 +79,8 @@ func (c Client) Run(ctx context.Context, n Node, tlsDir string) (*Result, error)
 	return r, r.Write(tlsDir)
 }
 
-// Fetch joins, keeping the keys and certificates in memory: a refused join writes nothing.
-func (c Client) Fetch(ctx context.Context, n Node) (*Result, error) {
-	server, caPEM, err := c.FetchCA(ctx)
-	if err != nil {
-		return nil, err
-	}
+// newRequest makes the node's keys and the request carrying their CSRs.
+func newRequest(n Node) (Request, map[string]*ecdsa.PrivateKey, error) {
 	keys := map[string]*ecdsa.PrivateKey{}
 	csr := func(name, cn string, org []string) (string, error) {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -109,9 +105,24 @@ func (c Client) Fetch(ctx context.Context, n Node) (*Result, error) {
 		{&req.ServingCSR, KubeletServing, user, []string{"system:nodes"}},
 		{&req.ProxyCSR, ProxyClient, "system:kube-proxy", nil},
 	} {
+		var err error
 		if *x.out, err = csr(x.name, x.cn, x.org); err != nil {
-			return nil, fmt.Errorf("key for %s: %w", x.name, err)
+			return req, nil, fmt.Errorf("key for %s: %w", x.name, err)
 		}
+	}
+	return req, keys, nil
+}
+
+// Fetch joins with the token, keeping the keys and certificates in memory: a refused join
+// writes nothing.
+func (c Client) Fetch(ctx context.Context, n Node) (*Result, error) {
+	server, caPEM, err := c.FetchCA(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, keys, err := newRequest(n)
+	if err != nil {
+		return nil, err
 	}
 	resp, err := c.Join(ctx, server, caPEM, req)
 	if err != nil {
@@ -120,13 +131,43 @@ func (c Client) Fetch(ctx context.Context, n Node) (*Result, error) {
 	return &Result{Server: server, Settings: resp.Settings, CAPEM: caPEM, resp: resp, keys: keys}, nil
 }
 
+// Renew asks for new certificates with the credentials of an earlier join (st, read from dir
+// by Stored): the node's client certificate and password, no token. It tries the server of
+// that join first, then c.Servers; the result trusts the same CA. Nothing is written.
+func (c Client) Renew(ctx context.Context, st *Result, dir string, n Node) (*Result, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, KubeletClient+".crt"), filepath.Join(dir, KubeletClient+".key"))
+	if err != nil {
+		return nil, fmt.Errorf("stored credentials: %w", err)
+	}
+	req, keys, err := newRequest(n)
+	if err != nil {
+		return nil, err
+	}
+	servers := append([]string{st.Server}, c.Servers...)
+	var errs []error
+	for i, s := range servers {
+		if i > 0 && s == st.Server {
+			continue
+		}
+		resp, err := c.Renew1(ctx, s, st.CAPEM, cert, req)
+		if err == nil {
+			return &Result{Server: s, Settings: resp.Settings, CAPEM: st.CAPEM, resp: resp, keys: keys}, nil
+		}
+		if !errors.Is(err, ErrUnreachable) {
+			return nil, err // a server answered no: another one would say the same
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
 // Write stores the credentials in dir (a fresh dir that replaces the old one at the end) and
 // the settings beside them, for Stored. A stored result has nothing new to write.
 func (r *Result) Write(dir string) error {
 	if r.resp == nil {
 		return nil
 	}
-	if err := writeDir(dir, r.resp, r.keys); err != nil {
+	if err := writeDir(dir, r.CAPEM, r.resp, r.keys); err != nil {
 		return err
 	}
 	b, err := json.Marshal(stored{Server: r.Server, Settings: r.Settings})
@@ -167,14 +208,15 @@ func Stored(dir string) (*Result, error) {
 	return &Result{Server: st.Server, Settings: st.Settings, CAPEM: ca}, nil
 }
 
-func writeDir(dir string, resp *Response, keys map[string]*ecdsa.PrivateKey) error {
+// writeDir writes the pinned CA (never the CA the answer names) and the answer's certificates.
+func writeDir(dir string, caPEM []byte, resp *Response, keys map[string]*ecdsa.PrivateKey) error {
 	tmp := dir + ".new"
 	os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("credentials dir: %w", err)
 	}
 	files := map[string]string{
-		pki.ServerCA + ".crt": resp.ServerCA, pki.ClientCA + ".crt": resp.ClientCA,
+		pki.ServerCA + ".crt": string(caPEM), pki.ClientCA + ".crt": resp.ClientCA,
 		KubeletClient + ".crt": resp.KubeletCert, KubeletServing + ".crt": resp.ServingCert, ProxyClient + ".crt": resp.ProxyCert,
 	}
 	for name, k := range keys {

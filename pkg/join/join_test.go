@@ -25,6 +25,8 @@ type cluster struct {
 	cluster token.Token
 	store   token.Store
 	clock   time.Time
+	client  *fake.Clientset
+	handler *Handler
 }
 
 // startServer serves the join API over TLS with a serving cert from the cluster's CA, as the
@@ -42,7 +44,9 @@ func startServer(t *testing.T) *cluster {
 	}
 	client := fake.NewClientset()
 	cl.store = token.Store{Client: client, Now: func() time.Time { return cl.clock }}
-	h := &Handler{ServerCA: b.ServerCA, ClientCA: b.ClientCA, Passwords: Passwords{Client: client},
+	cl.client = client
+	cl.handler = &Handler{ServerCA: b.ServerCA, ClientCA: b.ClientCA, KubeletCA: b.KubeletCA, Passwords: Passwords{Client: client},
+		Reserved: []string{"localhost", "kubernetes"},
 		Settings: Settings{ClusterCIDR: "10.42.0.0/16", ClusterDNS: "10.43.0.10"},
 		CheckAuth: func(ctx context.Context, tk token.Token) error {
 			if cl.cluster.Matches(tk) {
@@ -50,12 +54,13 @@ func startServer(t *testing.T) *cluster {
 			}
 			return cl.store.Check(ctx, tk)
 		}}
-	srv := httptest.NewUnstartedServer(h)
+	srv := httptest.NewUnstartedServer(cl.handler)
 	cert, err := tls.LoadX509KeyPair(b.Path(pki.APIServerServing, ".crt"), b.Path(pki.APIServerServing, ".key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	// As the apiserver does: a client certificate is asked for, not required.
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	cl.url = srv.URL
@@ -83,9 +88,17 @@ func TestJoinWritesSignedCredentials(t *testing.T) {
 	if kc.Subject.CommonName != "system:node:n1" || kc.Subject.Organization[0] != "system:nodes" || kc.CheckSignatureFrom(clientCA) != nil {
 		t.Errorf("kubelet client cert %v", kc.Subject)
 	}
+	// The serving certificate names the node and the address the join came from (not the
+	// 10.0.0.2 the agent claimed), and comes from the kubelet CA, not the server CA.
 	sc := readCert(t, filepath.Join(dir, KubeletServing+".crt"))
-	if len(sc.IPAddresses) != 1 || sc.IPAddresses[0].String() != "10.0.0.2" || sc.DNSNames[0] != "n1" {
+	if len(sc.IPAddresses) != 1 || sc.IPAddresses[0].String() != "127.0.0.1" || len(sc.DNSNames) != 1 || sc.DNSNames[0] != "n1" {
 		t.Errorf("serving cert names %v %v", sc.IPAddresses, sc.DNSNames)
+	}
+	if sc.CheckSignatureFrom(cl.handler.KubeletCA.Cert) != nil || sc.CheckSignatureFrom(cl.handler.ServerCA.Cert) == nil {
+		t.Error("serving cert not signed by the kubelet CA alone")
+	}
+	if ca, _ := os.ReadFile(filepath.Join(dir, pki.ServerCA+".crt")); string(ca) != string(cl.ca) {
+		t.Error("server-ca.crt is not the pinned CA")
 	}
 	if _, err := tls.LoadX509KeyPair(filepath.Join(dir, ProxyClient+".crt"), filepath.Join(dir, ProxyClient+".key")); err != nil {
 		t.Errorf("kube-proxy pair: %v", err)

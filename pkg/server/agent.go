@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 
 	"github.com/outpostk8s/outpost/pkg/config"
@@ -17,22 +18,46 @@ import (
 // Join asks the server for this agent's credentials and the cluster settings. It writes
 // nothing: a refused join leaves no trace (the caller then writes with Run). The returned
 // config carries the cluster's settings in place of the agent's defaults.
+//
+// A machine that joined before renews with its node credentials (client certificate and
+// node password), so an expired or deleted token does not keep it out; it starts on its stored
+// credentials when no server answers. Otherwise it joins with the token.
 func Join(ctx context.Context, cfg *config.Config) (*join.Result, *config.Config, error) {
 	j := cfg.Join
 	pw, fresh, err := join.NodePassword(j.PasswordFile)
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := join.Client{Servers: j.Servers, Token: j.Token}.Fetch(ctx, join.Node{Name: cfg.NodeName, IP: cfg.NodeIP.String(), Password: pw})
-	if errors.Is(err, join.ErrUnreachable) && !fresh {
-		// A node that joined before keeps running on its credentials while no server answers
-		// (a power cut brought the agent back first); a machine that never joined stops here.
+	client := join.Client{Servers: j.Servers, Token: j.Token}
+	node := join.Node{Name: cfg.NodeName, IP: cfg.NodeIP.String(), Password: pw}
+	var stored, res *join.Result
+	if !fresh {
+		// Stored credentials count only for the cluster the token pins.
 		if st, serr := join.Stored(cfg.Dirs.AgentTLS()); serr == nil {
-			res, err = st, nil
+			if _, perr := join.PinnedCA(st.CAPEM, j.Token.CAHash); perr == nil {
+				stored = st
+			}
 		}
 	}
-	if err != nil {
-		return nil, nil, err
+	var renewErr error
+	if stored != nil {
+		res, renewErr = client.Renew(ctx, stored, cfg.Dirs.AgentTLS(), node)
+		if errors.Is(renewErr, join.ErrUnreachable) {
+			// A power cut brought the agent back before any server: run on what it has.
+			res, renewErr = stored, nil
+		}
+	}
+	if res == nil {
+		res, err = client.Fetch(ctx, node)
+		if errors.Is(err, join.ErrUnreachable) && stored != nil {
+			res, err = stored, nil
+		}
+		if err != nil {
+			if renewErr != nil {
+				return nil, nil, fmt.Errorf("%w (renewing with this machine's node credentials failed too: %v)", err, renewErr)
+			}
+			return nil, nil, err
+		}
 	}
 	out := *cfg
 	st := res.Settings
@@ -44,6 +69,9 @@ func Join(ctx context.Context, cfg *config.Config) (*join.Result, *config.Config
 	}
 	if out.ClusterDNS = net.ParseIP(st.ClusterDNS); out.ClusterDNS == nil {
 		return nil, nil, fmt.Errorf("server sent cluster DNS %q: not an IP", st.ClusterDNS)
+	}
+	if !config.IsDNSName(st.ClusterDomain) {
+		return nil, nil, fmt.Errorf("server sent cluster domain %q, which is not a DNS name", st.ClusterDomain)
 	}
 	out.ClusterDomain = st.ClusterDomain
 	if !slices.Contains(config.FlannelBackends, st.FlannelBackend) {
@@ -83,13 +111,24 @@ func (s *Server) writeJoined() error {
 	if err := j.Write(c.Dirs.AgentTLS()); err != nil {
 		return err
 	}
+	// The kubeconfigs name the files: the renewer replaces them while the node runs.
+	caFile := filepath.Join(c.Dirs.AgentTLS(), pki.ServerCA+".crt")
 	for _, k := range []struct{ path, name string }{
 		{c.Dirs.KubeletKubeconfig(), pki.Kubelet},
 		{c.Dirs.KubeProxyKubeconfig(), pki.KubeProxy},
 	} {
-		if err := pki.Kubeconfig(k.path, "https://"+LBAddress, j.CAPEM, c.Dirs.AgentTLS(), k.name, 0o600); err != nil {
+		if err := pki.KubeconfigFiles(k.path, "https://"+LBAddress, caFile, c.Dirs.AgentTLS(), k.name); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// agentRenewer renews the agent's certificates from the servers while it runs.
+func (s *Server) agentRenewer() *join.Renewer {
+	c := s.Cfg
+	pw, _, _ := join.NodePassword(c.Join.PasswordFile) // read (and saved) by Join before
+	return &join.Renewer{Client: join.Client{Servers: c.Join.Servers, Token: c.Join.Token},
+		Node: join.Node{Name: c.NodeName, IP: c.NodeIP.String(), Password: pw},
+		Dir:  c.Dirs.AgentTLS(), Log: s.Log.With("component", "certificates")}
 }

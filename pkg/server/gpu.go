@@ -58,7 +58,7 @@ func gpuConfig(c *config.Config) agent.Config {
 	return agent.Config{
 		NodeName: c.NodeName, Strategy: resources.Strategy(g.MIGStrategy), Replicas: g.Replicas,
 		DriverRoot: g.DriverRoot, DevRoot: g.DevRoot, CDIDir: g.CDIDir, DefaultRuntime: g.DefaultRuntime,
-		MetricsPort: g.MetricsPort, PluginDir: devicePluginDir,
+		MetricsPort: g.MetricsPort, NodeIP: c.NodeIP, PluginDir: devicePluginDir,
 		HealthQuiet: g.HealthQuiet, PathEnv: os.Getenv("PATH"), Hostname: c.NodeName,
 	}
 }

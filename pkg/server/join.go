@@ -10,20 +10,40 @@ import (
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
-// joinHandlers serves the join API on the apiserver port. The cluster token (the file) is
-// checked in memory; extra tokens are looked up as bootstrap-token Secrets.
-func (s *Server) joinHandlers(client kubernetes.Interface) map[string]http.Handler {
+// joinHandlers serves the join API on the apiserver port, and names the paths anonymous
+// callers may reach. The cluster token is read from its file (so `outpost token rotate`
+// applies at once); extra tokens are looked up as bootstrap-token Secrets.
+func (s *Server) joinHandlers(client kubernetes.Interface) (map[string]http.Handler, []string) {
 	c := s.Cfg
 	store := token.Store{Client: client}
-	h := &join.Handler{ServerCA: s.pki.ServerCA, ClientCA: s.pki.ClientCA, Passwords: join.Passwords{Client: client},
-		Log: s.Log.With("component", "join"),
+	h := &join.Handler{ServerCA: s.pki.ServerCA, ClientCA: s.pki.ClientCA, KubeletCA: s.pki.KubeletCA,
+		Passwords: join.Passwords{Client: client}, Limiter: &join.Limiter{},
+		Reserved: reservedNames(c.SANs.DNS, c.NodeName),
+		Log:      s.Log.With("component", "join"),
 		Settings: join.Settings{ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(),
 			ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend},
 		CheckAuth: func(ctx context.Context, t token.Token) error {
-			if s.token.Matches(t) {
+			cluster, err := s.token.Current()
+			if err != nil {
+				return err
+			}
+			if cluster.Matches(t) {
 				return nil
 			}
 			return store.Check(ctx, t)
 		}}
-	return map[string]http.Handler{join.CACertsPath: h, join.JoinPath: h}
+	return map[string]http.Handler{join.CACertsPath: h, join.JoinPath: h, join.RenewPath: h},
+		[]string{join.CACertsPath, join.JoinPath}
+}
+
+// reservedNames are the apiserver's DNS names, which no node may take. The server's own node
+// name is one of them but stays a node name: the node-password binding guards it.
+func reservedNames(sans []string, own string) []string {
+	out := []string{"localhost"}
+	for _, n := range sans {
+		if n != own {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -22,8 +22,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/control/apiserver"
+	"github.com/outpostk8s/outpost/pkg/control/certs"
 	"github.com/outpostk8s/outpost/pkg/control/controllermanager"
 	"github.com/outpostk8s/outpost/pkg/control/deploy"
+	"github.com/outpostk8s/outpost/pkg/control/nodepassword"
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
 	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/join"
@@ -52,7 +54,10 @@ type Server struct {
 	Joined *join.Result
 	mgr    *component.Manager
 	pki    *pki.Bundle
-	token  token.Token
+	token  *token.File
+	// encryptionNew: the encryption config was made on this start, so the Secrets already
+	// stored are re-encrypted once the apiserver runs.
+	encryptionNew bool
 }
 
 // Run prepares the data dir, starts every component and blocks until ctx ends or a component
@@ -75,6 +80,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := s.writeJoined(); err != nil {
 			return err
 		}
+		tuneReloads(certLifetime(filepath.Join(c.Dirs.AgentTLS(), pki.Kubelet+".crt")))
 		if phases, err = s.nodeComponents(binDir); err != nil {
 			return err
 		}
@@ -82,12 +88,17 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		phases[0] = append([]component.Component{balancer}, phases[0]...)
+		phases[0] = append([]component.Component{balancer, s.agentRenewer()}, phases[0]...)
 	} else {
+		tuneReloads(c.LeafLifetime)
 		if err := s.writeCredentials(); err != nil {
 			return err
 		}
-		if s.token, err = token.Ensure(s.TokenFile(), s.pki.ServerCA.CertPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
+		if _, err = token.Ensure(s.TokenFile(), s.pki.ServerCA.CertPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
+			return err
+		}
+		s.token = &token.File{Path: s.TokenFile()}
+		if err := s.ensureEncryption(); err != nil {
 			return err
 		}
 		if phases, err = s.components(binDir); err != nil {
@@ -117,38 +128,68 @@ func (s *Server) Run(ctx context.Context) error {
 
 // writeCredentials creates the PKI and every kubeconfig; existing valid files are kept.
 func (s *Server) writeCredentials() error {
-	c := s.Cfg
-	b, err := pki.EnsureCluster(pki.ClusterSpec{Dir: c.Dirs.TLS(), DNSNames: c.SANs.DNS, IPs: c.SANs.IPs,
-		NodeName: c.NodeName, NodeIP: c.NodeIP})
+	b, err := pki.EnsureCluster(s.clusterSpec())
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	s.pki = b
+	return s.writeKubeconfigs()
+}
+
+func (s *Server) clusterSpec() pki.ClusterSpec {
+	c := s.Cfg
+	return pki.ClusterSpec{Dir: c.Dirs.TLS(), DNSNames: c.SANs.DNS, IPs: c.SANs.IPs,
+		NodeName: c.NodeName, NodeIP: c.NodeIP, LeafLifetime: c.LeafLifetime}
+}
+
+// writeKubeconfigs: the in-process clients' name the certificate files, which they reload
+// when renewed; the admin kubeconfig for people embeds its certificate (it is copied to
+// other machines) and is rewritten when that is renewed.
+func (s *Server) writeKubeconfigs() error {
+	c := s.Cfg
 	url := fmt.Sprintf("https://127.0.0.1:%d", c.HTTPSPort)
-	ca := b.ServerCA.CertPEM
-	for _, k := range []struct {
-		path, name string
-		mode       os.FileMode
-	}{
-		{s.cred("admin"), pki.Admin, 0o600},
-		{s.cred("controller"), pki.ControllerManager, 0o600},
-		{s.cred("scheduler"), pki.Scheduler, 0o600},
-		{c.Dirs.KubeletKubeconfig(), pki.Kubelet, 0o600},
-		{c.Dirs.KubeProxyKubeconfig(), pki.KubeProxy, 0o600},
-		{c.Kubeconfig, pki.Admin, c.KubeconfigMode},
+	caFile := filepath.Join(c.Dirs.TLS(), pki.ServerCA+".crt")
+	for _, k := range []struct{ path, name string }{
+		{s.cred("admin"), pki.Admin},
+		{s.cred("controller"), pki.ControllerManager},
+		{s.cred("scheduler"), pki.Scheduler},
+		{s.cred("supervisor"), pki.Supervisor},
+		{c.Dirs.KubeletKubeconfig(), pki.Kubelet},
+		{c.Dirs.KubeProxyKubeconfig(), pki.KubeProxy},
 	} {
-		if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
-			return fmt.Errorf("kubeconfig dir: %w", err)
-		}
-		if err := pki.Kubeconfig(k.path, url, ca, c.Dirs.TLS(), k.name, k.mode); err != nil {
+		if err := pki.KubeconfigFiles(k.path, url, caFile, c.Dirs.TLS(), k.name); err != nil {
 			return err
 		}
 	}
-	return nil
+	if err := os.MkdirAll(filepath.Dir(c.Kubeconfig), 0o700); err != nil {
+		return fmt.Errorf("kubeconfig dir: %w", err)
+	}
+	return pki.Kubeconfig(c.Kubeconfig, url, s.pki.ServerCA.CertPEM, c.Dirs.TLS(), pki.Admin, c.KubeconfigMode)
+}
+
+// renewer re-issues the server's certificates that are due while it runs.
+func (s *Server) renewer() *certs.Renewer {
+	return &certs.Renewer{Dirs: []string{s.Cfg.Dirs.TLS()}, Interval: pki.CheckInterval(s.leafLifetime()),
+		Log: s.Log.With("component", "certificates"),
+		Renew: func() ([]string, error) {
+			b, err := pki.EnsureCluster(s.clusterSpec())
+			if err != nil {
+				return nil, err
+			}
+			return b.Renewed, nil
+		},
+		Written: s.writeKubeconfigs}
+}
+
+func (s *Server) leafLifetime() time.Duration {
+	if s.Cfg.LeafLifetime > 0 {
+		return s.Cfg.LeafLifetime
+	}
+	return pki.DefaultLeafLifetime
 }
 
 // TokenFile holds the cluster join token.
-func (s *Server) TokenFile() string { return filepath.Join(s.Cfg.Dirs.Server(), "token") }
+func (s *Server) TokenFile() string { return s.Cfg.Dirs.TokenFile() }
 
 func (s *Server) cred(name string) string {
 	return filepath.Join(s.Cfg.Dirs.Cred(), name+".kubeconfig")
@@ -180,10 +221,15 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := apiserver.New(apiserver.Config{Handlers: s.joinHandlers(adminClient), TLSDir: c.Dirs.TLS(), ConfDir: filepath.Join(c.Dirs.Server(), "etc"),
+	supervisor, _, _, err := s.client(s.cred("supervisor"))
+	if err != nil {
+		return nil, err
+	}
+	handlers, anonymous := s.joinHandlers(supervisor)
+	api, err := apiserver.New(apiserver.Config{Handlers: handlers, Anonymous: anonymous, TLSDir: c.Dirs.TLS(), ConfDir: filepath.Join(c.Dirs.Server(), "etc"),
 		EtcdEndpoint: kine.EtcdEndpoint(), AdvertiseIP: c.NodeIP.String(), BindAddress: c.BindAddress,
 		Port: c.HTTPSPort, ServiceCIDR: c.ServiceCIDR.String(), ClusterDomain: c.ClusterDomain,
-		Verbosity: c.Verbosity, Extra: c.Extra.APIServer})
+		Verbosity: c.Verbosity, Extra: c.Extra.APIServer, EncryptionConfig: s.encryptionConfigPath()})
 	if err != nil {
 		return nil, err
 	}
@@ -202,15 +248,22 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 		Values: deploy.Values{ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain,
 			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage}}
 
+	control := []component.Component{sched, cm, dep, s.renewer(),
+		&nodepassword.Cleaner{Client: supervisor, Log: s.Log.With("component", "node-password")}}
+	if s.encryptionNew {
+		control = append(control, &reencrypt{client: adminClient, log: s.Log.With("component", "secrets-encryption")})
+	}
 	if c.DisableAgent {
-		return [][]component.Component{{kine}, {api}, {sched, cm, dep}}, nil
+		return [][]component.Component{{kine}, {api}, control}, nil
 	}
 	node, err := s.nodeComponents(binDir)
 	if err != nil {
 		return nil, err
 	}
-	// containerd starts beside the scheduler and controller-manager; the rest after.
-	return append([][]component.Component{{kine}, {api}, append([]component.Component{sched, cm, dep}, node[0]...)}, node[1:]...), nil
+	// containerd starts beside the scheduler and controller-manager; the server's own node
+	// claims its name once deploy applied the RBAC rules the supervisor identity needs.
+	node[1] = append(node[1], &claimNodeName{passwords: join.Passwords{Client: supervisor}, node: c.NodeName, file: c.NodePasswordFile})
+	return append([][]component.Component{{kine}, {api}, append(control, node[0]...)}, node[1:]...), nil
 }
 
 // nodeComponents are this node's: the same on a server and an agent.

@@ -97,7 +97,7 @@ func (c *Cluster) AddNode(name, role string, args ...string) *Node {
 		"--node-name", name, "--node-ip", n.IP, "--config", conf, "--gpu-mode", "off",
 		"--kubelet-arg", "cgroup-root=" + cg}, args...)
 	if role == "server" {
-		n.Server.Args = append(n.Server.Args, "--write-kubeconfig", n.Kubeconfig)
+		n.Server.Args = append(n.Server.Args, "--write-kubeconfig", n.Kubeconfig, "--node-password-file", filepath.Join(root, "node-password"))
 	}
 	// The node's own view of the shared dirs, then the binary, all in the node's namespaces.
 	script := `set -e; for d in ` + strings.Join(nodeDirs, " ") + `; do mkdir -p "$R$d" "$d"; mount --bind "$R$d" "$d"; done; exec "$@"`

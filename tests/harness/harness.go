@@ -72,6 +72,7 @@ func NewServer(t testing.TB, extra ...string) *Server {
 	s.Args = append([]string{"server",
 		"--data-dir", s.DataDir(), "--runtime-dir", s.RunDir(),
 		"--write-kubeconfig", s.Kubeconfig, "--config", filepath.Join(root, "config.yaml"),
+		"--node-password-file", filepath.Join(root, "node-password"),
 		"--kubelet-arg", "root-dir=" + filepath.Join(root, "kubelet"),
 	}, extra...)
 	if err := os.WriteFile(filepath.Join(root, "config.yaml"), []byte("{}\n"), 0o600); err != nil {

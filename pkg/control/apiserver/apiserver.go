@@ -39,16 +39,21 @@ type Config struct {
 	ClusterDomain string
 	Verbosity     int
 	Extra         []string
+	// EncryptionConfig, when set, encrypts Secrets at rest; the apiserver re-reads it when
+	// it changes (key rotation).
+	EncryptionConfig string
 	// Handlers are served on the apiserver's port beside the API (the join API), behind its
-	// authentication and authorization; anonymous requests may reach them.
+	// authentication and authorization.
 	Handlers map[string]http.Handler
+	// Anonymous are the paths, beside health, that anonymous requests may reach.
+	Anonymous []string
 }
 
 // Args is the deterministic argv: defaults merged with the user's extra flags.
 func Args(c Config) ([]string, error) {
 	tls := func(name, ext string) string { return filepath.Join(c.TLSDir, name+ext) }
 	issuer := "https://kubernetes.default.svc." + c.ClusterDomain
-	return args.Build(map[string]string{
+	defaults := map[string]string{
 		"advertise-address":                  c.AdvertiseIP,
 		"allow-privileged":                   "true",
 		"api-audiences":                      issuer,
@@ -58,7 +63,7 @@ func Args(c Config) ([]string, error) {
 		"client-ca-file":                     tls(pki.ClientCA, ".crt"),
 		"enable-admission-plugins":           "NodeRestriction",
 		"etcd-servers":                       c.EtcdEndpoint,
-		"kubelet-certificate-authority":      tls(pki.ServerCA, ".crt"),
+		"kubelet-certificate-authority":      tls(pki.KubeletCABundle, ".crt"),
 		"kubelet-client-certificate":         tls(pki.APIServerKubelet, ".crt"),
 		"kubelet-client-key":                 tls(pki.APIServerKubelet, ".key"),
 		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
@@ -79,14 +84,19 @@ func Args(c Config) ([]string, error) {
 		"tls-cert-file":                      tls(pki.APIServerServing, ".crt"),
 		"tls-private-key-file":               tls(pki.APIServerServing, ".key"),
 		"v":                                  strconv.Itoa(c.Verbosity),
-	}, c.Extra)
+	}
+	if c.EncryptionConfig != "" {
+		defaults["encryption-provider-config"] = c.EncryptionConfig
+		defaults["encryption-provider-config-automatic-reload"] = "true"
+	}
+	return args.Build(defaults, c.Extra)
 }
 
-// AuthConfig lets anonymous requests reach the health endpoints and the extra handlers' paths,
-// nothing else.
-func AuthConfig(handlers map[string]http.Handler) string {
+// AuthConfig lets anonymous requests reach the health endpoints and the given paths, nothing
+// else.
+func AuthConfig(paths []string) string {
 	var extra []string
-	for p := range handlers {
+	for _, p := range paths {
 		extra = append(extra, "  - path: "+p+"\n")
 	}
 	sort.Strings(extra)
@@ -119,7 +129,7 @@ func New(c Config) (*component.InProcess, error) {
 			if err := os.MkdirAll(c.ConfDir, 0o700); err != nil {
 				return err
 			}
-			return pki.WriteFile(filepath.Join(c.ConfDir, "authentication.yaml"), []byte(AuthConfig(c.Handlers)), 0o600)
+			return pki.WriteFile(filepath.Join(c.ConfDir, "authentication.yaml"), []byte(AuthConfig(c.Anonymous)), 0o600)
 		},
 		Run:   func(ctx context.Context) error { return run(ctx, argv, c.Handlers) },
 		Probe: probe,

@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -28,7 +27,7 @@ func TestArgsSecurityDefaultsAndOverride(t *testing.T) {
 }
 
 func TestAuthConfigAnonymousPaths(t *testing.T) {
-	got := AuthConfig(map[string]http.Handler{"/v1-outpost/join": nil, "/v1-outpost/cacerts": nil})
+	got := AuthConfig([]string{"/v1-outpost/join", "/v1-outpost/cacerts"})
 	want := "  - path: /healthz\n  - path: /v1-outpost/cacerts\n  - path: /v1-outpost/join\n"
 	if !strings.HasSuffix(got, want) {
 		t.Errorf("auth config:\n%s", got)

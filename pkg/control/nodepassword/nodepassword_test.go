@@ -1,0 +1,64 @@
+package nodepassword
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/outpostk8s/outpost/pkg/join"
+)
+
+func secret(node string, created time.Time) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: join.SecretName(node), Namespace: metav1.NamespaceSystem,
+		CreationTimestamp: metav1.NewTime(created)}, Type: join.PasswordSecretType}
+}
+
+func exists(t *testing.T, c *fake.Clientset, node string) bool {
+	_, err := c.CoreV1().Secrets(metav1.NamespaceSystem).Get(context.Background(), join.SecretName(node), metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func TestNodeDeletionFreesName(t *testing.T) {
+	now := time.Now()
+	c := fake.NewClientset(
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a1"}}, secret("a1", now.Add(-time.Hour)),
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a2"}}, secret("a2", now.Add(-time.Hour)),
+		secret("gone", now.Add(-time.Hour)), // its Node went while no server ran
+		secret("fresh", now),                // joined a moment ago, Node not registered yet
+	)
+	cl := &Cleaner{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Resync: time.Hour}
+	ctx := context.Background()
+	if err := cl.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Stop(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for exists(t, c, "gone") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if exists(t, c, "gone") || !exists(t, c, "fresh") || !exists(t, c, "a1") {
+		t.Fatal("sweep: want gone removed, fresh and a1 kept")
+	}
+	if err := c.CoreV1().Nodes().Delete(ctx, "a1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for exists(t, c, "a1") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if exists(t, c, "a1") || !exists(t, c, "a2") {
+		t.Error("deleting node a1: want its password gone and a2's kept")
+	}
+}
