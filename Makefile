@@ -32,7 +32,7 @@ LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
 DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables conntrack ethtool socat kmod iproute2 zstd \
 	util-linux mount busybox-static curl ca-certificates shellcheck systemd
 
-.PHONY: all deps build payload images test-images server test unit integration bench clean dist release dist-arm64 deps-arm64 gpu-hwtest
+.PHONY: all deps build payload images test-images server test unit fuzz lint integration bench clean dist release dist-arm64 deps-arm64 gpu-hwtest
 
 all: build
 
@@ -71,8 +71,26 @@ build: deps payload images
 server: build
 	$(BIN) server $(ARGS)
 
+# Packages that do not link k8s.io/kubernetes run with the race detector; the rest without
+# (racing that tree would rebuild it instrumented). Then each fuzz target for a few seconds.
 unit:
-	go test -count=1 ./cmd/... ./pkg/... ./manifests/... ./scripts/...
+	go test -count=1 -race $$(scripts/unit-pkgs.sh light)
+	go test -count=1 $$(scripts/unit-pkgs.sh heavy)
+	$(MAKE) fuzz
+
+FUZZTIME ?= 10s
+fuzz:
+	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./pkg/token
+	go test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./pkg/config
+	go test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./pkg/join
+
+# staticcheck, pinned in scripts/tools (its own module), built once into build/tools.
+STATICCHECK := $(BUILD)/tools/staticcheck
+$(STATICCHECK): scripts/tools/go.mod scripts/tools/go.sum
+	@mkdir -p $(BUILD)/tools
+	cd scripts/tools && go build -o ../../$(STATICCHECK) honnef.co/go/tools/cmd/staticcheck
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
 
 integration: build test-images dist
 	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images OUTPOST_DIST=$(CURDIR)/$(DIST) \

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -54,7 +55,7 @@ func run() error {
 	arch := flag.String("arch", runtime.GOARCH, "architecture")
 	flag.Parse()
 	if *name == "" || *out == "" || flag.NArg() == 0 {
-		return fmt.Errorf("usage: ociimage -name REF -o OUT [-entrypoint CMD] /path/in/image=local/file ...")
+		return errors.New("usage: ociimage -name REF -o OUT [-entrypoint CMD] /path/in/image=local/file")
 	}
 	layer, diffID, err := buildLayer(flag.Args())
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,7 +29,7 @@ func run() error {
 	out := flag.String("o", "", "output archive")
 	flag.Parse()
 	if *out == "" || flag.NArg() == 0 {
-		return fmt.Errorf("usage: ocimerge -o OUT IN.tar...")
+		return errors.New("usage: ocimerge -o OUT IN.tar [IN.tar]")
 	}
 	blobs := map[string][]byte{}
 	var manifests []json.RawMessage

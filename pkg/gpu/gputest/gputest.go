@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	mockserver "github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 )
@@ -15,9 +15,9 @@ import (
 func BusID(i int) string { return mockgpu.BusID(i) }
 
 // FullMesh sets PCI addresses and links every GPU to every other, as NVSwitch does on a DGX.
-func FullMesh(srv *dgxa100.Server) {
+func FullMesh(srv *mockserver.Server) {
 	for i, d := range srv.Devices {
-		dev := d.(*dgxa100.Device)
+		dev := d.(*mockserver.Device)
 		i := i
 		var links []int
 		for j := range srv.Devices {
@@ -51,7 +51,7 @@ func FullMesh(srv *dgxa100.Server) {
 
 // PartitionMIG enables MIG on GPU i and creates n GPU instances of the profile, each with one
 // compute instance spanning it.
-func PartitionMIG(t testing.TB, srv *dgxa100.Server, i, profile, n int) {
+func PartitionMIG(t testing.TB, srv *mockserver.Server, i, profile, n int) {
 	t.Helper()
 	dev := srv.Devices[i]
 	if r, _ := dev.SetMigMode(nvml.DEVICE_MIG_ENABLE); r != nvml.SUCCESS {

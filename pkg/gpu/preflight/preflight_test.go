@@ -8,6 +8,7 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	mockserver "github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 )
@@ -27,10 +28,10 @@ func byName(cs []hostcheck.Check) map[string]hostcheck.Check {
 	return m
 }
 
-func dgx(persist nvml.EnableState) *dgxa100.Server {
+func dgx(persist nvml.EnableState) *mockserver.Server {
 	s := dgxa100.New()
 	for _, d := range s.Devices {
-		d.(*dgxa100.Device).GetPersistenceModeFunc = func() (nvml.EnableState, nvml.Return) { return persist, nvml.SUCCESS }
+		d.(*mockserver.Device).GetPersistenceModeFunc = func() (nvml.EnableState, nvml.Return) { return persist, nvml.SUCCESS }
 	}
 	return s
 }

@@ -6,12 +6,13 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	mockserver "github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
 )
 
-func node(t *testing.T, setup func(*dgxa100.Server)) *detect.Node {
+func node(t *testing.T, setup func(*mockserver.Server)) *detect.Node {
 	t.Helper()
 	srv := dgxa100.New()
 	gputest.FullMesh(srv)
@@ -35,16 +36,16 @@ func count(rs []Resource) map[string]int {
 
 func TestStrategies(t *testing.T) {
 	plain := node(t, nil)
-	allMIG := node(t, func(s *dgxa100.Server) {
+	allMIG := node(t, func(s *mockserver.Server) {
 		for i := range s.Devices {
 			gputest.PartitionMIG(t, s, i, nvml.GPU_INSTANCE_PROFILE_1_SLICE, 7)
 		}
 	})
-	someMIG := node(t, func(s *dgxa100.Server) {
+	someMIG := node(t, func(s *mockserver.Server) {
 		gputest.PartitionMIG(t, s, 0, nvml.GPU_INSTANCE_PROFILE_1_SLICE, 7)
 		gputest.PartitionMIG(t, s, 1, nvml.GPU_INSTANCE_PROFILE_3_SLICE, 2)
 	})
-	oneMIG := node(t, func(s *dgxa100.Server) { gputest.PartitionMIG(t, s, 0, nvml.GPU_INSTANCE_PROFILE_1_SLICE, 7) })
+	oneMIG := node(t, func(s *mockserver.Server) { gputest.PartitionMIG(t, s, 0, nvml.GPU_INSTANCE_PROFILE_1_SLICE, 7) })
 	for _, tc := range []struct {
 		name    string
 		n       *detect.Node
