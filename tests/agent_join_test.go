@@ -57,7 +57,7 @@ func agentBadInput(t *testing.T, s *harness.Server) {
 		{"malformed token", "n1", url, "K10abc::server:xyz", "--token: malformed token"},
 		{"not https", "n1", "http://127.0.0.1:6443", cluster, "want https://HOST:PORT"},
 		{"CA bundle in the middle", "n1", mitm, cluster, "2 certificates where the token pins exactly one CA"},
-		{"server's node name", own, url, cluster, "kubectl delete node " + own},
+		{"server's node name", own, url, cluster, `node name "` + own + `" is the server's own node`},
 		{"registered node without password", "ghost", url, cluster, "kubectl delete node ghost"},
 		{"apiserver name", "kubernetes.default.svc.cluster.local", url, cluster, "name of the API server"},
 	} {

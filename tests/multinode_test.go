@@ -171,11 +171,14 @@ func TestMultiNode(t *testing.T) {
 			}
 			return nil
 		})
+		if log := a3.Log()[before:]; !strings.Contains(log, "renewed this node's certificates with its own credentials") || strings.Contains(log, "starting on the credentials of the last join") {
+			t.Errorf("a3 did not renew with its credentials:\n%s", log)
+		}
 		waitCondition(t, srv, "a3", "True", time.Minute)
 	})
 	t.Run("ServerNodeNameRefused", func(t *testing.T) {
 		out, code := tryJoin(t, c, srv, token, "s1")
-		if code != 1 || !strings.Contains(out, `node "s1" already belongs to another machine`) || !strings.Contains(out, "kubectl delete node s1") {
+		if code != 1 || !strings.Contains(out, `node name "s1" is the server's own node`) {
 			t.Errorf("join as the server's node: exit %d: %s", code, out)
 		}
 	})
@@ -188,6 +191,15 @@ func TestMultiNode(t *testing.T) {
 			}
 			return nil
 		})
+		// The deleted node's credentials renew no more: a3 (whose token expired) is out.
+		before := len(a3.Log())
+		a3.Start()
+		if err := a3.WaitExit(time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if log := a3.Log()[before:]; !strings.Contains(log, "it was deleted; join it again with a token") {
+			t.Errorf("a3 after its node was deleted:\n%s", log)
+		}
 	})
 	t.Run("TokenRotate", func(t *testing.T) {
 		out, err := exec.Command(c.Bin, "token", "rotate", "--data-dir", srv.DataDir(), "--config", filepath.Join(c.Root, "s1", "config.yaml")).Output()
@@ -198,8 +210,8 @@ func TestMultiNode(t *testing.T) {
 		if out, code := tryJoin(t, c, srv, token, "a5"); code != 1 || !strings.Contains(out, "wrong token") {
 			t.Errorf("join with the old cluster token: exit %d: %s", code, out)
 		}
-		// The new token is accepted: the join gets as far as the node password.
-		if out, code := tryJoin(t, c, srv, rotated, "s1"); code != 1 || !strings.Contains(out, "already belongs") {
+		// The new token is accepted: the join gets as far as the node name.
+		if out, code := tryJoin(t, c, srv, rotated, "s1"); code != 1 || !strings.Contains(out, "server's own node") {
 			t.Errorf("join with the new cluster token: exit %d: %s", code, out)
 		}
 	})

@@ -84,7 +84,7 @@ func secretsEncryption(t *testing.T, s *harness.Server) {
 	status := func() (string, string) {
 		out, code := tool(s, "secrets-encrypt", "status")
 		m := key.FindStringSubmatch(out)
-		if code != 0 || m == nil || !strings.Contains(out, "Encryption Status: Enabled") || !strings.Contains(out, "Provider: aescbc") {
+		if code != 0 || m == nil || !strings.Contains(out, "Encryption Status: Enabled") || !strings.Contains(out, "Provider: secretbox") {
 			t.Fatalf("status: exit %d\n%s", code, out)
 		}
 		return out, m[1]

@@ -39,6 +39,7 @@ func runAgent(c *cli.Context) error {
 	if err := hostReady(host, cfg); err != nil {
 		return err
 	}
+	scrubEnv()
 	// Join before anything is written: a refused join leaves no data dir behind.
 	jctx, cancel := context.WithTimeout(c.Context, time.Minute)
 	res, cfg, err := server.Join(jctx, cfg)
@@ -46,6 +47,7 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	server.TuneReloads(res.Lifetime(cfg.Dirs.AgentTLS()))
 	lock, err := lockDataDir(cfg) // checks the ports too
 	if err != nil {
 		return err
@@ -53,6 +55,12 @@ func runAgent(c *cli.Context) error {
 	defer lock.Release()
 
 	out, log := setupLogging(cfg.Verbosity)
+	for _, w := range res.Warnings() {
+		log.Warn(w)
+	}
+	if res.Renewed {
+		log.Info("renewed this node's certificates with its own credentials (no token needed)", "server", res.Server)
+	}
 	if res.FromStore() {
 		log.Warn("no server answers: starting on the credentials of the last join; the node reconnects when a server is back", "servers", cfg.Join.Servers)
 	}

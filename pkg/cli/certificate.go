@@ -89,6 +89,8 @@ func certificateRotate(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "rotated %d certificates in %s: %v\n", len(done), d.TLS(), done)
-	fmt.Fprintln(c.App.Writer, "a running server uses them within a minute and rewrites the admin kubeconfig; a stopped one at its next start")
+	fmt.Fprintln(c.App.Writer, "a running server serves the new apiserver certificate within a minute, its clients use theirs within minutes and "+
+		"it rewrites the admin kubeconfig within its check interval (an hour); a stopped one uses them at its next start. "+
+		"The old certificates stay valid until they expire: rotating is not revoking")
 	return nil
 }

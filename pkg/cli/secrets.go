@@ -74,6 +74,7 @@ func secretsStatus(c *cli.Context) error {
 	if n := counts[""]; n > 0 {
 		fmt.Fprintf(w, "  not encrypted: %d (run `outpost secrets-encrypt rotate-keys`)\n", n)
 	}
+	fmt.Fprintln(w, "Earlier revisions of a Secret stay in the datastore's history until compaction drops them (kine keeps the last 1000 revisions).")
 	return nil
 }
 
@@ -101,7 +102,7 @@ func secretsRotate(c *cli.Context) error {
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", d.AdminKubeconfig())
 	if err != nil {
-		return fmt.Errorf("server admin credentials: %w (run this on a server, --data-dir)", err)
+		return fmt.Errorf("server admin credentials (run this on a server, --data-dir): %w", err)
 	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -112,7 +113,7 @@ func secretsRotate(c *cli.Context) error {
 	// The server must run: rotating under a stopped one would leave Secrets under a key no
 	// one re-encrypted from.
 	if _, err := client.Discovery().ServerVersion(); err != nil {
-		return fmt.Errorf("the server does not answer (%v): start it, then rotate", err)
+		return fmt.Errorf("the server does not answer: start it, then rotate: %w", err)
 	}
 	next, err := cfg.Rotated(time.Now())
 	if err != nil {

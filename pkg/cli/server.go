@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,6 +58,8 @@ func runServer(c *cli.Context) error {
 	if err := hostReady(host, cfg); err != nil {
 		return err
 	}
+	scrubEnv()
+	server.TuneReloads(cfg.LeafLifetime)
 	lock, err := lockDataDir(cfg)
 	if err != nil {
 		return err
@@ -72,6 +75,17 @@ func runServer(c *cli.Context) error {
 	defer stop()
 	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started}
 	return s.Run(ctx)
+}
+
+// scrubEnv drops OUTPOST_* from this process's environment once the command line is read:
+// they may hold the join token, and the in-process kubelet and kube-proxy run tools
+// (iptables, mount) that would inherit them.
+func scrubEnv() {
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "OUTPOST_") {
+			os.Unsetenv(name)
+		}
+	}
 }
 
 // startGuard refuses arguments and a user other than root, before the config is read.

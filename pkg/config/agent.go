@@ -52,7 +52,7 @@ func AgentOptionsFrom(c *cli.Context) (ServerOptions, []string, string) {
 		KubeletArgs: c.StringSlice("kubelet-arg"), KubeProxyArgs: c.StringSlice("kube-proxy-arg"),
 		Debug: c.Bool("debug"), Verbosity: c.Int("v"), Token: c.String("token"), TokenFile: c.String("token-file"),
 		FlannelBackend: "vxlan", FlannelIface: c.String("flannel-iface"), GPU: gpuOptionsFrom(c),
-		NodePasswordFile: c.String("node-password-file"), SecretsProvider: "aescbc",
+		NodePasswordFile: c.String("node-password-file"), SecretsProvider: "secretbox",
 	}
 	return o, c.StringSlice("server"), c.String("node-password-file")
 }

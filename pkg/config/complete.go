@@ -10,15 +10,13 @@ import (
 	"time"
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/encryption"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
 // FlannelBackends are the pod networks between nodes --flannel-backend accepts.
 var FlannelBackends = []string{"vxlan", "host-gw", "none"}
-
-// SecretsProviders are the ciphers --secrets-encryption-provider accepts.
-var SecretsProviders = []string{"aescbc", "secretbox"}
 
 // Packaged components that --disable accepts.
 var Packaged = []string{"coredns"}
@@ -182,8 +180,8 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 	}
 	c.LeafLifetime = o.LeafCertLifetime
 	if o.SecretsEncryption {
-		if !contains(SecretsProviders, o.SecretsProvider) {
-			return nil, fmt.Errorf("--secrets-encryption-provider %q: want %s", o.SecretsProvider, strings.Join(SecretsProviders, " or "))
+		if !contains(encryption.Providers(), o.SecretsProvider) {
+			return nil, fmt.Errorf("--secrets-encryption-provider %q: want %s", o.SecretsProvider, strings.Join(encryption.Providers(), " or "))
 		}
 		c.SecretsProvider = o.SecretsProvider
 	}

@@ -99,7 +99,7 @@ func ServerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "token-file", EnvVars: []string{"OUTPOST_TOKEN_FILE"}, Usage: "file holding the cluster join token"},
 		&cli.StringFlag{Name: "node-password-file", Value: DefaultNodePasswordFile, Usage: "where this machine keeps the password that binds its node name to it"},
 		&cli.BoolFlag{Name: "secrets-encryption", Usage: "encrypt Secrets at rest in the datastore (key made on first start; `outpost secrets-encrypt` manages it)"},
-		&cli.StringFlag{Name: "secrets-encryption-provider", Value: "aescbc", Usage: "cipher for --secrets-encryption: aescbc or secretbox"},
+		&cli.StringFlag{Name: "secrets-encryption-provider", Value: "secretbox", Usage: "cipher for --secrets-encryption: secretbox or aescbc"},
 		&cli.DurationFlag{Name: "leaf-cert-lifetime", Hidden: true, Usage: "test only: lifetime of leaf certificates (default one year), to see them renewed"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"OUTPOST_DEBUG"}, Usage: "verbose logs from every component (-v 4)"},
 		&cli.IntFlag{Name: "v", Value: 0, Usage: "log verbosity of the upstream components"},

@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// Providers are the ciphers Outpost configures.
-var Providers = []string{"aescbc", "secretbox"}
+// Providers are the ciphers Outpost configures; secretbox (XSalsa20-Poly1305) first, the
+// default, since aescbc is open to padding-oracle attacks.
+func Providers() []string { return []string{"secretbox", "aescbc"} }
 
 // Key is one named key.
 type Key struct {
@@ -123,8 +124,8 @@ func Ensure(path, provider string, now time.Time, write func(path string, data [
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return Config{}, false, fmt.Errorf("%s: %w (restore it from a backup: without it encrypted Secrets cannot be read)", path, err)
 	}
-	if !slices.Contains(Providers, provider) {
-		return Config{}, false, fmt.Errorf("secrets encryption provider %q: want aescbc or secretbox", provider)
+	if !slices.Contains(Providers(), provider) {
+		return Config{}, false, fmt.Errorf("secrets encryption provider %q: want secretbox or aescbc", provider)
 	}
 	k, err := NewKey(now)
 	if err != nil {

@@ -16,7 +16,7 @@ func write(p string, b []byte) error { return os.WriteFile(p, b, 0o600) }
 // The files Outpost writes are ones the apiserver loads, and values written with the first
 // key read back through the rotated configuration.
 func TestConfigLoadsInTheAPIServer(t *testing.T) {
-	for _, provider := range Providers {
+	for _, provider := range Providers() {
 		t.Run(provider, func(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, "enc.json")

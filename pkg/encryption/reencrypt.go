@@ -62,7 +62,7 @@ func WaitLoaded(ctx context.Context, client kubernetes.Interface, hash string) e
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the apiserver did not load the new encryption configuration (%v): is the server running?", ctx.Err())
+			return fmt.Errorf("the apiserver did not load the new encryption configuration (is the server running?): %w", ctx.Err())
 		case <-time.After(2 * time.Second):
 		}
 	}

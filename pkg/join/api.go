@@ -51,6 +51,8 @@ type Response struct {
 	ServerCA    string   `json:"serverCA"`
 	ClientCA    string   `json:"clientCA"`
 	Settings    Settings `json:"settings"`
+	// Warnings the agent should log (its node IP is not where its request came from).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Failure reasons the server answers with, so the agent can name the problem.

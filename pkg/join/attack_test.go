@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -120,6 +121,13 @@ func TestRenewWithoutToken(t *testing.T) {
 	if _, err := c.Renew(context.Background(), st, dir, node("n2", pwA)); !errors.As(err, &r) || r.Failure.Reason != ReasonNotNode {
 		t.Errorf("other node: %v", err)
 	}
+	// Once the node is deleted (its record with it), its credentials renew no more.
+	if err := cl.client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(context.Background(), SecretName("n1"), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Renew(context.Background(), st, dir, node("n1", pwA)); !errors.As(err, &r) || r.Failure.Reason != ReasonNotNode || !strings.Contains(err.Error(), "deleted") {
+		t.Errorf("deleted node: %v", err)
+	}
 	// No client certificate, or one from another CA: refused.
 	evil, _ := pki.EnsureCluster(pki.ClusterSpec{Dir: t.TempDir(), NodeName: "n1", NodeIP: net.ParseIP("127.0.0.1")})
 	bad, _ := tls.LoadX509KeyPair(evil.Path(pki.Kubelet, ".crt"), evil.Path(pki.Kubelet, ".key"))
@@ -175,6 +183,24 @@ func TestFailedAttemptsLimited(t *testing.T) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
+	// Attempts made at once cannot all pass before their failures count.
+	cl.handler.Limiter = &Limiter{Every: time.Hour, Burst: 3}
+	var wg sync.WaitGroup
+	var tooMany atomic.Int32
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r *RefusedError
+			if _, err := c.Fetch(context.Background(), node("n1", pwA)); errors.As(err, &r) && r.Failure.Reason == ReasonTooMany {
+				tooMany.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if tooMany.Load() != 5 {
+		t.Errorf("%d of 8 concurrent attempts refused as too many, want 5", tooMany.Load())
+	}
 	// Now even the right token waits: the address used up its failures.
 	_, err := Client{Servers: []string{cl.url}, Token: cl.cluster}.Fetch(context.Background(), node("n1", pwA))
 	var r *RefusedError
@@ -195,16 +221,34 @@ func TestRegisteredNodeWithoutPasswordRefused(t *testing.T) {
 	if !errors.As(err, &r) || r.Failure.Reason != ReasonNodeTaken || !strings.Contains(err.Error(), "kubectl delete node s1") {
 		t.Fatalf("err = %v", err)
 	}
-	// The server itself may claim it; after that, only with its password.
+	// The server itself takes it; after that, only its password matches.
 	p := Passwords{Client: cl.client}
-	if err := p.Claim(context.Background(), "s1", pwB); err != nil {
-		t.Fatal(err)
+	if replaced, err := p.Take(context.Background(), "s1", pwB); err != nil || replaced {
+		t.Fatal(replaced, err)
 	}
 	if err := p.Verify(context.Background(), "s1", pwA); !errors.Is(err, ErrNodeTaken) {
 		t.Errorf("other password after the claim: %v", err)
 	}
 	if err := p.Verify(context.Background(), "s1", pwB); err != nil {
 		t.Errorf("the claimant: %v", err)
+	}
+	// A server that lost its password file takes its name back.
+	if replaced, err := p.Take(context.Background(), "s1", pwA); err != nil || !replaced {
+		t.Errorf("retake: %v %v", replaced, err)
+	}
+}
+
+// The server's own node name is refused to every join and renewal, whatever the records say.
+func TestServerOwnNodeRefused(t *testing.T) {
+	cl := startServer(t)
+	cl.handler.Own = "s1"
+	_, err := Client{Servers: []string{cl.url}, Token: cl.cluster}.Fetch(context.Background(), node("s1", pwA))
+	var r *RefusedError
+	if !errors.As(err, &r) || r.Failure.Reason != ReasonNodeTaken || !strings.Contains(err.Error(), "server's own node") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := (Passwords{Client: cl.client}).Check(context.Background(), "s1", pwA); err == nil {
+		t.Error("a refused join left a record")
 	}
 }
 

@@ -60,7 +60,7 @@ func CheckURL(s string) error {
 func PinnedCA(body []byte, pin string) ([]byte, error) {
 	certs, err := pki.PEMCerts(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the CA it sent is not PEM (%v)", token.ErrPinMismatch, err)
+		return nil, fmt.Errorf("%w: the CA it sent is not PEM: %w", token.ErrPinMismatch, err)
 	}
 	if len(certs) != 1 {
 		return nil, fmt.Errorf("%w: it sent %d certificates where the token pins exactly one CA: someone may be in the middle", token.ErrPinMismatch, len(certs))
@@ -150,6 +150,12 @@ func (c Client) post(ctx context.Context, server, path string, caPEM []byte, cer
 	}
 	for {
 		out, again, err := c.send(ctx, hc, server, path, body, cert == nil)
+		if again && path == RenewPath && !isUnavailable(err) {
+			// Forbidden by the apiserver itself: a server without the renewal rule (older
+			// than this agent) says so for good; do not wait on it.
+			again = false
+			err = fmt.Errorf("%w: %s does not let nodes renew (%w): an older server? upgrade it, or join this node again with a token", ErrRefused, server, err)
+		}
 		if !again {
 			return out, err
 		}
@@ -159,6 +165,11 @@ func (c Client) post(ctx context.Context, server, path string, caPEM []byte, cer
 		case <-time.After(retry):
 		}
 	}
+}
+
+func isUnavailable(err error) bool {
+	var r *RefusedError
+	return errors.As(err, &r) && r.Failure.Reason == ReasonUnavailable
 }
 
 // send makes one attempt; again says the server asked for another later.
@@ -173,12 +184,12 @@ func (c Client) send(ctx context.Context, hc *http.Client, server, path string, 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: %s: %v", ErrUnreachable, server, err)
+		return nil, false, fmt.Errorf("%w: %s: %w", ErrUnreachable, server, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: %s: %v", ErrUnreachable, server, err)
+		return nil, false, fmt.Errorf("%w: %s: %w", ErrUnreachable, server, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var f Failure

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
@@ -66,6 +67,8 @@ type Result struct {
 	Server   string
 	Settings Settings
 	CAPEM    []byte
+	Node     Node // who joined; the renewer renews as this node
+	Renewed  bool // by the node's own credentials, not a token
 	resp     *Response
 	keys     map[string]*ecdsa.PrivateKey
 }
@@ -128,7 +131,7 @@ func (c Client) Fetch(ctx context.Context, n Node) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Server: server, Settings: resp.Settings, CAPEM: caPEM, resp: resp, keys: keys}, nil
+	return &Result{Server: server, Settings: resp.Settings, CAPEM: caPEM, Node: n, resp: resp, keys: keys}, nil
 }
 
 // Renew asks for new certificates with the credentials of an earlier join (st, read from dir
@@ -151,7 +154,7 @@ func (c Client) Renew(ctx context.Context, st *Result, dir string, n Node) (*Res
 		}
 		resp, err := c.Renew1(ctx, s, st.CAPEM, cert, req)
 		if err == nil {
-			return &Result{Server: s, Settings: resp.Settings, CAPEM: st.CAPEM, resp: resp, keys: keys}, nil
+			return &Result{Server: s, Settings: resp.Settings, CAPEM: st.CAPEM, Node: n, Renewed: true, resp: resp, keys: keys}, nil
 		}
 		if !errors.Is(err, ErrUnreachable) {
 			return nil, err // a server answered no: another one would say the same
@@ -167,14 +170,34 @@ func (r *Result) Write(dir string) error {
 	if r.resp == nil {
 		return nil
 	}
-	if err := writeDir(dir, r.CAPEM, r.resp, r.keys); err != nil {
-		return err
-	}
 	b, err := json.Marshal(stored{Server: r.Server, Settings: r.Settings})
 	if err != nil {
 		return err
 	}
-	return pki.WriteFile(filepath.Join(dir, "join.json"), b, 0o600)
+	return writeDir(dir, r.CAPEM, r.resp, r.keys, b)
+}
+
+// Lifetime of the node's certificates: from the answer, or, for a stored join, from dir.
+func (r *Result) Lifetime(dir string) time.Duration {
+	raw := []byte(nil)
+	if r.resp != nil {
+		raw = []byte(r.resp.KubeletCert)
+	} else if b, err := os.ReadFile(filepath.Join(dir, KubeletClient+".crt")); err == nil {
+		raw = b
+	}
+	c, err := pki.ParseCert(raw)
+	if err != nil {
+		return 0
+	}
+	return c.NotAfter.Sub(c.NotBefore)
+}
+
+// Warnings are what the server asked this node to log.
+func (r *Result) Warnings() []string {
+	if r.resp == nil {
+		return nil
+	}
+	return r.resp.Warnings
 }
 
 // FromStore reports whether r is a stored join rather than a fresh one.
@@ -188,6 +211,12 @@ type stored struct {
 // Stored is the last successful join kept in dir, for an agent that restarts while no server
 // answers: its node keeps running on the credentials it has.
 func Stored(dir string) (*Result, error) {
+	// A crash between writeDir's two renames leaves the previous credentials in dir.old.
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.Rename(dir+".old", dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("restore credentials: %w", err)
+		}
+	}
 	b, err := os.ReadFile(filepath.Join(dir, "join.json"))
 	if err != nil {
 		return nil, err
@@ -209,7 +238,7 @@ func Stored(dir string) (*Result, error) {
 }
 
 // writeDir writes the pinned CA (never the CA the answer names) and the answer's certificates.
-func writeDir(dir string, caPEM []byte, resp *Response, keys map[string]*ecdsa.PrivateKey) error {
+func writeDir(dir string, caPEM []byte, resp *Response, keys map[string]*ecdsa.PrivateKey, joinJSON []byte) error {
 	tmp := dir + ".new"
 	os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
@@ -218,6 +247,7 @@ func writeDir(dir string, caPEM []byte, resp *Response, keys map[string]*ecdsa.P
 	files := map[string]string{
 		pki.ServerCA + ".crt": string(caPEM), pki.ClientCA + ".crt": resp.ClientCA,
 		KubeletClient + ".crt": resp.KubeletCert, KubeletServing + ".crt": resp.ServingCert, ProxyClient + ".crt": resp.ProxyCert,
+		"join.json": string(joinJSON), // inside the swap: credentials and settings change together
 	}
 	for name, k := range keys {
 		der, err := x509.MarshalECPrivateKey(k)
@@ -228,7 +258,7 @@ func writeDir(dir string, caPEM []byte, resp *Response, keys map[string]*ecdsa.P
 	}
 	for name, body := range files {
 		mode := os.FileMode(0o644)
-		if strings.HasSuffix(name, ".key") {
+		if strings.HasSuffix(name, ".key") || name == "join.json" {
 			mode = 0o600
 		}
 		if err := pki.WriteFile(filepath.Join(tmp, name), []byte(body), mode); err != nil {

@@ -14,19 +14,22 @@ type Limiter struct {
 	Every time.Duration // one more failure allowed per Every; default 6 s (10 a minute)
 	Burst int           // failures allowed at once; default 10
 
-	mu    sync.Mutex
-	addrs map[string]*rate.Limiter
+	mu     sync.Mutex
+	addrs  map[string]*rate.Limiter
+	pruned time.Time
 }
 
-func (l *Limiter) get(addr string) *rate.Limiter {
+func (l *Limiter) get(addr string, now time.Time) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.addrs == nil {
 		l.addrs = map[string]*rate.Limiter{}
 	}
-	if len(l.addrs) > 10000 { // bound memory: forget addresses whose budget refilled
+	// Bound memory: now and then forget the addresses whose budget refilled.
+	if len(l.addrs) > 10000 && now.Sub(l.pruned) > time.Minute {
+		l.pruned = now
 		for a, r := range l.addrs {
-			if r.Tokens() >= float64(r.Burst()) {
+			if r.TokensAt(now) >= float64(r.Burst()) {
 				delete(l.addrs, a)
 			}
 		}
@@ -46,19 +49,24 @@ func (l *Limiter) get(addr string) *rate.Limiter {
 	return r
 }
 
-// Allowed reports whether addr may try now.
-func (l *Limiter) Allowed(addr string) bool {
+// Begin takes one attempt from addr's budget before the attempt runs, so attempts made at once
+// cannot all pass a check that only counts finished failures. ok is false when the budget is
+// spent. done gives the attempt back unless it failed.
+func (l *Limiter) Begin(addr string) (done func(failed bool), ok bool) {
 	if l == nil {
-		return true
+		return func(bool) {}, true
 	}
-	return l.get(addr).Tokens() >= 1
-}
-
-// Failed records a failed attempt from addr.
-func (l *Limiter) Failed(addr string) {
-	if l != nil {
-		l.get(addr).Allow()
+	now := time.Now()
+	res := l.get(addr, now).ReserveN(now, 1)
+	if !res.OK() || res.DelayFrom(now) > 0 {
+		res.CancelAt(now)
+		return nil, false
 	}
+	return func(failed bool) {
+		if !failed {
+			res.Cancel()
+		}
+	}, true
 }
 
 // sourceIP is the address part of a request's remote address.

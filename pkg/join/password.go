@@ -35,34 +35,18 @@ func hash(pw string) []byte {
 }
 
 // Verify accepts the password for node on a join, recording it on first use. A name that
-// already has a Node but no recorded password was registered without a join (the server's own
-// node before it recorded one, or a hand-made Node): a token holder must not take it over.
+// already has a Node but no recorded password was registered without a join (a hand-made
+// Node, say): a token holder must not take it over.
 func (p Passwords) Verify(ctx context.Context, node, password string) error {
-	return p.check(ctx, node, password, false)
-}
-
-// Claim is Verify for a machine that proved its identity otherwise (the server's own node, or
-// a node renewing with its client certificate): it may record the password for a name whose
-// Node exists without one.
-func (p Passwords) Claim(ctx context.Context, node, password string) error {
-	return p.check(ctx, node, password, true)
-}
-
-func (p Passwords) check(ctx context.Context, node, password string, proven bool) error {
 	secrets := p.Client.CoreV1().Secrets(metav1.NamespaceSystem)
 	sec, err := secrets.Get(ctx, SecretName(node), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		if !proven {
-			if _, err := p.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
-				return fmt.Errorf("%w: node %q is registered but has no node password on record, so no join may take it: give this machine another name (--node-name), or, if node %s is gone for good, `kubectl delete node %s`", ErrNodeTaken, node, node, node)
-			} else if !apierrors.IsNotFound(err) {
-				return fmt.Errorf("node password: look up node: %w", err)
-			}
+		if _, err := p.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
+			return fmt.Errorf("%w: node %q is registered but has no node password on record, so no join may take it: give this machine another name (--node-name), or, if node %s is gone for good, `kubectl delete node %s`", ErrNodeTaken, node, node, node)
+		} else if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("node password: look up node: %w", err)
 		}
-		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(node), Namespace: metav1.NamespaceSystem,
-			Labels: map[string]string{"app.kubernetes.io/managed-by": "outpost"}},
-			Type: PasswordSecretType, Data: map[string][]byte{"hash": hash(password)}}
-		if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{}); err == nil {
+		if _, err := secrets.Create(ctx, record(node, password), metav1.CreateOptions{}); err == nil {
 			return nil
 		} else if !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("store node password: %w", err)
@@ -73,6 +57,56 @@ func (p Passwords) check(ctx context.Context, node, password string, proven bool
 	} else if err != nil {
 		return fmt.Errorf("node password: %w", err)
 	}
+	return matches(sec, node, password)
+}
+
+// ErrNoRecord means the node has no password on record: it was deleted (`kubectl delete node`
+// removes the record), so its old credentials no longer renew.
+var ErrNoRecord = errors.New("no node password on record")
+
+// Check accepts the password for a node renewing its certificates. Unlike a join it never
+// records one: a deleted node stays deleted until it joins again with a token.
+func (p Passwords) Check(ctx context.Context, node, password string) error {
+	sec, err := p.Client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, SecretName(node), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%w for node %q: it was deleted; join it again with a token", ErrNoRecord, node)
+	} else if err != nil {
+		return fmt.Errorf("node password: %w", err)
+	}
+	return matches(sec, node, password)
+}
+
+// Take records password for the server's own node, replacing any other: no join may take that
+// name (the join API refuses it), so a record that differs is the server's own from before (a
+// lost password file), and the server must not be locked out of its own node.
+func (p Passwords) Take(ctx context.Context, node, password string) (replaced bool, err error) {
+	secrets := p.Client.CoreV1().Secrets(metav1.NamespaceSystem)
+	sec, err := secrets.Get(ctx, SecretName(node), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		if _, err := secrets.Create(ctx, record(node, password), metav1.CreateOptions{}); err != nil {
+			return false, fmt.Errorf("store node password: %w", err)
+		}
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("node password: %w", err)
+	}
+	if matches(sec, node, password) == nil {
+		return false, nil
+	}
+	sec.Data = map[string][]byte{"hash": hash(password)}
+	if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		return false, fmt.Errorf("store node password: %w", err)
+	}
+	return true, nil
+}
+
+func record(node, password string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(node), Namespace: metav1.NamespaceSystem,
+		Labels: map[string]string{"app.kubernetes.io/managed-by": "outpost"}},
+		Type: PasswordSecretType, Data: map[string][]byte{"hash": hash(password)}}
+}
+
+func matches(sec *corev1.Secret, node, password string) error {
 	if subtle.ConstantTimeCompare(sec.Data["hash"], hash(password)) != 1 {
 		return fmt.Errorf("%w: node %q already belongs to another machine: give this one another name (--node-name), or, if that machine is gone for good, `kubectl delete node %s` (its node password goes with it)", ErrNodeTaken, node, node)
 	}

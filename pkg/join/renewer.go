@@ -67,9 +67,11 @@ func (r *Renewer) Check(ctx context.Context) time.Duration {
 	st, err := Stored(r.Dir)
 	if err == nil {
 		var res *Result
-		if res, err = r.Client.Renew(ctx, st, r.Dir, r.Node); err == nil {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute) // a server that never answers must not stop the checks
+		if res, err = r.Client.Renew(rctx, st, r.Dir, r.Node); err == nil {
 			err = res.Write(r.Dir)
 		}
+		cancel()
 	}
 	if err != nil {
 		if ctx.Err() == nil {

@@ -30,8 +30,10 @@ type Handler struct {
 	Settings  Settings
 	// Reserved are names a node may not take: the apiserver's.
 	Reserved []string
-	Limiter  *Limiter
-	Log      *slog.Logger
+	// Own is the server's own node name ("" without a node): no join or renewal may take it.
+	Own     string
+	Limiter *Limiter
+	Log     *slog.Logger
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,22 +47,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		from := sourceIP(r.RemoteAddr)
-		if !h.Limiter.Allowed(from) {
-			fail(w, http.StatusTooManyRequests, ReasonTooMany, "too many failed attempts from "+from+": wait a minute")
-			return
-		}
 		var resp *Response
 		var status int
 		var f *Failure
 		if r.URL.Path == JoinPath {
+			// Only the anonymous path is limited: renewals come authenticated by the
+			// apiserver, and a shared address must not lock joined nodes out.
+			done, ok := h.Limiter.Begin(from)
+			if !ok {
+				fail(w, http.StatusTooManyRequests, ReasonTooMany, "too many failed attempts from "+from+": wait a minute")
+				return
+			}
 			resp, status, f = h.join(r)
+			done(f != nil && status != http.StatusServiceUnavailable && status != http.StatusInternalServerError)
 		} else {
 			resp, status, f = h.renew(r)
 		}
 		if f != nil {
-			if status != http.StatusServiceUnavailable && status != http.StatusInternalServerError {
-				h.Limiter.Failed(from)
-			}
 			if h.Log != nil {
 				h.Log.Warn("join refused", "path", r.URL.Path, "from", r.RemoteAddr, "reason", f.Reason, "message", f.Message, "detail", f.detail)
 			}
@@ -119,6 +122,9 @@ func (h *Handler) join(r *http.Request) (*Response, int, *Failure) {
 	if f != nil {
 		return nil, status, f
 	}
+	if f := h.own(req.NodeName); f != nil {
+		return nil, http.StatusConflict, f
+	}
 	if err := h.Passwords.Verify(ctx, req.NodeName, req.NodePassword); err != nil {
 		if errors.Is(err, ErrNodeTaken) {
 			return refuse(http.StatusConflict, ReasonNodeTaken, "%v", err)
@@ -152,9 +158,15 @@ func (h *Handler) renew(r *http.Request) (*Response, int, *Failure) {
 	if peer.Subject.CommonName != "system:node:"+req.NodeName || !slices.Contains(peer.Subject.Organization, "system:nodes") {
 		return refuse(http.StatusForbidden, ReasonNotNode, "client certificate of %q may not renew node %q", peer.Subject.CommonName, req.NodeName)
 	}
-	if err := h.Passwords.Claim(r.Context(), req.NodeName, req.NodePassword); err != nil {
-		if errors.Is(err, ErrNodeTaken) {
+	if f := h.own(req.NodeName); f != nil {
+		return nil, http.StatusConflict, f
+	}
+	if err := h.Passwords.Check(r.Context(), req.NodeName, req.NodePassword); err != nil {
+		switch {
+		case errors.Is(err, ErrNodeTaken):
 			return refuse(http.StatusConflict, ReasonNodeTaken, "%v", err)
+		case errors.Is(err, ErrNoRecord):
+			return refuse(http.StatusForbidden, ReasonNotNode, "%v", err)
 		}
 		return apiFailure("node password", err)
 	}
@@ -163,6 +175,15 @@ func (h *Handler) renew(r *http.Request) (*Response, int, *Failure) {
 		h.Log.Info("node renewed its certificates", "node", req.NodeName, "ip", sourceIP(r.RemoteAddr))
 	}
 	return resp, status, f
+}
+
+// own refuses the server's own node name: it is bound to the server's machine, and a server
+// must never find its node taken by a join.
+func (h *Handler) own(node string) *Failure {
+	if h.Own == "" || node != h.Own {
+		return nil
+	}
+	return &Failure{Reason: ReasonNodeTaken, Message: fmt.Sprintf("node name %q is the server's own node: give this machine another name (--node-name)", node)}
 }
 
 // decode reads and checks the request body; errors name the field.
@@ -212,14 +233,16 @@ func (h *Handler) sign(r *http.Request, req *Request) (*Response, int, *Failure)
 	if from != nil {
 		ips = append(ips, from)
 	}
-	if from == nil || !from.Equal(net.ParseIP(req.NodeIP)) {
-		if h.Log != nil {
-			h.Log.Warn("node IP differs from the address its request came from; its serving certificate names only the latter, so the apiserver cannot verify the kubelet at the node IP",
-				"node", req.NodeName, "node-ip", req.NodeIP, "from", r.RemoteAddr)
-		}
-	}
 	user := "system:node:" + req.NodeName
 	resp := &Response{ServerCA: string(h.ServerCA.CertPEM), ClientCA: string(h.ClientCA.CertPEM), Settings: h.Settings}
+	if from == nil || !from.Equal(net.ParseIP(req.NodeIP)) {
+		msg := fmt.Sprintf("node IP %s is not the address %s the server sees this node at: the kubelet's serving certificate names only the latter, "+
+			"so kubectl logs/exec to this node fail until --node-ip is the address the servers reach it at (no NAT between)", req.NodeIP, sourceIP(r.RemoteAddr))
+		resp.Warnings = append(resp.Warnings, msg)
+		if h.Log != nil {
+			h.Log.Warn(msg, "node", req.NodeName)
+		}
+	}
 	for _, s := range []struct {
 		out  *string
 		ca   *pki.CA

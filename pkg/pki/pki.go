@@ -143,9 +143,8 @@ func (ca *CA) issue(crtPath, keyPath, name string, s Spec) error {
 	if err != nil {
 		return fmt.Errorf("sign %s: %w", name, err)
 	}
-	// Key first: a reader that sees the new certificate with the old key fails its load and
-	// retries; the reverse order would do the same, but a crash between the two writes then
-	// leaves a pair that the next start's check re-issues either way.
+	// A reader between the two writes sees a mismatched pair, fails its load and retries; a
+	// crash between them leaves a pair that current() refuses, so it is re-issued.
 	if err := writeKey(keyPath, key); err != nil {
 		return err
 	}
@@ -193,7 +192,9 @@ func (ca *CA) current(crtPath, keyPath string, s Spec) bool {
 		cert.NotAfter.Sub(cert.NotBefore) > ca.leafLifetime()+backdate(ca.leafLifetime()) {
 		return false
 	}
-	if _, err := loadKey(keyPath); err != nil {
+	// The key must be this certificate's: a crash between writing the two leaves a pair that
+	// no one could load, and it is re-issued here rather than when it falls due.
+	if key, err := loadKey(keyPath); err != nil || !publicKeyMatches(cert, key) {
 		return false
 	}
 	if cert.Subject.CommonName != s.CommonName || !slices.Equal(cert.Subject.Organization, s.Organization) ||
@@ -206,6 +207,12 @@ func (ca *CA) current(crtPath, keyPath string, s Spec) bool {
 		}
 	}
 	return true
+}
+
+// publicKeyMatches reports whether key is the private half of cert's public key.
+func publicKeyMatches(cert *x509.Certificate, key crypto.Signer) bool {
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(cert.PublicKey)
 }
 
 // ServiceAccountKey creates (once) the key that signs service-account tokens.

@@ -158,3 +158,23 @@ func TestPEMCertsRefusesExtra(t *testing.T) {
 		t.Error("key accepted as certificate")
 	}
 }
+
+// A key that is not the certificate's (a crash between the two writes) is re-issued at once.
+func TestMismatchedPairReissued(t *testing.T) {
+	dir := t.TempDir()
+	b, err := EnsureCluster(spec(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := readCert(t, b.Path(Admin, ".key"))
+	if err := os.WriteFile(b.Path(APIServerServing, ".key"), other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := EnsureCluster(spec(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b2.Renewed) != 1 || b2.Renewed[0] != APIServerServing {
+		t.Errorf("renewed %v, want only the mismatched pair", b2.Renewed)
+	}
+}

@@ -45,12 +45,14 @@ func Join(ctx context.Context, cfg *config.Config) (*join.Result, *config.Config
 		if errors.Is(renewErr, join.ErrUnreachable) {
 			// A power cut brought the agent back before any server: run on what it has.
 			res, renewErr = stored, nil
+			res.Node = node
 		}
 	}
 	if res == nil {
 		res, err = client.Fetch(ctx, node)
 		if errors.Is(err, join.ErrUnreachable) && stored != nil {
 			res, err = stored, nil
+			res.Node = node
 		}
 		if err != nil {
 			if renewErr != nil {
@@ -127,8 +129,6 @@ func (s *Server) writeJoined() error {
 // agentRenewer renews the agent's certificates from the servers while it runs.
 func (s *Server) agentRenewer() *join.Renewer {
 	c := s.Cfg
-	pw, _, _ := join.NodePassword(c.Join.PasswordFile) // read (and saved) by Join before
 	return &join.Renewer{Client: join.Client{Servers: c.Join.Servers, Token: c.Join.Token},
-		Node: join.Node{Name: c.NodeName, IP: c.NodeIP.String(), Password: pw},
-		Dir:  c.Dirs.AgentTLS(), Log: s.Log.With("component", "certificates")}
+		Node: s.Joined.Node, Dir: c.Dirs.AgentTLS(), Log: s.Log.With("component", "certificates")}
 }

@@ -2,19 +2,21 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/outpostk8s/outpost/pkg/join"
 )
 
 // claimNodeName puts the server's own node under the same node-password binding as an
-// agent's, so no token holder can join under the server's node name.
+// agent's. The join API refuses the name outright; the record also keeps the name bound
+// should the server ever run without it.
 type claimNodeName struct {
 	passwords join.Passwords
 	node      string
 	file      string
+	log       *slog.Logger
 }
 
 func (c *claimNodeName) Name() string               { return "node-password" }
@@ -27,19 +29,19 @@ func (c *claimNodeName) Start(ctx context.Context) error {
 		return err
 	}
 	for {
-		err = c.passwords.Claim(ctx, c.node, pw)
-		if err == nil || errors.Is(err, join.ErrNodeTaken) {
+		var replaced bool
+		if replaced, err = c.passwords.Take(ctx, c.node, pw); err == nil {
+			if replaced {
+				c.log.Warn("this server's node password differed from the one on record (password file lost?); recorded this machine's", "node", c.node, "file", c.file)
+			}
 			break
 		}
 		// RBAC for the supervisor identity may still be on its way in.
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("claim node name: %w", err)
+			return fmt.Errorf("record this server's node password: %w", err)
 		case <-time.After(time.Second):
 		}
-	}
-	if err != nil {
-		return fmt.Errorf("this server's node name: %w", err)
 	}
 	if fresh {
 		return join.SaveNodePassword(c.file, pw)

@@ -2,12 +2,15 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/encryption"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
@@ -26,29 +29,39 @@ func (s *Server) encryptionConfigPath() string {
 	return ""
 }
 
-// ensureEncryption makes the key on the first start with --secrets-encryption.
-func (s *Server) ensureEncryption() error {
-	p := s.encryptionConfigPath()
-	if p == "" {
-		return nil
-	}
-	cfg, created, err := encryption.Ensure(p, s.Cfg.SecretsProvider, time.Now(), func(path string, b []byte) error { return pki.WriteFile(path, b, 0o600) })
+// encryptionKey makes the key on the first start with --secrets-encryption, before the
+// apiserver reads it.
+type encryptionKey struct {
+	path, provider string
+	log            *slog.Logger
+}
+
+func (e *encryptionKey) Name() string                { return "secrets-encryption" }
+func (e *encryptionKey) Start(context.Context) error { return nil }
+func (e *encryptionKey) Stop(context.Context) error  { return nil }
+
+func (e *encryptionKey) Init(context.Context) error {
+	cfg, created, err := encryption.Ensure(e.path, e.provider, time.Now(), func(path string, b []byte) error { return pki.WriteFile(path, b, 0o600) })
 	if err != nil {
 		return err
 	}
-	s.encryptionNew = created
-	if s.Cfg.SecretsProvider == "" {
-		s.Log.Warn("secrets encryption stays on although --secrets-encryption is not set: the datastore holds Secrets only its key decrypts", "config", p)
-	} else if cfg.Provider != s.Cfg.SecretsProvider {
-		s.Log.Warn("secrets encryption keeps its provider: Secrets are encrypted with it", "provider", cfg.Provider, "asked", s.Cfg.SecretsProvider)
+	switch {
+	case created:
+		e.log.Info("secrets encryption turned on", "provider", cfg.Provider, "key", cfg.Keys[0].Name, "config", e.path)
+	case e.provider == "":
+		e.log.Warn("secrets encryption stays on although --secrets-encryption is not set: the datastore holds Secrets only its key decrypts", "config", e.path)
+	case cfg.Provider != e.provider:
+		e.log.Warn("secrets encryption keeps its provider: Secrets are encrypted with it", "provider", cfg.Provider, "asked", e.provider)
 	}
 	return nil
 }
 
-// reencrypt rewrites the Secrets stored before encryption was turned on, once the apiserver
-// runs, so none stays in plain text.
+// reencrypt encrypts, once the apiserver runs, every Secret still stored in plain text: those
+// from before encryption was turned on, or left by a start that stopped half-way. It looks at
+// the stored values themselves (through the kine socket), so a clean store costs one read.
 type reencrypt struct {
 	client kubernetes.Interface
+	socket string
 	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -63,12 +76,18 @@ func (r *reencrypt) Start(ctx context.Context) error {
 	go func() {
 		defer close(r.done)
 		for ctx.Err() == nil {
-			n, err := encryption.ReEncrypt(ctx, r.client)
-			if err == nil {
-				r.log.Info("secrets encryption turned on: existing Secrets encrypted", "secrets", n)
+			plain, err := r.plain(ctx)
+			if err == nil && plain == 0 {
 				return
 			}
-			r.log.Warn("encrypt existing Secrets; retrying", "err", err)
+			if err == nil {
+				var n int
+				if n, err = encryption.ReEncrypt(ctx, r.client); err == nil {
+					r.log.Info("existing Secrets encrypted; their earlier plain-text revisions stay in the datastore until compaction drops them", "plain", plain, "rewritten", n)
+					return
+				}
+			}
+			r.log.Warn("encrypt stored Secrets; retrying", "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(5 * time.Second):
@@ -76,6 +95,21 @@ func (r *reencrypt) Start(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// plain counts the Secrets stored without encryption.
+func (r *reencrypt) plain(ctx context.Context) (int, error) {
+	vals, err := datastore.Values(ctx, r.socket, "/registry/secrets/")
+	if err != nil {
+		return 0, fmt.Errorf("read stored Secrets: %w", err)
+	}
+	n := 0
+	for _, v := range vals {
+		if !strings.HasPrefix(string(v), "k8s:enc:") {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (r *reencrypt) Stop(context.Context) error {

@@ -18,8 +18,8 @@ func (s *Server) joinHandlers(client kubernetes.Interface) (map[string]http.Hand
 	store := token.Store{Client: client}
 	h := &join.Handler{ServerCA: s.pki.ServerCA, ClientCA: s.pki.ClientCA, KubeletCA: s.pki.KubeletCA,
 		Passwords: join.Passwords{Client: client}, Limiter: &join.Limiter{},
-		Reserved: reservedNames(c.SANs.DNS, c.NodeName),
-		Log:      s.Log.With("component", "join"),
+		Reserved: reservedNames(c.SANs.DNS, c.NodeName), Own: s.ownNode(),
+		Log: s.Log.With("component", "join"),
 		Settings: join.Settings{ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(),
 			ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend},
 		CheckAuth: func(ctx context.Context, t token.Token) error {
@@ -34,6 +34,14 @@ func (s *Server) joinHandlers(client kubernetes.Interface) (map[string]http.Hand
 		}}
 	return map[string]http.Handler{join.CACertsPath: h, join.JoinPath: h, join.RenewPath: h},
 		[]string{join.CACertsPath, join.JoinPath}
+}
+
+// ownNode is this server's node name, "" when it runs none.
+func (s *Server) ownNode() string {
+	if s.Cfg.DisableAgent {
+		return ""
+	}
+	return s.Cfg.NodeName
 }
 
 // reservedNames are the apiserver's DNS names, which no node may take. The server's own node

@@ -55,9 +55,6 @@ type Server struct {
 	mgr    *component.Manager
 	pki    *pki.Bundle
 	token  *token.File
-	// encryptionNew: the encryption config was made on this start, so the Secrets already
-	// stored are re-encrypted once the apiserver runs.
-	encryptionNew bool
 }
 
 // Run prepares the data dir, starts every component and blocks until ctx ends or a component
@@ -80,7 +77,6 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := s.writeJoined(); err != nil {
 			return err
 		}
-		tuneReloads(certLifetime(filepath.Join(c.Dirs.AgentTLS(), pki.Kubelet+".crt")))
 		if phases, err = s.nodeComponents(binDir); err != nil {
 			return err
 		}
@@ -90,7 +86,6 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		phases[0] = append([]component.Component{balancer, s.agentRenewer()}, phases[0]...)
 	} else {
-		tuneReloads(c.LeafLifetime)
 		if err := s.writeCredentials(); err != nil {
 			return err
 		}
@@ -98,9 +93,6 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		s.token = &token.File{Path: s.TokenFile()}
-		if err := s.ensureEncryption(); err != nil {
-			return err
-		}
 		if phases, err = s.components(binDir); err != nil {
 			return err
 		}
@@ -249,12 +241,15 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage}}
 
 	control := []component.Component{sched, cm, dep, s.renewer(),
-		&nodepassword.Cleaner{Client: supervisor, Log: s.Log.With("component", "node-password")}}
-	if s.encryptionNew {
-		control = append(control, &reencrypt{client: adminClient, log: s.Log.With("component", "secrets-encryption")})
+		&nodepassword.Cleaner{Client: supervisor, Log: s.Log.With("component", "node-password"), Keep: s.ownNode()}}
+	first := []component.Component{kine}
+	if p := s.encryptionConfigPath(); p != "" {
+		log := s.Log.With("component", "secrets-encryption")
+		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
+		control = append(control, &reencrypt{client: adminClient, socket: c.Dirs.KineSocket(), log: log})
 	}
 	if c.DisableAgent {
-		return [][]component.Component{{kine}, {api}, control}, nil
+		return [][]component.Component{first, {api}, control}, nil
 	}
 	node, err := s.nodeComponents(binDir)
 	if err != nil {
@@ -262,8 +257,9 @@ func (s *Server) components(binDir string) ([][]component.Component, error) {
 	}
 	// containerd starts beside the scheduler and controller-manager; the server's own node
 	// claims its name once deploy applied the RBAC rules the supervisor identity needs.
-	node[1] = append(node[1], &claimNodeName{passwords: join.Passwords{Client: supervisor}, node: c.NodeName, file: c.NodePasswordFile})
-	return append([][]component.Component{{kine}, {api}, append(control, node[0]...)}, node[1:]...), nil
+	node[1] = append(node[1], &claimNodeName{passwords: join.Passwords{Client: supervisor}, node: c.NodeName, file: c.NodePasswordFile,
+		log: s.Log.With("component", "node-password")})
+	return append([][]component.Component{first, {api}, append(control, node[0]...)}, node[1:]...), nil
 }
 
 // nodeComponents are this node's: the same on a server and an agent.

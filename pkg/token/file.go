@@ -3,32 +3,16 @@ package token
 import (
 	"fmt"
 	"os"
-	"sync"
-	"time"
 )
 
-// File is the cluster token as stored on the server, re-read when the file changes, so that
-// `outpost token rotate` takes effect in a running server.
+// File is the cluster token as stored on the server, read at every use (a hundred bytes, at
+// a join), so that `outpost token rotate` takes effect in a running server at once.
 type File struct {
 	Path string
-
-	mu    sync.Mutex
-	mtime time.Time
-	size  int64
-	tok   Token
 }
 
 // Current returns the token in the file.
 func (f *File) Current() (Token, error) {
-	fi, err := os.Stat(f.Path)
-	if err != nil {
-		return Token{}, fmt.Errorf("cluster token: %w", err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if fi.ModTime().Equal(f.mtime) && fi.Size() == f.size && f.tok.ID != "" {
-		return f.tok, nil
-	}
 	raw, err := os.ReadFile(f.Path)
 	if err != nil {
 		return Token{}, fmt.Errorf("cluster token: %w", err)
@@ -37,7 +21,6 @@ func (f *File) Current() (Token, error) {
 	if err != nil {
 		return Token{}, fmt.Errorf("cluster token %s: %w", f.Path, err)
 	}
-	f.tok, f.mtime, f.size = t, fi.ModTime(), fi.Size()
 	return t, nil
 }
 

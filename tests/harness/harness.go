@@ -175,6 +175,16 @@ func (s *Server) Exited() bool {
 	}
 }
 
+// WaitExit waits for the process to end on its own (a refused start).
+func (s *Server) WaitExit(timeout time.Duration) error {
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("still running after %s:\n%s", timeout, tail(s.Log(), 20))
+	}
+}
+
 // Log returns the server's output so far.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(s.LogPath)

@@ -27,6 +27,8 @@ type Cleaner struct {
 	Grace  time.Duration // default 10 minutes
 	Resync time.Duration // default 10 minutes
 	Now    func() time.Time
+	// Keep is the server's own node name, whose record stays whatever happens to its Node.
+	Keep string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -56,7 +58,7 @@ func (c *Cleaner) Start(ctx context.Context) error {
 			obj = t.Obj
 		}
 		if n, ok := obj.(*corev1.Node); ok {
-			c.forget(ctx, n.Name)
+			c.forget(ctx, n.Name, n.CreationTimestamp.Time)
 		}
 	}}); err != nil {
 		return err
@@ -95,13 +97,24 @@ func (c *Cleaner) Sweep(ctx context.Context) {
 			continue
 		}
 		if _, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			c.forget(ctx, node)
+			c.forget(ctx, node, c.Now())
 		}
 	}
 }
 
-func (c *Cleaner) forget(ctx context.Context, node string) {
-	err := c.Client.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, join.SecretName(node), metav1.DeleteOptions{})
+// forget deletes node's record if it predates before: the deleted Node's own (a join records
+// it before the kubelet registers). A record made later is a new machine's, which joined
+// under the freed name meanwhile; it stays. The UID precondition keeps it so under a race.
+func (c *Cleaner) forget(ctx context.Context, node string, before time.Time) {
+	if node == c.Keep {
+		return
+	}
+	secrets := c.Client.CoreV1().Secrets(metav1.NamespaceSystem)
+	sec, err := secrets.Get(ctx, join.SecretName(node), metav1.GetOptions{})
+	if err != nil || sec.Type != join.PasswordSecretType || sec.CreationTimestamp.After(before) {
+		return
+	}
+	err = secrets.Delete(ctx, sec.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &sec.UID}})
 	switch {
 	case err == nil:
 		c.Log.Info("node deleted: its name is free for another machine", "node", node)

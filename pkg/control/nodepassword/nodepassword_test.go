@@ -30,13 +30,18 @@ func exists(t *testing.T, c *fake.Clientset, node string) bool {
 
 func TestNodeDeletionFreesName(t *testing.T) {
 	now := time.Now()
+	node := func(name string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(now.Add(-30 * time.Minute))}}
+	}
 	c := fake.NewClientset(
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a1"}}, secret("a1", now.Add(-time.Hour)),
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a2"}}, secret("a2", now.Add(-time.Hour)),
+		node("a1"), secret("a1", now.Add(-time.Hour)),
+		node("a2"), secret("a2", now.Add(-time.Hour)),
+		node("s1"), secret("s1", now.Add(-time.Hour)), // the server's own
+		node("re"), secret("re", now.Add(-time.Minute)), // a new machine joined under a freed name
 		secret("gone", now.Add(-time.Hour)), // its Node went while no server ran
 		secret("fresh", now),                // joined a moment ago, Node not registered yet
 	)
-	cl := &Cleaner{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Resync: time.Hour}
+	cl := &Cleaner{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Resync: time.Hour, Keep: "s1"}
 	ctx := context.Background()
 	if err := cl.Init(ctx); err != nil {
 		t.Fatal(err)
@@ -52,13 +57,19 @@ func TestNodeDeletionFreesName(t *testing.T) {
 	if exists(t, c, "gone") || !exists(t, c, "fresh") || !exists(t, c, "a1") {
 		t.Fatal("sweep: want gone removed, fresh and a1 kept")
 	}
-	if err := c.CoreV1().Nodes().Delete(ctx, "a1", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
+	for _, n := range []string{"a1", "s1", "re"} {
+		if err := c.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for exists(t, c, "a1") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	time.Sleep(200 * time.Millisecond) // the other deletions' events
 	if exists(t, c, "a1") || !exists(t, c, "a2") {
 		t.Error("deleting node a1: want its password gone and a2's kept")
+	}
+	if !exists(t, c, "s1") || !exists(t, c, "re") {
+		t.Error("the server's own record, or one newer than the deleted Node, was removed")
 	}
 }
