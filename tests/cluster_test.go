@@ -264,6 +264,31 @@ func TestServer(t *testing.T) {
 			t.Errorf("coredns image not pinned:\n%s", ls)
 		}
 	})
+	t.Run("ToolsReadConfigFile", func(t *testing.T) {
+		// ctr, kubectl and token find the data dir and kubeconfig the way server and agent do.
+		cfg := filepath.Join(t.TempDir(), "config.yaml")
+		body := fmt.Sprintf("data-dir: %s\nruntime-dir: %s\nwrite-kubeconfig: %s\nnode-name: 0123\n", s.DataDir(), s.RunDir(), s.Kubeconfig)
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "KUBECONFIG=") && !strings.HasPrefix(kv, "OUTPOST_") {
+				env = append(env, kv)
+			}
+		}
+		env = append(env, "OUTPOST_CONFIG_FILE="+cfg)
+		for _, args := range [][]string{{"ctr", "images", "ls", "-q"}, {"kubectl", "get", "nodes", "-o", "name"}, {"token", "list"}} {
+			cmd := exec.Command(s.Bin, args...)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Errorf("outpost %s with only the config file: %v\n%s", strings.Join(args, " "), err, out)
+			} else if args[0] == "ctr" && !strings.Contains(string(out), "pause") {
+				t.Errorf("ctr images ls: no pause image:\n%s", out)
+			}
+		}
+	})
 	t.Run("SecondServerRefused", func(t *testing.T) {
 		out, err := exec.Command(s.Bin, s.Args...).CombinedOutput()
 		code := exitCode(err)

@@ -8,8 +8,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/outpostk8s/outpost/pkg/agent"
 	"github.com/outpostk8s/outpost/pkg/config"
-	"github.com/outpostk8s/outpost/pkg/server"
+	"github.com/outpostk8s/outpost/pkg/join"
+	"github.com/outpostk8s/outpost/pkg/node"
+	"github.com/outpostk8s/outpost/pkg/prestart"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
 
@@ -31,30 +34,32 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	o, servers, pwFile := config.AgentOptionsFrom(c)
-	cfg, err := config.CompleteAgent(o, servers, pwFile, config.RealEnv())
+	cfg, err := config.CompleteAgent(config.AgentOptionsFrom(c), config.RealEnv())
 	if err != nil {
 		return err
 	}
-	if err := hostReady(host, cfg); err != nil {
+	n := cfg.Node
+	plan := prestart.Plan{Dirs: n.Dirs, Node: true, LB: true, GPU: func() error { return node.CheckGPU(n) }}
+	if err := plan.Host(host); err != nil {
 		return err
 	}
-	scrubEnv()
 	// Join before anything is written: a refused join leaves no data dir behind.
 	jctx, cancel := context.WithTimeout(c.Context, time.Minute)
-	res, cfg, err := server.Join(jctx, cfg)
+	res, err := join.Agent{Client: join.Client{Servers: cfg.Join.Servers, Token: cfg.Join.Token},
+		Name: n.NodeName, IP: n.NodeIP.String(), Dir: n.Dirs.AgentTLS(), PasswordFile: cfg.Join.PasswordFile}.Start(jctx)
 	cancel()
 	if err != nil {
 		return err
 	}
-	server.TuneReloads(res.Lifetime(cfg.Dirs.AgentTLS()))
-	lock, err := lockDataDir(cfg) // checks the ports too
+	n.Cluster = res.Settings
+	lock, err := plan.Lock(prestart.Free) // checks the ports too
 	if err != nil {
 		return err
 	}
 	defer lock.Release()
+	processSetup(n, res.Lifetime(n.Dirs.AgentTLS()))
 
-	out, log := setupLogging(cfg.Verbosity)
+	out, log := setupLogging(n.Verbosity)
 	for _, w := range res.Warnings() {
 		log.Warn(w)
 	}
@@ -64,11 +69,11 @@ func runAgent(c *cli.Context) error {
 	if res.FromStore() {
 		log.Warn("no server answers: starting on the credentials of the last join; the node reconnects when a server is back", "servers", cfg.Join.Servers)
 	}
-	log.Info("starting outpost agent", "version", version.Outpost, "server", res.Server, "node", cfg.NodeName,
-		"node-ip", cfg.NodeIP.String(), "data-dir", cfg.Dirs.Data, "cluster-cidr", cfg.ClusterCIDR.String())
+	log.Info("starting outpost agent", "version", version.Outpost, "server", res.Server, "node", n.NodeName,
+		"node-ip", n.NodeIP.String(), "data-dir", n.Dirs.Data, "cluster-cidr", n.Cluster.ClusterCIDR.String())
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started, Joined: res}
-	return s.Run(ctx)
+	a := &agent.Agent{Cfg: cfg, Joined: res, Log: log, Out: out, Started: started}
+	return a.Run(ctx)
 }

@@ -20,7 +20,7 @@ func checkConfigCommand() *cli.Command {
 			for _, ch := range checks {
 				fmt.Fprintln(c.App.Writer, ch.String())
 			}
-			if ch, bad := hostcheck.FirstFatal(checks); bad {
+			if ch, bad := hostcheck.FirstFatal(checks, true); bad {
 				return fmt.Errorf("this host cannot run Outpost yet: %s — fix: %s", ch.Name, ch.Fix)
 			}
 			return nil

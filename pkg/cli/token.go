@@ -17,7 +17,7 @@ import (
 )
 
 func tokenCommand() *cli.Command {
-	kubeconfig := &cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"KUBECONFIG"}, Value: datadir.DefaultKubeconfig, Usage: "admin kubeconfig of the cluster"}
+	kubeconfig := &cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"KUBECONFIG"}, Usage: "admin kubeconfig of the cluster (default: write-kubeconfig from config.yaml, or " + datadir.DefaultKubeconfig + ")"}
 	return &cli.Command{
 		Name:  "token",
 		Usage: "manage extra join tokens (the cluster token is in DATA/server/token)",
@@ -94,6 +94,13 @@ func tokenCommand() *cli.Command {
 
 // tokenStore connects with the admin kubeconfig and returns the CA the tokens pin.
 func tokenStore(kubeconfig string) (token.Store, []byte, error) {
+	if kubeconfig == "" {
+		kc, err := adminKubeconfig()
+		if err != nil {
+			return token.Store{}, nil, err
+		}
+		kubeconfig = kc
+	}
 	if _, err := os.Stat(kubeconfig); err != nil {
 		return token.Store{}, nil, fmt.Errorf("admin kubeconfig %s: %w (run this on a server, or pass --kubeconfig)", kubeconfig, err)
 	}

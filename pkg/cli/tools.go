@@ -13,16 +13,22 @@ import (
 	kubectlcmd "k8s.io/kubectl/pkg/cmd"
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 
+	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/datadir"
 )
 
 // Kubectl runs the bundled kubectl; with no KUBECONFIG and no --kubeconfig it uses Outpost's
-// admin kubeconfig when readable, as k3s does.
+// admin kubeconfig (write-kubeconfig in config.yaml, else the default) when readable, as k3s
+// does.
 func Kubectl(args []string) error {
 	if os.Getenv("KUBECONFIG") == "" && !hasFlag(args, "--kubeconfig") {
-		if f, err := os.Open(datadir.DefaultKubeconfig); err == nil {
+		kc, err := adminKubeconfig()
+		if err != nil {
+			return err
+		}
+		if f, err := os.Open(kc); err == nil {
 			f.Close()
-			os.Setenv("KUBECONFIG", datadir.DefaultKubeconfig)
+			os.Setenv("KUBECONFIG", kc)
 		}
 	}
 	os.Args = append([]string{"kubectl"}, args...)
@@ -34,6 +40,31 @@ func Kubectl(args []string) error {
 	return nil
 }
 
+// configKeys reads keys from config.yaml (OUTPOST_CONFIG_FILE names another), for the tools
+// whose arguments all go to the wrapped command.
+func configKeys(keys ...string) (map[string]string, error) {
+	path := os.Getenv("OUTPOST_CONFIG_FILE")
+	return config.Lookup(firstOf(path, datadir.DefaultConfigFile), path != "", keys...)
+}
+
+// adminKubeconfig is where the server wrote the admin kubeconfig.
+func adminKubeconfig() (string, error) {
+	set, err := configKeys("write-kubeconfig")
+	if err != nil {
+		return "", err
+	}
+	return firstOf(set["write-kubeconfig"], datadir.DefaultKubeconfig), nil
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 func hasFlag(args []string, name string) bool {
 	for _, a := range args {
 		if a == name || len(a) > len(name) && a[:len(name)+1] == name+"=" {
@@ -43,17 +74,16 @@ func hasFlag(args []string, name string) bool {
 	return false
 }
 
-// Ctr execs the bundled ctr pointed at Outpost's containerd and the Kubernetes namespace.
+// Ctr execs the bundled ctr pointed at Outpost's containerd and the Kubernetes namespace. The
+// data and runtime dirs come from OUTPOST_DATA_DIR / OUTPOST_RUNTIME_DIR, else config.yaml,
+// else the defaults.
 func Ctr(args []string) error {
-	dataDir := os.Getenv("OUTPOST_DATA_DIR")
-	if dataDir == "" {
-		dataDir = datadir.DefaultDataDir
+	set, err := configKeys("data-dir", "runtime-dir")
+	if err != nil {
+		return err
 	}
-	runDir := os.Getenv("OUTPOST_RUNTIME_DIR")
-	if runDir == "" {
-		runDir = datadir.DefaultRuntimeDir
-	}
-	d := datadir.Dirs{Data: dataDir, Runtime: runDir}
+	d := datadir.Dirs{Data: firstOf(os.Getenv("OUTPOST_DATA_DIR"), set["data-dir"], datadir.DefaultDataDir),
+		Runtime: firstOf(os.Getenv("OUTPOST_RUNTIME_DIR"), set["runtime-dir"], datadir.DefaultRuntimeDir)}
 	bin := filepath.Join(d.BinDir(), "ctr")
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("no bundled ctr at %s: start 'outpost server' once (it unpacks ctr), or set OUTPOST_DATA_DIR", bin)
@@ -65,6 +95,6 @@ func Ctr(args []string) error {
 	if os.Getenv("CONTAINERD_NAMESPACE") == "" {
 		env = append(env, "CONTAINERD_NAMESPACE=k8s.io")
 	}
-	err := syscall.Exec(bin, append([]string{"ctr"}, args...), env)
+	err = syscall.Exec(bin, append([]string{"ctr"}, args...), env)
 	return errors.Join(fmt.Errorf("exec %s", bin), err)
 }

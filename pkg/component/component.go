@@ -139,3 +139,41 @@ func (m *Manager) Died() <-chan error {
 	}
 	return out
 }
+
+// Run starts every phase, calls started (in its own goroutine) once all run, and blocks until
+// ctx ends or a component dies; then it stops everything in reverse, giving the stop at most
+// stopTimeout. It returns why a component died, or nil after ctx ended.
+func (m *Manager) Run(ctx context.Context, stopTimeout time.Duration, started func(ctx context.Context)) error {
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	if started != nil {
+		go started(ctx)
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		m.Log.Info("stopping")
+	case err := <-m.Died():
+		runErr = err
+		m.Log.Error("component died; stopping", "err", err)
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	if err := m.Stop(stopCtx); err != nil {
+		m.Log.Warn("stop", "err", err)
+	}
+	return runErr
+}
+
+// Names lists the names of the components of each phase: what a role assembled, for tests and
+// logs.
+func Names(phases [][]Component) [][]string {
+	out := make([][]string, len(phases))
+	for i, p := range phases {
+		for _, c := range p {
+			out[i] = append(out[i], c.Name())
+		}
+	}
+	return out
+}

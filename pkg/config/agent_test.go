@@ -20,21 +20,23 @@ func TestCompleteAgent(t *testing.T) {
 		{"bad token", []string{"https://10.0.0.1:6443"}, "K10abc::server:xyz", "malformed token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := defaults()
-			o.Token = tc.token
-			_, err := CompleteAgent(o, tc.servers, "/etc/outpost-node/password", testEnv())
+			o := AgentOptions{NodeOptions: nodeDefaults(), Servers: tc.servers, Token: tc.token}
+			_, err := CompleteAgent(o, testEnv())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
 	}
-	o := defaults()
-	o.Token = tok
-	c, err := CompleteAgent(o, []string{"https://a:6443", "https://b:6443"}, "/etc/outpost-node/password", testEnv())
+	o := AgentOptions{NodeOptions: nodeDefaults(), Servers: []string{"https://a:6443", "https://b:6443"}, Token: tok}
+	c, err := CompleteAgent(o, testEnv())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Join == nil || len(c.Join.Servers) != 2 || c.Join.Token.ID != "abcdef" || c.Join.PasswordFile != "/etc/outpost-node/password" {
+	if len(c.Join.Servers) != 2 || c.Join.Token.ID != "abcdef" || c.Join.PasswordFile != "/etc/outpost-node/password" {
 		t.Errorf("join config %+v", c.Join)
+	}
+	// The cluster's settings are not the agent's to choose: they come with the join.
+	if c.Node.Cluster.ClusterCIDR != nil || c.Node.NodeName != "edge-1" {
+		t.Errorf("agent node %+v", c.Node)
 	}
 }

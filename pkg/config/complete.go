@@ -3,106 +3,39 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/encryption"
-	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
-// FlannelBackends are the pod networks between nodes --flannel-backend accepts.
-var FlannelBackends = []string{"vxlan", "host-gw", "none"}
+// Packaged lists the components --disable accepts.
+func Packaged() []string { return []string{"coredns"} }
 
-// Packaged components that --disable accepts.
-var Packaged = []string{"coredns"}
-
-// Config is the completed, validated server configuration. Nothing changes it after Complete.
-type Config struct {
-	Dirs           datadir.Dirs
-	Kubeconfig     string
-	KubeconfigMode os.FileMode
-	NodeName       string
-	NodeIP         net.IP
-	BindAddress    string
-	HTTPSPort      int
-	SANs           SANs
-	ClusterCIDR    *net.IPNet
-	ServiceCIDR    *net.IPNet
-	APIServiceIP   net.IP // first address of the service CIDR: kubernetes.default
-	ClusterDNS     net.IP
-	ClusterDomain  string
-	Datastore      Datastore
-	Disabled       map[string]bool
-	Extra          ExtraArgs
-	Verbosity      int
-	Host           hostcheck.Facts
-	GPU            GPUOptions
-	Token          string      // as given by --token or --token-file; "" to use or make the stored one
-	Join           *JoinConfig // set on an agent only
-	FlannelBackend string
-	FlannelIface   string
-	DisableAgent   bool // a server without its node part
-	// NodePasswordFile binds this machine to its node name (server and agent alike).
-	NodePasswordFile string
-	// LeafLifetime of the certificates a server issues; 0: pki.DefaultLeafLifetime.
-	LeafLifetime time.Duration
-	// SecretsProvider encrypts Secrets at rest: "aescbc" or "secretbox"; "" for off.
-	SecretsProvider string
-}
-
-// SANs are the apiserver certificate's subject alternative names.
-type SANs struct {
-	DNS []string
-	IPs []net.IP
-}
-
-// Datastore is kine's slice of the config.
-type Datastore struct {
-	Endpoint        string // empty: SQLite in the data dir
-	CompactInterval time.Duration
-	CompactBatch    int64
-	PollInterval    time.Duration
-}
-
-// ExtraArgs are the user's extra upstream flags, per component.
-type ExtraArgs struct {
-	APIServer, Scheduler, ControllerManager, Kubelet, KubeProxy []string
-}
-
-// Env is what Complete reads from the machine, injected for tests.
-type Env struct {
-	Hostname  func() (string, error)
-	DefaultIP func() (net.IP, error)
-	Host      hostcheck.Host
-}
-
-// Complete applies defaults, derives the rest and validates, once.
-func Complete(o ServerOptions, env Env) (*Config, error) {
-	c := &Config{
-		BindAddress:   o.BindAddress,
-		HTTPSPort:     o.HTTPSListenPort,
-		ClusterDomain: o.ClusterDomain,
-		Verbosity:     o.Verbosity,
-		Disabled:      map[string]bool{},
-		Extra: ExtraArgs{APIServer: o.APIServerArgs, Scheduler: o.SchedulerArgs,
-			ControllerManager: o.ControllerArgs, Kubelet: o.KubeletArgs, KubeProxy: o.KubeProxyArgs},
+// CompleteServer applies defaults, derives the rest and validates, once: the control plane's
+// config and, unless --disable-agent, the node's.
+func CompleteServer(o ServerOptions, env Env) (*Server, error) {
+	node, err := completeNode(o.NodeOptions, env)
+	if err != nil {
+		return nil, err
+	}
+	c := &Control{
+		Dirs:        node.Dirs,
+		NodeName:    node.NodeName,
+		NodeIP:      node.NodeIP,
+		BindAddress: o.BindAddress,
+		HTTPSPort:   o.HTTPSListenPort,
+		Verbosity:   node.Verbosity,
+		Disabled:    map[string]bool{},
+		Args:        ControlArgs{APIServer: o.APIServerArgs, Scheduler: o.SchedulerArgs, ControllerManager: o.ControllerArgs},
 		Datastore: Datastore{Endpoint: o.DatastoreEndpoint, CompactInterval: o.KineCompactInterval,
 			CompactBatch: o.KineCompactBatch, PollInterval: o.KinePollInterval},
-	}
-	if o.Debug && c.Verbosity < 4 {
-		c.Verbosity = 4
-	}
-	var err error
-	if c.Dirs.Data, err = absDir("--data-dir", o.DataDir); err != nil {
-		return nil, err
-	}
-	if c.Dirs.Runtime, err = absDir("--runtime-dir", o.RuntimeDir); err != nil {
-		return nil, err
 	}
 	if c.Kubeconfig, err = absDir("--write-kubeconfig", o.WriteKubeconfig); err != nil {
 		return nil, err
@@ -118,38 +51,12 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 	if net.ParseIP(c.BindAddress) == nil {
 		return nil, fmt.Errorf("--bind-address %q is not an IP address", c.BindAddress)
 	}
-	// It ends up in the kubelet's DNS search path and the apiserver's SANs: a bad one breaks
-	// every pod's name lookups, so refuse it before anything starts.
-	if !isDNSSubdomain(c.ClusterDomain) {
-		return nil, fmt.Errorf("--cluster-domain %q is not a lower-case DNS name: use one such as cluster.local", o.ClusterDomain)
-	}
-	if c.NodeName, err = nodeName(o.NodeName, env); err != nil {
+	if c.Cluster, c.APIServiceIP, err = clusterSettings(o); err != nil {
 		return nil, err
-	}
-	if c.NodeIP, err = nodeIP(o.NodeIP, env); err != nil {
-		return nil, err
-	}
-	if c.ClusterCIDR, err = cidr("--cluster-cidr", o.ClusterCIDR); err != nil {
-		return nil, err
-	}
-	if c.ServiceCIDR, err = cidr("--service-cidr", o.ServiceCIDR); err != nil {
-		return nil, err
-	}
-	if ones, bits := c.ClusterCIDR.Mask.Size(); bits == 32 && ones > 24 {
-		return nil, fmt.Errorf("--cluster-cidr %s is smaller than one node's /24: use a /16 to /24", o.ClusterCIDR)
-	}
-	if c.ClusterCIDR.Contains(c.ServiceCIDR.IP) || c.ServiceCIDR.Contains(c.ClusterCIDR.IP) {
-		return nil, fmt.Errorf("--cluster-cidr %s and --service-cidr %s overlap: pick disjoint ranges", o.ClusterCIDR, o.ServiceCIDR)
-	}
-	c.APIServiceIP = nthIP(c.ServiceCIDR, 1)
-	if o.ClusterDNS == "" {
-		c.ClusterDNS = nthIP(c.ServiceCIDR, 10)
-	} else if c.ClusterDNS = net.ParseIP(o.ClusterDNS); c.ClusterDNS == nil || !c.ServiceCIDR.Contains(c.ClusterDNS) {
-		return nil, fmt.Errorf("--cluster-dns %q must be an address inside --service-cidr %s", o.ClusterDNS, o.ServiceCIDR)
 	}
 	for _, d := range o.Disable {
-		if !contains(Packaged, d) {
-			return nil, fmt.Errorf("--disable %q: unknown component; known: %s", d, strings.Join(Packaged, ", "))
+		if !contains(Packaged(), d) {
+			return nil, fmt.Errorf("--disable %q: unknown component; known: %s", d, strings.Join(Packaged(), ", "))
 		}
 		c.Disabled[d] = true
 	}
@@ -160,19 +67,6 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 		return nil, fmt.Errorf("--kine-compact-interval, --kine-poll-interval and --kine-compact-batch-size must be positive")
 	}
 	if c.Token, err = givenToken(o.Token, o.TokenFile); err != nil {
-		return nil, err
-	}
-	if !contains(FlannelBackends, o.FlannelBackend) {
-		return nil, fmt.Errorf("--flannel-backend %q: want %s", o.FlannelBackend, strings.Join(FlannelBackends, ", "))
-	}
-	c.FlannelBackend, c.FlannelIface, c.DisableAgent = o.FlannelBackend, o.FlannelIface, o.DisableAgent
-	if c.GPU, err = gpuOptions(o.GPU); err != nil {
-		return nil, err
-	}
-	if o.NodePasswordFile == "" {
-		o.NodePasswordFile = DefaultNodePasswordFile
-	}
-	if c.NodePasswordFile, err = absDir("--node-password-file", o.NodePasswordFile); err != nil {
 		return nil, err
 	}
 	if o.LeafCertLifetime < 0 || (o.LeafCertLifetime > 0 && o.LeafCertLifetime < 2*time.Minute) {
@@ -186,8 +80,116 @@ func Complete(o ServerOptions, env Env) (*Config, error) {
 		c.SecretsProvider = o.SecretsProvider
 	}
 	c.SANs = sans(c, o.TLSSANs)
-	c.Host = env.Host.Detect()
-	return c, nil
+	if o.DisableAgent {
+		return &Server{Control: c}, nil
+	}
+	c.OwnNode = node.NodeName
+	node.Cluster = c.Cluster
+	return &Server{Control: c, Node: node}, nil
+}
+
+// clusterSettings derives the cluster-wide values from a server's flags.
+func clusterSettings(o ServerOptions) (cluster.Settings, net.IP, error) {
+	var s cluster.Settings
+	var err error
+	// It ends up in the kubelet's DNS search path and the apiserver's SANs: a bad one breaks
+	// every pod's name lookups, so refuse it before anything starts.
+	if !cluster.IsDNSName(o.ClusterDomain) {
+		return s, nil, fmt.Errorf("--cluster-domain %q is not a lower-case DNS name: use one such as cluster.local", o.ClusterDomain)
+	}
+	s.ClusterDomain = o.ClusterDomain
+	if s.ClusterCIDR, err = cidr("--cluster-cidr", o.ClusterCIDR); err != nil {
+		return s, nil, err
+	}
+	if s.ServiceCIDR, err = cidr("--service-cidr", o.ServiceCIDR); err != nil {
+		return s, nil, err
+	}
+	if ones, bits := s.ClusterCIDR.Mask.Size(); bits == 32 && ones > 24 {
+		return s, nil, fmt.Errorf("--cluster-cidr %s is smaller than one node's /24: use a /16 to /24", o.ClusterCIDR)
+	}
+	if s.ClusterCIDR.Contains(s.ServiceCIDR.IP) || s.ServiceCIDR.Contains(s.ClusterCIDR.IP) {
+		return s, nil, fmt.Errorf("--cluster-cidr %s and --service-cidr %s overlap: pick disjoint ranges", o.ClusterCIDR, o.ServiceCIDR)
+	}
+	if o.ClusterDNS == "" {
+		s.ClusterDNS = nthIP(s.ServiceCIDR, 10)
+	} else if s.ClusterDNS = net.ParseIP(o.ClusterDNS); s.ClusterDNS == nil || !s.ServiceCIDR.Contains(s.ClusterDNS) {
+		return s, nil, fmt.Errorf("--cluster-dns %q must be an address inside --service-cidr %s", o.ClusterDNS, o.ServiceCIDR)
+	}
+	if !contains(cluster.FlannelBackends(), o.FlannelBackend) {
+		return s, nil, fmt.Errorf("--flannel-backend %q: want %s", o.FlannelBackend, strings.Join(cluster.FlannelBackends(), ", "))
+	}
+	s.FlannelBackend = o.FlannelBackend
+	return s, nthIP(s.ServiceCIDR, 1), s.Validate()
+}
+
+// CompleteAgent completes an agent's node config (its Cluster comes with the join) and where
+// it joins.
+func CompleteAgent(o AgentOptions, env Env) (*Agent, error) {
+	if len(o.Servers) == 0 {
+		return nil, fmt.Errorf("--server is required (or OUTPOST_URL): the server to join, such as https://10.0.0.1:6443")
+	}
+	for _, s := range o.Servers {
+		if err := CheckServerURL(s); err != nil {
+			return nil, err
+		}
+	}
+	node, err := completeNode(o.NodeOptions, env)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := givenToken(o.Token, o.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	if tok == "" {
+		return nil, fmt.Errorf("--token is required (or OUTPOST_TOKEN, --token-file): take it from the server's /var/lib/outpost/server/token or `outpost token create`")
+	}
+	t, err := token.Parse(tok)
+	if err != nil {
+		return nil, fmt.Errorf("--token: %w", err)
+	}
+	return &Agent{Node: node, Join: JoinConfig{Servers: o.Servers, Token: t, PasswordFile: node.NodePasswordFile}}, nil
+}
+
+// CheckServerURL says what is wrong with a --server value.
+func CheckServerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("--server %q: want https://HOST:PORT, for example https://10.0.0.1:6443", s)
+	}
+	return nil
+}
+
+// completeNode completes what a server and an agent share.
+func completeNode(o NodeOptions, env Env) (*Node, error) {
+	n := &Node{Verbosity: o.Verbosity, FlannelIface: o.FlannelIface, KubeletArgs: o.KubeletArgs, KubeProxyArgs: o.KubeProxyArgs}
+	if o.Debug && n.Verbosity < 4 {
+		n.Verbosity = 4
+	}
+	var err error
+	if n.Dirs.Data, err = absDir("--data-dir", o.DataDir); err != nil {
+		return nil, err
+	}
+	if n.Dirs.Runtime, err = absDir("--runtime-dir", o.RuntimeDir); err != nil {
+		return nil, err
+	}
+	if n.NodeName, err = nodeName(o.NodeName, env); err != nil {
+		return nil, err
+	}
+	if n.NodeIP, err = nodeIP(o.NodeIP, env); err != nil {
+		return nil, err
+	}
+	if n.GPU, err = gpuOptions(o.GPU); err != nil {
+		return nil, err
+	}
+	if o.NodePasswordFile == "" {
+		o.NodePasswordFile = DefaultNodePasswordFile
+	}
+	if n.NodePasswordFile, err = absDir("--node-password-file", o.NodePasswordFile); err != nil {
+		return nil, err
+	}
+	n.Host = env.Host.Detect()
+	return n, nil
 }
 
 func absDir(flag, p string) (string, error) {
@@ -210,7 +212,7 @@ func nodeName(v string, env Env) (string, error) {
 		v = h
 	}
 	v = strings.ToLower(v)
-	if !isDNSSubdomain(v) {
+	if !cluster.IsDNSName(v) {
 		return "", fmt.Errorf("node name %q is not a valid DNS name (lower-case letters, digits, '-' and '.'): set --node-name", v)
 	}
 	return v, nil
@@ -251,9 +253,9 @@ func nthIP(n *net.IPNet, i int) net.IP {
 	return ip
 }
 
-func sans(c *Config, extra []string) SANs {
+func sans(c *Control, extra []string) SANs {
 	s := SANs{DNS: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-		"kubernetes.default.svc." + c.ClusterDomain, c.NodeName}}
+		"kubernetes.default.svc." + c.Cluster.ClusterDomain, c.NodeName}}
 	s.IPs = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), c.NodeIP, c.APIServiceIP}
 	for _, e := range extra {
 		if ip := net.ParseIP(e); ip != nil {
@@ -275,26 +277,6 @@ func validateDSN(dsn string) error {
 		}
 	}
 	return fmt.Errorf("--datastore-endpoint must start with postgres://, mysql://, https:// (etcd) or sqlite://")
-}
-
-// IsDNSName reports whether s is a lower-case DNS name (RFC 1123 subdomain).
-func IsDNSName(s string) bool { return isDNSSubdomain(s) }
-
-func isDNSSubdomain(s string) bool {
-	if len(s) == 0 || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func contains(list []string, s string) bool {

@@ -21,12 +21,16 @@ func testEnv() Env {
 	}
 }
 
+func nodeDefaults() NodeOptions {
+	return NodeOptions{DataDir: "/var/lib/outpost", RuntimeDir: "/run/outpost",
+		GPU: GPUOptions{Mode: "auto", MIGStrategy: "none", Replicas: 1, DriverRoot: "/", MetricsPort: 9401}}
+}
+
 func defaults() ServerOptions {
-	return ServerOptions{DataDir: "/var/lib/outpost", RuntimeDir: "/run/outpost", WriteKubeconfig: "/etc/outpost/outpost.yaml",
+	return ServerOptions{NodeOptions: nodeDefaults(), WriteKubeconfig: "/etc/outpost/outpost.yaml",
 		WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0", HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16",
 		ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local", KineCompactInterval: time.Minute, FlannelBackend: "vxlan",
-		KineCompactBatch: 1000, KinePollInterval: time.Second,
-		GPU: GPUOptions{Mode: "auto", MIGStrategy: "none", Replicas: 1, DriverRoot: "/", MetricsPort: 9401}}
+		KineCompactBatch: 1000, KinePollInterval: time.Second}
 }
 
 func TestCompleteGPUOptions(t *testing.T) {
@@ -41,7 +45,7 @@ func TestCompleteGPUOptions(t *testing.T) {
 	} {
 		o := defaults()
 		tc.mut(&o.GPU)
-		if _, err := Complete(o, testEnv()); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := CompleteServer(o, testEnv()); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v, want %s", err, tc.want)
 		}
 	}
@@ -51,17 +55,22 @@ func TestCompleteDerives(t *testing.T) {
 	o := defaults()
 	o.TLSSANs = []string{"edge.example", "198.51.100.9"}
 	o.Debug = true
-	c, err := Complete(o, testEnv())
+	srv, err := CompleteServer(o, testEnv())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NodeName != "edge-1" || c.NodeIP.String() != "192.0.2.7" {
-		t.Errorf("node %s %s", c.NodeName, c.NodeIP)
+	c, n := srv.Control, srv.Node
+	if n.NodeName != "edge-1" || n.NodeIP.String() != "192.0.2.7" || c.NodeName != n.NodeName || c.OwnNode != "edge-1" {
+		t.Errorf("node %s %s", n.NodeName, n.NodeIP)
 	}
-	if c.APIServiceIP.String() != "10.43.0.1" || c.ClusterDNS.String() != "10.43.0.10" {
-		t.Errorf("service ips %s %s", c.APIServiceIP, c.ClusterDNS)
+	if c.APIServiceIP.String() != "10.43.0.1" || c.Cluster.ClusterDNS.String() != "10.43.0.10" {
+		t.Errorf("service ips %s %s", c.APIServiceIP, c.Cluster.ClusterDNS)
 	}
-	if c.Verbosity != 4 {
+	// The node runs in the cluster the control plane defines.
+	if n.Cluster.ClusterCIDR.String() != "10.42.0.0/16" || n.Cluster.ClusterDomain != "cluster.local" || n.Cluster.FlannelBackend != "vxlan" {
+		t.Errorf("node's cluster settings %+v", n.Cluster)
+	}
+	if c.Verbosity != 4 || n.Verbosity != 4 {
 		t.Errorf("debug should raise verbosity to 4, got %d", c.Verbosity)
 	}
 	if c.KubeconfigMode != 0o600 {
@@ -109,10 +118,23 @@ func TestCompleteRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := defaults()
 			tt.mod(&o)
-			_, err := Complete(o, testEnv())
+			_, err := CompleteServer(o, testEnv())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// --disable-agent: a control plane only, and no node name held back from joins.
+func TestCompleteServerWithoutNode(t *testing.T) {
+	o := defaults()
+	o.DisableAgent = true
+	srv, err := CompleteServer(o, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.Node != nil || srv.Control == nil || srv.Control.OwnNode != "" {
+		t.Errorf("server %+v", srv)
 	}
 }

@@ -350,3 +350,37 @@ func KnownFlags(flags []cli.Flag) map[string]bool {
 	}
 	return m
 }
+
+// Lookup reads the given keys from config.yaml and its drop-ins (later files win), for the
+// tool commands that take no flags of their own (`outpost ctr`, `outpost kubectl`). Keys of
+// server and agent are valid there; the result holds only the asked ones that are set.
+func Lookup(path string, explicit bool, keys ...string) (map[string]string, error) {
+	files, err := Files(path, explicit)
+	if err != nil {
+		return nil, err
+	}
+	known := KnownFlags(ServerFlags())
+	for k := range KnownFlags(AgentFlags()) {
+		known[k] = true
+	}
+	want := map[string]bool{}
+	for _, k := range keys {
+		want[k] = true
+	}
+	m := lookup{want: want, got: map[string]string{}}
+	if err := Apply(files, known, m); err != nil {
+		return nil, err
+	}
+	return m.got, nil
+}
+
+type lookup struct {
+	want map[string]bool
+	got  map[string]string
+}
+
+func (l lookup) IsSet(name string) bool { return !l.want[name] }
+func (l lookup) Set(name, value string) error {
+	l.got[name] = value
+	return nil
+}

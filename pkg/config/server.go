@@ -1,5 +1,3 @@
-// Package config turns flags and config files into one immutable Config: flags and files fill
-// Options, Complete derives everything else (node IP, SANs, CIDRs, host facts) once.
 package config
 
 import (
@@ -9,61 +7,6 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
 )
-
-// ServerOptions is what the user said, before defaults and derivation.
-type ServerOptions struct {
-	ConfigFile          string
-	DataDir             string
-	RuntimeDir          string
-	WriteKubeconfig     string
-	WriteKubeconfigMode string
-	NodeName            string
-	NodeIP              string
-	BindAddress         string
-	HTTPSListenPort     int
-	TLSSANs             []string
-	ClusterCIDR         string
-	ServiceCIDR         string
-	ClusterDNS          string
-	ClusterDomain       string
-	DatastoreEndpoint   string
-	KineCompactInterval time.Duration
-	KineCompactBatch    int64
-	KinePollInterval    time.Duration
-	Disable             []string
-	APIServerArgs       []string
-	SchedulerArgs       []string
-	ControllerArgs      []string
-	KubeletArgs         []string
-	KubeProxyArgs       []string
-	Debug               bool
-	Verbosity           int
-	GPU                 GPUOptions
-	Token               string
-	TokenFile           string
-	FlannelBackend      string
-	FlannelIface        string
-	DisableAgent        bool
-	NodePasswordFile    string
-	LeafCertLifetime    time.Duration
-	SecretsEncryption   bool
-	SecretsProvider     string
-}
-
-// GPUOptions are the gpu: section's settings (flags --gpu-*).
-type GPUOptions struct {
-	Mode           string // auto | off
-	MIGStrategy    string
-	Replicas       int
-	DriverRoot     string
-	DefaultRuntime string
-	MetricsPort    int
-	CDIDir         string
-	// Test-only: an NVML mock machine and a root holding fake /dev nodes.
-	Mock        string
-	DevRoot     string
-	HealthQuiet time.Duration
-}
 
 // ServerFlags are `outpost server`'s flags. Every name is also a config-file key.
 func ServerFlags() []cli.Flag {
@@ -116,16 +59,34 @@ func ServerFlags() []cli.Flag {
 	}
 }
 
+// nodeOptionsFrom reads the flags a server and an agent share.
+func nodeOptionsFrom(c *cli.Context) NodeOptions {
+	return NodeOptions{
+		ConfigFile:       c.String("config"),
+		DataDir:          c.String("data-dir"),
+		RuntimeDir:       c.String("runtime-dir"),
+		NodeName:         c.String("node-name"),
+		NodeIP:           c.String("node-ip"),
+		FlannelIface:     c.String("flannel-iface"),
+		NodePasswordFile: c.String("node-password-file"),
+		KubeletArgs:      c.StringSlice("kubelet-arg"),
+		KubeProxyArgs:    c.StringSlice("kube-proxy-arg"),
+		Debug:            c.Bool("debug"),
+		Verbosity:        c.Int("v"),
+		GPU: GPUOptions{Mode: c.String("gpu-mode"), MIGStrategy: c.String("gpu-mig-strategy"),
+			Replicas: c.Int("gpu-time-slicing-replicas"), DriverRoot: c.String("gpu-driver-root"),
+			DefaultRuntime: c.String("default-runtime"), MetricsPort: c.Int("gpu-metrics-port"),
+			CDIDir: c.String("gpu-cdi-dir"), Mock: c.String("gpu-mock"), DevRoot: c.String("gpu-dev-root"),
+			HealthQuiet: c.Duration("gpu-health-quiet")},
+	}
+}
+
 // ServerOptionsFrom reads a parsed command line (after the config file was merged into it).
 func ServerOptionsFrom(c *cli.Context) ServerOptions {
 	return ServerOptions{
-		ConfigFile:          c.String("config"),
-		DataDir:             c.String("data-dir"),
-		RuntimeDir:          c.String("runtime-dir"),
+		NodeOptions:         nodeOptionsFrom(c),
 		WriteKubeconfig:     c.String("write-kubeconfig"),
 		WriteKubeconfigMode: c.String("write-kubeconfig-mode"),
-		NodeName:            c.String("node-name"),
-		NodeIP:              c.String("node-ip"),
 		BindAddress:         c.String("bind-address"),
 		HTTPSListenPort:     c.Int("https-listen-port"),
 		TLSSANs:             c.StringSlice("tls-san"),
@@ -142,27 +103,11 @@ func ServerOptionsFrom(c *cli.Context) ServerOptions {
 		APIServerArgs:       c.StringSlice("kube-apiserver-arg"),
 		SchedulerArgs:       c.StringSlice("kube-scheduler-arg"),
 		ControllerArgs:      c.StringSlice("kube-controller-manager-arg"),
-		KubeletArgs:         c.StringSlice("kubelet-arg"),
-		KubeProxyArgs:       c.StringSlice("kube-proxy-arg"),
-		Debug:               c.Bool("debug"),
-		Verbosity:           c.Int("v"),
 		Token:               c.String("token"),
 		TokenFile:           c.String("token-file"),
 		FlannelBackend:      c.String("flannel-backend"),
-		FlannelIface:        c.String("flannel-iface"),
-		GPU:                 gpuOptionsFrom(c),
-		NodePasswordFile:    c.String("node-password-file"),
 		LeafCertLifetime:    c.Duration("leaf-cert-lifetime"),
 		SecretsEncryption:   c.Bool("secrets-encryption"),
 		SecretsProvider:     c.String("secrets-encryption-provider"),
 	}
-}
-
-// gpuOptionsFrom reads the --gpu-* flags (shared by server and agent).
-func gpuOptionsFrom(c *cli.Context) GPUOptions {
-	return GPUOptions{Mode: c.String("gpu-mode"), MIGStrategy: c.String("gpu-mig-strategy"),
-		Replicas: c.Int("gpu-time-slicing-replicas"), DriverRoot: c.String("gpu-driver-root"),
-		DefaultRuntime: c.String("default-runtime"), MetricsPort: c.Int("gpu-metrics-port"),
-		CDIDir: c.String("gpu-cdi-dir"), Mock: c.String("gpu-mock"), DevRoot: c.String("gpu-dev-root"),
-		HealthQuiet: c.Duration("gpu-health-quiet")}
 }

@@ -20,44 +20,61 @@ type Dirs struct {
 
 func (d Dirs) p(elem ...string) string { return filepath.Join(append([]string{d.Data}, elem...)...) }
 
-func (d Dirs) Server() string         { return d.p("server") }
-func (d Dirs) DBDir() string          { return d.p("server", "db") }
-func (d Dirs) DBFile() string         { return d.p("server", "db", "state.db") }
-func (d Dirs) TLS() string            { return d.p("server", "tls") }
-func (d Dirs) Cred() string           { return d.p("server", "cred") }
-func (d Dirs) Manifests() string      { return d.p("server", "manifests") }
-func (d Dirs) Agent() string          { return d.p("agent") }
-func (d Dirs) AgentTLS() string       { return d.p("agent", "tls") }
-func (d Dirs) Images() string         { return d.p("agent", "images") }
-func (d Dirs) ContainerdRoot() string { return d.p("agent", "containerd") }
-func (d Dirs) ContainerdConfig() string {
-	return d.p("agent", "etc", "containerd", "config.toml")
-}
-func (d Dirs) CNIConfDir() string      { return d.p("agent", "etc", "cni", "net.d") }
-func (d Dirs) KubeletConfig() string   { return d.p("agent", "etc", "kubelet.yaml") }
-func (d Dirs) KubeProxyConfig() string { return d.p("agent", "etc", "kube-proxy.yaml") }
-func (d Dirs) KubeletKubeconfig() string {
-	return d.p("agent", "kubelet.kubeconfig")
-}
-func (d Dirs) KubeProxyKubeconfig() string { return d.p("agent", "kubeproxy.kubeconfig") }
-func (d Dirs) Logs() string                { return d.p("agent", "logs") }
+// Lock guards the data dir against a second server or agent.
+func (d Dirs) Lock() string { return d.p(".lock") }
 
-// Payload is where bundled binaries are unpacked, one folder per payload hash.
-func (d Dirs) Payload() string           { return d.p("data") }
-func (d Dirs) PayloadCurrent() string    { return d.p("data", "current") }
-func (d Dirs) BinDir() string            { return d.p("data", "current", "bin") }
-func (d Dirs) Lock() string              { return d.p(".lock") }
-func (d Dirs) RuntimeContainerd() string { return filepath.Join(d.Runtime, "containerd") }
-func (d Dirs) ContainerdSocket() string {
-	return filepath.Join(d.Runtime, "containerd", "containerd.sock")
-}
-func (d Dirs) KineSocket() string { return filepath.Join(d.Runtime, "kine.sock") }
+// The control plane's: DATA/server.
+
+func (d Dirs) DBFile() string    { return d.p("server", "db", "state.db") }
+func (d Dirs) TLS() string       { return d.p("server", "tls") }
+func (d Dirs) Manifests() string { return d.p("server", "manifests") }
+
+// APIServerConf holds the apiserver's generated config files (authentication).
+func (d Dirs) APIServerConf() string { return d.p("server", "etc") }
+
+// Cred holds the in-process clients' kubeconfigs; Kubeconfig names one of them.
+func (d Dirs) Cred() string                  { return d.p("server", "cred") }
+func (d Dirs) Kubeconfig(name string) string { return d.p("server", "cred", name+".kubeconfig") }
 
 // AdminKubeconfig is the server's own admin client (the in-process one, naming cert files).
-func (d Dirs) AdminKubeconfig() string { return d.p("server", "cred", "admin.kubeconfig") }
+func (d Dirs) AdminKubeconfig() string { return d.Kubeconfig("admin") }
 
 // TokenFile holds the cluster join token.
 func (d Dirs) TokenFile() string { return d.p("server", "token") }
 
 // EncryptionConfig is the apiserver's Secrets encryption config, with its keys.
 func (d Dirs) EncryptionConfig() string { return d.p("server", "cred", "encryption-config.json") }
+
+// RuntimeClassesManifest is where a server puts the NVIDIA RuntimeClasses its node found.
+func (d Dirs) RuntimeClassesManifest() string {
+	return d.p("server", "manifests", "gpu-runtimeclasses.yaml")
+}
+
+// The node's: DATA/agent.
+
+// AgentTLS holds an agent's credentials from its join.
+func (d Dirs) AgentTLS() string            { return d.p("agent", "tls") }
+func (d Dirs) Images() string              { return d.p("agent", "images") }
+func (d Dirs) ContainerdRoot() string      { return d.p("agent", "containerd") }
+func (d Dirs) ContainerdConfig() string    { return d.p("agent", "etc", "containerd", "config.toml") }
+func (d Dirs) CNIConfDir() string          { return d.p("agent", "etc", "cni", "net.d") }
+func (d Dirs) CNINetworks() string         { return d.p("agent", "cni", "networks") }
+func (d Dirs) FlannelDir() string          { return d.p("agent", "etc", "flannel") }
+func (d Dirs) KubeletConfig() string       { return d.p("agent", "etc", "kubelet.yaml") }
+func (d Dirs) KubeProxyConfig() string     { return d.p("agent", "etc", "kube-proxy.yaml") }
+func (d Dirs) KubeletKubeconfig() string   { return d.p("agent", "kubelet.kubeconfig") }
+func (d Dirs) KubeProxyKubeconfig() string { return d.p("agent", "kubeproxy.kubeconfig") }
+func (d Dirs) GPUInjectFile() string       { return d.p("agent", "gpu-mock-inject") }
+
+// Payload is where bundled binaries are unpacked, one folder per payload hash; BinDir is the
+// running version's.
+func (d Dirs) Payload() string { return d.p("data") }
+func (d Dirs) BinDir() string  { return d.p("data", "current", "bin") }
+
+// The runtime dir's.
+
+func (d Dirs) RuntimeContainerd() string { return filepath.Join(d.Runtime, "containerd") }
+func (d Dirs) ContainerdSocket() string {
+	return filepath.Join(d.Runtime, "containerd", "containerd.sock")
+}
+func (d Dirs) KineSocket() string { return filepath.Join(d.Runtime, "kine.sock") }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/k3s-io/kine/pkg/endpoint"
 	"github.com/sirupsen/logrus"
+
+	"github.com/outpostk8s/outpost/pkg/component"
 )
 
 // Config is kine's slice of the server config.
@@ -125,3 +127,5 @@ type tagFormatter struct{}
 func (tagFormatter) Format(e *logrus.Entry) ([]byte, error) {
 	return []byte(fmt.Sprintf("%s [kine] %s %s\n", e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), strings.ToUpper(e.Level.String()[:4]), e.Message)), nil
 }
+
+var _ component.Component = (*Kine)(nil)

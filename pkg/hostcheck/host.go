@@ -100,9 +100,12 @@ func (h Host) Filesystem(name string) bool {
 
 // Check is one line of `outpost check-config`.
 type Check struct {
-	Name   string
-	OK     bool
-	Fatal  bool // the server cannot start without it
+	Name  string
+	OK    bool
+	Fatal bool // a start cannot go on without it
+	// Node marks what only a node needs (containerd, kubelet, pods): a control plane alone
+	// (--disable-agent) starts without it.
+	Node   bool
 	Detail string
 	Fix    string
 }
@@ -136,7 +139,7 @@ func (h Host) Checks() []Check {
 	out = append(out, Check{Name: "cgroup version", OK: true, Detail: cg})
 	for _, ctl := range []string{"cpu", "memory", "pids"} {
 		ok := h.cgroupController(f.CgroupV2, ctl)
-		out = append(out, Check{Name: "cgroup controller " + ctl, OK: ok, Fatal: true,
+		out = append(out, Check{Name: "cgroup controller " + ctl, OK: ok, Fatal: true, Node: true,
 			Detail: map[bool]string{true: "enabled", false: "missing"}[ok],
 			Fix:    "enable the " + ctl + " cgroup controller (kernel cmdline cgroup_enable=" + ctl + ")"})
 	}
@@ -146,19 +149,19 @@ func (h Host) Checks() []Check {
 	}
 	out = append(out, Check{Name: "oom_score_adj", OK: true, Detail: oom})
 	ov := h.Filesystem("overlay")
-	out = append(out, Check{Name: "overlay filesystem", OK: ov, Fatal: true,
+	out = append(out, Check{Name: "overlay filesystem", OK: ov, Fatal: true, Node: true,
 		Detail: map[bool]string{true: "available", false: "missing"}[ov], Fix: "modprobe overlay"})
-	out = append(out, Check{Name: "br_netfilter", OK: f.BrNetfilter,
+	out = append(out, Check{Name: "br_netfilter", OK: f.BrNetfilter, Node: true,
 		Detail: map[bool]string{true: "loaded", false: "not loaded: kube-proxy will masquerade all service traffic"}[f.BrNetfilter],
 		Fix:    "modprobe br_netfilter"})
 	for _, tool := range []string{"iptables", "ip6tables"} {
 		p, err := h.LookPath(tool)
-		out = append(out, Check{Name: "tool " + tool, OK: err == nil, Fatal: tool == "iptables",
+		out = append(out, Check{Name: "tool " + tool, OK: err == nil, Fatal: tool == "iptables", Node: true,
 			Detail: orMissing(p, err), Fix: "apt-get install iptables"})
 	}
 	for _, tool := range []string{"mount", "nsenter"} {
 		p, err := h.LookPath(tool)
-		out = append(out, Check{Name: "tool " + tool, OK: err == nil, Fatal: true,
+		out = append(out, Check{Name: "tool " + tool, OK: err == nil, Fatal: true, Node: true,
 			Detail: orMissing(p, err), Fix: "apt-get install util-linux mount"})
 	}
 	ipf, _ := os.ReadFile(h.path("/proc/sys/net/ipv4/ip_forward"))
@@ -183,10 +186,11 @@ func (h Host) cgroupController(v2 bool, ctl string) bool {
 	return h.exists("/sys/fs/cgroup/" + ctl)
 }
 
-// FirstFatal returns the first failing check the server cannot run without.
-func FirstFatal(cs []Check) (Check, bool) {
+// FirstFatal returns the first failing check a start cannot go on without; node says whether
+// this start runs a node (else checks only a node needs are skipped).
+func FirstFatal(cs []Check, node bool) (Check, bool) {
 	for _, c := range cs {
-		if !c.OK && c.Fatal {
+		if !c.OK && c.Fatal && (node || !c.Node) {
 			return c, true
 		}
 	}

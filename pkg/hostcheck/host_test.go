@@ -88,11 +88,36 @@ func TestChecksReportMissingTool(t *testing.T) {
 		"/sys/fs/cgroup/cpu/x": "", "/sys/fs/cgroup/memory/x": "", "/sys/fs/cgroup/pids/x": "",
 	}, 0, "ip6tables", "mount", "nsenter")
 	cs := h.Checks()
-	c, bad := FirstFatal(cs)
+	c, bad := FirstFatal(cs, true)
 	if !bad || c.Name != "tool iptables" {
 		t.Fatalf("first fatal = %+v, want tool iptables", c)
 	}
+	// A control plane alone needs neither iptables nor cgroups: it starts.
+	if c, bad := FirstFatal(cs, false); bad {
+		t.Errorf("without a node, %s still fatal", c.Name)
+	}
 	if !strings.Contains(c.String(), "FAIL") || !strings.Contains(c.String(), "apt-get install iptables") {
 		t.Fatalf("line %q lacks status or fix", c.String())
+	}
+}
+
+// A host without the cpu controller (a network namespace entered with ip netns exec, say) can
+// run a control plane but not a node.
+func TestMissingCgroupFatalOnlyForNode(t *testing.T) {
+	h := fakeHost(t, map[string]string{
+		"/proc/filesystems":       "nodev\toverlay\n",
+		"/sys/fs/cgroup/memory/x": "", "/sys/fs/cgroup/pids/x": "",
+	}, 0)
+	cs := h.Checks()
+	if c, bad := FirstFatal(cs, true); !bad || c.Name != "cgroup controller cpu" {
+		t.Fatalf("with a node: %+v", c)
+	}
+	if c, bad := FirstFatal(cs, false); bad {
+		t.Errorf("without a node, %s fatal", c.Name)
+	}
+	user := fakeHost(t, map[string]string{}, 0)
+	user.Euid = func() int { return 1000 }
+	if c, bad := FirstFatal(user.Checks(), false); !bad || c.Name != "running as root" {
+		t.Errorf("not root, no node: %+v", c)
 	}
 }

@@ -8,6 +8,8 @@ package join
 
 import (
 	"net"
+
+	"github.com/outpostk8s/outpost/pkg/cluster"
 )
 
 // Paths on the server. The apiserver lets anonymous requests reach the first two; the join
@@ -33,24 +35,15 @@ type Request struct {
 	ProxyCSR     string `json:"proxyCSR"`   // kube-proxy's client certificate
 }
 
-// Settings are the cluster-wide values every node must agree on.
-type Settings struct {
-	ClusterCIDR    string `json:"clusterCIDR"`
-	ServiceCIDR    string `json:"serviceCIDR"`
-	ClusterDNS     string `json:"clusterDNS"`
-	ClusterDomain  string `json:"clusterDomain"`
-	FlannelBackend string `json:"flannelBackend"`
-}
-
 // Response carries the signed certificates (PEM) and the settings. ServerCA is informational:
 // an agent trusts only the CA its token pins.
 type Response struct {
-	KubeletCert string   `json:"kubeletCert"`
-	ServingCert string   `json:"servingCert"`
-	ProxyCert   string   `json:"proxyCert"`
-	ServerCA    string   `json:"serverCA"`
-	ClientCA    string   `json:"clientCA"`
-	Settings    Settings `json:"settings"`
+	KubeletCert string           `json:"kubeletCert"`
+	ServingCert string           `json:"servingCert"`
+	ProxyCert   string           `json:"proxyCert"`
+	ServerCA    string           `json:"serverCA"`
+	ClientCA    string           `json:"clientCA"`
+	Settings    cluster.Settings `json:"settings"`
 	// Warnings the agent should log (its node IP is not where its request came from).
 	Warnings []string `json:"warnings,omitempty"`
 }

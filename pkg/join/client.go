@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -43,15 +42,6 @@ func (c Client) timeout() time.Duration {
 		return c.Timeout
 	}
 	return 10 * time.Second
-}
-
-// CheckURL says what is wrong with a --server value.
-func CheckURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return fmt.Errorf("--server %q: want https://HOST:PORT, for example https://10.0.0.1:6443", s)
-	}
-	return nil
 }
 
 // PinnedCA returns the one CA certificate in body whose SHA-256 is pin, as PEM. Anything else

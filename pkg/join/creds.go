@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
@@ -65,7 +66,7 @@ type Node struct {
 // Result is a completed join, held in memory until Write.
 type Result struct {
 	Server   string
-	Settings Settings
+	Settings cluster.Settings
 	CAPEM    []byte
 	Node     Node // who joined; the renewer renews as this node
 	Renewed  bool // by the node's own credentials, not a token
@@ -204,8 +205,8 @@ func (r *Result) Warnings() []string {
 func (r *Result) FromStore() bool { return r.resp == nil }
 
 type stored struct {
-	Server   string   `json:"server"`
-	Settings Settings `json:"settings"`
+	Server   string           `json:"server"`
+	Settings cluster.Settings `json:"settings"`
 }
 
 // Stored is the last successful join kept in dir, for an agent that restarts while no server

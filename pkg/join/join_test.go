@@ -15,11 +15,12 @@ import (
 
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
-type cluster struct {
+type testCluster struct {
 	url     string
 	ca      []byte
 	cluster token.Token
@@ -31,14 +32,14 @@ type cluster struct {
 
 // startServer serves the join API over TLS with a serving cert from the cluster's CA, as the
 // apiserver does.
-func startServer(t *testing.T) *cluster {
+func startServer(t *testing.T) *testCluster {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := pki.EnsureCluster(pki.ClusterSpec{Dir: dir, IPs: []net.IP{net.ParseIP("127.0.0.1")}, NodeName: "server", NodeIP: net.ParseIP("127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &cluster{ca: b.ServerCA.CertPEM, clock: time.Now()}
+	cl := &testCluster{ca: b.ServerCA.CertPEM, clock: time.Now()}
 	if cl.cluster, err = token.Generate(cl.ca); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func startServer(t *testing.T) *cluster {
 	cl.client = client
 	cl.handler = &Handler{ServerCA: b.ServerCA, ClientCA: b.ClientCA, KubeletCA: b.KubeletCA, Passwords: Passwords{Client: client},
 		Reserved: []string{"localhost", "kubernetes"},
-		Settings: Settings{ClusterCIDR: "10.42.0.0/16", ClusterDNS: "10.43.0.10"},
+		Settings: testSettings(),
 		CheckAuth: func(ctx context.Context, tk token.Token) error {
 			if cl.cluster.Matches(tk) {
 				return nil
@@ -67,6 +68,12 @@ func startServer(t *testing.T) *cluster {
 	return cl
 }
 
+func testSettings() cluster.Settings {
+	_, pods, _ := net.ParseCIDR("10.42.0.0/16")
+	_, svcs, _ := net.ParseCIDR("10.43.0.0/16")
+	return cluster.Settings{ClusterCIDR: pods, ServiceCIDR: svcs, ClusterDNS: net.ParseIP("10.43.0.10"), ClusterDomain: "cluster.local", FlannelBackend: "vxlan"}
+}
+
 func node(name, pw string) Node { return Node{Name: name, IP: "10.0.0.2", Password: pw} }
 
 const pwA, pwB = "aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"
@@ -80,7 +87,7 @@ func TestJoinWritesSignedCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Server != cl.url || res.Settings.ClusterCIDR != "10.42.0.0/16" {
+	if res.Server != cl.url || res.Settings.ClusterCIDR.String() != "10.42.0.0/16" {
 		t.Errorf("result %+v", res)
 	}
 	clientCA := readCert(t, filepath.Join(dir, pki.ClientCA+".crt"))
@@ -107,7 +114,7 @@ func TestJoinWritesSignedCredentials(t *testing.T) {
 		t.Errorf("key mode %v %v", fi, err)
 	}
 	st, err := Stored(dir)
-	if err != nil || st.Server != cl.url || st.Settings.ClusterDNS != "10.43.0.10" || len(st.CAPEM) == 0 {
+	if err != nil || st.Server != cl.url || st.Settings.ClusterDNS.String() != "10.43.0.10" || len(st.CAPEM) == 0 {
 		t.Errorf("stored join %+v %v", st, err)
 	}
 	if err := st.Write(dir); err != nil {

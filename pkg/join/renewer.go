@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
@@ -90,3 +91,5 @@ func (r *Renewer) Stop(context.Context) error {
 	r.wg.Wait()
 	return nil
 }
+
+var _ component.Component = (*Renewer)(nil)

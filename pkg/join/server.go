@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
@@ -27,7 +28,7 @@ type Handler struct {
 	KubeletCA *pki.CA // signs kubelet serving certificates
 	CheckAuth func(ctx context.Context, t token.Token) error
 	Passwords Passwords
-	Settings  Settings
+	Settings  cluster.Settings
 	// Reserved are names a node may not take: the apiserver's.
 	Reserved []string
 	// Own is the server's own node name ("" without a node): no join or renewal may take it.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/join"
 )
 
@@ -48,3 +49,5 @@ func (c *claimNodeName) Start(ctx context.Context) error {
 	}
 	return nil
 }
+
+var _ component.Component = (*claimNodeName)(nil)

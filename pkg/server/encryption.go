@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/encryption"
 	"github.com/outpostk8s/outpost/pkg/pki"
@@ -19,8 +20,8 @@ import (
 // config exists it stays in use even without --secrets-encryption: the datastore may hold
 // Secrets only it can decrypt.
 func (s *Server) encryptionConfigPath() string {
-	p := s.Cfg.Dirs.EncryptionConfig()
-	if s.Cfg.SecretsProvider != "" {
+	p := s.Cfg.Control.Dirs.EncryptionConfig()
+	if s.Cfg.Control.SecretsProvider != "" {
 		return p
 	}
 	if _, err := os.Stat(p); err == nil {
@@ -119,3 +120,7 @@ func (r *reencrypt) Stop(context.Context) error {
 	}
 	return nil
 }
+
+var _ component.Component = (*encryptionKey)(nil)
+
+var _ component.Component = (*reencrypt)(nil)

@@ -14,14 +14,12 @@ import (
 // callers may reach. The cluster token is read from its file (so `outpost token rotate`
 // applies at once); extra tokens are looked up as bootstrap-token Secrets.
 func (s *Server) joinHandlers(client kubernetes.Interface) (map[string]http.Handler, []string) {
-	c := s.Cfg
+	c := s.Cfg.Control
 	store := token.Store{Client: client}
 	h := &join.Handler{ServerCA: s.pki.ServerCA, ClientCA: s.pki.ClientCA, KubeletCA: s.pki.KubeletCA,
 		Passwords: join.Passwords{Client: client}, Limiter: &join.Limiter{},
-		Reserved: reservedNames(c.SANs.DNS, c.NodeName), Own: s.ownNode(),
-		Log: s.Log.With("component", "join"),
-		Settings: join.Settings{ClusterCIDR: c.ClusterCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(),
-			ClusterDNS: c.ClusterDNS.String(), ClusterDomain: c.ClusterDomain, FlannelBackend: c.FlannelBackend},
+		Reserved: reservedNames(c.SANs.DNS, c.NodeName), Own: c.OwnNode,
+		Log: s.Log.With("component", "join"), Settings: c.Cluster,
 		CheckAuth: func(ctx context.Context, t token.Token) error {
 			cluster, err := s.token.Current()
 			if err != nil {
@@ -34,14 +32,6 @@ func (s *Server) joinHandlers(client kubernetes.Interface) (map[string]http.Hand
 		}}
 	return map[string]http.Handler{join.CACertsPath: h, join.JoinPath: h, join.RenewPath: h},
 		[]string{join.CACertsPath, join.JoinPath}
-}
-
-// ownNode is this server's node name, "" when it runs none.
-func (s *Server) ownNode() string {
-	if s.Cfg.DisableAgent {
-		return ""
-	}
-	return s.Cfg.NodeName
 }
 
 // reservedNames are the apiserver's DNS names, which no node may take. The server's own node

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
@@ -30,12 +31,7 @@ type Renewer struct {
 	wg     sync.WaitGroup
 }
 
-var _ interface {
-	Name() string
-	Init(context.Context) error
-	Start(context.Context) error
-	Stop(context.Context) error
-} = (*Renewer)(nil)
+var _ component.Component = (*Renewer)(nil)
 
 func (r *Renewer) Name() string { return "certificates" }
 

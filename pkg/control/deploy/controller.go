@@ -12,11 +12,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/outpostk8s/outpost/pkg/component"
 )
 
-// Controller watches the manifests dir and applies each file when it is new or changed, and
+// Deploy watches the manifests dir and applies each file when it is new or changed, and
 // retries a file whose last apply failed.
-type Controller struct {
+type Deploy struct {
 	Dir      string
 	Applier  Applier
 	Interval time.Duration
@@ -35,10 +37,10 @@ type Controller struct {
 	cancel  context.CancelFunc
 }
 
-func (c *Controller) Name() string { return "deploy" }
+func (c *Deploy) Name() string { return "deploy" }
 
 // Init renders the embedded defaults into the dir.
-func (c *Controller) Init(context.Context) error {
+func (c *Deploy) Init(context.Context) error {
 	c.applied, c.failed, c.first = map[string][32]byte{}, map[string]error{}, make(chan struct{})
 	if c.Interval == 0 {
 		c.Interval = 2 * time.Second
@@ -54,13 +56,13 @@ func (c *Controller) Init(context.Context) error {
 }
 
 // Start runs the loop in the background.
-func (c *Controller) Start(ctx context.Context) error {
+func (c *Deploy) Start(ctx context.Context) error {
 	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go c.loop(ctx)
 	return nil
 }
 
-func (c *Controller) loop(ctx context.Context) {
+func (c *Deploy) loop(ctx context.Context) {
 	c.removeDisabled(ctx)
 	for {
 		c.Sync(ctx)
@@ -74,7 +76,7 @@ func (c *Controller) loop(ctx context.Context) {
 }
 
 // removeDisabled deletes the objects of disabled packaged components, retrying until done.
-func (c *Controller) removeDisabled(ctx context.Context) {
+func (c *Deploy) removeDisabled(ctx context.Context) {
 	for name := range c.Disabled {
 		data, err := Render(c.Embedded, name+".yaml", c.Values)
 		if err != nil {
@@ -96,7 +98,7 @@ func (c *Controller) removeDisabled(ctx context.Context) {
 }
 
 // Sync applies what changed since the last pass.
-func (c *Controller) Sync(ctx context.Context) {
+func (c *Deploy) Sync(ctx context.Context) {
 	files, err := filepath.Glob(filepath.Join(c.Dir, "*.yaml"))
 	if err != nil {
 		return
@@ -133,7 +135,7 @@ func (c *Controller) Sync(ctx context.Context) {
 	}
 }
 
-func (c *Controller) applyFile(ctx context.Context, data []byte) error {
+func (c *Deploy) applyFile(ctx context.Context, data []byte) error {
 	objs, err := Decode(data)
 	if err != nil {
 		return err
@@ -142,7 +144,7 @@ func (c *Controller) applyFile(ctx context.Context, data []byte) error {
 }
 
 // Ready once the first pass applied every file.
-func (c *Controller) Ready(context.Context) error {
+func (c *Deploy) Ready(context.Context) error {
 	select {
 	case <-c.first:
 	default:
@@ -161,9 +163,11 @@ func (c *Controller) Ready(context.Context) error {
 }
 
 // Stop ends the loop.
-func (c *Controller) Stop(context.Context) error {
+func (c *Deploy) Stop(context.Context) error {
 	if c.cancel != nil {
 		c.cancel()
 	}
 	return nil
 }
+
+var _ component.Component = (*Deploy)(nil)

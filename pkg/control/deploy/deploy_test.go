@@ -51,7 +51,7 @@ func TestControllerAppliesNewAndChangedFiles(t *testing.T) {
 		patches = append(patches, p.GetNamespace()+"/"+p.GetName())
 		return true, nil, nil
 	})
-	c := &Controller{Dir: dir, Applier: Applier{Client: client, Mapper: mapper()}}
+	c := &Deploy{Dir: dir, Applier: Applier{Client: client, Mapper: mapper()}}
 	ctx := context.Background()
 	if err := c.Init(ctx); err != nil {
 		t.Fatal(err)

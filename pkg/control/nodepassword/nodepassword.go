@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/join"
 )
 
@@ -130,3 +131,5 @@ func (c *Cleaner) Stop(context.Context) error {
 	c.wg.Wait()
 	return nil
 }
+
+var _ component.Component = (*Cleaner)(nil)

@@ -21,6 +21,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/gpu/cdi"
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/deviceplugin"
@@ -46,6 +47,8 @@ type Config struct {
 	HealthQuiet    time.Duration
 	PathEnv        string
 	Hostname       string
+	// InjectFile, with the in-process NVML mock, is where the tests write driver events.
+	InjectFile string
 }
 
 // Agent is the component. Prepare runs before containerd is configured.
@@ -57,6 +60,7 @@ type Agent struct {
 	Node     *detect.Node
 	Res      []resources.Resource
 	Runtimes []gpuruntime.Runtime
+	spec     *cdi.Spec
 
 	plugins []*deviceplugin.Plugin
 	monitor *health.Monitor
@@ -89,9 +93,11 @@ func Check(cfg Config, lib nvml.Interface) (node *detect.Node, res []resources.R
 	return node, res, runtimes, spec, nil
 }
 
-// Prepare runs Check and writes the CDI spec. It returns (nil, nil) when the node has neither
-// an NVIDIA driver nor an NVIDIA runtime: no GPU features, no error.
-func Prepare(cfg Config, lib nvml.Interface, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
+var _ component.Component = (*Agent)(nil)
+
+// New runs Check; the agent writes the CDI spec in Init. It returns (nil, nil) when the node
+// has neither an NVIDIA driver nor an NVIDIA runtime: no GPU features, no error.
+func New(cfg Config, lib nvml.Interface, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
 	node, res, runtimes, spec, err := Check(cfg, lib)
 	if err != nil {
 		return nil, err
@@ -103,13 +109,13 @@ func Prepare(cfg Config, lib nvml.Interface, client kubernetes.Interface, log *s
 		}
 		return nil, nil
 	}
-	if _, err := cdi.Write(spec, cfg.CDIDir); err != nil {
-		return nil, err
-	}
 	log.Info("GPUs found", "count", len(node.GPUs), "product", firstProduct(node), "driver", node.DriverVersion,
 		"resources", resourceSummary(res), "runtimes", len(runtimes))
-	return &Agent{cfg: cfg, lib: lib, log: log, client: client, Node: node, Res: res, Runtimes: runtimes}, nil
+	return &Agent{cfg: cfg, lib: lib, log: log, client: client, Node: node, Res: res, Runtimes: runtimes, spec: spec}, nil
 }
+
+// Config is what the agent was given.
+func (a *Agent) Config() Config { return a.cfg }
 
 func firstProduct(n *detect.Node) string {
 	if len(n.GPUs) == 0 {
@@ -126,8 +132,21 @@ func resourceSummary(rs []resources.Resource) string {
 	return strings.Join(parts, ",")
 }
 
-func (a *Agent) Name() string               { return "gpu" }
-func (a *Agent) Init(context.Context) error { return nil }
+func (a *Agent) Name() string { return "gpu" }
+
+// Init writes the CDI spec for the node's GPUs, before containerd reads it.
+func (a *Agent) Init(context.Context) error {
+	if a.spec == nil {
+		return nil
+	}
+	_, err := cdi.Write(a.spec, a.cfg.CDIDir)
+	return err
+}
+
+// injectable is the in-process NVML mock, which reads driver events from a file.
+type injectable interface {
+	WatchInjectFile(ctx context.Context, path string)
+}
 
 // Start serves the plugins (once the kubelet's socket exists), labels the node, and watches
 // health and serves metrics in the background.
@@ -159,6 +178,10 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
+	if m, ok := a.lib.(injectable); ok && a.cfg.InjectFile != "" {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); m.WatchInjectFile(rctx, a.cfg.InjectFile) }()
+	}
 	st := &status{client: a.client, node: a.cfg.NodeName, log: a.log}
 	a.monitor = health.NewMonitor(a.probe, a.cfg.HealthQuiet, func(c health.Change) {
 		a.setHealth(c)

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
@@ -72,8 +73,8 @@ func Render(c Config, podCIDRs []string) ([]byte, error) {
 	return json.MarshalIndent(conf, "", "  ")
 }
 
-// Writer is the component: it waits for the node's PodCIDR and writes the conflist.
-type Writer struct {
+// CNI is the component: it waits for the node's PodCIDR and writes the conflist.
+type CNI struct {
 	cfg    Config
 	client kubernetes.Interface
 	done   chan struct{}
@@ -81,13 +82,13 @@ type Writer struct {
 }
 
 // New returns the component.
-func New(c Config, client kubernetes.Interface) *Writer {
-	return &Writer{cfg: c, client: client, done: make(chan struct{})}
+func New(c Config, client kubernetes.Interface) *CNI {
+	return &CNI{cfg: c, client: client, done: make(chan struct{})}
 }
 
-func (w *Writer) Name() string { return "cni" }
+func (w *CNI) Name() string { return "cni" }
 
-func (w *Writer) Init(context.Context) error {
+func (w *CNI) Init(context.Context) error {
 	for _, d := range []string{w.cfg.ConfDir, w.cfg.IPAMDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
@@ -97,7 +98,7 @@ func (w *Writer) Init(context.Context) error {
 }
 
 // Start polls the Node object in the background until it has a PodCIDR.
-func (w *Writer) Start(ctx context.Context) error {
+func (w *CNI) Start(ctx context.Context) error {
 	go func() {
 		defer close(w.done)
 		w.err = w.wait(context.WithoutCancel(ctx))
@@ -105,7 +106,7 @@ func (w *Writer) Start(ctx context.Context) error {
 	return nil
 }
 
-func (w *Writer) wait(ctx context.Context) error {
+func (w *CNI) wait(ctx context.Context) error {
 	for {
 		n, err := w.client.CoreV1().Nodes().Get(ctx, w.cfg.NodeName, metav1.GetOptions{})
 		if err == nil && len(n.Spec.PodCIDRs) > 0 {
@@ -120,7 +121,7 @@ func (w *Writer) wait(ctx context.Context) error {
 }
 
 // Write renders and atomically writes the conflist.
-func (w *Writer) Write(podCIDRs []string) error {
+func (w *CNI) Write(podCIDRs []string) error {
 	b, err := Render(w.cfg, podCIDRs)
 	if err != nil {
 		return err
@@ -129,7 +130,7 @@ func (w *Writer) Write(podCIDRs []string) error {
 }
 
 // Ready waits for the conflist.
-func (w *Writer) Ready(context.Context) error {
+func (w *CNI) Ready(context.Context) error {
 	select {
 	case <-w.done:
 		return w.err
@@ -138,4 +139,9 @@ func (w *Writer) Ready(context.Context) error {
 	}
 }
 
-func (w *Writer) Stop(context.Context) error { return nil }
+func (w *CNI) Stop(context.Context) error { return nil }
+
+// Config is what the CNI writer was given.
+func (w *CNI) Config() Config { return w.cfg }
+
+var _ component.Component = (*CNI)(nil)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/supervisor"
 )
@@ -75,3 +76,8 @@ func (c *Containerd) Stop(ctx context.Context) error {
 	}
 	return c.sup.Stop(ctx)
 }
+
+// Config is what containerd was given.
+func (c *Containerd) Config() Config { return c.cfg }
+
+var _ component.Component = (*Containerd)(nil)

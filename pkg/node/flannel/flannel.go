@@ -21,6 +21,8 @@ import (
 	"github.com/flannel-io/flannel/pkg/ip"
 	"github.com/flannel-io/flannel/pkg/subnet/kube"
 	"github.com/flannel-io/flannel/pkg/trafficmngr/iptables"
+
+	"github.com/outpostk8s/outpost/pkg/component"
 )
 
 // Overhead is what the backend's encapsulation takes from the interface MTU.
@@ -43,18 +45,20 @@ type Config struct {
 	Log         *slog.Logger
 }
 
-// Component runs flannel.
-type Component struct {
+// Flannel runs flannel: the pod network between nodes.
+type Flannel struct {
 	cfg    Config
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// New returns the component.
-func New(c Config) *Component { return &Component{cfg: c} }
+var _ component.Component = (*Flannel)(nil)
 
-func (f *Component) Name() string               { return "flannel" }
-func (f *Component) Init(context.Context) error { return nil }
+// New returns the component.
+func New(c Config) *Flannel { return &Flannel{cfg: c} }
+
+func (f *Flannel) Name() string               { return "flannel" }
+func (f *Flannel) Init(context.Context) error { return nil }
 
 // Interface finds the node's interface: the named one, or the one holding ip.
 func Interface(name string, nodeIP net.IP) (*net.Interface, net.IP, error) {
@@ -88,7 +92,7 @@ func Interface(name string, nodeIP net.IP) (*net.Interface, net.IP, error) {
 
 // Start registers the network in the background: flannel needs the node's PodCIDR, which
 // the controller-manager assigns once the kubelet has registered the node.
-func (f *Component) Start(ctx context.Context) error {
+func (f *Flannel) Start(ctx context.Context) error {
 	c := f.cfg
 	iface, addr, err := Interface(c.Iface, c.NodeIP)
 	if err != nil {
@@ -102,8 +106,6 @@ func (f *Component) Start(ctx context.Context) error {
 	if err := os.WriteFile(conf, b, 0o600); err != nil {
 		return err
 	}
-	// The kube subnet manager finds its node by this variable; one node per process.
-	os.Setenv("NODE_NAME", c.NodeName)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f.cancel = cancel
 	f.wg.Add(1)
@@ -124,8 +126,13 @@ func (f *Component) Start(ctx context.Context) error {
 	return nil
 }
 
-func (f *Component) run(ctx context.Context, conf string, ext *backend.ExternalInterface) error {
+func (f *Flannel) run(ctx context.Context, conf string, ext *backend.ExternalInterface) error {
 	c := f.cfg
+	// The kube subnet manager finds its node by the NODE_NAME variable, which the command
+	// sets for the whole process (its only public constructor reads nothing else).
+	if os.Getenv("NODE_NAME") != c.NodeName {
+		return fmt.Errorf("NODE_NAME is %q, not this node's %q: the command sets it before starting the node", os.Getenv("NODE_NAME"), c.NodeName)
+	}
 	sm, err := kube.NewSubnetManager(ctx, "", c.Kubeconfig, "flannel.alpha.coreos.com", conf, false)
 	if err != nil {
 		return fmt.Errorf("subnet manager: %w", err)
@@ -158,10 +165,13 @@ func (f *Component) run(ctx context.Context, conf string, ext *backend.ExternalI
 
 // Stop ends flannel; its routes and rules stay until the node restarts it (pods keep their
 // network meanwhile).
-func (f *Component) Stop(context.Context) error {
+func (f *Flannel) Stop(context.Context) error {
 	if f.cancel != nil {
 		f.cancel()
 	}
 	f.wg.Wait()
 	return nil
 }
+
+// Config is what flannel was given.
+func (f *Flannel) Config() Config { return f.cfg }

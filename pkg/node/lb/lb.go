@@ -12,6 +12,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/outpostk8s/outpost/pkg/component"
 )
 
 // LB is the component.
@@ -115,3 +117,5 @@ func (b *LB) Stop(context.Context) error {
 	b.wg.Wait()
 	return nil
 }
+
+var _ component.Component = (*LB)(nil)

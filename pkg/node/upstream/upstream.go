@@ -5,14 +5,11 @@ package upstream
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"time"
 
 	logsapi "k8s.io/component-base/logs/api/v1"
 	proxyapp "k8s.io/kubernetes/cmd/kube-proxy/app"
 	kubeletapp "k8s.io/kubernetes/cmd/kubelet/app"
 
-	"github.com/outpostk8s/outpost/pkg/component"
 	_ "github.com/outpostk8s/outpost/pkg/logging" // registers the "outpost" log format
 )
 
@@ -22,56 +19,24 @@ func init() {
 	logsapi.ReapplyHandling = logsapi.ReapplyHandlingIgnoreUnchanged
 }
 
-// Kubelet returns the in-process kubelet; it is ready when its healthz answers.
-func Kubelet(argv []string) *component.InProcess {
-	return &component.InProcess{
-		ComponentName: "kubelet",
-		NoStop:        true,
-		Run: func(ctx context.Context) error {
-			cmd := kubeletapp.NewKubeletCommand(ctx)
-			cmd.SetArgs(argv)
-			cmd.SilenceUsage = true
-			if err := cmd.ExecuteContext(ctx); err != nil {
-				return fmt.Errorf("kubelet: %w", err)
-			}
-			return nil
-		},
-		Probe: httpProbe("http://127.0.0.1:10248/healthz"),
+// Kubelet runs the upstream kubelet command with argv (kubelet.Run).
+func Kubelet(ctx context.Context, argv []string) error {
+	cmd := kubeletapp.NewKubeletCommand(ctx)
+	cmd.SetArgs(argv)
+	cmd.SilenceUsage = true
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		return fmt.Errorf("kubelet: %w", err)
 	}
+	return nil
 }
 
-// KubeProxy returns the in-process kube-proxy.
-func KubeProxy(argv []string) *component.InProcess {
-	return &component.InProcess{
-		ComponentName: "kube-proxy",
-		NoStop:        true,
-		Run: func(ctx context.Context) error {
-			cmd := proxyapp.NewProxyCommand()
-			cmd.SetArgs(argv)
-			cmd.SilenceUsage = true
-			if err := cmd.ExecuteContext(ctx); err != nil {
-				return fmt.Errorf("kube-proxy: %w", err)
-			}
-			return nil
-		},
+// KubeProxy runs the upstream kube-proxy command with argv (kubeproxy.Run).
+func KubeProxy(ctx context.Context, argv []string) error {
+	cmd := proxyapp.NewProxyCommand()
+	cmd.SetArgs(argv)
+	cmd.SilenceUsage = true
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		return fmt.Errorf("kube-proxy: %w", err)
 	}
-}
-
-func httpProbe(url string) func(context.Context) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		return nil
-	}
+	return nil
 }

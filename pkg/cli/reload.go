@@ -1,4 +1,4 @@
-package server
+package cli
 
 import (
 	"time"
@@ -9,12 +9,12 @@ import (
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
-// TuneReloads shortens how often the in-process clients and servers re-read certificate
+// tuneReloads shortens how often the in-process clients and servers re-read certificate
 // files when certificates live for minutes (the test-only --leaf-cert-lifetime): upstream
 // looks every 1-5 minutes, longer than such a certificate's renewal margin. Both are
 // upstream's own knobs for its tests, process-wide: the command sets them once, before any
 // component starts.
-func TuneReloads(lifetime time.Duration) {
+func tuneReloads(lifetime time.Duration) {
 	if lifetime <= 0 || lifetime >= 24*time.Hour {
 		return
 	}

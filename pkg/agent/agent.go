@@ -1,0 +1,121 @@
+// Package agent assembles `outpost agent`: the node part (pkg/node) on the credentials of its
+// join, behind a load balancer to the servers, with a renewer that keeps its certificates
+// fresh.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/join"
+	"github.com/outpostk8s/outpost/pkg/logging"
+	"github.com/outpostk8s/outpost/pkg/node"
+	"github.com/outpostk8s/outpost/pkg/node/lb"
+	"github.com/outpostk8s/outpost/pkg/node/upstream"
+	"github.com/outpostk8s/outpost/pkg/payload"
+	"github.com/outpostk8s/outpost/pkg/pki"
+)
+
+// LBAddress is where an agent's kubelet, kube-proxy and flannel reach the servers: the
+// agent's load balancer, which forwards to whichever server answers.
+const LBAddress = "127.0.0.1:6444"
+
+// Agent is one run of `outpost agent`, after its join.
+type Agent struct {
+	Cfg     *config.Agent // Cfg.Node.Cluster comes from Joined
+	Joined  *join.Result
+	Log     *slog.Logger
+	Out     *logging.Out
+	Started time.Time
+}
+
+// Run writes the join's credentials, starts the node and blocks until ctx ends or a component
+// dies; it then stops everything in reverse.
+func (a *Agent) Run(ctx context.Context) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	binDir, err := payload.Extract(payload.Assets(), a.Cfg.Node.Dirs.Payload(), self)
+	if err != nil {
+		return err
+	}
+	if err := a.Prepare(); err != nil {
+		return err
+	}
+	phases, err := a.Phases(binDir)
+	if err != nil {
+		return err
+	}
+	m := &component.Manager{Phases: phases, ReadyTimeout: 3 * time.Minute, Log: a.Log}
+	return m.Run(ctx, 45*time.Second, a.announceReady)
+}
+
+// Prepare stores what the join gave: the credentials and the node's kubeconfigs, which name
+// the credential files so that the renewer can replace them while the node runs.
+func (a *Agent) Prepare() error {
+	d := a.Cfg.Node.Dirs
+	if err := a.Joined.Write(d.AgentTLS()); err != nil {
+		return err
+	}
+	caFile := filepath.Join(d.AgentTLS(), pki.ServerCA+".crt")
+	for _, k := range []struct{ path, name string }{
+		{d.KubeletKubeconfig(), pki.Kubelet},
+		{d.KubeProxyKubeconfig(), pki.KubeProxy},
+	} {
+		if err := pki.KubeconfigFiles(k.path, "https://"+LBAddress, caFile, d.AgentTLS(), k.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Phases are the node's, with the load balancer and the certificate renewer first.
+func (a *Agent) Phases(binDir string) ([][]component.Component, error) {
+	n := a.Cfg.Node
+	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.AgentTLS(), BinDir: binDir, Embedded: node.EmbeddedImages,
+		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: a.Log, Out: a.Out}
+	phases, err := nd.Phases()
+	if err != nil {
+		return nil, err
+	}
+	balancer, err := a.loadBalancer()
+	if err != nil {
+		return nil, err
+	}
+	renewer := &join.Renewer{Client: join.Client{Servers: a.Cfg.Join.Servers, Token: a.Cfg.Join.Token},
+		Node: a.Joined.Node, Dir: n.Dirs.AgentTLS(), Log: a.Log.With("component", "certificates")}
+	phases[0] = append([]component.Component{balancer, renewer}, phases[0]...)
+	return phases, nil
+}
+
+// loadBalancer forwards to the server that answered the join first, then the others.
+func (a *Agent) loadBalancer() (*lb.LB, error) {
+	var hosts []string
+	for _, u := range append([]string{a.Joined.Server}, a.Cfg.Join.Servers...) {
+		p, err := url.Parse(u)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(hosts, p.Host) {
+			hosts = append(hosts, p.Host)
+		}
+	}
+	return &lb.LB{Listen: LBAddress, Servers: hosts, Log: a.Log.With("component", "load-balancer")}, nil
+}
+
+// announceReady prints one line once this node is Ready.
+func (a *Agent) announceReady(ctx context.Context) {
+	n := a.Cfg.Node
+	if node.WaitReady(ctx, n.Dirs.KubeletKubeconfig(), n.NodeName, a.Started.Add(-time.Second)) {
+		a.Log.Info(fmt.Sprintf("Outpost agent is ready: node %s joined %s and is Ready after %.1fs", n.NodeName, a.Joined.Server, time.Since(a.Started).Seconds()))
+	}
+}

@@ -1,0 +1,101 @@
+package config
+
+import (
+	"net"
+	"os"
+	"time"
+
+	"github.com/outpostk8s/outpost/pkg/cluster"
+	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/hostcheck"
+	"github.com/outpostk8s/outpost/pkg/token"
+)
+
+// Node is the completed config of this machine's node part (containerd, kubelet, kube-proxy,
+// network, GPU): the same on a server and an agent. Nothing changes it after Complete, except
+// that an agent learns Cluster from its join.
+type Node struct {
+	Dirs             datadir.Dirs
+	NodeName         string
+	NodeIP           net.IP
+	FlannelIface     string
+	NodePasswordFile string
+	KubeletArgs      []string
+	KubeProxyArgs    []string
+	Verbosity        int
+	Host             hostcheck.Facts
+	GPU              GPUOptions
+	// Cluster is the server's own settings, or the ones an agent's join answer carried.
+	Cluster cluster.Settings
+}
+
+// Control is the completed config of the control plane: datastore, apiserver, scheduler,
+// controller-manager, deploy, join API.
+type Control struct {
+	Dirs           datadir.Dirs
+	Kubeconfig     string
+	KubeconfigMode os.FileMode
+	NodeName       string // this machine's: a name in the serving certificate
+	NodeIP         net.IP // the apiserver's advertise address
+	BindAddress    string
+	HTTPSPort      int
+	SANs           SANs
+	APIServiceIP   net.IP // first address of the service CIDR: kubernetes.default
+	Cluster        cluster.Settings
+	Datastore      Datastore
+	Disabled       map[string]bool
+	Args           ControlArgs
+	Verbosity      int
+	Token          string // as given by --token or --token-file; "" to use or make the stored one
+	// LeafLifetime of the certificates the server issues; 0: pki.DefaultLeafLifetime.
+	LeafLifetime time.Duration
+	// SecretsProvider encrypts Secrets at rest: "secretbox" or "aescbc"; "" for off.
+	SecretsProvider string
+	// OwnNode is the server's own node name, "" with --disable-agent: no join may take it.
+	OwnNode string
+}
+
+// Server is `outpost server`: the control plane and, unless --disable-agent, a node.
+type Server struct {
+	Control *Control
+	Node    *Node // nil with --disable-agent
+}
+
+// Agent is `outpost agent`: a node, and where and how it joins.
+type Agent struct {
+	Node *Node
+	Join JoinConfig
+}
+
+// JoinConfig is where and how an agent joins.
+type JoinConfig struct {
+	Servers      []string
+	Token        token.Token
+	PasswordFile string
+}
+
+// SANs are the apiserver certificate's subject alternative names.
+type SANs struct {
+	DNS []string
+	IPs []net.IP
+}
+
+// Datastore is kine's slice of the config.
+type Datastore struct {
+	Endpoint        string // empty: SQLite in the data dir
+	CompactInterval time.Duration
+	CompactBatch    int64
+	PollInterval    time.Duration
+}
+
+// ControlArgs are the user's extra upstream flags for the control-plane components.
+type ControlArgs struct {
+	APIServer, Scheduler, ControllerManager []string
+}
+
+// Env is what Complete reads from the machine, injected for tests.
+type Env struct {
+	Hostname  func() (string, error)
+	DefaultIP func() (net.IP, error)
+	Host      hostcheck.Host
+}

@@ -1,0 +1,76 @@
+// Package config turns flags and config files into immutable, completed configs, one per
+// role: flags and files fill Options, Complete derives everything else (node IP, SANs, CIDRs,
+// host facts) once. A server has a control-plane part and, unless --disable-agent, a node part;
+// an agent has only the node part and where to join.
+package config
+
+import "time"
+
+// NodeOptions are the flags a server and an agent share: this machine's node.
+type NodeOptions struct {
+	ConfigFile       string
+	DataDir          string
+	RuntimeDir       string
+	NodeName         string
+	NodeIP           string
+	FlannelIface     string
+	NodePasswordFile string
+	KubeletArgs      []string
+	KubeProxyArgs    []string
+	Debug            bool
+	Verbosity        int
+	GPU              GPUOptions
+}
+
+// ServerOptions is what the user told `outpost server`, before defaults and derivation.
+type ServerOptions struct {
+	NodeOptions
+	WriteKubeconfig     string
+	WriteKubeconfigMode string
+	BindAddress         string
+	HTTPSListenPort     int
+	TLSSANs             []string
+	ClusterCIDR         string
+	ServiceCIDR         string
+	ClusterDNS          string
+	ClusterDomain       string
+	DatastoreEndpoint   string
+	KineCompactInterval time.Duration
+	KineCompactBatch    int64
+	KinePollInterval    time.Duration
+	Disable             []string
+	APIServerArgs       []string
+	SchedulerArgs       []string
+	ControllerArgs      []string
+	Token               string
+	TokenFile           string
+	FlannelBackend      string
+	DisableAgent        bool
+	LeafCertLifetime    time.Duration
+	SecretsEncryption   bool
+	SecretsProvider     string
+}
+
+// AgentOptions is what the user told `outpost agent`: its node, and where and how to join.
+// The cluster-wide settings come from the server.
+type AgentOptions struct {
+	NodeOptions
+	Servers   []string
+	Token     string
+	TokenFile string
+}
+
+// GPUOptions are the gpu: section's settings (flags --gpu-*).
+type GPUOptions struct {
+	Mode           string // auto | off
+	MIGStrategy    string
+	Replicas       int
+	DriverRoot     string
+	DefaultRuntime string
+	MetricsPort    int
+	CDIDir         string
+	// Test-only: an NVML mock machine and a root holding fake /dev nodes.
+	Mock        string
+	DevRoot     string
+	HealthQuiet time.Duration
+}

@@ -1,0 +1,66 @@
+package images
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/outpostk8s/outpost/pkg/component"
+)
+
+// Archive is an image archive held in memory (the ones embedded in the binary).
+type Archive struct {
+	Name string
+	Data []byte
+}
+
+// Images imports the embedded archives (pinned) and those in Dir once containerd runs, before
+// the kubelet needs the pause image.
+type Images struct {
+	Importer Importer
+	Dir      string
+	Embedded func() ([]Archive, error)
+	Log      *slog.Logger
+}
+
+var _ component.Component = (*Images)(nil)
+
+func (i *Images) Name() string               { return "images" }
+func (i *Images) Init(context.Context) error { return nil }
+func (i *Images) Stop(context.Context) error { return nil }
+
+func (i *Images) Start(ctx context.Context) error {
+	t := time.Now()
+	embedded, err := i.Embedded()
+	if err != nil {
+		return fmt.Errorf("embedded images: %w", err)
+	}
+	var refs []string
+	for _, img := range embedded {
+		data := img.Data
+		r, err := i.Importer.Import(ctx, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, img.Name, true)
+		if err != nil {
+			return err
+		}
+		refs = append(refs, r...)
+	}
+	files, err := Archives(i.Dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		r, err := i.Importer.ImportFile(ctx, f)
+		if err != nil {
+			// A user's broken archive must not keep the node down: say which and go on.
+			i.Log.Error("image archive not imported", "file", f, "err", err)
+			continue
+		}
+		refs = append(refs, r...)
+	}
+	i.Log.Info("imported images", "images", strings.Join(refs, ","), "took", time.Since(t).Round(time.Millisecond))
+	return nil
+}

@@ -1,0 +1,117 @@
+// Package node assembles this machine's node part from its completed config: containerd, the
+// images, the kubelet and kube-proxy, the pod network (CNI, flannel) and the GPU layer. A
+// server and an agent run the same assembly; they differ only in where the node's
+// credentials are and whether the node writes cluster objects (the RuntimeClasses manifest).
+package node
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/node/cni"
+	"github.com/outpostk8s/outpost/pkg/node/containerd"
+	"github.com/outpostk8s/outpost/pkg/node/flannel"
+	"github.com/outpostk8s/outpost/pkg/node/images"
+	"github.com/outpostk8s/outpost/pkg/node/kubelet"
+	"github.com/outpostk8s/outpost/pkg/node/kubeproxy"
+	"github.com/outpostk8s/outpost/pkg/pki"
+	"github.com/outpostk8s/outpost/pkg/version"
+)
+
+// Node is one assembly of the node part.
+type Node struct {
+	Cfg *config.Node
+	// TLSDir holds the node's certificates (kubelet serving, client CA): the server's PKI
+	// dir, or the agent's join credentials.
+	TLSDir string
+	// BinDir holds the unpacked containerd, shim, runc and CNI plugins.
+	BinDir string
+	// RuntimeClasses, on a server, is the manifest file for the NVIDIA RuntimeClasses the
+	// node's GPU layer finds; "" on an agent (cluster objects are a server's to write).
+	RuntimeClasses string
+	// Embedded are the images built into the binary.
+	Embedded  func() ([]images.Archive, error)
+	Kubelet   kubelet.Run
+	KubeProxy kubeproxy.Run
+	Log       *slog.Logger
+	Out       io.Writer // containerd's tagged log lines
+}
+
+// Phases are the node's components in start order: containerd; the images; the kubelet and
+// kube-proxy; then the network and the GPU layer, which need the registered Node. Building
+// them writes nothing; each component writes its files in its own Init.
+func (n *Node) Phases() ([][]component.Component, error) {
+	c := n.Cfg
+	d := c.Dirs
+	client, err := clientFor(d.KubeletKubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	gpu, err := n.gpu(client)
+	if err != nil {
+		return nil, err
+	}
+	cc := containerd.Config{Root: d.ContainerdRoot(), State: d.RuntimeContainerd(),
+		Socket: d.ContainerdSocket(), ConfigFile: d.ContainerdConfig(), BinDir: n.BinDir,
+		CNIConfDir: d.CNIConfDir(), SandboxImage: version.PauseImage, CgroupV2: c.Host.CgroupV2,
+		RestrictOOMScoreAdj: c.Host.OOMScoreAdjRestricted, Debug: c.Verbosity >= 4}
+	first := []component.Component{&kernelSettings{root: "/", log: n.Log}}
+	rts := gpuContainerd(c.GPU, gpu, &cc)
+	if n.RuntimeClasses != "" {
+		first = append(first, &runtimeClasses{path: n.RuntimeClasses, runtimes: rts})
+	} else if len(rts) > 0 {
+		n.Log.Info("NVIDIA runtimes found: create their RuntimeClasses on a server", "runtimes", len(rts))
+	}
+	first = append(first, containerd.New(cc, n.Out))
+	imgs := &images.Images{Importer: images.Importer{Ctr: filepath.Join(n.BinDir, "ctr"), Socket: d.ContainerdSocket(), Run: images.Exec},
+		Dir: d.Images(), Embedded: n.Embedded, Log: n.Log.With("component", "images")}
+
+	cl := c.Cluster
+	kl, err := kubelet.New(kubelet.Config{NodeName: c.NodeName, NodeIP: c.NodeIP, ConfigFile: d.KubeletConfig(),
+		Kubeconfig: d.KubeletKubeconfig(), ClientCAFile: filepath.Join(n.TLSDir, pki.ClientCA+".crt"),
+		TLSCertFile: filepath.Join(n.TLSDir, pki.KubeletServing+".crt"), TLSKeyFile: filepath.Join(n.TLSDir, pki.KubeletServing+".key"),
+		RuntimeSocket: d.ContainerdSocket(), ClusterDNS: cl.ClusterDNS, ClusterDomain: cl.ClusterDomain,
+		ResolvConf: kubelet.ResolvConf("/"), CgroupV2: c.Host.CgroupV2, Verbosity: c.Verbosity, Extra: c.KubeletArgs}, n.Kubelet)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := kubeproxy.New(kubeproxy.Config{NodeName: c.NodeName, ConfigFile: d.KubeProxyConfig(), Kubeconfig: d.KubeProxyKubeconfig(),
+		ClusterCIDR: cl.ClusterCIDR.String(), MasqueradeAll: !c.Host.BrNetfilter, Verbosity: c.Verbosity, Extra: c.KubeProxyArgs}, n.KubeProxy)
+	if err != nil {
+		return nil, err
+	}
+	ccfg := cni.Config{ConfDir: d.CNIConfDir(), IPAMDir: d.CNINetworks(), NodeName: c.NodeName}
+	last := []component.Component{}
+	if cl.FlannelBackend != "none" {
+		iface, _, err := flannel.Interface(c.FlannelIface, c.NodeIP)
+		if err != nil {
+			return nil, err
+		}
+		ccfg.MTU, ccfg.ExternalMasq = iface.MTU-flannel.Overhead(cl.FlannelBackend), true
+		last = append(last, flannel.New(flannel.Config{NodeName: c.NodeName, NodeIP: c.NodeIP, Iface: c.FlannelIface,
+			Backend: cl.FlannelBackend, ClusterCIDR: cl.ClusterCIDR.String(), Kubeconfig: d.KubeletKubeconfig(),
+			Dir: d.FlannelDir(), Log: n.Log.With("component", "flannel")}))
+	}
+	last = append(last, cni.New(ccfg, client))
+	if gpu != nil {
+		last = append(last, gpu)
+	}
+	return [][]component.Component{first, {imgs}, {kl, kp}, last}, nil
+}
+
+// clientFor is a client with the credentials kubeconfig names.
+func clientFor(kubeconfig string) (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("client from %s: %w", kubeconfig, err)
+	}
+	rc.UserAgent = "outpost/" + version.Outpost
+	return kubernetes.NewForConfig(rc)
+}

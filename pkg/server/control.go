@@ -1,0 +1,102 @@
+package server
+
+import (
+	"fmt"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/outpostk8s/outpost/manifests"
+	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/control/apiserver"
+	"github.com/outpostk8s/outpost/pkg/control/controllermanager"
+	"github.com/outpostk8s/outpost/pkg/control/deploy"
+	"github.com/outpostk8s/outpost/pkg/control/nodepassword"
+	"github.com/outpostk8s/outpost/pkg/control/scheduler"
+	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/version"
+)
+
+// clients are the server's own API clients, built from the kubeconfigs Prepare wrote.
+type clients struct {
+	admin      kubernetes.Interface
+	supervisor kubernetes.Interface
+	dynamic    dynamic.Interface
+	discovery  discovery.CachedDiscoveryInterface
+}
+
+// controlPlane assembles the control plane's phases: the datastore (and the Secrets key); the
+// apiserver with the join API; then the scheduler, controller-manager, deploy, certificate
+// renewal, node-password cleanup (and Secrets re-encryption).
+func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
+	c := s.Cfg.Control
+	cl, err := s.clients()
+	if err != nil {
+		return nil, nil, err
+	}
+	kine := datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, DBFile: c.Dirs.DBFile(),
+		Socket: c.Dirs.KineSocket(), CompactInterval: c.Datastore.CompactInterval,
+		CompactBatch: c.Datastore.CompactBatch, PollInterval: c.Datastore.PollInterval})
+	handlers, anonymous := s.joinHandlers(cl.supervisor)
+	api, err := apiserver.New(apiserver.Config{Handlers: handlers, Anonymous: anonymous, TLSDir: c.Dirs.TLS(), ConfDir: c.Dirs.APIServerConf(),
+		EtcdEndpoint: kine.EtcdEndpoint(), AdvertiseIP: c.NodeIP.String(), BindAddress: c.BindAddress,
+		Port: c.HTTPSPort, ServiceCIDR: c.Cluster.ServiceCIDR.String(), ClusterDomain: c.Cluster.ClusterDomain,
+		Verbosity: c.Verbosity, Extra: c.Args.APIServer, EncryptionConfig: s.encryptionConfigPath()})
+	if err != nil {
+		return nil, nil, err
+	}
+	sched, err := scheduler.New(scheduler.Config{Kubeconfig: c.Dirs.Kubeconfig("scheduler"), Extra: c.Args.Scheduler})
+	if err != nil {
+		return nil, nil, err
+	}
+	cm, err := controllermanager.New(controllermanager.Config{Kubeconfig: c.Dirs.Kubeconfig("controller"), TLSDir: c.Dirs.TLS(),
+		ClusterCIDR: c.Cluster.ClusterCIDR.String(), ServiceCIDR: c.Cluster.ServiceCIDR.String(), Extra: c.Args.ControllerManager})
+	if err != nil {
+		return nil, nil, err
+	}
+	dep := &deploy.Deploy{Dir: c.Dirs.Manifests(), Log: s.Log.With("component", "deploy"),
+		Applier:  deploy.Applier{Client: cl.dynamic, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(cl.discovery)},
+		Embedded: manifests.FS, Disabled: c.Disabled,
+		Values: deploy.Values{ClusterDNS: c.Cluster.ClusterDNS.String(), ClusterDomain: c.Cluster.ClusterDomain,
+			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage}}
+
+	first := []component.Component{kine}
+	rest := []component.Component{sched, cm, dep, s.renewer(),
+		&nodepassword.Cleaner{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}}
+	if p := s.encryptionConfigPath(); p != "" {
+		log := s.Log.With("component", "secrets-encryption")
+		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
+		rest = append(rest, &reencrypt{client: cl.admin, socket: c.Dirs.KineSocket(), log: log})
+	}
+	return [][]component.Component{first, {api}, rest}, cl, nil
+}
+
+func (s *Server) clients() (*clients, error) {
+	d := s.Cfg.Control.Dirs
+	admin, err := clientcmd.BuildConfigFromFlags("", d.AdminKubeconfig())
+	if err != nil {
+		return nil, fmt.Errorf("client from %s: %w", d.AdminKubeconfig(), err)
+	}
+	sup, err := clientcmd.BuildConfigFromFlags("", d.Kubeconfig("supervisor"))
+	if err != nil {
+		return nil, fmt.Errorf("client from %s: %w", d.Kubeconfig("supervisor"), err)
+	}
+	admin.UserAgent, sup.UserAgent = "outpost/"+version.Outpost, "outpost/"+version.Outpost
+	var cl clients
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return nil, err
+	}
+	cl.admin, cl.discovery = cs, memory.NewMemCacheClient(cs.Discovery())
+	if cl.dynamic, err = dynamic.NewForConfig(admin); err != nil {
+		return nil, err
+	}
+	if cl.supervisor, err = kubernetes.NewForConfig(sup); err != nil {
+		return nil, err
+	}
+	return &cl, nil
+}

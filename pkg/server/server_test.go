@@ -1,0 +1,149 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/gpu/agent"
+	"github.com/outpostk8s/outpost/pkg/hostcheck"
+	"github.com/outpostk8s/outpost/pkg/logging"
+	"github.com/outpostk8s/outpost/pkg/node/containerd"
+	"github.com/outpostk8s/outpost/pkg/node/flannel"
+	"github.com/outpostk8s/outpost/pkg/node/kubelet"
+	"github.com/outpostk8s/outpost/pkg/node/kubeproxy"
+)
+
+func env() config.Env {
+	return config.Env{Hostname: func() (string, error) { return "s1", nil },
+		DefaultIP: func() (net.IP, error) { return net.ParseIP("127.0.0.1"), nil },
+		Host: hostcheck.Host{Root: "/nonexistent", Statfs: func(string, *unix.Statfs_t) error { return errors.New("no") },
+			LookPath: func(string) (string, error) { return "", errors.New("no") }, Euid: func() int { return 0 }}}
+}
+
+// assemble completes a server config on a temp data dir, writes its credentials (no root
+// needed) and returns its phases.
+func assemble(t *testing.T, mod func(*config.ServerOptions)) (*Server, [][]component.Component) {
+	t.Helper()
+	dir := t.TempDir()
+	o := config.ServerOptions{
+		NodeOptions: config.NodeOptions{DataDir: filepath.Join(dir, "data"), RuntimeDir: filepath.Join(dir, "run"),
+			NodeIP: "127.0.0.1", NodePasswordFile: filepath.Join(dir, "pw"), KubeletArgs: []string{"max-pods=42"},
+			GPU: config.GPUOptions{Mode: "off", MIGStrategy: "none", Replicas: 1, DriverRoot: "/", CDIDir: "/var/run/cdi"}},
+		WriteKubeconfig: filepath.Join(dir, "admin.yaml"), WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0",
+		HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local",
+		KineCompactInterval: time.Minute, KineCompactBatch: 1000, KinePollInterval: time.Second, FlannelBackend: "vxlan",
+		SecretsProvider: "secretbox"}
+	if mod != nil {
+		mod(&o)
+	}
+	cfg, err := config.CompleteServer(o, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Cfg: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: logging.NewOut(io.Discard)}
+	if err := s.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	phases, err := s.Phases("/payload/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, phases
+}
+
+func find[T component.Component](phases [][]component.Component) T {
+	for _, p := range phases {
+		for _, c := range p {
+			if t, ok := c.(T); ok {
+				return t
+			}
+		}
+	}
+	var zero T
+	return zero
+}
+
+func TestServerPhases(t *testing.T) {
+	s, phases := assemble(t, nil)
+	want := [][]string{
+		{"kine"},
+		{"kube-apiserver"},
+		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "sysctl", "gpu-runtimeclasses", "containerd"},
+		{"images", "node-password"},
+		{"kubelet", "kube-proxy"},
+		{"flannel", "cni"},
+	}
+	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("phases\n got %v\nwant %v", got, want)
+	}
+	d := s.Cfg.Control.Dirs
+	// The server's node uses the server's PKI and the cluster it defines.
+	k := find[*kubelet.Kubelet](phases).Config()
+	if k.TLSCertFile != filepath.Join(d.TLS(), "serving-kubelet.crt") || k.Kubeconfig != d.KubeletKubeconfig() ||
+		k.ClusterDNS.String() != "10.43.0.10" || !slices.Contains(find[*kubelet.Kubelet](phases).Argv(), "--max-pods=42") {
+		t.Errorf("kubelet %+v", k)
+	}
+	if p := find[*kubeproxy.KubeProxy](phases).Config(); p.ClusterCIDR != "10.42.0.0/16" {
+		t.Errorf("kube-proxy %+v", p)
+	}
+	if f := find[*flannel.Flannel](phases).Config(); f.Backend != "vxlan" || f.Dir != d.FlannelDir() {
+		t.Errorf("flannel %+v", f)
+	}
+	if c := find[*containerd.Containerd](phases).Config(); c.BinDir != "/payload/bin" || c.Socket != d.ContainerdSocket() {
+		t.Errorf("containerd %+v", c)
+	}
+}
+
+// --disable-agent: the control plane only; no containerd, kubelet or node password.
+func TestServerWithoutNodePhases(t *testing.T) {
+	_, phases := assemble(t, func(o *config.ServerOptions) { o.DisableAgent = true })
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner"}}
+	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("phases\n got %v\nwant %v", got, want)
+	}
+}
+
+// Secrets encryption adds the key (before the apiserver reads it) and the re-encryption; the
+// GPU mock adds the GPU layer, and containerd learns the CDI dirs.
+func TestServerOptionalPhases(t *testing.T) {
+	dev := t.TempDir() // the mock's device nodes: plain files do, they are only looked for
+	os.MkdirAll(filepath.Join(dev, "dev"), 0o755)
+	for _, n := range []string{"nvidiactl", "nvidia-uvm", "nvidia0", "nvidia1", "nvidia2", "nvidia3", "nvidia4", "nvidia5", "nvidia6", "nvidia7"} {
+		os.WriteFile(filepath.Join(dev, "dev", n), nil, 0o644)
+	}
+	drv := t.TempDir() // and the driver's library
+	lib := filepath.Join(drv, "usr/lib/x86_64-linux-gnu")
+	os.MkdirAll(lib, 0o755)
+	os.WriteFile(filepath.Join(lib, "libnvidia-ml.so.550.54.15"), nil, 0o644)
+	_, phases := assemble(t, func(o *config.ServerOptions) {
+		o.SecretsEncryption = true
+		o.GPU.Mode, o.GPU.Mock, o.GPU.DevRoot, o.GPU.DriverRoot = "auto", "dgxa100", dev, drv
+		o.FlannelBackend = "none"
+	})
+	names := component.Names(phases)
+	if !slices.Equal(names[0], []string{"kine", "secrets-encryption"}) || !slices.Contains(names[2], "secrets-reencrypt") {
+		t.Errorf("encryption components missing: %v", names)
+	}
+	last := names[len(names)-1]
+	if !slices.Equal(last, []string{"cni", "gpu"}) {
+		t.Errorf("last phase %v: want cni and gpu, no flannel with backend none", last)
+	}
+	if g := find[*agent.Agent](phases).Config(); !strings.HasSuffix(g.InjectFile, "gpu-mock-inject") || g.NodeName != "s1" {
+		t.Errorf("gpu %+v", g)
+	}
+	if c := find[*containerd.Containerd](phases).Config(); !slices.Contains(c.CDISpecDirs, "/var/run/cdi") {
+		t.Errorf("containerd CDI dirs %v", c.CDISpecDirs)
+	}
+}
