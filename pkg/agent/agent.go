@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -18,15 +17,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/join"
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node"
-	"github.com/outpostk8s/outpost/pkg/node/lb"
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
 	"github.com/outpostk8s/outpost/pkg/payload"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
-
-// LBAddress is where an agent's kubelet, kube-proxy and flannel reach the servers: the
-// agent's load balancer, which forwards to whichever server answers.
-const LBAddress = "127.0.0.1:6444"
 
 // Agent is one run of `outpost agent`, after its join.
 type Agent struct {
@@ -66,12 +60,12 @@ func (a *Agent) Prepare() error {
 	if err := a.Joined.Write(d.AgentTLS()); err != nil {
 		return err
 	}
-	caFile := filepath.Join(d.AgentTLS(), pki.ServerCA+".crt")
+	caFile := d.AgentServerCAFile()
 	for _, k := range []struct{ path, name string }{
 		{d.KubeletKubeconfig(), pki.Kubelet},
 		{d.KubeProxyKubeconfig(), pki.KubeProxy},
 	} {
-		if err := pki.KubeconfigFiles(k.path, "https://"+LBAddress, caFile, d.AgentTLS(), k.name); err != nil {
+		if err := pki.KubeconfigFiles(k.path, "https://"+node.LBAddress, caFile, d.AgentTLS(), k.name); err != nil {
 			return err
 		}
 	}
@@ -81,35 +75,35 @@ func (a *Agent) Prepare() error {
 // Phases are the node's, with the load balancer and the certificate renewer first.
 func (a *Agent) Phases(binDir string) ([][]component.Component, error) {
 	n := a.Cfg.Node
-	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.AgentTLS(), BinDir: binDir, Embedded: node.EmbeddedImages,
+	servers, err := a.servers()
+	if err != nil {
+		return nil, err
+	}
+	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.AgentTLS(), BinDir: binDir, Servers: servers, Embedded: node.EmbeddedImages,
 		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: a.Log, Out: a.Out}
 	phases, err := nd.Phases()
 	if err != nil {
 		return nil, err
 	}
-	balancer, err := a.loadBalancer()
-	if err != nil {
-		return nil, err
-	}
 	renewer := &join.Renewer{Client: join.Client{Servers: a.Cfg.Join.Servers, Token: a.Cfg.Join.Token},
 		Node: a.Joined.Node, Dir: n.Dirs.AgentTLS(), Log: a.Log.With("component", "certificates")}
-	phases[0] = append([]component.Component{balancer, renewer}, phases[0]...)
+	phases[0] = append([]component.Component{renewer}, phases[0]...)
 	return phases, nil
 }
 
-// loadBalancer forwards to the server that answered the join first, then the others.
-func (a *Agent) loadBalancer() (*lb.LB, error) {
+// servers are the load balancer's: the one that answered the join first, then the others.
+func (a *Agent) servers() ([]string, error) {
 	var hosts []string
 	for _, u := range append([]string{a.Joined.Server}, a.Cfg.Join.Servers...) {
 		p, err := url.Parse(u)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("server URL %q: %w", u, err)
 		}
 		if !slices.Contains(hosts, p.Host) {
 			hosts = append(hosts, p.Host)
 		}
 	}
-	return &lb.LB{Listen: LBAddress, Servers: hosts, Log: a.Log.With("component", "load-balancer")}, nil
+	return hosts, nil
 }
 
 // announceReady prints one line once this node is Ready.

@@ -20,6 +20,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/join"
 	"github.com/outpostk8s/outpost/pkg/logging"
+	"github.com/outpostk8s/outpost/pkg/node"
 	"github.com/outpostk8s/outpost/pkg/node/flannel"
 	"github.com/outpostk8s/outpost/pkg/node/kubelet"
 	"github.com/outpostk8s/outpost/pkg/node/kubeproxy"
@@ -97,7 +98,7 @@ func TestAgentPhases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{{"load-balancer", "certificates", "sysctl", "containerd"}, {"images"}, {"kubelet", "kube-proxy"}, {"flannel", "cni"}}
+	want := [][]string{{"certificates", "load-balancer", "sysctl", "containerd"}, {"images"}, {"kubelet", "kube-proxy"}, {"flannel", "cni"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}
@@ -113,11 +114,11 @@ func TestAgentPhases(t *testing.T) {
 		t.Errorf("flannel backend %s, want the join's", f.Backend)
 	}
 	// The load balancer tries the server of the last join first.
-	if b := find[*lb.LB](phases); b.Listen != LBAddress || !slices.Equal(b.Servers, []string{"10.9.9.9:6443", "10.0.0.1:6443"}) {
+	if b := find[*lb.LB](phases); b.Listen != node.LBAddress || !slices.Equal(b.Servers, []string{"10.9.9.9:6443", "10.0.0.1:6443"}) {
 		t.Errorf("load balancer %s %v", b.Listen, b.Servers)
 	}
 	kc, _ := os.ReadFile(d.KubeletKubeconfig())
-	if !strings.Contains(string(kc), "server: https://"+LBAddress) || !strings.Contains(string(kc), "client-certificate: "+filepath.Join(d.AgentTLS(), pki.Kubelet+".crt")) {
+	if !strings.Contains(string(kc), "server: https://"+node.LBAddress) || !strings.Contains(string(kc), "client-certificate: "+filepath.Join(d.AgentTLS(), pki.Kubelet+".crt")) {
 		t.Errorf("kubelet kubeconfig:\n%s", kc)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/gpu/preflight"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
+	"github.com/outpostk8s/outpost/pkg/prestart"
 )
 
 func checkConfigCommand() *cli.Command {
@@ -20,10 +21,8 @@ func checkConfigCommand() *cli.Command {
 			for _, ch := range checks {
 				fmt.Fprintln(c.App.Writer, ch.String())
 			}
-			if ch, bad := hostcheck.FirstFatal(checks, true); bad {
-				return fmt.Errorf("this host cannot run Outpost yet: %s — fix: %s", ch.Name, ch.Fix)
-			}
-			return nil
+			// Judged as for a server with its node: what this host needs at most.
+			return prestart.Plan{Node: true}.Fatal(checks)
 		},
 	}
 }

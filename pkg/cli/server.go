@@ -86,8 +86,8 @@ func runServer(c *cli.Context) error {
 // processSetup sets what is process-wide, once the command line is read and before anything
 // starts: it drops OUTPOST_* from the environment (they may hold the join token, and the
 // in-process kubelet and kube-proxy run tools that would inherit them), names the node for
-// flannel (its subnet manager reads NODE_NAME and nothing else), and tunes certificate reloads
-// to the leaf lifetime.
+// flannel (its subnet manager reads NODE_NAME and nothing else; containerd and its shims
+// inherit it, harmlessly), and tunes certificate reloads to the leaf lifetime.
 func processSetup(n *config.Node, leafLifetime time.Duration) {
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "OUTPOST_") {

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -124,7 +123,7 @@ func tokenRotate(c *cli.Context) error {
 		return UsageError{fmt.Errorf("outpost token rotate takes no arguments (--new-token sets the token)")}
 	}
 	d := dirs(c)
-	caPEM, err := os.ReadFile(filepath.Join(d.TLS(), pki.ServerCA+".crt"))
+	caPEM, err := os.ReadFile(d.ServerCAFile())
 	if err != nil {
 		return fmt.Errorf("server CA: %w (run this on a server, --data-dir)", err)
 	}

@@ -26,6 +26,7 @@ func Kubectl(args []string) error {
 		if err != nil {
 			return err
 		}
+		// Readable only to root: a user's own ~/.kube/config applies then, as without Outpost.
 		if f, err := os.Open(kc); err == nil {
 			f.Close()
 			os.Setenv("KUBECONFIG", kc)
@@ -41,10 +42,15 @@ func Kubectl(args []string) error {
 }
 
 // configKeys reads keys from config.yaml (OUTPOST_CONFIG_FILE names another), for the tools
-// whose arguments all go to the wrapped command.
+// whose arguments all go to the wrapped command. The default file may be unreadable (0600
+// for root, a user running kubectl): then the defaults apply; a named one must be readable.
 func configKeys(keys ...string) (map[string]string, error) {
 	path := os.Getenv("OUTPOST_CONFIG_FILE")
-	return config.Lookup(firstOf(path, datadir.DefaultConfigFile), path != "", keys...)
+	set, err := config.Lookup(firstOf(path, datadir.DefaultConfigFile), path != "", keys...)
+	if err != nil && path == "" {
+		return map[string]string{}, nil
+	}
+	return set, err
 }
 
 // adminKubeconfig is where the server wrote the admin kubeconfig.
@@ -78,9 +84,12 @@ func hasFlag(args []string, name string) bool {
 // data and runtime dirs come from OUTPOST_DATA_DIR / OUTPOST_RUNTIME_DIR, else config.yaml,
 // else the defaults.
 func Ctr(args []string) error {
-	set, err := configKeys("data-dir", "runtime-dir")
-	if err != nil {
-		return err
+	set := map[string]string{}
+	if os.Getenv("OUTPOST_DATA_DIR") == "" || os.Getenv("OUTPOST_RUNTIME_DIR") == "" {
+		var err error
+		if set, err = configKeys("data-dir", "runtime-dir"); err != nil {
+			return err
+		}
 	}
 	d := datadir.Dirs{Data: firstOf(os.Getenv("OUTPOST_DATA_DIR"), set["data-dir"], datadir.DefaultDataDir),
 		Runtime: firstOf(os.Getenv("OUTPOST_RUNTIME_DIR"), set["runtime-dir"], datadir.DefaultRuntimeDir)}
@@ -95,6 +104,6 @@ func Ctr(args []string) error {
 	if os.Getenv("CONTAINERD_NAMESPACE") == "" {
 		env = append(env, "CONTAINERD_NAMESPACE=k8s.io")
 	}
-	err = syscall.Exec(bin, append([]string{"ctr"}, args...), env)
+	err := syscall.Exec(bin, append([]string{"ctr"}, args...), env)
 	return errors.Join(fmt.Errorf("exec %s", bin), err)
 }

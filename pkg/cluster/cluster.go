@@ -16,10 +16,7 @@ import (
 const Version = 1
 
 // FlannelBackends are the pod networks between nodes a cluster may use.
-var flannelBackends = []string{"vxlan", "host-gw", "none"}
-
-// FlannelBackends lists them (a copy: callers may not change the list).
-func FlannelBackends() []string { return slices.Clone(flannelBackends) }
+func FlannelBackends() []string { return []string{"vxlan", "host-gw", "none"} }
 
 // Settings are the cluster-wide values, parsed.
 type Settings struct {
@@ -87,8 +84,8 @@ func (s Settings) Validate() error {
 	if !IsDNSName(s.ClusterDomain) {
 		return fmt.Errorf("cluster domain %q is not a lower-case DNS name such as cluster.local", s.ClusterDomain)
 	}
-	if !slices.Contains(flannelBackends, s.FlannelBackend) {
-		return fmt.Errorf("flannel backend %q is not one of %s", s.FlannelBackend, strings.Join(flannelBackends, ", "))
+	if !slices.Contains(FlannelBackends(), s.FlannelBackend) {
+		return fmt.Errorf("flannel backend %q is not one of %s", s.FlannelBackend, strings.Join(FlannelBackends(), ", "))
 	}
 	if !s.ServiceCIDR.Contains(s.ClusterDNS) {
 		return fmt.Errorf("cluster DNS %s is outside the service CIDR %s", s.ClusterDNS, s.ServiceCIDR)

@@ -100,3 +100,9 @@ func (p *InProcess) Stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+var _ interface {
+	Component
+	Readier
+	Dier
+} = (*InProcess)(nil)

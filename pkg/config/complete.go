@@ -119,7 +119,10 @@ func clusterSettings(o ServerOptions) (cluster.Settings, net.IP, error) {
 		return s, nil, fmt.Errorf("--flannel-backend %q: want %s", o.FlannelBackend, strings.Join(cluster.FlannelBackends(), ", "))
 	}
 	s.FlannelBackend = o.FlannelBackend
-	return s, nthIP(s.ServiceCIDR, 1), s.Validate()
+	if err := s.Validate(); err != nil {
+		return s, nil, fmt.Errorf("--service-cidr %s, --cluster-dns: %w", o.ServiceCIDR, err)
+	}
+	return s, nthIP(s.ServiceCIDR, 1), nil
 }
 
 // CompleteAgent completes an agent's node config (its Cluster comes with the join) and where

@@ -25,19 +25,22 @@ func (d Dirs) Lock() string { return d.p(".lock") }
 
 // The control plane's: DATA/server.
 
-func (d Dirs) DBFile() string    { return d.p("server", "db", "state.db") }
-func (d Dirs) TLS() string       { return d.p("server", "tls") }
-func (d Dirs) Manifests() string { return d.p("server", "manifests") }
+func (d Dirs) DBFile() string { return d.p("server", "db", "state.db") }
+func (d Dirs) TLS() string    { return d.p("server", "tls") }
+
+// ServerCAFile is the cluster's server CA: what tokens pin.
+func (d Dirs) ServerCAFile() string { return d.p("server", "tls", "server-ca.crt") }
+func (d Dirs) Manifests() string    { return d.p("server", "manifests") }
 
 // APIServerConf holds the apiserver's generated config files (authentication).
 func (d Dirs) APIServerConf() string { return d.p("server", "etc") }
 
-// Cred holds the in-process clients' kubeconfigs; Kubeconfig names one of them.
-func (d Dirs) Cred() string                  { return d.p("server", "cred") }
-func (d Dirs) Kubeconfig(name string) string { return d.p("server", "cred", name+".kubeconfig") }
-
-// AdminKubeconfig is the server's own admin client (the in-process one, naming cert files).
-func (d Dirs) AdminKubeconfig() string { return d.Kubeconfig("admin") }
+// The in-process clients' kubeconfigs. AdminKubeconfig is the server's own admin client (the
+// in-process one, naming cert files; people get the one --write-kubeconfig names).
+func (d Dirs) AdminKubeconfig() string      { return d.p("server", "cred", "admin.kubeconfig") }
+func (d Dirs) ControllerKubeconfig() string { return d.p("server", "cred", "controller.kubeconfig") }
+func (d Dirs) SchedulerKubeconfig() string  { return d.p("server", "cred", "scheduler.kubeconfig") }
+func (d Dirs) SupervisorKubeconfig() string { return d.p("server", "cred", "supervisor.kubeconfig") }
 
 // TokenFile holds the cluster join token.
 func (d Dirs) TokenFile() string { return d.p("server", "token") }
@@ -52,8 +55,9 @@ func (d Dirs) RuntimeClassesManifest() string {
 
 // The node's: DATA/agent.
 
-// AgentTLS holds an agent's credentials from its join.
+// AgentTLS holds an agent's credentials from its join; AgentServerCAFile is the CA it pinned.
 func (d Dirs) AgentTLS() string            { return d.p("agent", "tls") }
+func (d Dirs) AgentServerCAFile() string   { return d.p("agent", "tls", "server-ca.crt") }
 func (d Dirs) Images() string              { return d.p("agent", "images") }
 func (d Dirs) ContainerdRoot() string      { return d.p("agent", "containerd") }
 func (d Dirs) ContainerdConfig() string    { return d.p("agent", "etc", "containerd", "config.toml") }

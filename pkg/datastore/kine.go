@@ -28,30 +28,30 @@ type Config struct {
 	PollInterval    time.Duration
 }
 
-// Kine is the datastore component.
-type Kine struct {
+// Datastore is the component: kine in-process.
+type Datastore struct {
 	cfg    Config
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 // New returns the component; nothing runs until Start.
-func New(cfg Config) *Kine { return &Kine{cfg: cfg} }
+func New(cfg Config) *Datastore { return &Datastore{cfg: cfg} }
 
-func (k *Kine) Name() string { return "kine" }
+func (k *Datastore) Name() string { return "kine" }
 
 // EtcdEndpoint is what the apiserver's --etcd-servers must say.
-func (k *Kine) EtcdEndpoint() string { return "unix://" + k.cfg.Socket }
+func (k *Datastore) EtcdEndpoint() string { return "unix://" + k.cfg.Socket }
 
 // DSN is the kine endpoint: the external one, or SQLite with WAL and a busy timeout.
-func (k *Kine) DSN() string {
+func (k *Datastore) DSN() string {
 	if k.cfg.Endpoint != "" {
 		return k.cfg.Endpoint
 	}
 	return "sqlite://" + k.cfg.DBFile + "?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared"
 }
 
-func (k *Kine) Init(context.Context) error {
+func (k *Datastore) Init(context.Context) error {
 	logrus.SetFormatter(&tagFormatter{})
 	if k.cfg.Endpoint == "" {
 		if err := os.MkdirAll(filepath.Dir(k.cfg.DBFile), 0o700); err != nil {
@@ -61,7 +61,7 @@ func (k *Kine) Init(context.Context) error {
 	return os.MkdirAll(filepath.Dir(k.cfg.Socket), 0o700)
 }
 
-func (k *Kine) Start(ctx context.Context) error {
+func (k *Datastore) Start(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	k.cancel = cancel
 	_, err := endpoint.Listen(rctx, endpoint.Config{
@@ -87,7 +87,7 @@ func (k *Kine) Start(ctx context.Context) error {
 }
 
 // Ready dials the socket the apiserver will use.
-func (k *Kine) Ready(ctx context.Context) error {
+func (k *Datastore) Ready(ctx context.Context) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", k.cfg.Socket)
 	if err != nil {
@@ -96,7 +96,7 @@ func (k *Kine) Ready(ctx context.Context) error {
 	return c.Close()
 }
 
-func (k *Kine) Stop(context.Context) error {
+func (k *Datastore) Stop(context.Context) error {
 	if k.cancel == nil {
 		return nil
 	}
@@ -128,4 +128,4 @@ func (tagFormatter) Format(e *logrus.Entry) ([]byte, error) {
 	return []byte(fmt.Sprintf("%s [kine] %s %s\n", e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), strings.ToUpper(e.Level.String()[:4]), e.Message)), nil
 }
 
-var _ component.Component = (*Kine)(nil)
+var _ component.Component = (*Datastore)(nil)

@@ -167,7 +167,7 @@ func (h Host) Checks() []Check {
 	ipf, _ := os.ReadFile(h.path("/proc/sys/net/ipv4/ip_forward"))
 	fwd := strings.TrimSpace(string(ipf)) == "1"
 	out = append(out, Check{Name: "ip forwarding", OK: true,
-		Detail: map[bool]string{true: "on", false: "off: outpost turns it on at start"}[fwd]})
+		Detail: map[bool]string{true: "on", false: "off: a node turns it on at start"}[fwd]})
 	return out
 }
 

@@ -192,7 +192,7 @@ func (c Client) send(ctx context.Context, hc *http.Client, server, path string, 
 	}
 	var out Response
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, false, fmt.Errorf("join answer: %w", err)
+		return nil, false, fmt.Errorf("%s sent an answer this agent cannot use (upgrade it to the server's version?): %w", server, err)
 	}
 	return &out, false, nil
 }

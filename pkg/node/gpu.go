@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -115,12 +116,12 @@ func (r *runtimeClasses) Stop(context.Context) error  { return nil }
 func (r *runtimeClasses) Init(context.Context) error {
 	if len(r.runtimes) == 0 {
 		if err := os.Remove(r.path); err != nil && !os.IsNotExist(err) {
-			return err
+			return fmt.Errorf("remove RuntimeClasses manifest: %w", err)
 		}
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
-		return err
+		return fmt.Errorf("manifests dir: %w", err)
 	}
 	return pki.WriteFile(r.path, []byte(gpuruntime.RuntimeClasses(r.runtimes)), 0o600)
 }

@@ -21,9 +21,14 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node/images"
 	"github.com/outpostk8s/outpost/pkg/node/kubelet"
 	"github.com/outpostk8s/outpost/pkg/node/kubeproxy"
+	"github.com/outpostk8s/outpost/pkg/node/lb"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
+
+// LBAddress is where an agent's kubelet, kube-proxy and flannel reach the servers: the node's
+// load balancer, which forwards to whichever server answers.
+const LBAddress = "127.0.0.1:6444"
 
 // Node is one assembly of the node part.
 type Node struct {
@@ -33,6 +38,9 @@ type Node struct {
 	TLSDir string
 	// BinDir holds the unpacked containerd, shim, runc and CNI plugins.
 	BinDir string
+	// Servers, on an agent, are the servers (host:port) its load balancer forwards to, the one
+	// that answered the join first; none on a server, whose node talks to its own apiserver.
+	Servers []string
 	// RuntimeClasses, on a server, is the manifest file for the NVIDIA RuntimeClasses the
 	// node's GPU layer finds; "" on an agent (cluster objects are a server's to write).
 	RuntimeClasses string
@@ -62,7 +70,14 @@ func (n *Node) Phases() ([][]component.Component, error) {
 		Socket: d.ContainerdSocket(), ConfigFile: d.ContainerdConfig(), BinDir: n.BinDir,
 		CNIConfDir: d.CNIConfDir(), SandboxImage: version.PauseImage, CgroupV2: c.Host.CgroupV2,
 		RestrictOOMScoreAdj: c.Host.OOMScoreAdjRestricted, Debug: c.Verbosity >= 4}
-	first := []component.Component{&kernelSettings{root: "/", log: n.Log}}
+	first := []component.Component{}
+	if len(n.Servers) > 0 {
+		first = append(first, &lb.LB{Listen: LBAddress, Servers: n.Servers, Log: n.Log.With("component", "load-balancer")})
+	}
+	first = append(first, &kernelSettings{root: "/", log: n.Log})
+	if gpu != nil {
+		first = append(first, gpu.CDISpec())
+	}
 	rts := gpuContainerd(c.GPU, gpu, &cc)
 	if n.RuntimeClasses != "" {
 		first = append(first, &runtimeClasses{path: n.RuntimeClasses, runtimes: rts})

@@ -5,7 +5,9 @@
 package prestart
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strconv"
@@ -32,11 +34,19 @@ type API struct {
 
 // Host runs the fatal host checks the plan needs, then the GPU check.
 func (p Plan) Host(h hostcheck.Host) error {
-	if chk, bad := hostcheck.FirstFatal(h.Checks(), p.Node); bad {
-		return fmt.Errorf("host not ready: %s: %s — fix: %s (run 'outpost check-config' for every check)", chk.Name, chk.Detail, chk.Fix)
+	if err := p.Fatal(h.Checks()); err != nil {
+		return err
 	}
 	if p.GPU != nil {
 		return p.GPU()
+	}
+	return nil
+}
+
+// Fatal names the first of checks the plan cannot start without, or is nil.
+func (p Plan) Fatal(checks []hostcheck.Check) error {
+	if chk, bad := hostcheck.FirstFatal(checks, p.Node); bad {
+		return fmt.Errorf("host not ready: %s: %s — fix: %s (run 'outpost check-config' for every check)", chk.Name, chk.Detail, chk.Fix)
 	}
 	return nil
 }
@@ -110,14 +120,23 @@ func (p Plan) Lock(listen Listen) (*datadir.Lock, error) {
 	return l, nil
 }
 
+// cause is a path error's reason alone: the message names the dir already.
+func cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // writable creates the data dir (and parents) or explains why it cannot.
 func writable(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("data dir %s is not writable (%w): choose another --data-dir or fix its permissions", dir, err)
+		return fmt.Errorf("data dir %s is not writable (%w): choose another --data-dir or fix its permissions", dir, cause(err))
 	}
 	f, err := os.CreateTemp(dir, ".probe-")
 	if err != nil {
-		return fmt.Errorf("data dir %s is not writable (%w): choose another --data-dir or fix its permissions", dir, err)
+		return fmt.Errorf("data dir %s is not writable (%w): choose another --data-dir or fix its permissions", dir, cause(err))
 	}
 	f.Close()
 	return os.Remove(f.Name())

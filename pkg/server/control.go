@@ -49,11 +49,11 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sched, err := scheduler.New(scheduler.Config{Kubeconfig: c.Dirs.Kubeconfig("scheduler"), Extra: c.Args.Scheduler})
+	sched, err := scheduler.New(scheduler.Config{Kubeconfig: c.Dirs.SchedulerKubeconfig(), Extra: c.Args.Scheduler})
 	if err != nil {
 		return nil, nil, err
 	}
-	cm, err := controllermanager.New(controllermanager.Config{Kubeconfig: c.Dirs.Kubeconfig("controller"), TLSDir: c.Dirs.TLS(),
+	cm, err := controllermanager.New(controllermanager.Config{Kubeconfig: c.Dirs.ControllerKubeconfig(), TLSDir: c.Dirs.TLS(),
 		ClusterCIDR: c.Cluster.ClusterCIDR.String(), ServiceCIDR: c.Cluster.ServiceCIDR.String(), Extra: c.Args.ControllerManager})
 	if err != nil {
 		return nil, nil, err
@@ -66,7 +66,7 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 
 	first := []component.Component{kine}
 	rest := []component.Component{sched, cm, dep, s.renewer(),
-		&nodepassword.Cleaner{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}}
+		&nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}}
 	if p := s.encryptionConfigPath(); p != "" {
 		log := s.Log.With("component", "secrets-encryption")
 		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
@@ -81,9 +81,9 @@ func (s *Server) clients() (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client from %s: %w", d.AdminKubeconfig(), err)
 	}
-	sup, err := clientcmd.BuildConfigFromFlags("", d.Kubeconfig("supervisor"))
+	sup, err := clientcmd.BuildConfigFromFlags("", d.SupervisorKubeconfig())
 	if err != nil {
-		return nil, fmt.Errorf("client from %s: %w", d.Kubeconfig("supervisor"), err)
+		return nil, fmt.Errorf("client from %s: %w", d.SupervisorKubeconfig(), err)
 	}
 	admin.UserAgent, sup.UserAgent = "outpost/"+version.Outpost, "outpost/"+version.Outpost
 	var cl clients

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/outpostk8s/outpost/pkg/control/certs"
+	"github.com/outpostk8s/outpost/pkg/control/renewer"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
@@ -33,12 +33,12 @@ func (s *Server) clusterSpec() pki.ClusterSpec {
 func (s *Server) writeKubeconfigs() error {
 	c := s.Cfg.Control
 	url := fmt.Sprintf("https://127.0.0.1:%d", c.HTTPSPort)
-	caFile := filepath.Join(c.Dirs.TLS(), pki.ServerCA+".crt")
+	caFile := c.Dirs.ServerCAFile()
 	for _, k := range []struct{ path, name string }{
 		{c.Dirs.AdminKubeconfig(), pki.Admin},
-		{c.Dirs.Kubeconfig("controller"), pki.ControllerManager},
-		{c.Dirs.Kubeconfig("scheduler"), pki.Scheduler},
-		{c.Dirs.Kubeconfig("supervisor"), pki.Supervisor},
+		{c.Dirs.ControllerKubeconfig(), pki.ControllerManager},
+		{c.Dirs.SchedulerKubeconfig(), pki.Scheduler},
+		{c.Dirs.SupervisorKubeconfig(), pki.Supervisor},
 		{c.Dirs.KubeletKubeconfig(), pki.Kubelet},
 		{c.Dirs.KubeProxyKubeconfig(), pki.KubeProxy},
 	} {
@@ -53,8 +53,8 @@ func (s *Server) writeKubeconfigs() error {
 }
 
 // renewer re-issues the server's certificates that are due while it runs.
-func (s *Server) renewer() *certs.Renewer {
-	return &certs.Renewer{Dirs: []string{s.Cfg.Control.Dirs.TLS()}, Interval: pki.CheckInterval(s.leafLifetime()),
+func (s *Server) renewer() *renewer.Renewer {
+	return &renewer.Renewer{Dirs: []string{s.Cfg.Control.Dirs.TLS()}, Interval: pki.CheckInterval(s.leafLifetime()),
 		Log: s.Log.With("component", "certificates"),
 		Renew: func() ([]string, error) {
 			b, err := pki.EnsureCluster(s.clusterSpec())

@@ -89,6 +89,12 @@ func TestServerPhases(t *testing.T) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}
 	d := s.Cfg.Control.Dirs
+	// Assembling writes nothing: each component writes its files in its own Init.
+	for _, f := range []string{d.KubeletConfig(), d.KubeProxyConfig(), d.ContainerdConfig(), d.RuntimeClassesManifest(), d.CNIConfDir()} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s written while assembling", f)
+		}
+	}
 	// The server's node uses the server's PKI and the cluster it defines.
 	k := find[*kubelet.Kubelet](phases).Config()
 	if k.TLSCertFile != filepath.Join(d.TLS(), "serving-kubelet.crt") || k.Kubeconfig != d.KubeletKubeconfig() ||
@@ -127,13 +133,18 @@ func TestServerOptionalPhases(t *testing.T) {
 	lib := filepath.Join(drv, "usr/lib/x86_64-linux-gnu")
 	os.MkdirAll(lib, 0o755)
 	os.WriteFile(filepath.Join(lib, "libnvidia-ml.so.550.54.15"), nil, 0o644)
+	cdiDir := filepath.Join(t.TempDir(), "cdi")
 	_, phases := assemble(t, func(o *config.ServerOptions) {
 		o.SecretsEncryption = true
-		o.GPU.Mode, o.GPU.Mock, o.GPU.DevRoot, o.GPU.DriverRoot = "auto", "dgxa100", dev, drv
+		o.GPU.Mode, o.GPU.Mock, o.GPU.DevRoot, o.GPU.DriverRoot, o.GPU.CDIDir = "auto", "dgxa100", dev, drv, cdiDir
 		o.FlannelBackend = "none"
 	})
+	if _, err := os.Stat(cdiDir); !errors.Is(err, os.ErrNotExist) {
+		t.Error("CDI spec written while assembling")
+	}
 	names := component.Names(phases)
-	if !slices.Equal(names[0], []string{"kine", "secrets-encryption"}) || !slices.Contains(names[2], "secrets-reencrypt") {
+	if !slices.Equal(names[0], []string{"kine", "secrets-encryption"}) || !slices.Contains(names[2], "secrets-reencrypt") ||
+		slices.Index(names[2], "gpu-cdi") > slices.Index(names[2], "containerd") || !slices.Contains(names[2], "gpu-cdi") {
 		t.Errorf("encryption components missing: %v", names)
 	}
 	last := names[len(names)-1]
@@ -143,7 +154,7 @@ func TestServerOptionalPhases(t *testing.T) {
 	if g := find[*agent.Agent](phases).Config(); !strings.HasSuffix(g.InjectFile, "gpu-mock-inject") || g.NodeName != "s1" {
 		t.Errorf("gpu %+v", g)
 	}
-	if c := find[*containerd.Containerd](phases).Config(); !slices.Contains(c.CDISpecDirs, "/var/run/cdi") {
+	if c := find[*containerd.Containerd](phases).Config(); !slices.Contains(c.CDISpecDirs, cdiDir) {
 		t.Errorf("containerd CDI dirs %v", c.CDISpecDirs)
 	}
 }

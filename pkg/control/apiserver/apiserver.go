@@ -113,8 +113,13 @@ anonymous:
   - path: /healthz
 %s`
 
+// APIServer is the in-process kube-apiserver.
+type APIServer struct{ component.InProcess }
+
+var _ component.Component = (*APIServer)(nil)
+
 // New returns the component.
-func New(c Config) (*component.InProcess, error) {
+func New(c Config) (*APIServer, error) {
 	argv, err := Args(c)
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver args: %w", err)
@@ -123,17 +128,17 @@ func New(c Config) (*component.InProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &component.InProcess{
+	return &APIServer{component.InProcess{
 		ComponentName: "kube-apiserver",
 		Prepare: func(context.Context) error {
 			if err := os.MkdirAll(c.ConfDir, 0o700); err != nil {
-				return err
+				return fmt.Errorf("apiserver config dir: %w", err)
 			}
 			return pki.WriteFile(filepath.Join(c.ConfDir, "authentication.yaml"), []byte(AuthConfig(c.Anonymous)), 0o600)
 		},
 		Run:   func(ctx context.Context) error { return run(ctx, argv, c.Handlers) },
 		Probe: probe,
-	}, nil
+	}}, nil
 }
 
 func run(ctx context.Context, argv []string, handlers map[string]http.Handler) error {

@@ -58,13 +58,18 @@ func Args(c Config) ([]string, error) {
 	}, c.Extra)
 }
 
+// ControllerManager is the in-process kube-controller-manager.
+type ControllerManager struct{ component.InProcess }
+
+var _ component.Component = (*ControllerManager)(nil)
+
 // New returns the component.
-func New(c Config) (*component.InProcess, error) {
+func New(c Config) (*ControllerManager, error) {
 	argv, err := Args(c)
 	if err != nil {
 		return nil, fmt.Errorf("kube-controller-manager args: %w", err)
 	}
-	return &component.InProcess{ComponentName: "kube-controller-manager", Run: func(ctx context.Context) error {
+	return &ControllerManager{component.InProcess{ComponentName: "kube-controller-manager", Run: func(ctx context.Context) error {
 		s, err := options.NewKubeControllerManagerOptions()
 		if err != nil {
 			return err
@@ -85,5 +90,5 @@ func New(c Config) (*component.InProcess, error) {
 			return err
 		}
 		return app.Run(ctx, cfg.Complete())
-	}}, nil
+	}}}, nil
 }

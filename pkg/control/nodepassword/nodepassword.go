@@ -20,9 +20,9 @@ import (
 	"github.com/outpostk8s/outpost/pkg/join"
 )
 
-// Cleaner deletes the password Secret of every deleted Node, and of names that have had no
+// NodePassword deletes the password Secret of every deleted Node, and of names that have had no
 // Node for Grace (a join whose node never registered, or a Node deleted while no server ran).
-type Cleaner struct {
+type NodePassword struct {
 	Client kubernetes.Interface
 	Log    *slog.Logger
 	Grace  time.Duration // default 10 minutes
@@ -35,9 +35,9 @@ type Cleaner struct {
 	wg     sync.WaitGroup
 }
 
-func (c *Cleaner) Name() string { return "node-password-cleaner" }
+func (c *NodePassword) Name() string { return "node-password-cleaner" }
 
-func (c *Cleaner) Init(context.Context) error {
+func (c *NodePassword) Init(context.Context) error {
 	if c.Grace <= 0 {
 		c.Grace = 10 * time.Minute
 	}
@@ -50,7 +50,7 @@ func (c *Cleaner) Init(context.Context) error {
 	return nil
 }
 
-func (c *Cleaner) Start(ctx context.Context) error {
+func (c *NodePassword) Start(ctx context.Context) error {
 	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	f := informers.NewSharedInformerFactory(c.Client, 0)
 	nodes := f.Core().V1().Nodes().Informer()
@@ -84,7 +84,7 @@ func (c *Cleaner) Start(ctx context.Context) error {
 }
 
 // Sweep deletes the records of names without a Node that are older than Grace.
-func (c *Cleaner) Sweep(ctx context.Context) {
+func (c *NodePassword) Sweep(ctx context.Context) {
 	secs, err := c.Client.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{FieldSelector: "type=" + string(join.PasswordSecretType)})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -106,7 +106,7 @@ func (c *Cleaner) Sweep(ctx context.Context) {
 // forget deletes node's record if it predates before: the deleted Node's own (a join records
 // it before the kubelet registers). A record made later is a new machine's, which joined
 // under the freed name meanwhile; it stays. The UID precondition keeps it so under a race.
-func (c *Cleaner) forget(ctx context.Context, node string, before time.Time) {
+func (c *NodePassword) forget(ctx context.Context, node string, before time.Time) {
 	if node == c.Keep {
 		return
 	}
@@ -124,7 +124,7 @@ func (c *Cleaner) forget(ctx context.Context, node string, before time.Time) {
 	}
 }
 
-func (c *Cleaner) Stop(context.Context) error {
+func (c *NodePassword) Stop(context.Context) error {
 	if c.cancel != nil {
 		c.cancel()
 	}
@@ -132,4 +132,4 @@ func (c *Cleaner) Stop(context.Context) error {
 	return nil
 }
 
-var _ component.Component = (*Cleaner)(nil)
+var _ component.Component = (*NodePassword)(nil)

@@ -41,7 +41,7 @@ func TestNodeDeletionFreesName(t *testing.T) {
 		secret("gone", now.Add(-time.Hour)), // its Node went while no server ran
 		secret("fresh", now),                // joined a moment ago, Node not registered yet
 	)
-	cl := &Cleaner{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Resync: time.Hour, Keep: "s1"}
+	cl := &NodePassword{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Resync: time.Hour, Keep: "s1"}
 	ctx := context.Background()
 	if err := cl.Init(ctx); err != nil {
 		t.Fatal(err)

@@ -35,13 +35,18 @@ func Args(c Config) ([]string, error) {
 	}, c.Extra)
 }
 
+// Scheduler is the in-process kube-scheduler.
+type Scheduler struct{ component.InProcess }
+
+var _ component.Component = (*Scheduler)(nil)
+
 // New returns the component.
-func New(c Config) (*component.InProcess, error) {
+func New(c Config) (*Scheduler, error) {
 	argv, err := Args(c)
 	if err != nil {
 		return nil, fmt.Errorf("kube-scheduler args: %w", err)
 	}
-	return &component.InProcess{ComponentName: "kube-scheduler", Run: func(ctx context.Context) error {
+	return &Scheduler{component.InProcess{ComponentName: "kube-scheduler", Run: func(ctx context.Context) error {
 		opts := options.NewOptions()
 		fs := pflag.NewFlagSet("kube-scheduler", pflag.ContinueOnError)
 		for _, f := range opts.Flags.FlagSets {
@@ -63,5 +68,5 @@ func New(c Config) (*component.InProcess, error) {
 			return err
 		}
 		return app.Run(ctx, cc, sched)
-	}}, nil
+	}}}, nil
 }

@@ -95,8 +95,8 @@ func Check(cfg Config, lib nvml.Interface) (node *detect.Node, res []resources.R
 
 var _ component.Component = (*Agent)(nil)
 
-// New runs Check; the agent writes the CDI spec in Init. It returns (nil, nil) when the node
-// has neither an NVIDIA driver nor an NVIDIA runtime: no GPU features, no error.
+// New runs Check; CDISpec writes the spec. It returns (nil, nil) when the node has neither an
+// NVIDIA driver nor an NVIDIA runtime: no GPU features, no error.
 func New(cfg Config, lib nvml.Interface, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
 	node, res, runtimes, spec, err := Check(cfg, lib)
 	if err != nil {
@@ -132,15 +132,28 @@ func resourceSummary(rs []resources.Resource) string {
 	return strings.Join(parts, ",")
 }
 
-func (a *Agent) Name() string { return "gpu" }
+func (a *Agent) Name() string               { return "gpu" }
+func (a *Agent) Init(context.Context) error { return nil }
 
-// Init writes the CDI spec for the node's GPUs, before containerd reads it.
-func (a *Agent) Init(context.Context) error {
-	if a.spec == nil {
+// CDISpec is the agent's first part: a component that writes the CDI spec for the node's GPUs
+// in its Init, to run before containerd and the kubelet (after a reboot /var/run/cdi is empty,
+// and pods the kubelet restarts need the spec at once).
+func (a *Agent) CDISpec() component.Component { return &cdiSpec{a: a} }
+
+type cdiSpec struct{ a *Agent }
+
+func (c *cdiSpec) Name() string                { return "gpu-cdi" }
+func (c *cdiSpec) Start(context.Context) error { return nil }
+func (c *cdiSpec) Stop(context.Context) error  { return nil }
+
+func (c *cdiSpec) Init(context.Context) error {
+	if c.a.spec == nil {
 		return nil
 	}
-	_, err := cdi.Write(a.spec, a.cfg.CDIDir)
-	return err
+	if _, err := cdi.Write(c.a.spec, c.a.cfg.CDIDir); err != nil {
+		return fmt.Errorf("CDI spec: %w", err)
+	}
+	return nil
 }
 
 // injectable is the in-process NVML mock, which reads driver events from a file.

@@ -1,7 +1,7 @@
-// Package certs renews the server's leaf certificates while it runs: a server that runs for
+// Package renewer renews the server's leaf certificates while it runs: a server that runs for
 // longer than a certificate's lifetime keeps working. Clients pick the new files up
 // themselves (the apiserver reloads its serving certificate; kubeconfigs name files).
-package certs
+package renewer
 
 import (
 	"context"
