@@ -143,6 +143,10 @@ func TestInstallServerUpgradeUninstall(t *testing.T) {
 	arch := "amd64"
 	url := serve(t, dist)
 	r := harness.NewRoot(t)
+	// Node dirs that earlier tests' pods or an interrupted run left on this host would make the
+	// installer think they were the user's; the root starts without them.
+	// (The root's /run, and so /var/run/cdi, is a fresh tmpfs already.)
+	r.Hide("/var/lib/kubelet", "/var/lib/cni", "/var/log/pods", "/var/log/containers", "/etc/outpost-node")
 	// A file the user had before installing: uninstall must keep it.
 	os.MkdirAll(r.Path("/etc/outpost"), 0o755)
 	os.WriteFile(r.Path("/etc/outpost/config.yaml"), []byte("kubelet-arg: [max-pods=90]\n"), 0o644)

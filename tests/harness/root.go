@@ -23,6 +23,7 @@ type Root struct {
 	Merged  string
 	Scratch string // on the tmpfs, outside the overlay: for data dirs that need a real filesystem
 	binds   []string
+	hidden  map[string]bool
 }
 
 // NewRoot builds the overlay; Cleanup removes it and everything mounted under it.
@@ -94,6 +95,29 @@ func (r *Root) Run(script string, env ...string) (string, error) {
 	return out.String(), err
 }
 
+// Hide deletes, inside the root only, those of paths that the real root has, so the root
+// looks like a machine without them (a host that earlier runs left a /var/lib/kubelet on).
+// Created then reports them only if something recreated them.
+func (r *Root) Hide(paths ...string) {
+	r.T.Helper()
+	if r.hidden == nil {
+		r.hidden = map[string]bool{}
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		// An absolute link on the way (/var/run -> /run) would lead out of the root.
+		if dir, err := filepath.EvalSymlinks(filepath.Dir(r.Path(p))); err != nil || !strings.HasPrefix(dir, r.Merged+"/") {
+			r.T.Fatalf("Hide %s: leaves the root (%s, %v)", p, dir, err)
+		}
+		if err := os.RemoveAll(r.Path(p)); err != nil {
+			r.T.Fatal(err)
+		}
+		r.hidden[p] = true
+	}
+}
+
 // Created lists what the root's writes left: regular files and links in the upper layer,
 // directories that do not exist in the real root, and whiteouts (deletions of real files).
 func (r *Root) Created() []string {
@@ -105,9 +129,11 @@ func (r *Root) Created() []string {
 		rel := strings.TrimPrefix(p, r.Upper)
 		switch {
 		case fi.Mode()&os.ModeCharDevice != 0:
-			out = append(out, "deleted "+rel)
+			if !r.hidden[rel] {
+				out = append(out, "deleted "+rel)
+			}
 		case fi.IsDir():
-			if _, err := os.Lstat(rel); err != nil {
+			if _, err := os.Lstat(rel); err != nil || r.hidden[rel] {
 				out = append(out, "dir "+rel)
 			}
 		default:
