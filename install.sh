@@ -254,7 +254,7 @@ ip link delete outpost0 2>/dev/null || true
 ip link delete flannel.1 2>/dev/null || true
 for t in iptables ip6tables; do
 	command -v "${t}-save" >/dev/null 2>&1 || continue
-	"${t}-save" | grep -v -e 'KUBE-' -e 'CNI-' -e 'FLANNEL' | "${t}-restore" 2>/dev/null || true
+	"${t}-save" | grep -v -e 'KUBE-' -e 'CNI-' -e 'FLANNEL' -e 'OUTPOST-' | "${t}-restore" 2>/dev/null || true
 done
 EOF
 	chmod 755 "${KILLALL}.new"

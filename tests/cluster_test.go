@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,6 +161,29 @@ func TestServer(t *testing.T) {
 		svcIP := strings.TrimSpace(s.MustKubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"))
 		if strings.TrimSpace(out) != svcIP {
 			t.Errorf("web resolves to %q, service IP %s", out, svcIP)
+		}
+	})
+	t.Run("ServiceCIDRWithoutServiceRefused", func(t *testing.T) {
+		// An unassigned ClusterIP, and a Service's IP on a port it lacks: refused on the node at
+		// once, from the host and from a pod, by the reject chain (so nothing left the node).
+		before := rejected(t)
+		for _, addr := range []string{"10.43.255.254:80", "10.43.0.1:81"} {
+			start := time.Now()
+			c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+			if err == nil {
+				c.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), "connection refused") || time.Since(start) > time.Second {
+				t.Errorf("host to %s: %v after %s; want refused at once", addr, err, time.Since(start))
+			}
+			start = time.Now()
+			out, err := s.Kubectl("exec", "client", "--", "/optest", "tcp", addr)
+			if err == nil || !strings.Contains(out, "connection refused") || time.Since(start) > 3*time.Second {
+				t.Errorf("pod to %s: %v after %s: %s", addr, err, time.Since(start), out)
+			}
+		}
+		if after := rejected(t); after < before+4 {
+			t.Errorf("reject chain counted %d packets, before %d: the packets went elsewhere", after, before)
 		}
 	})
 	t.Run("LogsExecPortForward", func(t *testing.T) {
@@ -446,4 +470,21 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// rejected sums the packet counters of the node's service-CIDR reject chain.
+func rejected(t *testing.T) int {
+	t.Helper()
+	out, err := exec.Command("iptables", "-t", "filter", "-L", "OUTPOST-SERVICE-CIDR", "-n", "-v", "-x").CombinedOutput()
+	if err != nil {
+		t.Fatalf("reject chain: %v: %s", err, out)
+	}
+	n := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		var pk int
+		if _, err := fmt.Sscanf(strings.TrimSpace(l), "%d", &pk); err == nil {
+			n += pk
+		}
+	}
+	return n
 }

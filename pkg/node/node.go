@@ -22,6 +22,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node/kubelet"
 	"github.com/outpostk8s/outpost/pkg/node/kubeproxy"
 	"github.com/outpostk8s/outpost/pkg/node/lb"
+	"github.com/outpostk8s/outpost/pkg/node/servicecidr"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
@@ -118,7 +119,8 @@ func (n *Node) Phases() ([][]component.Component, error) {
 	if gpu != nil {
 		last = append(last, gpu)
 	}
-	return [][]component.Component{first, {imgs}, {kl, kp}, last}, nil
+	guard := &servicecidr.Guard{CIDR: cl.ServiceCIDR, Log: n.Log.With("component", "service-cidr")}
+	return [][]component.Component{first, {imgs}, {kl, kp, guard}, last}, nil
 }
 
 // clientFor is a client with the credentials kubeconfig names.

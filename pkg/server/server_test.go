@@ -82,7 +82,7 @@ func TestServerPhases(t *testing.T) {
 		{"kube-apiserver"},
 		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "sysctl", "gpu-runtimeclasses", "containerd"},
 		{"images", "node-password"},
-		{"kubelet", "kube-proxy"},
+		{"kubelet", "kube-proxy", "service-cidr"},
 		{"flannel", "cni"},
 	}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {

@@ -365,7 +365,7 @@ func CleanNetwork() {
 }
 
 func ours(chain string) bool {
-	return strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(chain, "CNI-")
+	return strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(chain, "CNI-") || strings.HasPrefix(chain, "OUTPOST-")
 }
 
 func cleanTable(tool, table string) {
@@ -383,7 +383,7 @@ func cleanTable(tool, table string) {
 		if len(f) < 2 || f[0] != "-A" || ours(f[1]) {
 			continue
 		}
-		if strings.Contains(line, "-j KUBE-") || strings.Contains(line, "-j CNI-") {
+		if strings.Contains(line, "-j KUBE-") || strings.Contains(line, "-j CNI-") || strings.Contains(line, "-j OUTPOST-") {
 			_ = exec.Command("sh", "-c", tool+" -t "+table+" -D "+strings.TrimPrefix(line, "-A ")).Run()
 		}
 	}
