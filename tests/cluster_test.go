@@ -186,6 +186,10 @@ func TestServer(t *testing.T) {
 			t.Errorf("reject chain counted %d packets, before %d: the packets went elsewhere", after, before)
 		}
 	})
+	t.Run("LoadBalancerService", func(t *testing.T) {
+		ip := s.MustKubectl("get", "nodes", "-o", "jsonpath={.items[0].status.addresses[?(@.type=='InternalIP')].address}")
+		loadBalancerChecks(t, s.Kubectl, []string{strings.TrimSpace(ip)})
+	})
 	t.Run("LogsExecPortForward", func(t *testing.T) {
 		pod := firstPod(t, s, "app=web")
 		if out := s.MustKubectl("logs", pod); !strings.Contains(out, "serving on :8080") {

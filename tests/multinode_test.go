@@ -86,6 +86,9 @@ func TestMultiNode(t *testing.T) {
 			})
 		}
 	})
+	t.Run("LoadBalancerOnEveryNode", func(t *testing.T) {
+		loadBalancerChecks(t, srv.Kubectl, []string{srv.IP, agents[0].IP, agents[1].IP, a3.IP})
+	})
 	t.Run("AgentKilled", func(t *testing.T) {
 		a := agents[1]
 		apply(t, srv, fmt.Sprintf(spreadYAML, imgName))

@@ -17,6 +17,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/deploy"
 	"github.com/outpostk8s/outpost/pkg/control/nodepassword"
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
+	"github.com/outpostk8s/outpost/pkg/control/servicelb"
 	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
@@ -67,6 +68,10 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	first := []component.Component{kine}
 	rest := []component.Component{sched, cm, dep, s.renewer(),
 		&nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}}
+	if !c.Disabled["servicelb"] {
+		rest = append(rest, &servicelb.Controller{Client: cl.admin, Reserved: servicelb.Reserved(c.HTTPSPort),
+			Log: s.Log.With("component", "servicelb")})
+	}
 	if p := s.encryptionConfigPath(); p != "" {
 		log := s.Log.With("component", "secrets-encryption")
 		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})

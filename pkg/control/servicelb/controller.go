@@ -1,0 +1,160 @@
+package servicelb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/outpostk8s/outpost/pkg/component"
+)
+
+// Controller keeps the Services' load-balancer status in line with Plan. Any change to a
+// Service or a Node replans all of them: ports are a shared resource, and a site has tens of
+// Services, not thousands.
+type Controller struct {
+	Client   kubernetes.Interface
+	Reserved map[Port]string
+	Log      *slog.Logger
+
+	services listerscorev1.ServiceLister
+	nodes    listerscorev1.NodeLister
+	queue    workqueue.TypedRateLimitingInterface[string]
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
+	warned   map[string]string // Service key -> the pending message last recorded
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+var _ component.Component = (*Controller)(nil)
+
+func (c *Controller) Name() string               { return "servicelb" }
+func (c *Controller) Init(context.Context) error { return nil }
+
+func (c *Controller) Start(ctx context.Context) error {
+	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	f := informers.NewSharedInformerFactory(c.Client, 0)
+	svcInf, nodeInf := f.Core().V1().Services(), f.Core().V1().Nodes()
+	c.services, c.nodes = svcInf.Lister(), nodeInf.Lister()
+	c.queue = workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	c.warned = map[string]string{}
+	c.events = record.NewBroadcaster(record.WithContext(ctx))
+	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events("")})
+	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "outpost-servicelb"})
+	kick := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.queue.Add("all") },
+		UpdateFunc: func(any, any) { c.queue.Add("all") },
+		DeleteFunc: func(any) { c.queue.Add("all") },
+	}
+	if _, err := svcInf.Informer().AddEventHandler(kick); err != nil {
+		return fmt.Errorf("servicelb: %w", err)
+	}
+	if _, err := nodeInf.Informer().AddEventHandler(kick); err != nil {
+		return fmt.Errorf("servicelb: %w", err)
+	}
+	f.Start(ctx.Done())
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer f.Shutdown()
+		if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, nodeInf.Informer().HasSynced) {
+			return
+		}
+		c.queue.Add("all")
+		for c.next(ctx) {
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		c.queue.ShutDown()
+	}()
+	return nil
+}
+
+func (c *Controller) Stop(context.Context) error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	if c.events != nil {
+		c.events.Shutdown()
+	}
+	return nil
+}
+
+func (c *Controller) next(ctx context.Context) bool {
+	k, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(k)
+	if err := c.Sync(ctx); err != nil {
+		c.Log.Warn("service load balancers", "err", err)
+		c.queue.AddRateLimited(k)
+		return true
+	}
+	c.queue.Forget(k)
+	return true
+}
+
+// Sync writes every Service's planned status; it records an Event when a Service is held
+// back for a new reason.
+func (c *Controller) Sync(ctx context.Context) error {
+	svcs, err := c.services.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, d := range Plan(svcs, nodes, c.Reserved) {
+		k := key(d.Service)
+		if d.Holder != "" {
+			msg := fmt.Sprintf("port %s on the nodes' addresses is held by %s", d.Port, d.Holder)
+			if c.warned[k] != msg {
+				c.recorder.Event(d.Service, corev1.EventTypeWarning, "PortInUse", msg)
+				c.warned[k] = msg
+			}
+		} else {
+			delete(c.warned, k)
+		}
+		cur := d.Service.Status.LoadBalancer.Ingress
+		if len(cur) == len(d.Ingress) && (len(cur) == 0 || reflect.DeepEqual(cur, d.Ingress)) {
+			continue
+		}
+		s := d.Service.DeepCopy()
+		s.Status.LoadBalancer.Ingress = d.Ingress
+		if _, err := c.Client.CoreV1().Services(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{}); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("status of Service %s: %w", k, err)
+		}
+	}
+	return firstErr
+}
+
+// Reserved is what Outpost itself listens on at a node's address: a Service there would
+// take the port from it.
+func Reserved(apiPort int) map[Port]string {
+	return map[Port]string{
+		{corev1.ProtocolTCP, int32(apiPort)}: "the Kubernetes API server",
+		{corev1.ProtocolTCP, 6444}:           "the agents' API load balancer",
+		{corev1.ProtocolTCP, 10250}:          "the kubelet",
+		{corev1.ProtocolTCP, 10256}:          "kube-proxy's health check",
+		{corev1.ProtocolUDP, 8472}:           "flannel's VXLAN",
+	}
+}
