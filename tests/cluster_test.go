@@ -351,9 +351,9 @@ func TestServer(t *testing.T) {
 			t.Errorf("container IDs changed over the restart:\nbefore %s\nafter  %s", before, after)
 		}
 	})
-	t.Run("DisableCoreDNS", func(t *testing.T) {
+	t.Run("DisablePackaged", func(t *testing.T) {
 		s.Stop()
-		s.Args = append(s.Args, "--disable", "coredns")
+		s.Args = append(s.Args, "--disable", "coredns", "--disable", "servicelb")
 		s.Start()
 		harness.Eventually(t, 2*time.Minute, "coredns removed", func() error {
 			out, err := s.Kubectl("-n", "kube-system", "get", "deploy,svc", "-l", "k8s-app=kube-dns", "-o", "name")
@@ -364,6 +364,12 @@ func TestServer(t *testing.T) {
 		})
 		if _, err := os.Stat(filepath.Join(s.DataDir(), "server", "manifests", "coredns.yaml")); !os.IsNotExist(err) {
 			t.Errorf("coredns.yaml still in the manifests dir: %v", err)
+		}
+		// Without servicelb a LoadBalancer Service is left to another controller.
+		s.MustKubectl("create", "service", "loadbalancer", "lb-off", "--tcp=18082:8080")
+		time.Sleep(5 * time.Second)
+		if out := s.MustKubectl("get", "svc", "lb-off", "-o", "jsonpath={.status.loadBalancer.ingress}"); out != "" {
+			t.Errorf("--disable servicelb, yet the Service got %s", out)
 		}
 	})
 	t.Run("CertificateCheckAndRotate", func(t *testing.T) { certificateCheckAndRotate(t, s) })
