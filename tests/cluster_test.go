@@ -190,6 +190,7 @@ func TestServer(t *testing.T) {
 		ip := s.MustKubectl("get", "nodes", "-o", "jsonpath={.items[0].status.addresses[?(@.type=='InternalIP')].address}")
 		loadBalancerChecks(t, s.Kubectl, []string{strings.TrimSpace(ip)})
 	})
+	t.Run("Metrics", func(t *testing.T) { metricsChecks(t, s, imgName) })
 	t.Run("LogsExecPortForward", func(t *testing.T) {
 		pod := firstPod(t, s, "app=web")
 		if out := s.MustKubectl("logs", pod); !strings.Contains(out, "serving on :8080") {

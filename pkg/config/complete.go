@@ -16,7 +16,7 @@ import (
 )
 
 // Packaged lists the components --disable accepts.
-func Packaged() []string { return []string{"coredns", "servicelb"} }
+func Packaged() []string { return []string{"coredns", "metrics-server", "servicelb"} }
 
 // CompleteServer applies defaults, derives the rest and validates, once: the control plane's
 // config and, unless --disable-agent, the node's.

@@ -42,6 +42,11 @@ func (d Dirs) ControllerKubeconfig() string { return d.p("server", "cred", "cont
 func (d Dirs) SchedulerKubeconfig() string  { return d.p("server", "cred", "scheduler.kubeconfig") }
 func (d Dirs) SupervisorKubeconfig() string { return d.p("server", "cred", "supervisor.kubeconfig") }
 
+// MetricsServerKubeconfig is the in-process metrics-server's identity.
+func (d Dirs) MetricsServerKubeconfig() string {
+	return d.p("server", "cred", "metrics-server.kubeconfig")
+}
+
 // TokenFile holds the cluster join token.
 func (d Dirs) TokenFile() string { return d.p("server", "token") }
 

@@ -25,6 +25,8 @@ const (
 	KubeProxy             = "client-kube-proxy"
 	AuthProxy             = "client-auth-proxy"
 	Supervisor            = "client-supervisor"
+	MetricsServer         = "client-metrics-server"
+	MetricsServerServing  = "serving-metrics-server"
 	ServiceAccountKeyFile = "service.key"
 )
 
@@ -34,6 +36,13 @@ const AuthProxyName = "system:auth-proxy"
 // SupervisorName is the identity the server's own helpers (join API, node-password cleanup)
 // use: RBAC gives it only what they need, where the admin would give everything.
 const SupervisorName = "system:outpost-supervisor"
+
+// MetricsServerName is the in-process metrics-server's identity (RBAC in its manifest), and
+// MetricsServerDNSName the name the aggregator checks its serving certificate for.
+const (
+	MetricsServerName    = "system:metrics-server"
+	MetricsServerDNSName = "metrics-server.kube-system.svc"
+)
 
 // ClusterSpec is what the certificates must name.
 type ClusterSpec struct {
@@ -106,6 +115,8 @@ func EnsureCluster(s ClusterSpec) (*Bundle, error) {
 		{clientCA, KubeProxy, Spec{CommonName: "system:kube-proxy"}},
 		{rhCA, AuthProxy, Spec{CommonName: AuthProxyName}},
 		{clientCA, Supervisor, Spec{CommonName: SupervisorName}},
+		{clientCA, MetricsServer, Spec{CommonName: MetricsServerName}},
+		{serverCA, MetricsServerServing, Spec{CommonName: MetricsServerDNSName, DNSNames: []string{MetricsServerDNSName}, Server: true}},
 	}
 	b := &Bundle{Dir: s.Dir, ServerCA: serverCA, ClientCA: clientCA, KubeletCA: kubeletCA}
 	for _, l := range leaves {

@@ -31,8 +31,8 @@ func TestEnsureClusterModesAndReuse(t *testing.T) {
 			}
 		}
 	}
-	if keys != 15 {
-		t.Errorf("got %d keys, want 15", keys)
+	if keys != 17 {
+		t.Errorf("got %d keys, want 17", keys)
 	}
 	// The admin cert must chain to the client CA and be a cluster admin.
 	raw, _ := os.ReadFile(b.Path(Admin, ".crt"))

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"encoding/base64"
 	"fmt"
+	"net"
+	"path/filepath"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -15,10 +18,12 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/apiserver"
 	"github.com/outpostk8s/outpost/pkg/control/controllermanager"
 	"github.com/outpostk8s/outpost/pkg/control/deploy"
+	"github.com/outpostk8s/outpost/pkg/control/metricsserver"
 	"github.com/outpostk8s/outpost/pkg/control/nodepassword"
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
 	"github.com/outpostk8s/outpost/pkg/control/servicelb"
 	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
 
@@ -63,11 +68,24 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		Applier:  deploy.Applier{Client: cl.dynamic, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(cl.discovery)},
 		Embedded: manifests.FS, Disabled: c.Disabled,
 		Values: deploy.Values{ClusterDNS: c.Cluster.ClusterDNS.String(), ClusterDomain: c.Cluster.ClusterDomain,
-			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage}}
+			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage,
+			MetricsAddress: c.NodeIP.String(), MetricsAddressType: addressType(c.NodeIP), MetricsPort: metricsserver.Port,
+			ServerCABase64: base64.StdEncoding.EncodeToString(s.pki.ServerCA.CertPEM)}}
 
 	first := []component.Component{kine}
 	rest := []component.Component{sched, cm, dep, s.renewer(),
 		&nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}}
+	if !c.Disabled["metrics-server"] {
+		tls := func(name, ext string) string { return filepath.Join(c.Dirs.TLS(), name+ext) }
+		ms, err := metricsserver.New(metricsserver.Config{BindIP: c.NodeIP, Kubeconfig: c.Dirs.MetricsServerKubeconfig(),
+			ServingCert: tls(pki.MetricsServerServing, ".crt"), ServingKey: tls(pki.MetricsServerServing, ".key"),
+			KubeletCA: tls(pki.KubeletCABundle, ".crt"), ClientCert: tls(pki.MetricsServer, ".crt"), ClientKey: tls(pki.MetricsServer, ".key"),
+			Log: s.Log.With("component", "metrics-server")})
+		if err != nil {
+			return nil, nil, err
+		}
+		rest = append(rest, ms)
+	}
 	if !c.Disabled["servicelb"] {
 		rest = append(rest, &servicelb.Controller{Client: cl.admin, Reserved: servicelb.Reserved(c.HTTPSPort),
 			Log: s.Log.With("component", "servicelb")})
@@ -104,4 +122,12 @@ func (s *Server) clients() (*clients, error) {
 		return nil, err
 	}
 	return &cl, nil
+}
+
+// addressType is an IP's EndpointSlice address type.
+func addressType(ip net.IP) string {
+	if ip.To4() == nil {
+		return "IPv6"
+	}
+	return "IPv4"
 }

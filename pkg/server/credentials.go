@@ -39,6 +39,7 @@ func (s *Server) writeKubeconfigs() error {
 		{c.Dirs.ControllerKubeconfig(), pki.ControllerManager},
 		{c.Dirs.SchedulerKubeconfig(), pki.Scheduler},
 		{c.Dirs.SupervisorKubeconfig(), pki.Supervisor},
+		{c.Dirs.MetricsServerKubeconfig(), pki.MetricsServer},
 		{c.Dirs.KubeletKubeconfig(), pki.Kubelet},
 		{c.Dirs.KubeProxyKubeconfig(), pki.KubeProxy},
 	} {

@@ -54,14 +54,17 @@ func Args(c Config) ([]string, error) {
 	tls := func(name, ext string) string { return filepath.Join(c.TLSDir, name+ext) }
 	issuer := "https://kubernetes.default.svc." + c.ClusterDomain
 	defaults := map[string]string{
-		"advertise-address":                  c.AdvertiseIP,
-		"allow-privileged":                   "true",
-		"api-audiences":                      issuer,
-		"authentication-config":              filepath.Join(c.ConfDir, "authentication.yaml"),
-		"authorization-mode":                 "Node,RBAC",
-		"bind-address":                       c.BindAddress,
-		"client-ca-file":                     tls(pki.ClientCA, ".crt"),
-		"enable-admission-plugins":           "NodeRestriction",
+		"advertise-address":        c.AdvertiseIP,
+		"allow-privileged":         "true",
+		"api-audiences":            issuer,
+		"authentication-config":    filepath.Join(c.ConfDir, "authentication.yaml"),
+		"authorization-mode":       "Node,RBAC",
+		"bind-address":             c.BindAddress,
+		"client-ca-file":           tls(pki.ClientCA, ".crt"),
+		"enable-admission-plugins": "NodeRestriction",
+		// Aggregated APIs by endpoint, not ClusterIP: the ClusterIP needs kube-proxy on this
+		// host, which a --disable-agent server lacks (the metrics API listens on the host).
+		"enable-aggregator-routing":          "true",
 		"etcd-servers":                       c.EtcdEndpoint,
 		"kubelet-certificate-authority":      tls(pki.KubeletCABundle, ".crt"),
 		"kubelet-client-certificate":         tls(pki.APIServerKubelet, ".crt"),

@@ -21,6 +21,12 @@ type Values struct {
 	ClusterDomain string
 	CoreDNSImage  string
 	PauseImage    string
+	// The in-process metrics-server: where the apiserver reaches it, and the CA its serving
+	// certificate chains to.
+	MetricsAddress     string
+	MetricsAddressType string // IPv4 or IPv6, as EndpointSlices name them
+	MetricsPort        int
+	ServerCABase64     string
 }
 
 // WriteDefaults renders every embedded manifest into dir, except the disabled ones, whose files

@@ -155,6 +155,7 @@ func Reserved(apiPort int) map[Port]string {
 		{corev1.ProtocolTCP, 6444}:           "the agents' API load balancer",
 		{corev1.ProtocolTCP, 10250}:          "the kubelet",
 		{corev1.ProtocolTCP, 10256}:          "kube-proxy's health check",
+		{corev1.ProtocolTCP, 10258}:          "the metrics API",
 		{corev1.ProtocolUDP, 8472}:           "flannel's VXLAN",
 	}
 }

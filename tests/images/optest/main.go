@@ -104,6 +104,28 @@ func run(cmd string, args []string) error {
 			return fmt.Errorf("netbench HOST:PORT")
 		}
 		return netbench(args[0])
+	case "load":
+		// GETs URL from 4 workers until killed: CPU load on whatever serves it.
+		if len(args) != 1 {
+			return fmt.Errorf("load URL")
+		}
+		c := &http.Client{Timeout: 5 * time.Second}
+		for i := 0; i < 4; i++ {
+			go func() {
+				for {
+					if resp, err := c.Get(args[0]); err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					} else {
+						time.Sleep(100 * time.Millisecond)
+					}
+				}
+			}()
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		return nil
 	case "sleep":
 		// Wait for the kubelet's SIGTERM; a bare select{} would trip Go's deadlock detector.
 		sig := make(chan os.Signal, 1)

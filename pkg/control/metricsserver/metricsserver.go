@@ -1,0 +1,183 @@
+// Package metricsserver runs the upstream metrics-server (sigs.k8s.io/metrics-server) inside
+// the server process, serving the metrics.k8s.io API that `kubectl top` and the
+// HorizontalPodAutoscaler read. In-process it costs no image and runs on a server without an
+// agent too: it listens on the node's address, and the apiserver (aggregator routing on)
+// reaches it there through a selectorless Service whose EndpointSlice the deploy manifests
+// write (manifests/metrics-server.yaml).
+//
+// It scrapes kubelets with verified certificates: the kubelet serving CA bundle, and a client
+// certificate of its own (system:metrics-server), never --kubelet-insecure-tls.
+package metricsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/util"
+	"sigs.k8s.io/metrics-server/cmd/metrics-server/app/options"
+
+	"github.com/outpostk8s/outpost/pkg/component"
+)
+
+// Port the metrics API listens on at the node's address (10250 is the kubelet's).
+const Port = 10258
+
+// Config is where the server finds its credentials.
+type Config struct {
+	BindIP     net.IP
+	Port       int
+	Kubeconfig string // the system:metrics-server identity, towards the apiserver
+	// ServingCert and ServingKey: metrics-server.kube-system.svc from the server CA, which the
+	// APIService pins.
+	ServingCert, ServingKey string
+	KubeletCA               string // what kubelet serving certificates chain to
+	ClientCert, ClientKey   string // towards the kubelets
+	Resolution              time.Duration
+	Log                     *slog.Logger
+}
+
+// MetricsServer is the component.
+type MetricsServer struct {
+	cfg  Config
+	opts *options.Options
+
+	stop     chan struct{}
+	finished chan struct{}
+	died     chan error
+	once     sync.Once
+	running  bool // Start launched the server: Stop waits for it
+}
+
+var (
+	_ component.Component = (*MetricsServer)(nil)
+	_ component.Dier      = (*MetricsServer)(nil)
+)
+
+// New checks the settings; it starts nothing.
+func New(c Config) (*MetricsServer, error) {
+	if c.Resolution == 0 {
+		c.Resolution = 15 * time.Second
+	}
+	if c.Port == 0 {
+		c.Port = Port
+	}
+	o := options.NewOptions()
+	o.Kubeconfig = c.Kubeconfig
+	o.MetricResolution = c.Resolution
+	o.SecureServing.BindAddress = c.BindIP
+	o.SecureServing.BindPort = c.Port
+	o.SecureServing.ServerCert.CertKey.CertFile = c.ServingCert
+	o.SecureServing.ServerCert.CertKey.KeyFile = c.ServingKey
+	o.Authentication.RemoteKubeConfigFile = c.Kubeconfig
+	o.Authorization.RemoteKubeConfigFile = c.Kubeconfig
+	k := o.KubeletClient
+	k.KubeletCAFile, k.KubeletClientCertFile, k.KubeletClientKeyFile = c.KubeletCA, c.ClientCert, c.ClientKey
+	// Kubelet serving certificates name the node's InternalIP (and its name, which needs DNS).
+	k.KubeletPreferredAddressTypes = []string{"InternalIP", "ExternalIP", "Hostname"}
+	k.KubeletUseNodeStatusPort = true
+	k.KubeletRequestTimeout = c.Resolution / 2
+	// Options.Validate would also apply its logging options to the process's klog: check
+	// only what is the metrics-server's own.
+	errs := k.Validate()
+	errs = append(errs, o.GenericServerRunOptions.Validate()...)
+	if c.Resolution < 10*time.Second {
+		errs = append(errs, fmt.Errorf("metric resolution %s: at least 10s", c.Resolution))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("metrics-server: %w", err)
+	}
+	return &MetricsServer{cfg: c, opts: o, stop: make(chan struct{}), finished: make(chan struct{}), died: make(chan error, 1)}, nil
+}
+
+func (m *MetricsServer) Name() string               { return "metrics-server" }
+func (m *MetricsServer) Init(context.Context) error { return nil }
+
+// Start runs the server until Stop. Building it reads the extension-apiserver-authentication
+// ConfigMap, which its RBAC (applied by deploy, in the same phase) may not allow yet: it
+// retries until then, without holding up the start.
+func (m *MetricsServer) Start(context.Context) error {
+	m.running = true
+	go func() {
+		defer close(m.finished)
+		var srv interface{ RunUntil(<-chan struct{}) error }
+		for attempt := 0; ; attempt++ {
+			cfg, err := m.opts.ServerConfig()
+			if err == nil {
+				cfg.Apiserver.OpenAPIConfig.GetDefinitions = canonicalNames(cfg.Apiserver.OpenAPIConfig.GetDefinitions)
+				v3 := cfg.Apiserver.OpenAPIV3Config
+				v3.GetDefinitions = canonicalNames(v3.GetDefinitions)
+				if v3.Definitions != nil {
+					v3.Definitions = addCanonical(v3.Definitions)
+				}
+				srv, err = cfg.Complete()
+			}
+			if err == nil {
+				break
+			}
+			if attempt == 15 { // 30 s: no longer the RBAC race of a start
+				m.cfg.Log.Warn("metrics-server not started yet; retrying", "err", err)
+			}
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
+		err := srv.RunUntil(m.stop)
+		select {
+		case <-m.stop:
+		default:
+			if err == nil {
+				err = errors.New("stopped on its own")
+			}
+			m.died <- fmt.Errorf("metrics-server: %w", err)
+		}
+	}()
+	return nil
+}
+
+// Done reports the server ending on its own (its port taken, say).
+func (m *MetricsServer) Done() <-chan error { return m.died }
+
+func (m *MetricsServer) Stop(ctx context.Context) error {
+	m.once.Do(func() { close(m.stop) })
+	if !m.running {
+		return nil
+	}
+	select {
+	case <-m.finished:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// canonicalNames also files every definition under its REST-friendly name. metrics-server's
+// generated OpenAPI keys its models by Go path (k8s.io/metrics/...NodeMetrics), while the
+// Kubernetes types it serves now name their models themselves (io.k8s.metrics...NodeMetrics)
+// and the apiserver library looks them up by that name.
+func canonicalNames(get common.GetOpenAPIDefinitions) common.GetOpenAPIDefinitions {
+	return func(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
+		return addCanonical(get(ref))
+	}
+}
+
+func addCanonical(defs map[string]common.OpenAPIDefinition) map[string]common.OpenAPIDefinition {
+	out := make(map[string]common.OpenAPIDefinition, 2*len(defs))
+	for k, v := range defs {
+		out[k] = v
+	}
+	for k, v := range defs {
+		if n := util.ToRESTFriendlyName(k); n != k {
+			if _, ok := out[n]; !ok {
+				out[n] = v
+			}
+		}
+	}
+	return out
+}
