@@ -3,6 +3,7 @@ package tests
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -144,4 +145,13 @@ func TestServerDisableAgent(t *testing.T) {
 	if strings.Contains(s.Log(), "[kubelet]") || strings.Contains(s.Log(), "[containerd]") {
 		t.Error("kubelet or containerd ran")
 	}
+	// Aggregated APIs are reached without a pod network or kube-proxy here: the metrics API
+	// (in-process, on the host) becomes Available.
+	harness.Eventually(t, time.Minute, "metrics API available", func() error {
+		out, err := s.Kubectl("get", "apiservice", "v1beta1.metrics.k8s.io", "-o", "jsonpath={.status.conditions[?(@.type=='Available')].status}")
+		if err != nil || out != "True" {
+			return fmt.Errorf("%q %v", out, err)
+		}
+		return nil
+	})
 }

@@ -354,7 +354,7 @@ func TestServer(t *testing.T) {
 	})
 	t.Run("DisablePackaged", func(t *testing.T) {
 		s.Stop()
-		s.Args = append(s.Args, "--disable", "coredns", "--disable", "servicelb")
+		s.Args = append(s.Args, "--disable", "coredns", "--disable", "servicelb", "--disable", "metrics-server")
 		s.Start()
 		harness.Eventually(t, 2*time.Minute, "coredns removed", func() error {
 			out, err := s.Kubectl("-n", "kube-system", "get", "deploy,svc", "-l", "k8s-app=kube-dns", "-o", "name")
@@ -366,6 +366,13 @@ func TestServer(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(s.DataDir(), "server", "manifests", "coredns.yaml")); !os.IsNotExist(err) {
 			t.Errorf("coredns.yaml still in the manifests dir: %v", err)
 		}
+		harness.Eventually(t, time.Minute, "metrics API removed", func() error {
+			out, err := s.Kubectl("get", "apiservice", "-o", "name")
+			if err != nil || strings.Contains(out, "metrics.k8s.io") {
+				return fmt.Errorf("still there: %v", err)
+			}
+			return nil
+		})
 		// Without servicelb a LoadBalancer Service is left to another controller.
 		s.MustKubectl("create", "service", "loadbalancer", "lb-off", "--tcp=18082:8080")
 		time.Sleep(5 * time.Second)

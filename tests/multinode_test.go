@@ -86,6 +86,18 @@ func TestMultiNode(t *testing.T) {
 			})
 		}
 	})
+	t.Run("TopEveryNode", func(t *testing.T) {
+		// metrics-server on the server scrapes every kubelet, verifying its certificate.
+		harness.Eventually(t, 90*time.Second, "kubectl top node lists every node", func() error {
+			out, err := srv.Kubectl("top", "node", "--no-headers")
+			for _, n := range []string{"s1", "a1", "a2", "a3"} {
+				if err != nil || !strings.Contains(out, n+" ") {
+					return fmt.Errorf("no %s in %q %v", n, out, err)
+				}
+			}
+			return nil
+		})
+	})
 	t.Run("LoadBalancerOnEveryNode", func(t *testing.T) {
 		loadBalancerChecks(t, srv.Kubectl, []string{srv.IP, agents[0].IP, agents[1].IP, a3.IP})
 	})
