@@ -24,6 +24,7 @@ LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
 	-X $(V).Outpost=$(VERSION) -X $(V).GitCommit=$(COMMIT) -X $(V).Kubernetes=$(KUBERNETES_VERSION) \
 	-X $(V).Containerd=$(CONTAINERD_VERSION) -X $(V).Runc=$(RUNC_VERSION) -X $(V).CNIPlugins=$(CNI_VERSION) \
 	-X $(V).CoreDNS=$(COREDNS_VERSION) -X $(V).PauseImage=$(PAUSE_IMAGE) -X $(V).CoreDNSImage=$(COREDNS_IMAGE) \
+	-X $(V).LocalPathImage=$(LOCALPATH_IMAGE) \
 	-X $(CB).gitVersion=$(KUBERNETES_VERSION) -X $(CB).gitMajor=1 -X $(CB).gitMinor=$(KMINOR) \
 	-X $(CB).gitTreeState=clean -X $(CB).gitCommit=$(COMMIT) \
 	-X $(CG).gitVersion=$(KUBERNETES_VERSION) -X $(CG).gitMajor=1 -X $(CG).gitMinor=$(KMINOR)
@@ -48,7 +49,8 @@ $(ASSETS)/payload.tar.zst: scripts/build-payload.sh scripts/versions.mk
 		scripts/build-payload.sh $(BUILD)/payload $@
 
 # Images are single-layer OCI archives of static binaries, built without a registry or engine.
-images: $(ASSETS)/images/pause.tar $(ASSETS)/images/coredns.tar
+IMAGE_TARS := $(ASSETS)/images/pause.tar $(ASSETS)/images/coredns.tar $(ASSETS)/images/local-path.tar
+images: $(IMAGE_TARS)
 $(ASSETS)/images/pause.tar: scripts/images/pause/main.go scripts/ociimage/main.go
 	@mkdir -p $(BUILD)/images $(ASSETS)/images
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BUILD)/images/pause ./scripts/images/pause
@@ -57,6 +59,14 @@ $(ASSETS)/images/coredns.tar: scripts/images/coredns/main.go scripts/images/core
 	@mkdir -p $(BUILD)/images $(ASSETS)/images
 	cd scripts/images/coredns && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(BUILD)/images/coredns .
 	go run ./scripts/ociimage -name $(COREDNS_IMAGE) -o $@ -entrypoint /coredns /coredns=$(BUILD)/images/coredns
+# One image for the provisioner and its helper pods: the upstream provisioner, and our helper
+# in place of the shell scripts (manifests/local-storage.yaml).
+$(ASSETS)/images/local-path.tar: scripts/images/local-path/go.mod scripts/images/local-path/go.sum scripts/images/localpath-helper/main.go scripts/ociimage/main.go
+	@mkdir -p $(BUILD)/images $(ASSETS)/images
+	cd scripts/images/local-path && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(BUILD)/images/local-path-provisioner github.com/rancher/local-path-provisioner
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BUILD)/images/localpath-helper ./scripts/images/localpath-helper
+	go run ./scripts/ociimage -name $(LOCALPATH_IMAGE) -o $@ -entrypoint /local-path-provisioner \
+		/local-path-provisioner=$(BUILD)/images/local-path-provisioner /helper=$(BUILD)/images/localpath-helper
 
 test-images: $(BUILD)/test-images/optest.tar
 $(BUILD)/test-images/optest.tar: $(wildcard tests/images/optest/*.go) scripts/ociimage/main.go
@@ -114,7 +124,7 @@ dist: build
 	@mkdir -p $(DIST)
 	cp $(BIN) $(DIST)/outpost-$(GOARCH)
 	cd $(DIST) && sha256sum outpost-$(GOARCH) > sha256sum-$(GOARCH).txt
-	go run ./scripts/ocimerge -o $(BUILD)/airgap-$(GOARCH).tar $(ASSETS)/images/pause.tar $(ASSETS)/images/coredns.tar
+	go run ./scripts/ocimerge -o $(BUILD)/airgap-$(GOARCH).tar $(IMAGE_TARS)
 	zstd -q -19 -T0 -f $(BUILD)/airgap-$(GOARCH).tar -o $(DIST)/outpost-airgap-images-$(GOARCH).tar.zst
 	cp install.sh $(DIST)/install.sh
 
@@ -134,12 +144,16 @@ dist-arm64: deps-arm64
 	go run ./scripts/ociimage -arch arm64 -name $(PAUSE_IMAGE) -o $(A64)/assets/images/pause.tar -entrypoint /pause /pause=$(A64)/pause
 	cd scripts/images/coredns && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(A64)/coredns .
 	go run ./scripts/ociimage -arch arm64 -name $(COREDNS_IMAGE) -o $(A64)/assets/images/coredns.tar -entrypoint /coredns /coredns=$(A64)/coredns
+	cd scripts/images/local-path && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(A64)/local-path-provisioner github.com/rancher/local-path-provisioner
+	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(A64)/localpath-helper ./scripts/images/localpath-helper
+	go run ./scripts/ociimage -arch arm64 -name $(LOCALPATH_IMAGE) -o $(A64)/assets/images/local-path.tar -entrypoint /local-path-provisioner \
+		/local-path-provisioner=$(A64)/local-path-provisioner /helper=$(A64)/localpath-helper
 	@# The binary embeds pkg/payload/assets: swap in arm64's for this build, then put the host's back.
 	rm -rf $(BUILD)/assets-host && cp -a $(ASSETS) $(BUILD)/assets-host && rm -rf $(ASSETS)/* && cp -a $(A64)/assets/. $(ASSETS)/; \
 	GOARCH=arm64 CC=$(ARM64_CC) CGO_ENABLED=1 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(DIST)/outpost-arm64 ./cmd/outpost; \
 	rc=$$?; rm -rf $(ASSETS) && mv $(BUILD)/assets-host $(ASSETS); exit $$rc
 	cd $(DIST) && sha256sum outpost-arm64 > sha256sum-arm64.txt
-	go run ./scripts/ocimerge -o $(A64)/airgap.tar $(A64)/assets/images/pause.tar $(A64)/assets/images/coredns.tar
+	go run ./scripts/ocimerge -o $(A64)/airgap.tar $(A64)/assets/images/pause.tar $(A64)/assets/images/coredns.tar $(A64)/assets/images/local-path.tar
 	zstd -q -19 -T0 -f $(A64)/airgap.tar -o $(DIST)/outpost-airgap-images-arm64.tar.zst
 
 release: dist dist-arm64

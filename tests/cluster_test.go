@@ -191,6 +191,9 @@ func TestServer(t *testing.T) {
 		loadBalancerChecks(t, s.Kubectl, []string{strings.TrimSpace(ip)})
 	})
 	t.Run("Metrics", func(t *testing.T) { metricsChecks(t, s, imgName) })
+	t.Run("LocalStorage", func(t *testing.T) {
+		storageChecks(t, s.Kubectl, imgName, "", filepath.Join(s.DataDir(), "storage"))
+	})
 	t.Run("LogsExecPortForward", func(t *testing.T) {
 		pod := firstPod(t, s, "app=web")
 		if out := s.MustKubectl("logs", pod); !strings.Contains(out, "serving on :8080") {

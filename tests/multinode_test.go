@@ -98,6 +98,9 @@ func TestMultiNode(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("LocalStorageOnAgent", func(t *testing.T) {
+		storageChecks(t, srv.Kubectl, imgName, "a1", filepath.Join(srv.Server.DataDir(), "storage"))
+	})
 	t.Run("LoadBalancerOnEveryNode", func(t *testing.T) {
 		loadBalancerChecks(t, srv.Kubectl, []string{srv.IP, agents[0].IP, agents[1].IP, a3.IP})
 	})

@@ -16,7 +16,7 @@ import (
 )
 
 // Packaged lists the components --disable accepts.
-func Packaged() []string { return []string{"coredns", "metrics-server", "servicelb"} }
+func Packaged() []string { return []string{"coredns", "local-storage", "metrics-server", "servicelb"} }
 
 // CompleteServer applies defaults, derives the rest and validates, once: the control plane's
 // config and, unless --disable-agent, the node's.
@@ -59,6 +59,9 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 			return nil, fmt.Errorf("--disable %q: unknown component; known: %s", d, strings.Join(Packaged(), ", "))
 		}
 		c.Disabled[d] = true
+	}
+	if c.StoragePath, err = storagePath(o.StoragePath, node.Dirs.Storage()); err != nil {
+		return nil, err
 	}
 	if err := validateDSN(o.DatastoreEndpoint); err != nil {
 		return nil, err
@@ -334,4 +337,19 @@ func givenToken(tok, file string) (string, error) {
 		return "", fmt.Errorf("--token: %w", err)
 	}
 	return tok, nil
+}
+
+// storagePath checks --default-local-storage-path: absolute, and a directory if it exists
+// (a missing one is made at start).
+func storagePath(given, def string) (string, error) {
+	if given == "" {
+		return def, nil
+	}
+	if !filepath.IsAbs(given) {
+		return "", fmt.Errorf("--default-local-storage-path %q is relative: give an absolute path", given)
+	}
+	if fi, err := os.Stat(given); err == nil && !fi.IsDir() {
+		return "", fmt.Errorf("--default-local-storage-path %s exists and is not a directory: give a directory", given)
+	}
+	return filepath.Clean(given), nil
 }

@@ -44,9 +44,11 @@ type Control struct {
 	Cluster        cluster.Settings
 	Datastore      Datastore
 	Disabled       map[string]bool
-	Args           ControlArgs
-	Verbosity      int
-	Token          string // as given by --token or --token-file; "" to use or make the stored one
+	// StoragePath is where local-path volumes go on every node (absolute).
+	StoragePath string
+	Args        ControlArgs
+	Verbosity   int
+	Token       string // as given by --token or --token-file; "" to use or make the stored one
 	// LeafLifetime of the certificates the server issues; 0: pki.DefaultLeafLifetime.
 	LeafLifetime time.Duration
 	// SecretsProvider encrypts Secrets at rest: "secretbox" or "aescbc"; "" for off.

@@ -39,6 +39,7 @@ type ServerOptions struct {
 	KineCompactBatch    int64
 	KinePollInterval    time.Duration
 	Disable             []string
+	StoragePath         string // "": DATA/storage
 	APIServerArgs       []string
 	SchedulerArgs       []string
 	ControllerArgs      []string

@@ -61,9 +61,12 @@ func (d Dirs) RuntimeClassesManifest() string {
 // The node's: DATA/agent.
 
 // AgentTLS holds an agent's credentials from its join; AgentServerCAFile is the CA it pinned.
-func (d Dirs) AgentTLS() string            { return d.p("agent", "tls") }
-func (d Dirs) AgentServerCAFile() string   { return d.p("agent", "tls", "server-ca.crt") }
-func (d Dirs) Images() string              { return d.p("agent", "images") }
+func (d Dirs) AgentTLS() string          { return d.p("agent", "tls") }
+func (d Dirs) AgentServerCAFile() string { return d.p("agent", "tls", "server-ca.crt") }
+func (d Dirs) Images() string            { return d.p("agent", "images") }
+
+// Storage is local-path volumes' default home (--default-local-storage-path).
+func (d Dirs) Storage() string             { return d.p("storage") }
 func (d Dirs) ContainerdRoot() string      { return d.p("agent", "containerd") }
 func (d Dirs) ContainerdConfig() string    { return d.p("agent", "etc", "containerd", "config.toml") }
 func (d Dirs) CNIConfDir() string          { return d.p("agent", "etc", "cni", "net.d") }

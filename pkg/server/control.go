@@ -70,7 +70,8 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		Values: deploy.Values{ClusterDNS: c.Cluster.ClusterDNS.String(), ClusterDomain: c.Cluster.ClusterDomain,
 			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage,
 			MetricsAddress: c.NodeIP.String(), MetricsAddressType: addressType(c.NodeIP), MetricsPort: metricsserver.Port,
-			ServerCABase64: base64.StdEncoding.EncodeToString(s.pki.ServerCA.CertPEM)}}
+			ServerCABase64: base64.StdEncoding.EncodeToString(s.pki.ServerCA.CertPEM),
+			LocalPathImage: version.LocalPathImage, StoragePath: c.StoragePath}}
 
 	first := []component.Component{kine}
 	rest := []component.Component{sched, cm, dep, s.renewer(),

@@ -65,6 +65,12 @@ func (s *Server) Prepare() error {
 		return err
 	}
 	s.token = &token.File{Path: c.Dirs.TokenFile()}
+	// local-path volumes go under the storage path; private to root, as the data dir is.
+	if !c.Disabled["local-storage"] {
+		if err := os.MkdirAll(c.StoragePath, 0o700); err != nil {
+			return fmt.Errorf("--default-local-storage-path: %w", err)
+		}
+	}
 	return nil
 }
 

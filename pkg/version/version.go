@@ -25,4 +25,6 @@ func String() string {
 var (
 	PauseImage   = "docker.io/outpostk8s/pause:3.10-outpost"
 	CoreDNSImage = "docker.io/outpostk8s/coredns:v1.15.0-outpost"
+	// LocalPathImage holds local-path-provisioner and its helper (manifests/local-storage.yaml).
+	LocalPathImage = "docker.io/outpostk8s/local-path-provisioner:v0.0.30-outpost"
 )

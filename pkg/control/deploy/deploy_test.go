@@ -80,7 +80,7 @@ func TestControllerAppliesNewAndChangedFiles(t *testing.T) {
 func TestEmbeddedCoreDNSRendersAndDisables(t *testing.T) {
 	dir := t.TempDir()
 	v := Values{ClusterDNS: "10.43.0.10", ClusterDomain: "cluster.local", CoreDNSImage: "docker.io/outpostk8s/coredns:v1",
-		MetricsAddress: "192.0.2.1", MetricsAddressType: "IPv4", MetricsPort: 10258, ServerCABase64: "Y2E="}
+		MetricsAddress: "192.0.2.1", MetricsAddressType: "IPv4", MetricsPort: 10258, ServerCABase64: "Y2E=", LocalPathImage: "docker.io/outpostk8s/local-path-provisioner:v1", StoragePath: "/var/lib/outpost/storage"}
 	if _, err := WriteDefaults(manifests.FS, dir, v, nil); err != nil {
 		t.Fatal(err)
 	}

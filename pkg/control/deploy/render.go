@@ -27,6 +27,9 @@ type Values struct {
 	MetricsAddressType string // IPv4 or IPv6, as EndpointSlices name them
 	MetricsPort        int
 	ServerCABase64     string
+	// local-path-provisioner: its image (also its helper pods') and where volumes go.
+	LocalPathImage string
+	StoragePath    string
 }
 
 // WriteDefaults renders every embedded manifest into dir, except the disabled ones, whose files

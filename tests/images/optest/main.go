@@ -104,6 +104,21 @@ func run(cmd string, args []string) error {
 			return fmt.Errorf("netbench HOST:PORT")
 		}
 		return netbench(args[0])
+	case "write":
+		if len(args) != 2 {
+			return fmt.Errorf("write FILE CONTENT")
+		}
+		return os.WriteFile(args[0], []byte(args[1]), 0o644)
+	case "read":
+		if len(args) != 1 {
+			return fmt.Errorf("read FILE")
+		}
+		b, err := os.ReadFile(args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s\n", b)
+		return nil
 	case "load":
 		// GETs URL from 4 workers until killed: CPU load on whatever serves it.
 		if len(args) != 1 {
