@@ -82,6 +82,20 @@ func TestBadInput(t *testing.T) {
 		out, code := run(t, exec.Command(bin, append(base, "--token", "not-a-token")...))
 		assertRefused(t, out, code, 1, data, "--token", "malformed token")
 	})
+	t.Run("UnknownDisable", func(t *testing.T) {
+		out, code := run(t, exec.Command(bin, append(base, "--disable", "traefik")...))
+		assertRefused(t, out, code, 1, data, `--disable "traefik"`, "coredns, local-storage, metrics-server, servicelb")
+	})
+	t.Run("RelativeStoragePath", func(t *testing.T) {
+		out, code := run(t, exec.Command(bin, append(base, "--default-local-storage-path", "storage")...))
+		assertRefused(t, out, code, 1, data, "--default-local-storage-path", "absolute path")
+	})
+	t.Run("StoragePathNotADirectory", func(t *testing.T) {
+		f := filepath.Join(root, "a-file")
+		os.WriteFile(f, nil, 0o600)
+		out, code := run(t, exec.Command(bin, append(base, "--default-local-storage-path", f)...))
+		assertRefused(t, out, code, 1, data, f, "not a directory")
+	})
 	t.Run("UnwritableDataDir", func(t *testing.T) {
 		ro := filepath.Join(root, "ro")
 		os.MkdirAll(ro, 0o755)

@@ -357,7 +357,7 @@ func TestServer(t *testing.T) {
 	})
 	t.Run("DisablePackaged", func(t *testing.T) {
 		s.Stop()
-		s.Args = append(s.Args, "--disable", "coredns", "--disable", "servicelb", "--disable", "metrics-server")
+		s.Args = append(s.Args, "--disable", "coredns", "--disable", "servicelb", "--disable", "metrics-server", "--disable", "local-storage")
 		s.Start()
 		harness.Eventually(t, 2*time.Minute, "coredns removed", func() error {
 			out, err := s.Kubectl("-n", "kube-system", "get", "deploy,svc", "-l", "k8s-app=kube-dns", "-o", "name")
@@ -369,6 +369,13 @@ func TestServer(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(s.DataDir(), "server", "manifests", "coredns.yaml")); !os.IsNotExist(err) {
 			t.Errorf("coredns.yaml still in the manifests dir: %v", err)
 		}
+		harness.Eventually(t, time.Minute, "local storage removed", func() error {
+			out, err := s.Kubectl("get", "storageclass,deploy", "-A", "-o", "name")
+			if err != nil || strings.Contains(out, "local-path") {
+				return fmt.Errorf("still there: %q %v", out, err)
+			}
+			return nil
+		})
 		harness.Eventually(t, time.Minute, "metrics API removed", func() error {
 			out, err := s.Kubectl("get", "apiservice", "-o", "name")
 			if err != nil || strings.Contains(out, "metrics.k8s.io") {
