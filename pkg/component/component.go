@@ -26,6 +26,10 @@ type Readier interface {
 	Ready(ctx context.Context) error
 }
 
+// NotGating runs a component without holding up the next phase on its readiness: only the
+// Component methods show through, so the Manager sees no Readier.
+type NotGating struct{ Component }
+
 // Dier is implemented by components that can die on their own; Done fires with the reason.
 type Dier interface {
 	Done() <-chan error

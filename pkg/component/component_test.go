@@ -87,3 +87,24 @@ func TestManagerDeathBeforeReady(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A NotGating component is started but never probed: the next phase goes on at once.
+func TestNotGatingDoesNotHoldUpThePhase(t *testing.T) {
+	var log []string
+	slow := &fake{name: "slow", log: &log, readyAfter: 1 << 30}
+	next := &fake{name: "next", log: &log}
+	m := &Manager{Phases: [][]Component{{NotGating{Component: slow}}, {next}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if slow.readyCalls != 0 || (NotGating{Component: slow}).Name() != "slow" {
+		t.Errorf("probed %d times", slow.readyCalls)
+	}
+	m.Stop(context.Background())
+	want := []string{"init slow", "start slow", "init next", "start next", "stop next", "stop slow"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v\nwant %v", log, want)
+	}
+}

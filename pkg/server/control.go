@@ -74,7 +74,9 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 			LocalPathImage: version.LocalPathImage, StoragePath: c.StoragePath}}
 
 	first := []component.Component{kine}
-	rest := []component.Component{sched, cm, dep, s.renewer(),
+	// The manifests apply in the background (a few seconds on two cores): the node's image
+	// import need not wait for them, and the node-password claim retries until its RBAC is in.
+	rest := []component.Component{sched, cm, component.NotGating{Component: dep}, s.renewer(),
 		&nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}}
 	if !c.Disabled["metrics-server"] {
 		tls := func(name, ext string) string { return filepath.Join(c.Dirs.TLS(), name+ext) }
