@@ -42,14 +42,21 @@ func TestBench(t *testing.T) {
 	coldNode, coldDNS := startTimes(t, s)
 	add("node Ready, cold first start", fmt.Sprintf("%.1f s", coldNode))
 	add("CoreDNS Ready, cold first start", fmt.Sprintf("%.1f s", coldDNS))
+	add("every packaged component Ready (kube-system pods, metrics API), cold", fmt.Sprintf("%.1f s", componentsReady(t, s)))
 	s.Stop()
 	warmNode, warmDNS := startTimes(t, s)
 	add("node Ready, warm restart", fmt.Sprintf("%.1f s", warmNode))
 	add("CoreDNS Ready, warm restart", fmt.Sprintf("%.1f s", warmDNS))
+	componentsReady(t, s)
 
 	time.Sleep(idle)
 	rss, procs := treeRSS(t, s)
 	add(fmt.Sprintf("idle RSS after %s (outpost, containerd, shims: %d procs)", idle, procs), fmt.Sprintf("%.0f MiB", rss))
+	pssAll, pssProcs, pssBy := treePSS(t, s)
+	add(fmt.Sprintf("idle PSS after %s, whole tree with every component (%d procs incl. containers)", idle, pssProcs), fmt.Sprintf("%.0f MiB", pssAll))
+	for _, c := range []string{"coredns", "local-path-prov"} {
+		add("  of which the "+c+" container", fmt.Sprintf("%.0f MiB", pssBy[c]))
+	}
 
 	fi, _ := os.Stat(s.Bin)
 	add("binary size", fmt.Sprintf("%.1f MiB", float64(fi.Size())/(1<<20)))
@@ -59,6 +66,22 @@ func TestBench(t *testing.T) {
 	}
 	p50, p99, max := podStartup(t, s, imgName, 50)
 	add("50 pods at once: startup p50 / p99 / max", fmt.Sprintf("%.2f / %.2f / %.2f s", p50, p99, max))
+
+	// The same idle tree without the platform components: what they cost together (the
+	// in-process metrics-server and servicelb show only here).
+	s.Stop()
+	s.Args = append(s.Args, "--disable", "local-storage", "--disable", "metrics-server", "--disable", "servicelb")
+	startTimes(t, s)
+	harness.Eventually(t, 2*time.Minute, "local-path-provisioner gone", func() error {
+		if _, _, by := treePSS(t, s); by["local-path-prov"] > 0 {
+			return fmt.Errorf("still running")
+		}
+		return nil
+	})
+	time.Sleep(idle)
+	pssBase, _, _ := treePSS(t, s)
+	add(fmt.Sprintf("idle PSS after %s without local-storage, metrics-server, servicelb", idle), fmt.Sprintf("%.0f MiB", pssBase))
+	add("  so those three cost together", fmt.Sprintf("%.0f MiB", pssAll-pssBase))
 
 	fmt.Println()
 	fmt.Println("| measurement | value |")
@@ -93,6 +116,76 @@ func startTimes(t *testing.T, s *harness.Server) (float64, float64) {
 		return nil
 	})
 	return node, dns
+}
+
+// componentsReady waits until every kube-system pod is Ready and the metrics API is Available;
+// seconds since the last start.
+func componentsReady(t *testing.T, s *harness.Server) float64 {
+	var took float64
+	harness.Eventually(t, 3*time.Minute, "packaged components Ready", func() error {
+		out, err := s.Kubectl("-n", "kube-system", "get", "pods", "-o",
+			"jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status} {end}")
+		if err != nil || strings.Contains(out, "=False") || strings.Contains(out, "= ") || !strings.Contains(out, "local-path") {
+			return fmt.Errorf("pods %q %v", out, err)
+		}
+		if out, err := s.Kubectl("get", "apiservice", "v1beta1.metrics.k8s.io", "-o",
+			"jsonpath={.status.conditions[?(@.type=='Available')].status}"); err != nil || out != "True" {
+			return fmt.Errorf("metrics API %q %v", out, err)
+		}
+		took = time.Since(s.Started()).Seconds()
+		return nil
+	})
+	return took
+}
+
+// treePSS sums Pss from smaps_rollup over outpost, containerd, the shims and every process
+// of their containers (the shims' descendants); by is the sum per command name.
+func treePSS(t *testing.T, s *harness.Server) (mib float64, n int, by map[string]float64) {
+	out, err := exec.Command("ps", "-eo", "pid=,ppid=,comm=").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	children := map[int][]int{}
+	comm := map[int]string{}
+	var roots []int
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		pid, _ := strconv.Atoi(f[0])
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], pid)
+		comm[pid] = f[2]
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if exe == s.Bin || strings.HasPrefix(exe, s.DataDir()) {
+			roots = append(roots, pid)
+		}
+	}
+	seen := map[int]bool{}
+	by = map[string]float64{}
+	var walk func(int)
+	walk = func(pid int) {
+		if seen[pid] {
+			return
+		}
+		seen[pid] = true
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "Pss:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				mib += kb / 1024
+				by[comm[pid]] += kb / 1024
+			}
+		}
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	for _, r := range roots {
+		walk(r)
+	}
+	return mib, len(seen), by
 }
 
 // treeRSS sums the RSS of outpost, its descendants, and the shims (not the pods' processes).
