@@ -64,11 +64,8 @@ func TestBench(t *testing.T) {
 		n, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 		add("download size (gzip -9)", fmt.Sprintf("%.1f MiB", n/(1<<20)))
 	}
-	p50, p99, max := podStartup(t, s, imgName, 50)
-	add("50 pods at once: startup p50 / p99 / max", fmt.Sprintf("%.2f / %.2f / %.2f s", p50, p99, max))
-
-	// The same idle tree without the platform components: what they cost together (the
-	// in-process metrics-server and servicelb show only here).
+	// The same idle tree without the platform components, before any load: what they cost
+	// together (the in-process metrics-server and servicelb show only here).
 	s.Stop()
 	s.Args = append(s.Args, "--disable", "local-storage", "--disable", "metrics-server", "--disable", "servicelb")
 	startTimes(t, s)
@@ -82,6 +79,9 @@ func TestBench(t *testing.T) {
 	pssBase, _, _ := treePSS(t, s)
 	add(fmt.Sprintf("idle PSS after %s without local-storage, metrics-server, servicelb", idle), fmt.Sprintf("%.0f MiB", pssBase))
 	add("  so those three cost together", fmt.Sprintf("%.0f MiB", pssAll-pssBase))
+
+	p50, p99, max := podStartup(t, s, imgName, 50)
+	add("50 pods at once: startup p50 / p99 / max", fmt.Sprintf("%.2f / %.2f / %.2f s", p50, p99, max))
 
 	fmt.Println()
 	fmt.Println("| measurement | value |")
