@@ -53,6 +53,7 @@ type Server struct {
 
 	hostDirs []string
 	netns    map[string]bool // /run/netns entries before the start: pod netns after are ours
+	vxlan    bool            // flannel.1 is the server's to remove (it was not there before)
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -83,6 +84,8 @@ func NewServer(t testing.TB, extra ...string) *Server {
 			s.hostDirs = append(s.hostDirs, d)
 		}
 	}
+	_, err = os.Stat("/sys/class/net/flannel.1")
+	s.vxlan = os.IsNotExist(err)
 	s.netns = map[string]bool{}
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
@@ -267,6 +270,9 @@ func (s *Server) Cleanup() {
 		s.removePodNetns()
 	}
 	CleanNetwork()
+	if s.vxlan {
+		_ = exec.Command("ip", "link", "delete", "flannel.1").Run()
+	}
 	for _, d := range s.hostDirs {
 		Unmount(d)
 		os.RemoveAll(d)
