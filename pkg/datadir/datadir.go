@@ -42,6 +42,9 @@ func (d Dirs) ControllerKubeconfig() string { return d.p("server", "cred", "cont
 func (d Dirs) SchedulerKubeconfig() string  { return d.p("server", "cred", "scheduler.kubeconfig") }
 func (d Dirs) SupervisorKubeconfig() string { return d.p("server", "cred", "supervisor.kubeconfig") }
 
+// ServiceLBKubeconfig is the in-process service load balancer's identity.
+func (d Dirs) ServiceLBKubeconfig() string { return d.p("server", "cred", "servicelb.kubeconfig") }
+
 // MetricsServerKubeconfig is the in-process metrics-server's identity.
 func (d Dirs) MetricsServerKubeconfig() string {
 	return d.p("server", "cred", "metrics-server.kubeconfig")

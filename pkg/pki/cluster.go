@@ -27,6 +27,7 @@ const (
 	Supervisor            = "client-supervisor"
 	MetricsServer         = "client-metrics-server"
 	MetricsServerServing  = "serving-metrics-server"
+	ServiceLB             = "client-servicelb"
 	ServiceAccountKeyFile = "service.key"
 )
 
@@ -40,6 +41,7 @@ const SupervisorName = "system:outpost-supervisor"
 // MetricsServerName is the in-process metrics-server's identity (RBAC in its manifest), and
 // MetricsServerDNSName the name the aggregator checks its serving certificate for.
 const (
+	ServiceLBName        = "system:outpost-servicelb" // the in-process service load balancer
 	MetricsServerName    = "system:metrics-server"
 	MetricsServerDNSName = "metrics-server.kube-system.svc"
 )
@@ -116,6 +118,7 @@ func EnsureCluster(s ClusterSpec) (*Bundle, error) {
 		{rhCA, AuthProxy, Spec{CommonName: AuthProxyName}},
 		{clientCA, Supervisor, Spec{CommonName: SupervisorName}},
 		{clientCA, MetricsServer, Spec{CommonName: MetricsServerName}},
+		{clientCA, ServiceLB, Spec{CommonName: ServiceLBName}},
 		{serverCA, MetricsServerServing, Spec{CommonName: MetricsServerDNSName, DNSNames: []string{MetricsServerDNSName}, Server: true}},
 	}
 	b := &Bundle{Dir: s.Dir, ServerCA: serverCA, ClientCA: clientCA, KubeletCA: kubeletCA}

@@ -31,8 +31,8 @@ func TestEnsureClusterModesAndReuse(t *testing.T) {
 			}
 		}
 	}
-	if keys != 17 {
-		t.Errorf("got %d keys, want 17", keys)
+	if keys != 18 {
+		t.Errorf("got %d keys, want 18", keys)
 	}
 	// The admin cert must chain to the client CA and be a cluster admin.
 	raw, _ := os.ReadFile(b.Path(Admin, ".crt"))

@@ -90,7 +90,11 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		rest = append(rest, ms)
 	}
 	if !c.Disabled["servicelb"] {
-		rest = append(rest, &servicelb.Controller{Client: cl.admin, Reserved: servicelb.Reserved(c.HTTPSPort),
+		lbClient, err := clientFor(c.Dirs.ServiceLBKubeconfig())
+		if err != nil {
+			return nil, nil, err
+		}
+		rest = append(rest, &servicelb.Controller{Client: lbClient, Reserved: servicelb.Reserved(c.HTTPSPort),
 			Log: s.Log.With("component", "servicelb")})
 	}
 	if p := s.encryptionConfigPath(); p != "" {
@@ -133,4 +137,14 @@ func addressType(ip net.IP) string {
 		return "IPv6"
 	}
 	return "IPv4"
+}
+
+// clientFor is a client with the identity a kubeconfig file names.
+func clientFor(kubeconfig string) (kubernetes.Interface, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("client from %s: %w", kubeconfig, err)
+	}
+	rc.UserAgent = "outpost/" + version.Outpost
+	return kubernetes.NewForConfig(rc)
 }

@@ -40,6 +40,7 @@ func (s *Server) writeKubeconfigs() error {
 		{c.Dirs.SchedulerKubeconfig(), pki.Scheduler},
 		{c.Dirs.SupervisorKubeconfig(), pki.Supervisor},
 		{c.Dirs.MetricsServerKubeconfig(), pki.MetricsServer},
+		{c.Dirs.ServiceLBKubeconfig(), pki.ServiceLB},
 		{c.Dirs.KubeletKubeconfig(), pki.Kubelet},
 		{c.Dirs.KubeProxyKubeconfig(), pki.KubeProxy},
 	} {

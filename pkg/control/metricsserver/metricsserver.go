@@ -49,14 +49,12 @@ type MetricsServer struct {
 
 	stop     chan struct{}
 	finished chan struct{}
-	died     chan error
 	once     sync.Once
 	running  bool // Start launched the server: Stop waits for it
 }
 
 var (
 	_ component.Component = (*MetricsServer)(nil)
-	_ component.Dier      = (*MetricsServer)(nil)
 )
 
 // New checks the settings; it starts nothing.
@@ -92,36 +90,30 @@ func New(c Config) (*MetricsServer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("metrics-server: %w", err)
 	}
-	return &MetricsServer{cfg: c, opts: o, stop: make(chan struct{}), finished: make(chan struct{}), died: make(chan error, 1)}, nil
+	return &MetricsServer{cfg: c, opts: o, stop: make(chan struct{}), finished: make(chan struct{})}, nil
 }
 
 func (m *MetricsServer) Name() string               { return "metrics-server" }
 func (m *MetricsServer) Init(context.Context) error { return nil }
 
-// Start runs the server until Stop. Building it reads the extension-apiserver-authentication
-// ConfigMap, which its RBAC (applied by deploy, in the same phase) may not allow yet: it
-// retries until then, without holding up the start.
+// Start runs the server until Stop, in the background. Building it reads the
+// extension-apiserver-authentication ConfigMap, which its RBAC (applied by deploy, in the same
+// phase) may not allow yet; and it is an add-on: whatever fails (its port taken, say), it is
+// logged and tried again, never taking the control plane down with it.
 func (m *MetricsServer) Start(context.Context) error {
 	m.running = true
 	go func() {
 		defer close(m.finished)
-		var srv interface{ RunUntil(<-chan struct{}) error }
-		for attempt := 0; ; attempt++ {
-			cfg, err := m.opts.ServerConfig()
-			if err == nil {
-				cfg.Apiserver.OpenAPIConfig.GetDefinitions = canonicalNames(cfg.Apiserver.OpenAPIConfig.GetDefinitions)
-				v3 := cfg.Apiserver.OpenAPIV3Config
-				v3.GetDefinitions = canonicalNames(v3.GetDefinitions)
-				if v3.Definitions != nil {
-					v3.Definitions = addCanonical(v3.Definitions)
-				}
-				srv, err = cfg.Complete()
+		for attempt := 1; ; attempt++ {
+			err := m.runOnce()
+			select {
+			case <-m.stop:
+				return
+			default:
 			}
-			if err == nil {
-				break
-			}
-			if attempt == 15 { // 30 s: no longer the RBAC race of a start
-				m.cfg.Log.Warn("metrics-server not started yet; retrying", "err", err)
+			// The first seconds' failures are the RBAC race; after that, say so every minute.
+			if attempt == 15 || attempt%30 == 0 {
+				m.cfg.Log.Warn("metrics-server not running; retrying", "attempts", attempt, "err", err)
 			}
 			select {
 			case <-m.stop:
@@ -129,21 +121,37 @@ func (m *MetricsServer) Start(context.Context) error {
 			case <-time.After(2 * time.Second):
 			}
 		}
-		err := srv.RunUntil(m.stop)
-		select {
-		case <-m.stop:
-		default:
-			if err == nil {
-				err = errors.New("stopped on its own")
-			}
-			m.died <- fmt.Errorf("metrics-server: %w", err)
-		}
 	}()
 	return nil
 }
 
-// Done reports the server ending on its own (its port taken, say).
-func (m *MetricsServer) Done() <-chan error { return m.died }
+// runOnce builds the server and runs it until Stop or an error.
+func (m *MetricsServer) runOnce() error {
+	cfg, err := m.opts.ServerConfig()
+	if err != nil {
+		return err
+	}
+	cfg.Apiserver.OpenAPIConfig.GetDefinitions = canonicalNames(cfg.Apiserver.OpenAPIConfig.GetDefinitions)
+	v3 := cfg.Apiserver.OpenAPIV3Config
+	v3.GetDefinitions = canonicalNames(v3.GetDefinitions)
+	if v3.Definitions != nil {
+		v3.Definitions = addCanonical(v3.Definitions)
+	}
+	srv, err := cfg.Complete()
+	if err != nil {
+		return err // the listener stays open in the options and is used again
+	}
+	err = srv.RunUntil(m.stop)
+	// A server that ran closed its listener: the next attempt binds afresh.
+	if l := m.opts.SecureServing.Listener; l != nil {
+		_ = l.Close()
+		m.opts.SecureServing.Listener = nil
+	}
+	if err == nil {
+		err = errors.New("stopped on its own")
+	}
+	return err
+}
 
 func (m *MetricsServer) Stop(ctx context.Context) error {
 	m.once.Do(func() { close(m.stop) })

@@ -116,23 +116,24 @@ func (c *Controller) next(ctx context.Context) bool {
 func (c *Controller) Sync(ctx context.Context) error {
 	svcs, err := c.services.List(labels.Everything())
 	if err != nil {
-		return err
+		return fmt.Errorf("list services: %w", err)
 	}
 	nodes, err := c.nodes.List(labels.Everything())
 	if err != nil {
-		return err
+		return fmt.Errorf("list nodes: %w", err)
 	}
 	var firstErr error
+	// Rebuilt each pass: a Service deleted and made again while blocked is warned again.
+	warned := map[string]string{}
+	defer func() { c.warned = warned }()
 	for _, d := range Plan(svcs, nodes, c.Reserved) {
-		k := key(d.Service)
+		k := string(d.Service.UID) + "/" + key(d.Service)
 		if d.Holder != "" {
 			msg := fmt.Sprintf("port %s on the nodes' addresses is held by %s", d.Port, d.Holder)
 			if c.warned[k] != msg {
 				c.recorder.Event(d.Service, corev1.EventTypeWarning, "PortInUse", msg)
-				c.warned[k] = msg
 			}
-		} else {
-			delete(c.warned, k)
+			warned[k] = msg
 		}
 		cur := d.Service.Status.LoadBalancer.Ingress
 		if len(cur) == len(d.Ingress) && (len(cur) == 0 || reflect.DeepEqual(cur, d.Ingress)) {
@@ -141,7 +142,7 @@ func (c *Controller) Sync(ctx context.Context) error {
 		s := d.Service.DeepCopy()
 		s.Status.LoadBalancer.Ingress = d.Ingress
 		if _, err := c.Client.CoreV1().Services(s.Namespace).UpdateStatus(ctx, s, metav1.UpdateOptions{}); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("status of Service %s: %w", k, err)
+			firstErr = fmt.Errorf("status of Service %s: %w", key(s), err)
 		}
 	}
 	return firstErr

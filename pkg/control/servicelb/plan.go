@@ -42,9 +42,10 @@ func Ours(s *corev1.Service) bool {
 	return s.Spec.Type == corev1.ServiceTypeLoadBalancer && s.Spec.LoadBalancerClass == nil && s.DeletionTimestamp == nil
 }
 
-// Plan decides every Service's ingress. Services already holding addresses keep their ports
-// (a restart changes nothing), then the oldest first. reserved are ports Outpost itself
-// listens on at the nodes' addresses, with what listens there.
+// Plan decides every Service's ingress. A port recorded as granted in a Service's status
+// (ingress[].ports) stays that Service's while its spec asks for it, so a restart or an edit
+// elsewhere moves nothing; free ports go to the oldest Service first. reserved are ports
+// Outpost itself listens on at the nodes' addresses, with what listens there.
 func Plan(services []*corev1.Service, nodes []*corev1.Node, reserved map[Port]string) []Decision {
 	held := map[Port]string{}
 	for p, who := range reserved {
@@ -69,34 +70,69 @@ func Plan(services []*corev1.Service, nodes []*corev1.Node, reserved map[Port]st
 	}
 	sort.SliceStable(ours, func(i, j int) bool {
 		a, b := ours[i], ours[j]
-		if ha, hb := len(a.Status.LoadBalancer.Ingress) > 0, len(b.Status.LoadBalancer.Ingress) > 0; ha != hb {
-			return ha
-		}
 		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 			return a.CreationTimestamp.Before(&b.CreationTimestamp)
 		}
 		return key(a) < key(b)
 	})
+	// Holders first: what a Service was granted and still asks for is its own.
+	owner := map[Port]string{}
+	for _, s := range ours {
+		g := granted(s)
+		for _, p := range ports(s) {
+			if _, ok := held[p]; !ok && owner[p] == "" && g[p] {
+				owner[p] = key(s)
+			}
+		}
+	}
 	addrs := Addresses(nodes)
 	out := make([]Decision, 0, len(ours))
 	for _, s := range ours {
 		d := Decision{Service: s}
-		for _, sp := range s.Spec.Ports {
-			p := Port{protocol(sp.Protocol), sp.Port}
+		for _, p := range ports(s) {
 			if who, ok := held[p]; ok && who != "the NodePort of Service "+key(s) {
 				d.Port, d.Holder = p, who
 				break
 			}
+			if o := owner[p]; o != "" && o != key(s) {
+				d.Port, d.Holder = p, "Service "+o
+				break
+			}
 		}
 		if d.Holder == "" {
-			for _, sp := range s.Spec.Ports {
-				held[Port{protocol(sp.Protocol), sp.Port}] = "Service " + key(s)
+			for _, p := range ports(s) {
+				owner[p] = key(s)
 			}
 			d.Ingress = ingressFor(s, addrs)
+			// No node serves right now (all NotReady, say): keep what the Service has rather
+			// than drop its forwarding while its pods may still run.
+			if len(d.Ingress) == 0 && len(s.Status.LoadBalancer.Ingress) > 0 {
+				d.Ingress = s.Status.LoadBalancer.Ingress
+			}
 		}
 		out = append(out, d)
 	}
 	return out
+}
+
+// ports are the Service's ports on the nodes' addresses.
+func ports(s *corev1.Service) []Port {
+	var out []Port
+	for _, sp := range s.Spec.Ports {
+		out = append(out, Port{protocol(sp.Protocol), sp.Port})
+	}
+	return out
+}
+
+// granted reads back the ports this controller recorded in the Service's status.
+func granted(s *corev1.Service) map[Port]bool {
+	g := map[Port]bool{}
+	for _, in := range s.Status.LoadBalancer.Ingress {
+		for _, ps := range in.Ports {
+			g[Port{protocol(ps.Protocol), ps.Port}] = true
+		}
+	}
+	return g
 }
 
 // Addresses are the serving nodes' addresses, sorted: each Ready node's ExternalIP, or its
@@ -154,6 +190,10 @@ func ingressFor(s *corev1.Service, addrs []net.IP) []corev1.LoadBalancerIngress 
 	if len(fams) == 0 {
 		fams[corev1.IPv4Protocol] = true
 	}
+	var ps []corev1.PortStatus
+	for _, p := range ports(s) {
+		ps = append(ps, corev1.PortStatus{Port: p.Port, Protocol: p.Protocol})
+	}
 	var out []corev1.LoadBalancerIngress
 	for _, ip := range addrs {
 		f := corev1.IPv4Protocol
@@ -161,7 +201,8 @@ func ingressFor(s *corev1.Service, addrs []net.IP) []corev1.LoadBalancerIngress 
 			f = corev1.IPv6Protocol
 		}
 		if fams[f] {
-			out = append(out, corev1.LoadBalancerIngress{IP: ip.String()})
+			// The granted ports ride along: they are the record of who holds what.
+			out = append(out, corev1.LoadBalancerIngress{IP: ip.String(), Ports: ps})
 		}
 	}
 	return out

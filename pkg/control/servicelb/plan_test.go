@@ -130,3 +130,44 @@ func TestIngressFollowsServiceFamilies(t *testing.T) {
 		t.Errorf("Service without families got %q", ips(d[0].Ingress))
 	}
 }
+
+// An older Service edited onto a port a newer one holds does not take it.
+func TestEditedServiceDoesNotTakeAHeldPort(t *testing.T) {
+	nodes := []*corev1.Node{node("a", true, "", internal("10.0.0.2"))}
+	older, newer := lbService("older", 2*time.Hour, 8080), lbService("newer", time.Hour, 80)
+	for _, d := range Plan([]*corev1.Service{older, newer}, nodes, nil) {
+		d.Service.Status.LoadBalancer.Ingress = d.Ingress
+	}
+	if ips(newer.Status.LoadBalancer.Ingress) == "" || ips(older.Status.LoadBalancer.Ingress) == "" {
+		t.Fatal("both should be admitted on their own ports")
+	}
+	older.Spec.Ports[0].Port = 80
+	for _, d := range Plan([]*corev1.Service{older, newer}, nodes, nil) {
+		switch d.Service.Name {
+		case "newer":
+			if d.Ingress == nil {
+				t.Errorf("the holder lost port 80 to an edited older Service: %+v", d)
+			}
+		case "older":
+			if d.Ingress != nil || d.Holder != "Service default/newer" {
+				t.Errorf("older: %+v", d)
+			}
+		}
+	}
+}
+
+// With no node serving (all NotReady) a Service keeps its addresses instead of losing its
+// forwarding, and its port.
+func TestNoServingNodeKeepsIngress(t *testing.T) {
+	a := node("a", true, "", internal("10.0.0.2"))
+	s := lbService("web", time.Hour, 80)
+	d := Plan([]*corev1.Service{s}, []*corev1.Node{a}, nil)
+	s.Status.LoadBalancer.Ingress = d[0].Ingress
+	a.Status.Conditions[0].Status = corev1.ConditionFalse
+	if d := Plan([]*corev1.Service{s}, []*corev1.Node{a}, nil); ips(d[0].Ingress) != "10.0.0.2" {
+		t.Errorf("ingress with every node NotReady: %q", ips(d[0].Ingress))
+	}
+	if fresh := Plan([]*corev1.Service{lbService("new", 0, 81)}, []*corev1.Node{a}, nil); fresh[0].Ingress != nil {
+		t.Errorf("a new Service got addresses with no node serving: %+v", fresh[0])
+	}
+}

@@ -10,10 +10,12 @@
 package servicecidr
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,8 +36,9 @@ type Guard struct {
 	Interval time.Duration          // 0: one minute
 	Log      *slog.Logger
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	written bool // the chain was written whole once by this process
 }
 
 var _ component.Component = (*Guard)(nil)
@@ -90,27 +93,47 @@ func (g *Guard) Stop(context.Context) error {
 }
 
 // Ensure writes the chain and the jumps to it from OUTPUT (the host's own traffic) and FORWARD
-// (pods'). The jumps go first: flannel accepts pod traffic early in FORWARD.
+// (pods'). The jumps go first: flannel accepts pod traffic early in FORWARD. The first call in a
+// process writes the chain whole (iptables-restore --noflush replaces only this chain), so the
+// rules of a service CIDR used before a restart go; later calls only restore what is missing,
+// keeping the counters.
 func (g *Guard) Ensure() error {
 	cidr := g.CIDR.String()
 	icmp := "icmp-port-unreachable"
 	if g.IPT.IsIPv6() {
 		icmp = "icmp6-port-unreachable"
 	}
+	// Comments without spaces: the restore text then needs no quoting, and the rules read back
+	// exactly as written.
+	rules := [][]string{
+		{"-m", "comment", "--comment", "outpost:no-Service-has-this-port", "-d", cidr, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"},
+		{"-m", "comment", "--comment", "outpost:no-Service-has-this-port", "-d", cidr, "-j", "REJECT", "--reject-with", icmp},
+	}
+	if !g.written {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "*filter\n:%s - [0:0]\n", Chain)
+		for _, r := range rules {
+			fmt.Fprintf(&b, "-A %s", Chain)
+			b.WriteString(" " + strings.Join(r, " "))
+			b.WriteString("\n")
+		}
+		b.WriteString("COMMIT\n")
+		if err := g.IPT.Restore(utiliptables.TableFilter, b.Bytes(), utiliptables.NoFlushTables, utiliptables.NoRestoreCounters); err != nil {
+			return fmt.Errorf("write chain %s: %w", Chain, err)
+		}
+		g.written = true
+	}
 	if _, err := g.IPT.EnsureChain(utiliptables.TableFilter, Chain); err != nil {
 		return fmt.Errorf("chain %s: %w", Chain, err)
 	}
-	for _, r := range [][]string{
-		{"-m", "comment", "--comment", "outpost: no Service has this port", "-d", cidr, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"},
-		{"-m", "comment", "--comment", "outpost: no Service has this port", "-d", cidr, "-j", "REJECT", "--reject-with", icmp},
-	} {
+	for _, r := range rules {
 		if _, err := g.IPT.EnsureRule(utiliptables.Append, utiliptables.TableFilter, Chain, r...); err != nil {
 			return fmt.Errorf("rule in %s: %w", Chain, err)
 		}
 	}
 	for _, from := range []utiliptables.Chain{utiliptables.ChainOutput, utiliptables.ChainForward} {
 		if _, err := g.IPT.EnsureRule(utiliptables.Prepend, utiliptables.TableFilter, from,
-			"-m", "comment", "--comment", "outpost: service CIDR traffic no Service took", "-d", cidr, "-j", string(Chain)); err != nil {
+			"-m", "comment", "--comment", "outpost:service-CIDR-traffic-no-Service-took", "-j", string(Chain)); err != nil {
 			return fmt.Errorf("jump from %s: %w", from, err)
 		}
 	}

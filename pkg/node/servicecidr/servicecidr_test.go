@@ -31,9 +31,9 @@ func TestRulesWrittenOnceAndRestored(t *testing.T) {
 	}
 	first := save(t, f)
 	for _, want := range []string{
-		"-A OUTPOST-SERVICE-CIDR -m comment --comment outpost: no Service has this port -d 10.43.0.0/16 -p tcp -j REJECT --reject-with tcp-reset",
+		"-A OUTPOST-SERVICE-CIDR -m comment --comment outpost:no-Service-has-this-port -d 10.43.0.0/16 -p tcp -j REJECT --reject-with tcp-reset",
 		"-d 10.43.0.0/16 -j REJECT --reject-with icmp-port-unreachable",
-		"-A OUTPUT -m comment --comment outpost: service CIDR traffic no Service took -d 10.43.0.0/16 -j OUTPOST-SERVICE-CIDR",
+		"-A OUTPUT -m comment --comment outpost:service-CIDR-traffic-no-Service-took -j OUTPOST-SERVICE-CIDR",
 	} {
 		if !strings.Contains(first, want) {
 			t.Errorf("missing %q in\n%s", want, first)
@@ -67,7 +67,7 @@ func TestIPv6RejectsWithICMPv6(t *testing.T) {
 	if err := (&Guard{CIDR: cidr, IPT: f}).Ensure(); err != nil {
 		t.Fatal(err)
 	}
-	if s := save(t, f); !strings.Contains(s, "icmp6-port-unreachable") || strings.Contains(s, "icmp-port-unreachable ") {
+	if s := save(t, f); !strings.Contains(s, "icmp6-port-unreachable") || strings.Contains(s, "icmp-port-unreachable") {
 		t.Errorf("v6 rules:\n%s", s)
 	}
 }
@@ -75,5 +75,22 @@ func TestIPv6RejectsWithICMPv6(t *testing.T) {
 func TestInitWithoutCIDRFails(t *testing.T) {
 	if err := (&Guard{IPT: iptablestest.NewFake()}).Init(context.Background()); err == nil {
 		t.Error("Init without a CIDR succeeded")
+	}
+}
+
+// A restart with another service CIDR leaves no rule of the old one.
+func TestChangedCIDRReplacesTheRules(t *testing.T) {
+	_, old, _ := net.ParseCIDR("10.43.0.0/16")
+	_, cur, _ := net.ParseCIDR("10.96.0.0/12")
+	f := iptablestest.NewFake()
+	if err := (&Guard{CIDR: old, IPT: f}).Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Guard{CIDR: cur, IPT: f}).Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	s := save(t, f)
+	if strings.Contains(s, "10.43.0.0/16") || strings.Count(s, "-d 10.96.0.0/12") != 2 || strings.Count(s, "-j OUTPOST-SERVICE-CIDR") != 2 {
+		t.Errorf("rules after the CIDR changed:\n%s", s)
 	}
 }

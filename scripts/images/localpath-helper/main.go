@@ -39,8 +39,12 @@ func run(args []string, out io.Writer) error {
 	}
 	switch *action {
 	case "create":
-		// The storage dir itself stays private to root; the volume is the pod's to use.
+		// The storage dir itself stays private to root; the volume is the pod's to use. On an
+		// agent the kubelet made it (hostPath DirectoryOrCreate, 0755): close it.
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(filepath.Dir(p), 0o700); err != nil {
 			return err
 		}
 		if err := os.Mkdir(p, 0o777); err != nil && !os.IsExist(err) {

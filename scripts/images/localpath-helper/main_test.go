@@ -10,6 +10,7 @@ import (
 func TestCreateAndDelete(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "storage")
 	vol := filepath.Join(root, "pvc-1_default_data")
+	os.Mkdir(root, 0o755) // as the kubelet makes it on an agent
 	if err := run([]string{"-p", vol, "-s", "1073741824", "-m", "Filesystem", "-a", "create"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
