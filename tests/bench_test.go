@@ -50,12 +50,12 @@ func TestBench(t *testing.T) {
 	componentsReady(t, s)
 
 	time.Sleep(idle)
-	rss, procs := treeRSS(t, s)
-	add(fmt.Sprintf("idle RSS after %s (outpost, containerd, shims: %d procs)", idle, procs), fmt.Sprintf("%.0f MiB", rss))
-	pssAll, pssProcs, pssBy := treePSS(t, s)
-	add(fmt.Sprintf("idle PSS after %s, whole tree with every component (%d procs incl. containers)", idle, pssProcs), fmt.Sprintf("%.0f MiB", pssAll))
+	mem := measureTree(t, s)
+	add(fmt.Sprintf("idle RSS after %s (outpost, containerd, shims: %d procs)", idle, mem.roots), fmt.Sprintf("%.0f MiB", mem.rootsRSS))
+	pssAll := mem.pss
+	add(fmt.Sprintf("idle PSS after %s, whole tree with every component (%d procs incl. containers)", idle, mem.procs), fmt.Sprintf("%.0f MiB", pssAll))
 	for _, c := range []string{"coredns", "local-path-prov"} {
-		add("  of which the "+c+" container", fmt.Sprintf("%.0f MiB", pssBy[c]))
+		add("  of which the "+c+" container", fmt.Sprintf("%.0f MiB", mem.by[c]))
 	}
 
 	fi, _ := os.Stat(s.Bin)
@@ -70,13 +70,13 @@ func TestBench(t *testing.T) {
 	s.Args = append(s.Args, "--disable", "local-storage", "--disable", "metrics-server", "--disable", "servicelb")
 	startTimes(t, s)
 	harness.Eventually(t, 2*time.Minute, "local-path-provisioner gone", func() error {
-		if _, _, by := treePSS(t, s); by["local-path-prov"] > 0 {
+		if measureTree(t, s).by["local-path-prov"] > 0 {
 			return fmt.Errorf("still running")
 		}
 		return nil
 	})
 	time.Sleep(idle)
-	pssBase, _, _ := treePSS(t, s)
+	pssBase := measureTree(t, s).pss
 	add(fmt.Sprintf("idle PSS after %s without local-storage, metrics-server, servicelb", idle), fmt.Sprintf("%.0f MiB", pssBase))
 	add("  so those three cost together", fmt.Sprintf("%.0f MiB", pssAll-pssBase))
 
@@ -138,9 +138,17 @@ func componentsReady(t *testing.T, s *harness.Server) float64 {
 	return took
 }
 
-// treePSS sums Pss from smaps_rollup over outpost, containerd, the shims and every process
-// of their containers (the shims' descendants); by is the sum per command name.
-func treePSS(t *testing.T, s *harness.Server) (mib float64, n int, by map[string]float64) {
+// treeMem is the memory of outpost, containerd and the shims (the roots: binaries of this
+// server) and of every process of their containers, read from smaps_rollup.
+type treeMem struct {
+	rootsRSS float64 // MiB, the roots only
+	roots    int
+	pss      float64 // MiB, the whole tree
+	procs    int
+	by       map[string]float64 // PSS per command name
+}
+
+func measureTree(t *testing.T, s *harness.Server) treeMem {
 	out, err := exec.Command("ps", "-eo", "pid=,ppid=,comm=").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -162,8 +170,12 @@ func treePSS(t *testing.T, s *harness.Server) (mib float64, n int, by map[string
 			roots = append(roots, pid)
 		}
 	}
+	m := treeMem{roots: len(roots), by: map[string]float64{}}
+	isRoot := map[int]bool{}
+	for _, r := range roots {
+		isRoot[r] = true
+	}
 	seen := map[int]bool{}
-	by = map[string]float64{}
 	var walk func(int)
 	walk = func(pid int) {
 		if seen[pid] {
@@ -172,10 +184,17 @@ func treePSS(t *testing.T, s *harness.Server) (mib float64, n int, by map[string
 		seen[pid] = true
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) >= 2 && f[0] == "Pss:" {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				mib += kb / 1024
-				by[comm[pid]] += kb / 1024
+			f := strings.Fields(l)
+			if len(f) < 2 {
+				continue
+			}
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			switch {
+			case f[0] == "Pss:":
+				m.pss += kb / 1024
+				m.by[comm[pid]] += kb / 1024
+			case f[0] == "Rss:" && isRoot[pid]:
+				m.rootsRSS += kb / 1024
 			}
 		}
 		for _, c := range children[pid] {
@@ -185,39 +204,8 @@ func treePSS(t *testing.T, s *harness.Server) (mib float64, n int, by map[string
 	for _, r := range roots {
 		walk(r)
 	}
-	return mib, len(seen), by
-}
-
-// treeRSS sums the RSS of outpost, its descendants, and the shims (not the pods' processes).
-func treeRSS(t *testing.T, s *harness.Server) (float64, int) {
-	out, err := exec.Command("ps", "-eo", "pid=,ppid=,rss=,comm=").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	type proc struct {
-		ppid, rss int
-		comm      string
-	}
-	procs := map[int]proc{}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 4 {
-			continue
-		}
-		pid, _ := strconv.Atoi(f[0])
-		ppid, _ := strconv.Atoi(f[1])
-		rss, _ := strconv.Atoi(f[2])
-		procs[pid] = proc{ppid, rss, f[3]}
-	}
-	total, n := 0, 0
-	for pid, p := range procs {
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if exe == s.Bin || strings.HasPrefix(exe, s.DataDir()) {
-			total += p.rss
-			n++
-		}
-	}
-	return float64(total) / 1024, n
+	m.procs = len(seen)
+	return m
 }
 
 // podStartup creates n pods at once and measures, by a watch, each pod's time from being added

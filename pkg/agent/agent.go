@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"slices"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node"
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
-	"github.com/outpostk8s/outpost/pkg/payload"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
@@ -34,23 +32,7 @@ type Agent struct {
 // Run writes the join's credentials, starts the node and blocks until ctx ends or a component
 // dies; it then stops everything in reverse.
 func (a *Agent) Run(ctx context.Context) error {
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find own binary: %w", err)
-	}
-	binDir, err := payload.Extract(payload.Assets(), a.Cfg.Node.Dirs.Payload(), self)
-	if err != nil {
-		return err
-	}
-	if err := a.Prepare(); err != nil {
-		return err
-	}
-	phases, err := a.Phases(binDir)
-	if err != nil {
-		return err
-	}
-	m := &component.Manager{Phases: phases, ReadyTimeout: 3 * time.Minute, Log: a.Log}
-	return m.Run(ctx, 45*time.Second, a.announceReady)
+	return node.Run(ctx, a, a.Cfg.Node.Dirs.Payload(), a.Log, a.announceReady)
 }
 
 // Prepare stores what the join gave: the credentials and the node's kubeconfigs, which name

@@ -9,11 +9,10 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/encryption"
+	"github.com/outpostk8s/outpost/pkg/kubeclient"
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
@@ -100,13 +99,9 @@ func secretsRotate(c *cli.Context) error {
 	} else if err != nil {
 		return err
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", d.AdminKubeconfig())
+	client, err := kubeclient.New(d.AdminKubeconfig())
 	if err != nil {
 		return fmt.Errorf("server admin credentials (run this on a server, --data-dir): %w", err)
-	}
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Context, 5*time.Minute)
 	defer cancel()

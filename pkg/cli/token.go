@@ -8,9 +8,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/kubeclient"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
@@ -103,9 +103,9 @@ func tokenStore(kubeconfig string) (token.Store, []byte, error) {
 	if _, err := os.Stat(kubeconfig); err != nil {
 		return token.Store{}, nil, fmt.Errorf("admin kubeconfig %s: %w (run this on a server, or pass --kubeconfig)", kubeconfig, err)
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	rc, err := kubeclient.Config(kubeconfig)
 	if err != nil {
-		return token.Store{}, nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+		return token.Store{}, nil, err
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {

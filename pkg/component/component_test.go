@@ -3,6 +3,8 @@ package component
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -106,5 +108,18 @@ func TestNotGatingDoesNotHoldUpThePhase(t *testing.T) {
 	want := []string{"init slow", "start slow", "init next", "start next", "stop next", "stop slow"}
 	if !reflect.DeepEqual(log, want) {
 		t.Fatalf("got %v\nwant %v", log, want)
+	}
+}
+
+func TestGetOK(t *testing.T) {
+	code := http.StatusServiceUnavailable
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }))
+	defer srv.Close()
+	if err := GetOK(context.Background(), srv.Client(), srv.URL); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("503 gave %v", err)
+	}
+	code = http.StatusOK
+	if err := GetOK(context.Background(), srv.Client(), srv.URL); err != nil {
+		t.Errorf("200 gave %v", err)
 	}
 }

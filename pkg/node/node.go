@@ -5,16 +5,13 @@
 package node
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/kubeclient"
 	"github.com/outpostk8s/outpost/pkg/node/cni"
 	"github.com/outpostk8s/outpost/pkg/node/containerd"
 	"github.com/outpostk8s/outpost/pkg/node/flannel"
@@ -59,7 +56,7 @@ type Node struct {
 func (n *Node) Phases() ([][]component.Component, error) {
 	c := n.Cfg
 	d := c.Dirs
-	client, err := clientFor(d.KubeletKubeconfig())
+	client, err := kubeclient.New(d.KubeletKubeconfig())
 	if err != nil {
 		return nil, err
 	}
@@ -121,14 +118,4 @@ func (n *Node) Phases() ([][]component.Component, error) {
 	}
 	guard := &servicecidr.Guard{CIDR: cl.ServiceCIDR, Log: n.Log.With("component", "service-cidr")}
 	return [][]component.Component{first, {imgs}, {kl, kp, guard}, last}, nil
-}
-
-// clientFor is a client with the credentials kubeconfig names.
-func clientFor(kubeconfig string) (kubernetes.Interface, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("client from %s: %w", kubeconfig, err)
-	}
-	rc.UserAgent = "outpost/" + version.Outpost
-	return kubernetes.NewForConfig(rc)
 }

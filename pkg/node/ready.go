@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/outpostk8s/outpost/pkg/kubeclient"
 )
 
 // WaitReady waits until the Node named name is Ready with a heartbeat after since (after a
@@ -13,7 +15,7 @@ import (
 // credentials kubeconfig names (a node may read its own Node). It returns false when ctx ends
 // first.
 func WaitReady(ctx context.Context, kubeconfig, name string, since time.Time) bool {
-	cs, err := clientFor(kubeconfig)
+	cs, err := kubeclient.New(kubeconfig)
 	if err != nil {
 		return false
 	}

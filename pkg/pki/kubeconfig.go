@@ -19,25 +19,7 @@ func Kubeconfig(path, server string, caPEM []byte, certDir, name string, mode os
 		return fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
 	b64 := base64.StdEncoding.EncodeToString
-	body := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: outpost
-  cluster:
-    server: %s
-    certificate-authority-data: %s
-users:
-- name: %s
-  user:
-    client-certificate-data: %s
-    client-key-data: %s
-contexts:
-- name: outpost
-  context:
-    cluster: outpost
-    user: %s
-current-context: outpost
-`, server, b64(caPEM), name, b64(crt), b64(key), name)
+	body := kubeconfigYAML(server, name, "-data", b64(caPEM), b64(crt), b64(key))
 	return WriteFile(path, []byte(body), mode)
 }
 
@@ -45,24 +27,30 @@ current-context: outpost
 // embedding them. The in-process components use these: client-go reloads certificate files
 // that change, so a certificate renewed while the server runs reaches every client.
 func KubeconfigFiles(path, server, caFile, certDir, name string) error {
-	body := fmt.Sprintf(`apiVersion: v1
+	body := kubeconfigYAML(server, name, "", caFile, filepath.Join(certDir, name+".crt"), filepath.Join(certDir, name+".key"))
+	return WriteFile(path, []byte(body), 0o600)
+}
+
+// kubeconfigYAML is one cluster, one user, one context; suffix "-data" for inline (base64)
+// values, "" for file paths.
+func kubeconfigYAML(server, user, suffix, ca, crt, key string) string {
+	return fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: outpost
   cluster:
-    server: %s
-    certificate-authority: %s
+    server: %[1]s
+    certificate-authority%[3]s: %[4]s
 users:
-- name: %s
+- name: %[2]s
   user:
-    client-certificate: %s
-    client-key: %s
+    client-certificate%[3]s: %[5]s
+    client-key%[3]s: %[6]s
 contexts:
 - name: outpost
   context:
     cluster: outpost
-    user: %s
+    user: %[2]s
 current-context: outpost
-`, server, caFile, name, filepath.Join(certDir, name+".crt"), filepath.Join(certDir, name+".key"), name)
-	return WriteFile(path, []byte(body), 0o600)
+`, server, user, suffix, ca, crt, key)
 }

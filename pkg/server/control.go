@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/base64"
-	"fmt"
 	"net"
 	"path/filepath"
 
@@ -11,7 +10,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/outpostk8s/outpost/manifests"
 	"github.com/outpostk8s/outpost/pkg/component"
@@ -23,6 +21,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
 	"github.com/outpostk8s/outpost/pkg/control/servicelb"
 	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/kubeclient"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
@@ -90,7 +89,7 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		rest = append(rest, ms)
 	}
 	if !c.Disabled["servicelb"] {
-		lbClient, err := clientFor(c.Dirs.ServiceLBKubeconfig())
+		lbClient, err := kubeclient.New(c.Dirs.ServiceLBKubeconfig())
 		if err != nil {
 			return nil, nil, err
 		}
@@ -107,15 +106,10 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 
 func (s *Server) clients() (*clients, error) {
 	d := s.Cfg.Control.Dirs
-	admin, err := clientcmd.BuildConfigFromFlags("", d.AdminKubeconfig())
+	admin, err := kubeclient.Config(d.AdminKubeconfig())
 	if err != nil {
-		return nil, fmt.Errorf("client from %s: %w", d.AdminKubeconfig(), err)
+		return nil, err
 	}
-	sup, err := clientcmd.BuildConfigFromFlags("", d.SupervisorKubeconfig())
-	if err != nil {
-		return nil, fmt.Errorf("client from %s: %w", d.SupervisorKubeconfig(), err)
-	}
-	admin.UserAgent, sup.UserAgent = "outpost/"+version.Outpost, "outpost/"+version.Outpost
 	var cl clients
 	cs, err := kubernetes.NewForConfig(admin)
 	if err != nil {
@@ -125,7 +119,7 @@ func (s *Server) clients() (*clients, error) {
 	if cl.dynamic, err = dynamic.NewForConfig(admin); err != nil {
 		return nil, err
 	}
-	if cl.supervisor, err = kubernetes.NewForConfig(sup); err != nil {
+	if cl.supervisor, err = kubeclient.New(d.SupervisorKubeconfig()); err != nil {
 		return nil, err
 	}
 	return &cl, nil
@@ -137,14 +131,4 @@ func addressType(ip net.IP) string {
 		return "IPv6"
 	}
 	return "IPv4"
-}
-
-// clientFor is a client with the identity a kubeconfig file names.
-func clientFor(kubeconfig string) (kubernetes.Interface, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("client from %s: %w", kubeconfig, err)
-	}
-	rc.UserAgent = "outpost/" + version.Outpost
-	return kubernetes.NewForConfig(rc)
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node"
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
-	"github.com/outpostk8s/outpost/pkg/payload"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
@@ -35,23 +34,7 @@ type Server struct {
 // Run prepares the data dir, starts every component and blocks until ctx ends or a component
 // dies; it then stops everything in reverse.
 func (s *Server) Run(ctx context.Context) error {
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find own binary: %w", err)
-	}
-	binDir, err := payload.Extract(payload.Assets(), s.Cfg.Control.Dirs.Payload(), self)
-	if err != nil {
-		return err
-	}
-	if err := s.Prepare(); err != nil {
-		return err
-	}
-	phases, err := s.Phases(binDir)
-	if err != nil {
-		return err
-	}
-	m := &component.Manager{Phases: phases, ReadyTimeout: 3 * time.Minute, Log: s.Log}
-	return m.Run(ctx, 45*time.Second, s.announceReady)
+	return node.Run(ctx, s, s.Cfg.Control.Dirs.Payload(), s.Log, s.announceReady)
 }
 
 // Prepare writes what the components are built from: the PKI and kubeconfigs (existing valid

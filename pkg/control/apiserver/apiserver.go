@@ -204,15 +204,6 @@ func readyProbe(c Config) (func(context.Context) error, error) {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(caPEM)
 		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		return nil
+		return component.GetOK(ctx, client, url)
 	}, nil
 }

@@ -58,19 +58,5 @@ func writeConfig(c Config) error {
 // HTTPProbe is ready when url answers 200.
 func HTTPProbe(url string) func(context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second}
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		return nil
-	}
+	return func(ctx context.Context) error { return component.GetOK(ctx, client, url) }
 }

@@ -122,13 +122,14 @@ func (g *Guard) Ensure() error {
 			return fmt.Errorf("write chain %s: %w", Chain, err)
 		}
 		g.written = true
-	}
-	if _, err := g.IPT.EnsureChain(utiliptables.TableFilter, Chain); err != nil {
-		return fmt.Errorf("chain %s: %w", Chain, err)
-	}
-	for _, r := range rules {
-		if _, err := g.IPT.EnsureRule(utiliptables.Append, utiliptables.TableFilter, Chain, r...); err != nil {
-			return fmt.Errorf("rule in %s: %w", Chain, err)
+	} else {
+		if _, err := g.IPT.EnsureChain(utiliptables.TableFilter, Chain); err != nil {
+			return fmt.Errorf("chain %s: %w", Chain, err)
+		}
+		for _, r := range rules {
+			if _, err := g.IPT.EnsureRule(utiliptables.Append, utiliptables.TableFilter, Chain, r...); err != nil {
+				return fmt.Errorf("rule in %s: %w", Chain, err)
+			}
 		}
 	}
 	for _, from := range []utiliptables.Chain{utiliptables.ChainOutput, utiliptables.ChainForward} {
