@@ -29,8 +29,8 @@ LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
 	-X $(CB).gitTreeState=clean -X $(CB).gitCommit=$(COMMIT) \
 	-X $(CG).gitVersion=$(KUBERNETES_VERSION) -X $(CG).gitMajor=1 -X $(CG).gitMinor=$(KMINOR)
 
-# Host packages: the build (runc's seccomp, zstd) and the run (iptables, conntrack, mount tools).
-DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables conntrack ethtool socat kmod iproute2 zstd \
+# Host packages: the build (runc's seccomp, zstd) and the run (iptables, ipset, conntrack, mount tools).
+DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables ipset conntrack ethtool socat kmod iproute2 zstd \
 	util-linux mount busybox-static curl ca-certificates shellcheck systemd
 
 .PHONY: all deps build payload images test-images server test unit fuzz lint integration bench clean dist release dist-arm64 deps-arm64 gpu-hwtest

@@ -256,6 +256,10 @@ for t in iptables ip6tables; do
 	command -v "${t}-save" >/dev/null 2>&1 || continue
 	"${t}-save" | grep -v -e 'KUBE-' -e 'CNI-' -e 'FLANNEL' -e 'OUTPOST-' | "${t}-restore" 2>/dev/null || true
 done
+# NetworkPolicy's address sets, once no rule refers to them.
+if command -v ipset >/dev/null 2>&1; then
+	ipset list -n 2>/dev/null | grep -E '^(inet6:)?KUBE-(SRC|DST)-' | while read -r set; do ipset destroy "$set" 2>/dev/null || true; done
+fi
 EOF
 	chmod 755 "${KILLALL}.new"
 	mv -f "${KILLALL}.new" "$KILLALL"

@@ -65,9 +65,9 @@ func TestBench(t *testing.T) {
 		add("download size (gzip -9)", fmt.Sprintf("%.1f MiB", n/(1<<20)))
 	}
 	// The same idle tree without the platform components, before any load: what they cost
-	// together (the in-process metrics-server and servicelb show only here).
+	// together (the in-process metrics-server, servicelb and policy controller show only here).
 	s.Stop()
-	s.Args = append(s.Args, "--disable", "local-storage", "--disable", "metrics-server", "--disable", "servicelb")
+	s.Args = append(s.Args, "--disable", "local-storage", "--disable", "metrics-server", "--disable", "servicelb", "--disable-network-policy")
 	startTimes(t, s)
 	harness.Eventually(t, 2*time.Minute, "local-path-provisioner gone", func() error {
 		if measureTree(t, s).by["local-path-prov"] > 0 {
@@ -77,8 +77,8 @@ func TestBench(t *testing.T) {
 	})
 	time.Sleep(idle)
 	pssBase := measureTree(t, s).pss
-	add(fmt.Sprintf("idle PSS after %s without local-storage, metrics-server, servicelb", idle), fmt.Sprintf("%.0f MiB", pssBase))
-	add("  so those three cost together", fmt.Sprintf("%.0f MiB", pssAll-pssBase))
+	add(fmt.Sprintf("idle PSS after %s without local-storage, metrics-server, servicelb, network policy", idle), fmt.Sprintf("%.0f MiB", pssBase))
+	add("  so those four cost together", fmt.Sprintf("%.0f MiB", pssAll-pssBase))
 
 	p50, p99, max := podStartup(t, s, imgName, 50)
 	add("50 pods at once: startup p50 / p99 / max", fmt.Sprintf("%.2f / %.2f / %.2f s", p50, p99, max))

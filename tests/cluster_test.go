@@ -194,6 +194,7 @@ func TestServer(t *testing.T) {
 	t.Run("LocalStorage", func(t *testing.T) {
 		storageChecks(t, s.Kubectl, imgName, "", filepath.Join(s.DataDir(), "storage"))
 	})
+	t.Run("NetworkPolicy", func(t *testing.T) { networkPolicyChecks(t, s.Kubectl, imgName, "", "", "") })
 	t.Run("LogsExecPortForward", func(t *testing.T) {
 		pod := firstPod(t, s, "app=web")
 		if out := s.MustKubectl("logs", pod); !strings.Contains(out, "serving on :8080") {
@@ -357,8 +358,22 @@ func TestServer(t *testing.T) {
 	})
 	t.Run("DisablePackaged", func(t *testing.T) {
 		s.Stop()
-		s.Args = append(s.Args, "--disable", "coredns", "--disable", "servicelb", "--disable", "metrics-server", "--disable", "local-storage")
+		s.Args = append(s.Args, "--disable", "coredns", "--disable", "servicelb", "--disable", "metrics-server", "--disable", "local-storage",
+			"--disable-network-policy")
 		s.Start()
+		// The rules and address sets of the run with policies on are gone, and so is the role.
+		harness.Eventually(t, time.Minute, "network policy rules removed", func() error {
+			if exec.Command("iptables", "-t", "filter", "-S", "KUBE-ROUTER-FORWARD").Run() == nil {
+				return fmt.Errorf("chain KUBE-ROUTER-FORWARD still there")
+			}
+			if out, _ := exec.Command("sh", "-c", "ipset list -n | grep -E '^KUBE-(SRC|DST)-'").Output(); len(out) > 0 {
+				return fmt.Errorf("ipsets still there: %s", out)
+			}
+			if out, err := s.Kubectl("get", "clusterrole", "-o", "name"); err != nil || strings.Contains(out, "outpost:network-policy") {
+				return fmt.Errorf("role still there: %v", err)
+			}
+			return nil
+		})
 		harness.Eventually(t, 2*time.Minute, "coredns removed", func() error {
 			out, err := s.Kubectl("-n", "kube-system", "get", "deploy,svc", "-l", "k8s-app=kube-dns", "-o", "name")
 			if err != nil || strings.TrimSpace(out) != "" {

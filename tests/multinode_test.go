@@ -104,6 +104,10 @@ func TestMultiNode(t *testing.T) {
 	t.Run("LoadBalancerOnEveryNode", func(t *testing.T) {
 		loadBalancerChecks(t, srv.Kubectl, []string{srv.IP, agents[0].IP, agents[1].IP, a3.IP})
 	})
+	t.Run("NetworkPolicyAcrossNodes", func(t *testing.T) {
+		// The web pod on a1, its clients on the server and on a2: every check crosses nodes.
+		networkPolicyChecks(t, srv.Kubectl, imgName, "a1", "s1", "a2")
+	})
 	t.Run("AgentKilled", func(t *testing.T) {
 		a := agents[1]
 		apply(t, srv, fmt.Sprintf(spreadYAML, imgName))

@@ -49,7 +49,7 @@ func storedJoin(t *testing.T, dir string) *join.Result {
 	_, pods, _ := net.ParseCIDR("10.52.0.0/16")
 	_, svcs, _ := net.ParseCIDR("10.53.0.0/16")
 	st, _ := json.Marshal(map[string]any{"server": "https://10.9.9.9:6443", "settings": cluster.Settings{ClusterCIDR: pods,
-		ServiceCIDR: svcs, ClusterDNS: net.ParseIP("10.53.0.10"), ClusterDomain: "edge.local", FlannelBackend: "host-gw"}})
+		ServiceCIDR: svcs, ClusterDNS: net.ParseIP("10.53.0.10"), ClusterDomain: "edge.local", FlannelBackend: "host-gw", NetworkPolicy: true}})
 	os.WriteFile(filepath.Join(dir, "join.json"), st, 0o600)
 	res, err := join.Stored(dir)
 	if err != nil {
@@ -98,9 +98,18 @@ func TestAgentPhases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{{"certificates", "load-balancer", "sysctl", "containerd"}, {"images"}, {"kubelet", "kube-proxy", "service-cidr"}, {"flannel", "cni"}}
+	want := [][]string{{"certificates", "load-balancer", "sysctl", "containerd"}, {"images"}, {"kubelet", "kube-proxy", "service-cidr"}, {"flannel", "cni", "network-policy"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
+	}
+	// The server's --disable-network-policy reaches the agent in its settings.
+	a.Cfg.Node.Cluster.NetworkPolicy = false
+	off, err := a.Phases("/payload/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := component.Names(off); !slices.Contains(names[3], "network-policy-cleanup") || slices.Contains(names[3], "network-policy") {
+		t.Errorf("policies off: last phase %v", names[3])
 	}
 	k := find[*kubelet.Kubelet](phases).Config()
 	if k.TLSCertFile != filepath.Join(d.AgentTLS(), pki.KubeletServing+".crt") || k.ClientCAFile != filepath.Join(d.AgentTLS(), pki.ClientCA+".crt") ||

@@ -25,6 +25,8 @@ type Settings struct {
 	ClusterDNS     net.IP
 	ClusterDomain  string
 	FlannelBackend string
+	// NetworkPolicy: every node enforces NetworkPolicies (off with --disable-network-policy).
+	NetworkPolicy bool
 }
 
 type wire struct {
@@ -34,11 +36,14 @@ type wire struct {
 	ClusterDNS     string `json:"clusterDNS"`
 	ClusterDomain  string `json:"clusterDomain"`
 	FlannelBackend string `json:"flannelBackend"`
+	// Negative, so that an answer without it (an older server) means the default: on.
+	DisableNetworkPolicy bool `json:"disableNetworkPolicy,omitempty"`
 }
 
 // MarshalJSON writes the versioned wire form.
 func (s Settings) MarshalJSON() ([]byte, error) {
-	w := wire{Version: Version, ClusterDNS: s.ClusterDNS.String(), ClusterDomain: s.ClusterDomain, FlannelBackend: s.FlannelBackend}
+	w := wire{Version: Version, ClusterDNS: s.ClusterDNS.String(), ClusterDomain: s.ClusterDomain, FlannelBackend: s.FlannelBackend,
+		DisableNetworkPolicy: !s.NetworkPolicy}
 	if s.ClusterCIDR != nil {
 		w.ClusterCIDR = s.ClusterCIDR.String()
 	}
@@ -68,7 +73,7 @@ func (s *Settings) UnmarshalJSON(b []byte) error {
 	if out.ClusterDNS = net.ParseIP(w.ClusterDNS); out.ClusterDNS == nil {
 		return fmt.Errorf("cluster DNS %q is not an IP", w.ClusterDNS)
 	}
-	out.ClusterDomain, out.FlannelBackend = w.ClusterDomain, w.FlannelBackend
+	out.ClusterDomain, out.FlannelBackend, out.NetworkPolicy = w.ClusterDomain, w.FlannelBackend, !w.DisableNetworkPolicy
 	if err := out.Validate(); err != nil {
 		return err
 	}

@@ -28,9 +28,19 @@ func TestRoundTripAndVersion(t *testing.T) {
 	if got.ClusterCIDR.String() != "10.42.0.0/16" || !got.ClusterDNS.Equal(net.ParseIP("10.43.0.10")) || got.FlannelBackend != "vxlan" {
 		t.Errorf("round trip %+v", got)
 	}
-	// A server before versions sent none: that is version 1.
+	if got.NetworkPolicy {
+		t.Errorf("NetworkPolicy off did not survive the round trip: %s", b)
+	}
+	on := settings()
+	on.NetworkPolicy = true
+	b, _ = json.Marshal(on)
+	if err := json.Unmarshal(b, &got); err != nil || !got.NetworkPolicy {
+		t.Errorf("NetworkPolicy on: %v %s", err, b)
+	}
+	// A server before versions sent none: that is version 1. A server before NetworkPolicy
+	// sent no switch: the agent enforces policies, the default.
 	old := `{"clusterCIDR":"10.42.0.0/16","serviceCIDR":"10.43.0.0/16","clusterDNS":"10.43.0.10","clusterDomain":"cluster.local","flannelBackend":"host-gw"}`
-	if err := json.Unmarshal([]byte(old), &got); err != nil || got.FlannelBackend != "host-gw" {
+	if err := json.Unmarshal([]byte(old), &got); err != nil || got.FlannelBackend != "host-gw" || !got.NetworkPolicy {
 		t.Errorf("unversioned answer: %v %+v", err, got)
 	}
 }

@@ -60,6 +60,10 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 		}
 		c.Disabled[d] = true
 	}
+	// Not a --disable name (k3s has its own flag); its manifest is the role the nodes need.
+	if o.DisableNetPol {
+		c.Disabled["network-policy"] = true
+	}
 	if c.StoragePath, err = storagePath(o.StoragePath, node.Dirs.Storage()); err != nil {
 		return nil, err
 	}
@@ -121,7 +125,7 @@ func clusterSettings(o ServerOptions) (cluster.Settings, net.IP, error) {
 	if !contains(cluster.FlannelBackends(), o.FlannelBackend) {
 		return s, nil, fmt.Errorf("--flannel-backend %q: want %s", o.FlannelBackend, strings.Join(cluster.FlannelBackends(), ", "))
 	}
-	s.FlannelBackend = o.FlannelBackend
+	s.FlannelBackend, s.NetworkPolicy = o.FlannelBackend, !o.DisableNetPol
 	if err := s.Validate(); err != nil {
 		return s, nil, fmt.Errorf("--service-cidr %s, --cluster-dns: %w", o.ServiceCIDR, err)
 	}

@@ -70,6 +70,13 @@ func TestCompleteDerives(t *testing.T) {
 	if n.Cluster.ClusterCIDR.String() != "10.42.0.0/16" || n.Cluster.ClusterDomain != "cluster.local" || n.Cluster.FlannelBackend != "vxlan" {
 		t.Errorf("node's cluster settings %+v", n.Cluster)
 	}
+	if !n.Cluster.NetworkPolicy {
+		t.Error("NetworkPolicy is on by default")
+	}
+	o.DisableNetPol = true
+	if off, err := CompleteServer(o, testEnv()); err != nil || off.Node.Cluster.NetworkPolicy || !off.Control.Disabled["network-policy"] {
+		t.Errorf("--disable-network-policy: %v", err)
+	}
 	if c.Verbosity != 4 || n.Verbosity != 4 {
 		t.Errorf("debug should raise verbosity to 4, got %d", c.Verbosity)
 	}

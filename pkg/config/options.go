@@ -47,6 +47,7 @@ type ServerOptions struct {
 	TokenFile           string
 	FlannelBackend      string
 	DisableAgent        bool
+	DisableNetPol       bool // --disable-network-policy
 	LeafCertLifetime    time.Duration
 	SecretsEncryption   bool
 	SecretsProvider     string

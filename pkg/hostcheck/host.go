@@ -159,6 +159,18 @@ func (h Host) Checks() []Check {
 		out = append(out, Check{Name: "tool " + tool, OK: err == nil, Fatal: tool == "iptables", Node: true,
 			Detail: orMissing(p, err), Fix: "apt-get install iptables"})
 	}
+	// NetworkPolicy (kube-router's rules): ipsets of pod addresses, matched by xt_set, and
+	// bridged same-node traffic matched by xt_physdev. Not fatal: --disable-network-policy
+	// runs without them, and a node with policies on refuses to start without the tool.
+	for _, m := range []struct{ match, module string }{{"set", "xt_set"}, {"physdev", "xt_physdev"}} {
+		ok := h.XTMatch(m.match, m.module)
+		out = append(out, Check{Name: "kernel " + m.module, OK: ok, Node: true,
+			Detail: map[bool]string{true: "available", false: "not found: NetworkPolicies cannot be enforced"}[ok],
+			Fix:    "modprobe " + m.module + " (kernel CONFIG_NETFILTER_XT_MATCH_" + strings.ToUpper(m.match) + "), or start the server with --disable-network-policy"})
+	}
+	ips, err := h.LookPath("ipset")
+	out = append(out, Check{Name: "tool ipset", OK: err == nil, Node: true,
+		Detail: orMissing(ips, err) + " (NetworkPolicy)", Fix: "apt-get install ipset, or start the server with --disable-network-policy"})
 	for _, tool := range []string{"mount", "nsenter"} {
 		p, err := h.LookPath(tool)
 		out = append(out, Check{Name: "tool " + tool, OK: err == nil, Fatal: true, Node: true,
@@ -169,6 +181,33 @@ func (h Host) Checks() []Check {
 	out = append(out, Check{Name: "ip forwarding", OK: true,
 		Detail: map[bool]string{true: "on", false: "off: a node turns it on at start"}[fwd]})
 	return out
+}
+
+// XTMatch reports whether the kernel has an iptables match: loaded (listed in
+// /proc/net/ip_tables_matches or /sys/module), or built in or loadable (named in the
+// release's modules.builtin or modules.dep).
+func (h Host) XTMatch(match, module string) bool {
+	if raw, err := os.ReadFile(h.path("/proc/net/ip_tables_matches")); err == nil {
+		for _, l := range strings.Fields(string(raw)) {
+			if l == match {
+				return true
+			}
+		}
+	}
+	if h.exists("/sys/module/" + module) {
+		return true
+	}
+	rel, err := os.ReadFile(h.path("/proc/sys/kernel/osrelease"))
+	if err != nil {
+		return false
+	}
+	for _, f := range []string{"modules.builtin", "modules.dep"} {
+		raw, err := os.ReadFile(h.path(filepath.Join("/lib/modules", strings.TrimSpace(string(rel)), f)))
+		if err == nil && strings.Contains(string(raw), "/"+module+".ko") {
+			return true
+		}
+	}
+	return false
 }
 
 func orMissing(p string, err error) string {

@@ -121,3 +121,28 @@ func TestMissingCgroupFatalOnlyForNode(t *testing.T) {
 		t.Errorf("not root, no node: %+v", c)
 	}
 }
+
+// NetworkPolicy's kernel matches: found loaded, or as a module of the running release, and
+// reported (not fatal) when missing, with the flag that runs without them.
+func TestNetworkPolicyKernelChecks(t *testing.T) {
+	loaded := fakeHost(t, map[string]string{"/proc/net/ip_tables_matches": "tcp\nset\nphysdev\n"}, 0)
+	module := fakeHost(t, map[string]string{"/proc/sys/kernel/osrelease": "6.1.0-9-amd64\n",
+		"/lib/modules/6.1.0-9-amd64/modules.dep": "kernel/net/netfilter/xt_set.ko: kernel/net/netfilter/ipset/ip_set.ko\n"}, 0)
+	none := fakeHost(t, map[string]string{"/proc/net/ip_tables_matches": "tcp\n"}, 0)
+	if !loaded.XTMatch("set", "xt_set") || !loaded.XTMatch("physdev", "xt_physdev") {
+		t.Error("loaded matches not found")
+	}
+	if !module.XTMatch("set", "xt_set") || module.XTMatch("physdev", "xt_physdev") {
+		t.Error("modules.dep not read")
+	}
+	if none.XTMatch("set", "xt_set") {
+		t.Error("found a match that is not there")
+	}
+	for _, c := range none.Checks() {
+		if c.Name == "kernel xt_set" || c.Name == "tool ipset" {
+			if c.OK || c.Fatal || !strings.Contains(c.String(), "--disable-network-policy") {
+				t.Errorf("%q", c.String())
+			}
+		}
+	}
+}

@@ -93,7 +93,7 @@ var owners = []struct{ part, comp string }{
 	{"/pkg/registry/", "kube-apiserver"}, {"/pkg/kubeapiserver/", "kube-apiserver"},
 	{"k8s.io/apiserver", "kube-apiserver"}, {"kube-aggregator", "kube-apiserver"},
 	{"apiextensions-apiserver", "kube-apiserver"}, {"/plugin/pkg/", "kube-apiserver"},
-	{"k8s.io/client-go", "k8s-client"}, {"outpostk8s/outpost", "outpost"},
+	{"kube-router", "network-policy"}, {"k8s.io/client-go", "k8s-client"}, {"outpostk8s/outpost", "outpost"},
 }
 
 // ComponentOf names the component a source file belongs to.

@@ -7,7 +7,11 @@ package node
 import (
 	"io"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
+
+	"k8s.io/client-go/kubernetes"
+	utiliptables "k8s.io/kubernetes/pkg/util/iptables"
 
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
@@ -19,6 +23,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node/kubelet"
 	"github.com/outpostk8s/outpost/pkg/node/kubeproxy"
 	"github.com/outpostk8s/outpost/pkg/node/lb"
+	"github.com/outpostk8s/outpost/pkg/node/netpol"
 	"github.com/outpostk8s/outpost/pkg/node/servicecidr"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/version"
@@ -116,6 +121,25 @@ func (n *Node) Phases() ([][]component.Component, error) {
 	if gpu != nil {
 		last = append(last, gpu)
 	}
+	last = append(last, n.networkPolicy(client))
 	guard := &servicecidr.Guard{CIDR: cl.ServiceCIDR, Log: n.Log.With("component", "service-cidr")}
 	return [][]component.Component{first, {imgs}, {kl, kp, guard}, last}, nil
+}
+
+// networkPolicy enforces the cluster's NetworkPolicies on this node, or, with them off,
+// removes the rules an earlier run left.
+func (n *Node) networkPolicy(client kubernetes.Interface) component.Component {
+	cl := n.Cfg.Cluster
+	cfg := netpol.Config{NodeName: n.Cfg.NodeName, ServiceCIDR: cl.ServiceCIDR, Client: client,
+		LookPath: exec.LookPath, Log: n.Log.With("component", "network-policy")}
+	if cl.NetworkPolicy {
+		return netpol.New(cfg)
+	}
+	proto := utiliptables.ProtocolIPv4
+	if cl.ServiceCIDR.IP.To4() == nil {
+		proto = utiliptables.ProtocolIPv6
+	}
+	return &netpol.Cleaner{Config: cfg, ChainExists: func(chain string) (bool, error) {
+		return utiliptables.New(proto).ChainExists(utiliptables.TableFilter, utiliptables.Chain(chain))
+	}}
 }

@@ -83,7 +83,7 @@ func TestServerPhases(t *testing.T) {
 		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "sysctl", "gpu-runtimeclasses", "containerd"},
 		{"images", "node-password"},
 		{"kubelet", "kube-proxy", "service-cidr"},
-		{"flannel", "cni"},
+		{"flannel", "cni", "network-policy"},
 	}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
@@ -160,8 +160,8 @@ func TestServerOptionalPhases(t *testing.T) {
 		t.Errorf("encryption components missing: %v", names)
 	}
 	last := names[len(names)-1]
-	if !slices.Equal(last, []string{"cni", "gpu"}) {
-		t.Errorf("last phase %v: want cni and gpu, no flannel with backend none", last)
+	if !slices.Equal(last, []string{"cni", "gpu", "network-policy"}) {
+		t.Errorf("last phase %v: want cni, gpu and network-policy, no flannel with backend none", last)
 	}
 	if g := find[*agent.Agent](phases).Config(); !strings.HasSuffix(g.InjectFile, "gpu-mock-inject") || g.NodeName != "s1" {
 		t.Errorf("gpu %+v", g)

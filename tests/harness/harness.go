@@ -368,6 +368,24 @@ func CleanNetwork() {
 			cleanTable(tool, table)
 		}
 	}
+	// After the rules that referenced them: a set in use cannot be destroyed.
+	for _, set := range policySets() {
+		_ = exec.Command("ipset", "destroy", set).Run()
+	}
+}
+
+// policySets are the ipsets kube-router's policy controller made (KUBE-SRC-, KUBE-DST-, and
+// inet6: for IPv6).
+func policySets() []string {
+	out, _ := exec.Command("ipset", "list", "-n").Output()
+	var sets []string
+	for _, n := range strings.Fields(string(out)) {
+		n6 := strings.TrimPrefix(n, "inet6:")
+		if strings.HasPrefix(n6, "KUBE-SRC-") || strings.HasPrefix(n6, "KUBE-DST-") {
+			sets = append(sets, n)
+		}
+	}
+	return sets
 }
 
 func ours(chain string) bool {
@@ -442,6 +460,9 @@ func Leftovers(root string) []string {
 				left = append(left, tool+" chain "+strings.Fields(line)[0][1:])
 			}
 		}
+	}
+	for _, set := range policySets() {
+		left = append(left, "ipset "+set)
 	}
 	return left
 }

@@ -1,0 +1,211 @@
+// Package netpol enforces NetworkPolicies on this node with kube-router's policy controller
+// (iptables and ipset), run in-process as k3s does. Only the policy controller is linked: the
+// router, BGP and service proxy packages of kube-router stay out (see the import test).
+//
+// The rules stay when the process stops: pods outlive it by design, and a policy that let
+// nothing in must keep letting nothing in until the next start (or the uninstaller) takes
+// over. A node started with NetworkPolicy off removes what an earlier run left (Cleaner).
+package netpol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudnativelabs/kube-router/v2/pkg/controllers/netpol"
+	"github.com/cloudnativelabs/kube-router/v2/pkg/healthcheck"
+	"github.com/cloudnativelabs/kube-router/v2/pkg/options"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/outpostk8s/outpost/pkg/component"
+)
+
+// Tools are the host programs the policy controller runs.
+func Tools() []string { return []string{"ipset", "iptables-save", "iptables-restore"} }
+
+// Config is the policy controller's slice of the node config.
+type Config struct {
+	NodeName    string
+	ServiceCIDR *net.IPNet
+	// Client reads pods, namespaces and NetworkPolicies cluster-wide (the node identity with
+	// the outpost:network-policy role) and this node's Node.
+	Client   kubernetes.Interface
+	LookPath func(string) (string, error) // exec.LookPath on a real machine
+	// SyncPeriod is the full resync beside the event-driven ones; 0: five minutes.
+	SyncPeriod time.Duration
+	Log        *slog.Logger
+}
+
+// Controller runs kube-router's NetworkPolicy controller.
+type Controller struct {
+	cfg     Config
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	synced  chan struct{} // closed at the first full sync
+	once    sync.Once
+	lastErr atomic.Pointer[error] // the informers' last list or watch error
+}
+
+var _ component.Component = (*Controller)(nil)
+var _ component.Readier = (*Controller)(nil)
+
+// New returns the component; it starts nothing.
+func New(c Config) *Controller {
+	return &Controller{cfg: c, synced: make(chan struct{})}
+}
+
+func (c *Controller) Name() string { return "network-policy" }
+
+// Init refuses a host without the tools: policies the user wrote would silently not hold.
+func (c *Controller) Init(context.Context) error {
+	if c.cfg.ServiceCIDR == nil || c.cfg.Client == nil {
+		return fmt.Errorf("network policy: incomplete config")
+	}
+	return missingTools(c.cfg.LookPath)
+}
+
+func missingTools(look func(string) (string, error)) error {
+	for _, t := range Tools() {
+		if _, err := look(t); err != nil {
+			return fmt.Errorf("NetworkPolicy needs %s on PATH: install it (apt-get install ipset iptables) or start the server with --disable-network-policy", t)
+		}
+	}
+	return nil
+}
+
+// krConfig is kube-router's config for the policy controller alone, single-stack.
+func (c *Controller) krConfig() *options.KubeRouterConfig {
+	kr := options.NewKubeRouterConfig()
+	kr.ClusterIPCIDRs = []string{c.cfg.ServiceCIDR.String()}
+	v6 := c.cfg.ServiceCIDR.IP.To4() == nil
+	kr.EnableIPv4, kr.EnableIPv6 = !v6, v6
+	kr.HostnameOverride = c.cfg.NodeName
+	kr.RunFirewall, kr.RunRouter, kr.RunServiceProxy = true, false, false
+	// Its metrics register on a process-wide registry that panics on a second registration.
+	kr.MetricsEnabled = false
+	if c.cfg.SyncPeriod > 0 {
+		kr.IPTablesSyncPeriod = c.cfg.SyncPeriod
+	}
+	return kr
+}
+
+// Start runs the controller in the background: it is built once this node's Node exists
+// (the kubelet registers it about now) and runs once the caches fill, which needs the
+// outpost:network-policy role the server applies at start. Ready reports the first full sync.
+func (c *Controller) Start(context.Context) error {
+	c.stop = make(chan struct{})
+	// kube-router reports each full sync on this channel and blocks until it is read.
+	health := make(chan *healthcheck.ControllerHeartbeat, 1)
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-health:
+				c.once.Do(func() {
+					close(c.synced)
+					c.cfg.Log.Info("NetworkPolicies enforced on this node")
+				})
+			}
+		}
+	}()
+	go func() {
+		npc, factory, ok := c.buildWhenNodeExists()
+		if !ok {
+			c.wg.Done()
+			return
+		}
+		factory.Start(c.stop)
+		for typ, ok := range factory.WaitForCacheSync(c.stop) {
+			if !ok {
+				c.cfg.Log.Debug("informer stopped before it synced", "type", typ)
+				c.wg.Done()
+				return
+			}
+		}
+		npc.Run(health, c.stop, &c.wg)
+	}()
+	return nil
+}
+
+// buildWhenNodeExists retries the build (which reads this node's Node) until stopped.
+func (c *Controller) buildWhenNodeExists() (*netpol.NetworkPolicyController, informers.SharedInformerFactory, bool) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		npc, factory, err := c.build()
+		if err == nil {
+			return npc, factory, true
+		}
+		c.lastErr.Store(&err)
+		select {
+		case <-c.stop:
+			return nil, nil, false
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Controller) build() (*netpol.NetworkPolicyController, informers.SharedInformerFactory, error) {
+	kr := c.krConfig()
+	factory := informers.NewSharedInformerFactory(c.cfg.Client, 0)
+	pods := factory.Core().V1().Pods().Informer()
+	nss := factory.Core().V1().Namespaces().Informer()
+	nps := factory.Networking().V1().NetworkPolicies().Informer()
+	// Why the caches do not fill (RBAC not yet applied, server down) is what Ready reports.
+	for _, inf := range []cache.SharedIndexInformer{pods, nss, nps} {
+		_ = inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) { c.lastErr.Store(&err) })
+	}
+	ipt, ipsets, err := netpol.NewIPTablesHandlers(kr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("network policy: %w", err)
+	}
+	npc, err := netpol.NewNetworkPolicyController(c.cfg.Client, kr, pods, nps, nss, &sync.Mutex{}, ipt, ipsets)
+	if err != nil {
+		return nil, nil, fmt.Errorf("network policy controller: %w", err)
+	}
+	if _, err := pods.AddEventHandler(npc.PodEventHandler); err != nil {
+		return nil, nil, err
+	}
+	if _, err := nss.AddEventHandler(npc.NamespaceEventHandler); err != nil {
+		return nil, nil, err
+	}
+	if _, err := nps.AddEventHandler(npc.NetworkPolicyEventHandler); err != nil {
+		return nil, nil, err
+	}
+	return npc, factory, nil
+}
+
+// Ready is the first full sync: from then on every policy in the cluster holds here.
+func (c *Controller) Ready(context.Context) error {
+	select {
+	case <-c.synced:
+		return nil
+	default:
+		if e := c.lastErr.Load(); e != nil {
+			return fmt.Errorf("network policy: no full sync yet: %w", *e)
+		}
+		return errors.New("network policy: no full sync yet")
+	}
+}
+
+func (c *Controller) Stop(context.Context) error {
+	if c.stop != nil {
+		select {
+		case <-c.stop:
+		default:
+			close(c.stop)
+		}
+	}
+	c.wg.Wait()
+	return nil
+}
