@@ -45,7 +45,7 @@ deps:
 
 payload: $(ASSETS)/payload.tar.zst
 $(ASSETS)/payload.tar.zst: scripts/build-payload.sh scripts/versions.mk
-	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) \
+	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) CRICTL_VERSION=$(CRICTL_VERSION) \
 		scripts/build-payload.sh $(BUILD)/payload $@
 
 # Images are single-layer OCI archives of static binaries, built without a registry or engine.
@@ -138,7 +138,7 @@ deps-arm64:
 dist-arm64: deps-arm64
 	@mkdir -p $(A64)/assets/images $(DIST)
 	GOARCH=arm64 CC=$(ARM64_CC) PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig \
-		CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) \
+		CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) CRICTL_VERSION=$(CRICTL_VERSION) \
 		scripts/build-payload.sh $(A64)/payload $(A64)/assets/payload.tar.zst
 	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(A64)/pause ./scripts/images/pause
 	go run ./scripts/ociimage -arch arm64 -name $(PAUSE_IMAGE) -o $(A64)/assets/images/pause.tar -entrypoint /pause /pause=$(A64)/pause

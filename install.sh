@@ -11,7 +11,7 @@
 # INSTALL_OUTPOST_CHANNEL       a channel whose version is read from ARTIFACT_URL/channels/CHANNEL
 # INSTALL_OUTPOST_BIN_DIR       default /usr/local/bin
 # INSTALL_OUTPOST_SYSTEMD_DIR   default /etc/systemd/system
-# INSTALL_OUTPOST_SYMLINK       skip | force (default: kubectl and ctr links unless those exist)
+# INSTALL_OUTPOST_SYMLINK       skip | force (default: kubectl, ctr and crictl links unless those exist)
 # INSTALL_OUTPOST_EXEC          extra arguments for `outpost server|agent`
 # INSTALL_OUTPOST_SKIP_DOWNLOAD true: use the binary already in the bin dir
 # INSTALL_OUTPOST_SKIP_ENABLE   true: do not enable the service
@@ -119,7 +119,7 @@ install_binary() {
 }
 
 install_links() {
-	for name in kubectl ctr; do
+	for name in kubectl ctr crictl; do
 		link=${BIN_DIR}/${name}
 		case ${INSTALL_OUTPOST_SYMLINK:-} in
 		skip) continue ;;
@@ -328,7 +328,7 @@ main() {
 	if [ "${INSTALL_OUTPOST_SKIP_DOWNLOAD:-}" != true ]; then
 		record_created "${BIN_DIR}/outpost"
 	fi
-	record_created "${BIN_DIR}/kubectl" "${BIN_DIR}/ctr" "$KILLALL" "$ENV_FILE" "$UNIT" "/etc/init.d/${SERVICE}" \
+	record_created "${BIN_DIR}/kubectl" "${BIN_DIR}/ctr" "${BIN_DIR}/crictl" "$KILLALL" "$ENV_FILE" "$UNIT" "/etc/init.d/${SERVICE}" \
 		/etc/outpost /etc/outpost/outpost.yaml /var/lib/outpost /var/lib/kubelet /var/lib/cni /var/log/pods /var/log/containers \
 		/var/run/cdi/nvidia.yaml
 	install_binary

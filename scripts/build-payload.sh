@@ -1,11 +1,11 @@
 #!/bin/sh
-# Builds the small binaries that Outpost bundles (containerd, ctr, shim, runc, CNI plugins) from
+# Builds the small binaries that Outpost bundles (containerd, ctr, shim, runc, CNI plugins, crictl) from
 # their upstream Go modules and packs them into one zstd tar with a SHA256SUMS manifest.
 # Usage: build-payload.sh OUTDIR ARCHIVE  (versions come from the environment; see versions.mk)
 set -eu
 out=$1
 archive=$2
-: "${CONTAINERD_VERSION:?}" "${RUNC_VERSION:?}" "${CNI_VERSION:?}"
+: "${CONTAINERD_VERSION:?}" "${RUNC_VERSION:?}" "${CNI_VERSION:?}" "${CRICTL_VERSION:?}"
 bin=$out/bin
 mkdir -p "$bin"
 ldflags="-s -w"
@@ -41,6 +41,9 @@ for p in bridge host-local portmap loopback; do
 	BUILD_TAGS=""
 	build "github.com/containernetworking/plugins/plugins/$dir@$CNI_VERSION" CGO_ENABLED=0
 done
+# crictl is a main package upstream (k3s links a fork that is a library): a binary of its own.
+BUILD_TAGS=""
+build "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" CGO_ENABLED=0
 # runc needs cgo for seccomp; link it statically so it runs in any mount namespace.
 BUILD_TAGS="-tags=seccomp,urfave_cli_no_docs,netgo,osusergo"
 ldflags="-s -w -extldflags -static"

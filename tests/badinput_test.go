@@ -96,6 +96,22 @@ func TestBadInput(t *testing.T) {
 		out, code := run(t, exec.Command(bin, append(base, "--default-local-storage-path", f)...))
 		assertRefused(t, out, code, 1, data, f, "not a directory")
 	})
+	t.Run("RegistriesFile", func(t *testing.T) {
+		for name, tc := range map[string]struct{ body, want string }{
+			"does not parse": {"mirrors: [\n", "registries.yaml"},
+			"unknown key":    {"mirrors:\n  docker.io:\n    endpoints: [\"https://m\"]\n", `unknown field "endpoints"`},
+			"unreadable CA":  {"configs:\n  r.example:\n    tls: {ca_file: /nonexistent/ca.crt}\n", `configs."r.example".tls.ca_file`},
+		} {
+			f := filepath.Join(root, "registries.yaml")
+			if err := os.WriteFile(f, []byte(tc.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, code := run(t, exec.Command(bin, append(base, "--private-registry", f)...))
+			t.Run(name, func(t *testing.T) { assertRefused(t, out, code, 1, data, f, tc.want) })
+		}
+		out, code := run(t, exec.Command(bin, append(base, "--private-registry", filepath.Join(root, "none.yaml"))...))
+		assertRefused(t, out, code, 1, data, "none.yaml")
+	})
 	t.Run("UnwritableDataDir", func(t *testing.T) {
 		ro := filepath.Join(root, "ro")
 		os.MkdirAll(ro, 0o755)

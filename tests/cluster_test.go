@@ -33,6 +33,8 @@ func TestServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyFile(t, img, filepath.Join(s.DataDir(), "agent", "images", "optest.tar"))
+	regs := startRegistries(t, img, "127.0.0.1")
+	s.Args = append(s.Args, "--private-registry", regs.file)
 	s.Start()
 	if err := s.WaitLog(readyLine, 3*time.Minute); err != nil {
 		t.Fatal(err)
@@ -194,6 +196,7 @@ func TestServer(t *testing.T) {
 	t.Run("LocalStorage", func(t *testing.T) {
 		storageChecks(t, s.Kubectl, imgName, "", filepath.Join(s.DataDir(), "storage"))
 	})
+	t.Run("PrivateRegistry", func(t *testing.T) { registryChecks(t, s.Kubectl, regs, "", "") })
 	t.Run("NetworkPolicy", func(t *testing.T) { networkPolicyChecks(t, s.Kubectl, imgName, "", "", "") })
 	t.Run("LogsExecPortForward", func(t *testing.T) {
 		pod := firstPod(t, s, "app=web")
@@ -290,6 +293,21 @@ func TestServer(t *testing.T) {
 		out, err = cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "docker.io/outpostk8s/pause") {
 			t.Errorf("ctr link: %v %s", err, out)
+		}
+		// crictl talks CRI to the same containerd with no setup: it lists the running pods.
+		if err := os.Symlink(s.Bin, filepath.Join(dir, "crictl")); err != nil {
+			t.Fatal(err)
+		}
+		cmd = exec.Command(filepath.Join(dir, "crictl"), "pods", "--namespace", "kube-system", "-o", "json")
+		cmd.Env = append(os.Environ(), "OUTPOST_DATA_DIR="+s.DataDir(), "OUTPOST_RUNTIME_DIR="+s.RunDir())
+		out, err = cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "coredns") {
+			t.Errorf("crictl link: %v %s", err, out)
+		}
+		cmd = exec.Command(s.Bin, "crictl", "images", "-q")
+		cmd.Env = append(os.Environ(), "OUTPOST_DATA_DIR="+s.DataDir(), "OUTPOST_RUNTIME_DIR="+s.RunDir())
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "sha256:") {
+			t.Errorf("outpost crictl images: %v %s", err, out)
 		}
 		// The pinned label keeps embedded images safe from the kubelet's image GC.
 		ls, _ := s.Ctr("images", "ls", "name==docker.io/outpostk8s/coredns:v1.15.0-outpost")

@@ -160,7 +160,7 @@ func TestInstallServerUpgradeUninstall(t *testing.T) {
 		t.Errorf("binary not installed as downloaded (mode %v)", mode(t, bin))
 	}
 	// Links only where the command is not already installed (this host may have a kubectl).
-	for _, l := range []string{"kubectl", "ctr"} {
+	for _, l := range []string{"kubectl", "ctr", "crictl"} {
 		dest, err := os.Readlink(r.Path("/usr/local/bin/" + l))
 		_, hostHas := exec.LookPath(l)
 		switch {

@@ -16,11 +16,13 @@ import (
 func TestMultiNode(t *testing.T) {
 	c := checkedCluster(t)
 	img, imgName := harness.TestImage(t)
+	// The registries listen on the host's end of the test network; every node gets the file.
+	regs := startRegistries(t, img, "10.99.0.1")
 	// Nodes go NotReady 20 s after their last heartbeat (default 50 s); pods say how long they
 	// stay on an unreachable node.
-	srv, token := startServer(t, c, img, "--kube-controller-manager-arg", "node-monitor-grace-period=20s")
+	srv, token := startServer(t, c, img, "--kube-controller-manager-arg", "node-monitor-grace-period=20s", "--private-registry", regs.file)
 	agents := []*harness.Node{
-		startAgent(t, c, img, "a1", token, srv.URL()),
+		startAgentWith(t, c, img, "a1", token, []string{srv.URL()}, "--private-registry", regs.file),
 		// a2 is given a server that does not exist first: it must use the one that answers.
 		startAgent(t, c, img, "a2", token, "https://10.99.0.250:6443", srv.URL()),
 	}
@@ -104,6 +106,7 @@ func TestMultiNode(t *testing.T) {
 	t.Run("LoadBalancerOnEveryNode", func(t *testing.T) {
 		loadBalancerChecks(t, srv.Kubectl, []string{srv.IP, agents[0].IP, agents[1].IP, a3.IP})
 	})
+	t.Run("PrivateRegistryOnAgent", func(t *testing.T) { registryChecks(t, srv.Kubectl, regs, "a1", "-a1") })
 	t.Run("NetworkPolicyAcrossNodes", func(t *testing.T) {
 		// The web pod on a1, its clients on the server and on a2: every check crosses nodes.
 		networkPolicyChecks(t, srv.Kubectl, imgName, "a1", "s1", "a2")
@@ -363,7 +366,13 @@ func startServer(t *testing.T, c *harness.Cluster, img string, args ...string) (
 // startAgent starts an agent joining through servers (in order) with token.
 func startAgent(t *testing.T, c *harness.Cluster, img, name, token string, servers ...string) *harness.Node {
 	t.Helper()
-	args := []string{"--token", token, "--node-password-file", filepath.Join(c.Root, name, "node-password")}
+	return startAgentWith(t, c, img, name, token, servers)
+}
+
+// startAgentWith starts an agent with extra flags.
+func startAgentWith(t *testing.T, c *harness.Cluster, img, name, token string, servers []string, extra ...string) *harness.Node {
+	t.Helper()
+	args := append([]string{"--token", token, "--node-password-file", filepath.Join(c.Root, name, "node-password")}, extra...)
 	for _, s := range servers {
 		args = append(args, "--server", s)
 	}

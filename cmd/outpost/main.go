@@ -1,5 +1,5 @@
 // Command outpost is the whole distribution in one binary. The name it is called by picks the
-// tool first (kubectl, ctr links), then the first argument does.
+// tool first (kubectl, ctr, crictl links), then the first argument does.
 package main
 
 import (
@@ -26,6 +26,8 @@ func run(argv []string) error {
 		return cli.Kubectl(argv[1:])
 	case "ctr":
 		return cli.Ctr(argv[1:])
+	case "crictl":
+		return cli.Crictl(argv[1:])
 	}
 	if len(argv) > 1 {
 		switch argv[1] {
@@ -33,6 +35,8 @@ func run(argv []string) error {
 			return cli.Kubectl(argv[2:])
 		case "ctr":
 			return cli.Ctr(argv[2:])
+		case "crictl":
+			return cli.Crictl(argv[2:])
 		}
 	}
 	return cli.NewApp().Run(argv)

@@ -40,6 +40,8 @@ func NewApp() *cli.App {
 				Action: func(c *cli.Context) error { return Kubectl(c.Args().Slice()) }},
 			{Name: "ctr", Usage: "run the bundled containerd ctr against Outpost's containerd", SkipFlagParsing: true,
 				Action: func(c *cli.Context) error { return Ctr(c.Args().Slice()) }},
+			{Name: "crictl", Usage: "run the bundled crictl against Outpost's containerd", SkipFlagParsing: true,
+				Action: func(c *cli.Context) error { return Crictl(c.Args().Slice()) }},
 		},
 		// Errors are printed once, by main.
 		ExitErrHandler: func(*cli.Context, error) {},

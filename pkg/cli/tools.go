@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	_ "k8s.io/client-go/plugin/pkg/client/auth" // kubectl's auth plugins
@@ -84,6 +85,21 @@ func hasFlag(args []string, name string) bool {
 // data and runtime dirs come from OUTPOST_DATA_DIR / OUTPOST_RUNTIME_DIR, else config.yaml,
 // else the defaults.
 func Ctr(args []string) error {
+	return execBundled("ctr", args, func(d datadir.Dirs) []string {
+		return []string{"CONTAINERD_ADDRESS=" + d.ContainerdSocket(), "CONTAINERD_NAMESPACE=k8s.io"}
+	})
+}
+
+// Crictl execs the bundled crictl against Outpost's containerd (CRI), found like Ctr does.
+func Crictl(args []string) error {
+	return execBundled("crictl", args, func(d datadir.Dirs) []string {
+		return []string{"CONTAINER_RUNTIME_ENDPOINT=unix://" + d.ContainerdSocket(), "IMAGE_SERVICE_ENDPOINT=unix://" + d.ContainerdSocket()}
+	})
+}
+
+// execBundled replaces this process with a bundled tool; the environment settings env gives
+// apply only where the user has not set them.
+func execBundled(name string, args []string, env func(datadir.Dirs) []string) error {
 	set := map[string]string{}
 	if os.Getenv("OUTPOST_DATA_DIR") == "" || os.Getenv("OUTPOST_RUNTIME_DIR") == "" {
 		var err error
@@ -93,17 +109,17 @@ func Ctr(args []string) error {
 	}
 	d := datadir.Dirs{Data: firstOf(os.Getenv("OUTPOST_DATA_DIR"), set["data-dir"], datadir.DefaultDataDir),
 		Runtime: firstOf(os.Getenv("OUTPOST_RUNTIME_DIR"), set["runtime-dir"], datadir.DefaultRuntimeDir)}
-	bin := filepath.Join(d.BinDir(), "ctr")
+	bin := filepath.Join(d.BinDir(), name)
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("no bundled ctr at %s: start 'outpost server' once (it unpacks ctr), or set OUTPOST_DATA_DIR", bin)
+		return fmt.Errorf("no bundled %s at %s: start 'outpost server' once (it unpacks %s), or set OUTPOST_DATA_DIR", name, bin, name)
 	}
-	env := os.Environ()
-	if os.Getenv("CONTAINERD_ADDRESS") == "" {
-		env = append(env, "CONTAINERD_ADDRESS="+d.ContainerdSocket())
+	all := os.Environ()
+	for _, kv := range env(d) {
+		k, _, _ := strings.Cut(kv, "=")
+		if os.Getenv(k) == "" {
+			all = append(all, kv)
+		}
 	}
-	if os.Getenv("CONTAINERD_NAMESPACE") == "" {
-		env = append(env, "CONTAINERD_NAMESPACE=k8s.io")
-	}
-	err := syscall.Exec(bin, append([]string{"ctr"}, args...), env)
+	err := syscall.Exec(bin, append([]string{name}, args...), all)
 	return errors.Join(fmt.Errorf("exec %s", bin), err)
 }

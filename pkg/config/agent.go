@@ -14,7 +14,8 @@ const DefaultNodePasswordFile = "/etc/outpost-node/password"
 func agentShared(name string) bool {
 	switch name {
 	case "config", "data-dir", "runtime-dir", "node-name", "node-ip", "flannel-iface", "kubelet-arg",
-		"kube-proxy-arg", "debug", "v", "default-runtime", "node-password-file":
+		"kube-proxy-arg", "debug", "v", "default-runtime", "node-password-file",
+		"private-registry":
 		return true
 	}
 	return strings.HasPrefix(name, "gpu-")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/encryption"
+	"github.com/outpostk8s/outpost/pkg/node/registries"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
@@ -196,6 +197,9 @@ func completeNode(o NodeOptions, env Env) (*Node, error) {
 		o.NodePasswordFile = DefaultNodePasswordFile
 	}
 	if n.NodePasswordFile, err = absDir("--node-password-file", o.NodePasswordFile); err != nil {
+		return nil, err
+	}
+	if n.Registries, err = registries.Load(o.PrivateRegistry, o.RegistryGiven); err != nil {
 		return nil, err
 	}
 	n.Host = env.Host.Detect()

@@ -8,6 +8,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
+	"github.com/outpostk8s/outpost/pkg/node/registries"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
@@ -25,6 +26,7 @@ type Node struct {
 	Verbosity        int
 	Host             hostcheck.Facts
 	GPU              GPUOptions
+	Registries       *registries.File
 	// Cluster is the server's own settings, or the ones an agent's join answer carried.
 	Cluster cluster.Settings
 }

@@ -9,6 +9,8 @@ import "time"
 // NodeOptions are the flags a server and an agent share: this machine's node.
 type NodeOptions struct {
 	ConfigFile       string
+	PrivateRegistry  string // registries.yaml
+	RegistryGiven    bool   // named by the user: a missing file is an error
 	DataDir          string
 	RuntimeDir       string
 	NodeName         string

@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/node/registries"
 )
 
 // ServerFlags are `outpost server`'s flags. Every name is also a config-file key.
@@ -42,6 +43,7 @@ func ServerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "flannel-iface", Usage: "interface flannel sends pod traffic over (default: the one holding the node IP)"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"OUTPOST_TOKEN"}, Usage: "cluster join token (default: made on first start, stored in DATA/server/token)"},
 		&cli.StringFlag{Name: "token-file", EnvVars: []string{"OUTPOST_TOKEN_FILE"}, Usage: "file holding the cluster join token"},
+		&cli.StringFlag{Name: "private-registry", Value: registries.DefaultFile, Usage: "registries.yaml (k3s's format): mirrors, credentials and TLS for image pulls; read at start"},
 		&cli.StringFlag{Name: "node-password-file", Value: DefaultNodePasswordFile, Usage: "where this machine keeps the password that binds its node name to it"},
 		&cli.BoolFlag{Name: "secrets-encryption", Usage: "encrypt Secrets at rest in the datastore (key made on first start; `outpost secrets-encrypt` manages it)"},
 		&cli.StringFlag{Name: "secrets-encryption-provider", Value: "secretbox", Usage: "cipher for --secrets-encryption: secretbox or aescbc"},
@@ -71,6 +73,8 @@ func nodeOptionsFrom(c *cli.Context) NodeOptions {
 		NodeIP:           c.String("node-ip"),
 		FlannelIface:     c.String("flannel-iface"),
 		NodePasswordFile: c.String("node-password-file"),
+		PrivateRegistry:  c.String("private-registry"),
+		RegistryGiven:    c.IsSet("private-registry"),
 		KubeletArgs:      c.StringSlice("kubelet-arg"),
 		KubeProxyArgs:    c.StringSlice("kube-proxy-arg"),
 		Debug:            c.Bool("debug"),

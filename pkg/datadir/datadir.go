@@ -72,6 +72,7 @@ func (d Dirs) Images() string            { return d.p("agent", "images") }
 func (d Dirs) Storage() string             { return d.p("storage") }
 func (d Dirs) ContainerdRoot() string      { return d.p("agent", "containerd") }
 func (d Dirs) ContainerdConfig() string    { return d.p("agent", "etc", "containerd", "config.toml") }
+func (d Dirs) RegistryHosts() string       { return d.p("agent", "etc", "containerd", "certs.d") }
 func (d Dirs) CNIConfDir() string          { return d.p("agent", "etc", "cni", "net.d") }
 func (d Dirs) CNINetworks() string         { return d.p("agent", "cni", "networks") }
 func (d Dirs) FlannelDir() string          { return d.p("agent", "etc", "flannel") }

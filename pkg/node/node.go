@@ -72,7 +72,8 @@ func (n *Node) Phases() ([][]component.Component, error) {
 	cc := containerd.Config{Root: d.ContainerdRoot(), State: d.RuntimeContainerd(),
 		Socket: d.ContainerdSocket(), ConfigFile: d.ContainerdConfig(), BinDir: n.BinDir,
 		CNIConfDir: d.CNIConfDir(), SandboxImage: version.PauseImage, CgroupV2: c.Host.CgroupV2,
-		RestrictOOMScoreAdj: c.Host.OOMScoreAdjRestricted, Debug: c.Verbosity >= 4}
+		RestrictOOMScoreAdj: c.Host.OOMScoreAdjRestricted, Debug: c.Verbosity >= 4,
+		RegistryDir: d.RegistryHosts(), Registries: c.Registries}
 	first := []component.Component{}
 	if len(n.Servers) > 0 {
 		first = append(first, &lb.LB{Listen: LBAddress, Servers: n.Servers, Log: n.Log.With("component", "load-balancer")})

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
+
+	"github.com/outpostk8s/outpost/pkg/node/registries"
 )
 
 // Config is containerd's slice of the node config.
@@ -29,6 +31,10 @@ type Config struct {
 	// the handler pods get without a RuntimeClass ("" for runc).
 	Runtimes       []Runtime
 	DefaultRuntime string
+	// RegistryDir is containerd's config_path: one hosts.toml per registry (mirrors, TLS),
+	// written by Init from Registries, whose credentials go into this config.
+	RegistryDir string
+	Registries  *registries.File
 }
 
 // Runtime is an extra runtime handler whose binary speaks runc's CLI.
@@ -52,6 +58,25 @@ state = {{q .State}}
   snapshotter = "overlayfs"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = {{q .SandboxImage}}
+{{- if .RegistryDir}}
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = {{q .RegistryDir}}
+{{- range $host, $a := .Credentials}}
+    [plugins.'io.containerd.cri.v1.images'.registry.configs.{{q $host}}.auth]
+{{- if $a.Username}}
+      username = {{q $a.Username}}
+{{- end}}
+{{- if $a.Password}}
+      password = {{q $a.Password}}
+{{- end}}
+{{- if $a.Auth}}
+      auth = {{q $a.Auth}}
+{{- end}}
+{{- if $a.IdentityToken}}
+      identitytoken = {{q $a.IdentityToken}}
+{{- end}}
+{{- end}}
+{{- end}}
 
 [plugins.'io.containerd.cri.v1.runtime']
   cdi_spec_dirs = {{list .CDISpecDirs}}
@@ -89,10 +114,17 @@ func Render(c Config) ([]byte, error) {
 	if def == "" {
 		def = "runc"
 	}
+	// Credentials live only in this file (0600): containerd asks for them by the host it
+	// contacts, which hosts.toml cannot express.
+	var creds map[string]registries.Auth
+	if c.Registries != nil {
+		creds = c.Registries.Credentials()
+	}
 	err := tmpl.Execute(&b, struct {
 		Config
 		Runc, Default string
-	}{c, c.BinDir + "/runc", def})
+		Credentials   map[string]registries.Auth
+	}{c, c.BinDir + "/runc", def, creds})
 	if err != nil {
 		return nil, fmt.Errorf("render containerd config: %w", err)
 	}

@@ -3,6 +3,10 @@ package containerd
 import (
 	"strings"
 	"testing"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/outpostk8s/outpost/pkg/node/registries"
 )
 
 func TestRender(t *testing.T) {
@@ -57,5 +61,33 @@ func TestRenderNVIDIARuntimes(t *testing.T) {
 	b, _ = Render(Config{BinDir: "/d/bin"})
 	if !strings.Contains(string(b), "default_runtime_name = 'runc'") || strings.Contains(string(b), "nvidia") {
 		t.Errorf("plain config:\n%s", b)
+	}
+}
+
+func TestRenderRegistries(t *testing.T) {
+	reg := &registries.File{Configs: map[string]registries.Config{
+		"10.0.0.9:5000": {Auth: &registries.Auth{Username: "u", Password: `p'"w`}},
+		"docker.io":     {Auth: &registries.Auth{IdentityToken: "tok"}},
+	}}
+	b, err := Render(Config{BinDir: "/d/bin", RegistryDir: "/d/certs.d", Registries: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{
+		"config_path = '/d/certs.d'",
+		"registry.configs.'10.0.0.9:5000'.auth]\n      username = 'u'\n      password = \"p'\\\"w\"",
+		"registry.configs.'registry-1.docker.io'.auth]\n      identitytoken = 'tok'",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("config lacks %q:\n%s", want, s)
+		}
+	}
+	var parsed map[string]any
+	if err := toml.Unmarshal(b, &parsed); err != nil {
+		t.Fatalf("not TOML: %v\n%s", err, s)
+	}
+	if b, _ := Render(Config{BinDir: "/d/bin"}); strings.Contains(string(b), "registry") {
+		t.Errorf("no registry dir, yet:\n%s", b)
 	}
 }

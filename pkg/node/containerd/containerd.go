@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/node/registries"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/supervisor"
 )
@@ -36,6 +37,15 @@ func (c *Containerd) Init(context.Context) error {
 	for _, d := range []string{c.cfg.Root, c.cfg.State, filepath.Dir(c.cfg.Socket), filepath.Dir(c.cfg.ConfigFile), c.cfg.CNIConfDir} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if c.cfg.RegistryDir != "" {
+		var hosts map[string][]byte
+		if c.cfg.Registries != nil {
+			hosts = c.cfg.Registries.HostsFiles()
+		}
+		if err := registries.WriteHostsDir(c.cfg.RegistryDir, hosts); err != nil {
+			return err
 		}
 	}
 	return pki.WriteFile(c.cfg.ConfigFile, data, 0o600)

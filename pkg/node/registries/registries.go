@@ -1,0 +1,291 @@
+// Package registries reads the k3s registries.yaml format (mirrors and per-endpoint configs)
+// and renders it for containerd: mirrors and TLS as hosts.toml files under its config_path,
+// credentials as the CRI images plugin's registry.configs auth (hosts.toml has no auth, and
+// containerd asks for credentials by the host it is talking to, which is what configs keys
+// name).
+package registries
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultFile is where a node looks when no --private-registry is given.
+const DefaultFile = "/etc/outpost/registries.yaml"
+
+// File is registries.yaml.
+type File struct {
+	Mirrors map[string]Mirror `json:"mirrors,omitempty"`
+	Configs map[string]Config `json:"configs,omitempty"`
+}
+
+// Mirror lists the endpoints tried, in order, for one registry name ("*": every registry);
+// the registry itself is tried last.
+type Mirror struct {
+	Endpoints []string          `json:"endpoint,omitempty"`
+	Rewrites  map[string]string `json:"rewrite,omitempty"`
+}
+
+// Config is how to talk to one endpoint host (host[:port]).
+type Config struct {
+	Auth *Auth `json:"auth,omitempty"`
+	TLS  *TLS  `json:"tls,omitempty"`
+}
+
+// Auth is a username and password, a base64 user:password, or an identity token.
+type Auth struct {
+	Username      string `json:"username,omitempty"`
+	Password      string `json:"password,omitempty"`
+	Auth          string `json:"auth,omitempty"`
+	IdentityToken string `json:"identity_token,omitempty"`
+}
+
+// TLS names a CA to verify the endpoint, a client certificate, or turns verification off.
+type TLS struct {
+	CAFile             string `json:"ca_file,omitempty"`
+	CertFile           string `json:"cert_file,omitempty"`
+	KeyFile            string `json:"key_file,omitempty"`
+	InsecureSkipVerify bool   `json:"insecure_skip_verify,omitempty"`
+}
+
+// Load reads and checks path. A missing file is no registries unless required (the user
+// named it). Every error names the file and the key.
+func Load(path string, required bool) (*File, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !required {
+		return &File{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registries file: %w", err)
+	}
+	var f File
+	if err := yaml.UnmarshalStrict(raw, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w: keys are mirrors.NAME.endpoint, and configs.HOST.auth (username, password, auth, identity_token) and .tls (ca_file, cert_file, key_file, insecure_skip_verify)", path, err)
+	}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &f, nil
+}
+
+// Validate checks names, endpoints and that every named TLS file is there and usable.
+func (f *File) Validate() error {
+	for _, name := range sortedKeys(f.Mirrors) {
+		m := f.Mirrors[name]
+		if name != "*" && !validHost(name) {
+			return fmt.Errorf("mirrors.%q: not a registry host[:port] or *", name)
+		}
+		if len(m.Rewrites) > 0 {
+			// Upstream containerd's hosts.toml has no rewrite (k3s patches its fork for it).
+			return fmt.Errorf("mirrors.%q.rewrite: not supported yet: push the images under the mirror's own names", name)
+		}
+		for i, e := range m.Endpoints {
+			if _, err := endpointURL(e); err != nil {
+				return fmt.Errorf("mirrors.%q.endpoint[%d]: %w", name, i, err)
+			}
+		}
+	}
+	for _, host := range sortedKeys(f.Configs) {
+		c := f.Configs[host]
+		if !validHost(host) {
+			return fmt.Errorf("configs.%q: not an endpoint host[:port]", host)
+		}
+		if c.Auth != nil && c.Auth.Username == "" && c.Auth.Auth == "" && c.Auth.IdentityToken == "" {
+			return fmt.Errorf("configs.%q.auth: give username and password, auth or identity_token", host)
+		}
+		if t := c.TLS; t != nil {
+			if t.CAFile != "" {
+				pem, err := os.ReadFile(t.CAFile)
+				if err != nil {
+					return fmt.Errorf("configs.%q.tls.ca_file: %w", host, err)
+				}
+				if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+					return fmt.Errorf("configs.%q.tls.ca_file %s: no PEM certificate in it", host, t.CAFile)
+				}
+			}
+			if (t.CertFile == "") != (t.KeyFile == "") {
+				return fmt.Errorf("configs.%q.tls: cert_file and key_file go together", host)
+			}
+			if t.CertFile != "" {
+				if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+					return fmt.Errorf("configs.%q.tls.cert_file/key_file: %w", host, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func validHost(h string) bool {
+	if h == "" || strings.ContainsAny(h, "/ \t") {
+		return false
+	}
+	u, err := url.Parse("https://" + h)
+	return err == nil && u.Host == h && u.Hostname() != ""
+}
+
+// endpointURL parses an endpoint: http(s)://host[:port][/path]; a bare host means https.
+func endpointURL(e string) (*url.URL, error) {
+	if !strings.Contains(e, "://") {
+		e = "https://" + e
+	}
+	u, err := url.Parse(e)
+	if err != nil {
+		return nil, err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("%q is not http(s)://host[:port][/path]", e)
+	}
+	return u, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// Dir is the hosts.toml directory containerd looks in for a registry: host_port_ for a
+// name with a port (containerd's own spelling), _default for *.
+func Dir(name string) string {
+	if name == "*" {
+		return "_default"
+	}
+	if h, p, err := net.SplitHostPort(name); err == nil {
+		return h + "_" + p + "_"
+	}
+	return name
+}
+
+// upstream is the registry's own endpoint, tried after the mirrors.
+func upstream(name string) string {
+	if name == "docker.io" {
+		return "https://registry-1.docker.io"
+	}
+	return "https://" + name
+}
+
+// HostsFiles renders one hosts.toml per registry that has mirrors or a TLS config, keyed by
+// directory name.
+func (f *File) HostsFiles() map[string][]byte {
+	out := map[string][]byte{}
+	for _, name := range sortedKeys(f.Mirrors) {
+		var b bytes.Buffer
+		if name != "*" {
+			fmt.Fprintf(&b, "server = %q\n", upstream(name))
+			f.tlsLines(&b, hostOf(upstream(name)), "")
+		}
+		for _, e := range f.Mirrors[name].Endpoints {
+			u, _ := endpointURL(e)
+			override := strings.Trim(u.Path, "/") != ""
+			hu := *u
+			if override {
+				hu.Path = strings.TrimRight(u.Path, "/") + "/v2"
+			}
+			fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", hu.String())
+			if override {
+				b.WriteString("  override_path = true\n")
+			}
+			f.tlsLines(&b, u.Host, "  ")
+		}
+		out[Dir(name)] = b.Bytes()
+	}
+	// A registry pulled by its own name, with a CA or client certificate of its own.
+	for _, host := range sortedKeys(f.Configs) {
+		if f.Configs[host].TLS == nil {
+			continue
+		}
+		if _, ok := out[Dir(host)]; ok {
+			continue
+		}
+		var b bytes.Buffer
+		fmt.Fprintf(&b, "server = %q\n", upstream(host))
+		f.tlsLines(&b, host, "")
+		out[Dir(host)] = b.Bytes()
+	}
+	return out
+}
+
+func hostOf(u string) string {
+	p, _ := url.Parse(u)
+	return p.Host
+}
+
+func (f *File) tlsLines(b *bytes.Buffer, host, indent string) {
+	c, ok := f.Configs[host]
+	if !ok && host == "registry-1.docker.io" {
+		c = f.Configs["docker.io"]
+	}
+	t := c.TLS
+	if t == nil {
+		return
+	}
+	if t.CAFile != "" {
+		fmt.Fprintf(b, "%sca = %q\n", indent, t.CAFile)
+	}
+	if t.CertFile != "" {
+		fmt.Fprintf(b, "%sclient = [[%q, %q]]\n", indent, t.CertFile, t.KeyFile)
+	}
+	if t.InsecureSkipVerify {
+		fmt.Fprintf(b, "%sskip_verify = true\n", indent)
+	}
+}
+
+// Credentials are the auth entries by the host containerd contacts ("docker.io" also
+// stands for registry-1.docker.io, the host Docker Hub pulls go to).
+func (f *File) Credentials() map[string]Auth {
+	out := map[string]Auth{}
+	for host, c := range f.Configs {
+		if c.Auth == nil {
+			continue
+		}
+		out[host] = *c.Auth
+		if host == "docker.io" {
+			if _, ok := f.Configs["registry-1.docker.io"]; !ok {
+				out["registry-1.docker.io"] = *c.Auth
+			}
+		}
+	}
+	return out
+}
+
+// WriteHostsDir replaces dir with the hosts files: built beside it and swapped in, so that
+// containerd never reads a half-written set, and a registry removed from the file goes.
+func WriteHostsDir(dir string, files map[string][]byte) error {
+	tmp := dir + ".new"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("registry hosts dir: %w", err)
+	}
+	for d, body := range files {
+		if err := os.MkdirAll(filepath.Join(tmp, d), 0o700); err != nil {
+			return fmt.Errorf("registry hosts dir: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, d, "hosts.toml"), body, 0o600); err != nil {
+			return fmt.Errorf("registry hosts dir: %w", err)
+		}
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("registry hosts dir: %w", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("registry hosts dir: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("registry hosts dir: %w", err)
+	}
+	return nil
+}
