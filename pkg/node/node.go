@@ -132,7 +132,7 @@ func (n *Node) Phases() ([][]component.Component, error) {
 func (n *Node) networkPolicy(client kubernetes.Interface) component.Component {
 	cl := n.Cfg.Cluster
 	cfg := netpol.Config{NodeName: n.Cfg.NodeName, ServiceCIDR: cl.ServiceCIDR, Client: client,
-		LookPath: exec.LookPath, Log: n.Log.With("component", "network-policy")}
+		LookPath: exec.LookPath, First: netpol.FirstJumps(servicecidr.Chain), Log: n.Log.With("component", "network-policy")}
 	if cl.NetworkPolicy {
 		return netpol.New(cfg)
 	}

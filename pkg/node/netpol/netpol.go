@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	utiliptables "k8s.io/kubernetes/pkg/util/iptables"
 
 	"github.com/outpostk8s/outpost/pkg/component"
 )
@@ -40,7 +41,12 @@ type Config struct {
 	LookPath func(string) (string, error) // exec.LookPath on a real machine
 	// SyncPeriod is the full resync beside the event-driven ones; 0: five minutes.
 	SyncPeriod time.Duration
-	Log        *slog.Logger
+	// First are jumps kept at the top of kube-router's chains (FirstJumps), checked every
+	// FirstInterval (0: five seconds) through IPT (nil: the host's, by the CIDR's family).
+	First         []Jump
+	FirstInterval time.Duration
+	IPT           utiliptables.Interface
+	Log           *slog.Logger
 }
 
 // Controller runs kube-router's NetworkPolicy controller.
@@ -103,7 +109,34 @@ func (c *Controller) Start(context.Context) error {
 	c.stop = make(chan struct{})
 	// kube-router reports each full sync on this channel and blocks until it is read.
 	health := make(chan *healthcheck.ControllerHeartbeat, 1)
-	c.wg.Add(2)
+	ipt := c.cfg.IPT
+	if ipt == nil {
+		proto := utiliptables.ProtocolIPv4
+		if c.cfg.ServiceCIDR.IP.To4() == nil {
+			proto = utiliptables.ProtocolIPv6
+		}
+		ipt = utiliptables.New(proto)
+	}
+	every := c.cfg.FirstInterval
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	c.wg.Add(3)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if err := ensureFirst(ipt, c.cfg.First); err != nil {
+				c.cfg.Log.Warn("rules before the policy accept", "err", err)
+			}
+			select {
+			case <-c.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	go func() {
 		defer c.wg.Done()
 		for {

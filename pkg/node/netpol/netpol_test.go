@@ -1,6 +1,7 @@
 package netpol
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"k8s.io/client-go/kubernetes/fake"
+	utiliptables "k8s.io/kubernetes/pkg/util/iptables"
+	iptablestest "k8s.io/kubernetes/pkg/util/iptables/testing"
 )
 
 func cidr(t *testing.T, s string) *net.IPNet {
@@ -95,5 +98,40 @@ func TestOnlyThePolicyControllerIsLinked(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "kube-router/v2/pkg/controllers/netpol") {
 		t.Error("the policy controller is not linked")
+	}
+}
+
+// The checks other components rely on go first in kube-router's chains, in order, above the
+// rules kube-router wrote there, and only where both chains exist.
+func TestFirstJumpsPrecedeKubeRoutersAccept(t *testing.T) {
+	f := iptablestest.NewFake()
+	for _, c := range []utiliptables.Chain{forwardChain, outputChain, "OUTPOST-SERVICE-CIDR", "KUBE-SERVICES"} {
+		f.EnsureChain(utiliptables.TableFilter, c)
+	}
+	f.EnsureRule(utiliptables.Append, utiliptables.TableFilter, forwardChain, "-m", "mark", "--mark", "0x20000/0x20000", "-j", "ACCEPT")
+	jumps := FirstJumps("OUTPOST-SERVICE-CIDR")
+	for range 2 { // the second pass adds nothing
+		if err := ensureFirst(f, jumps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b bytes.Buffer
+	f.SaveInto(utiliptables.TableFilter, &b)
+	var fwd []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(l, "-A "+string(forwardChain)+" ") {
+			fwd = append(fwd, l)
+		}
+	}
+	if len(fwd) != 3 || !strings.Contains(fwd[0], "-j OUTPOST-SERVICE-CIDR") || !strings.Contains(fwd[1], "--ctstate NEW") ||
+		!strings.Contains(fwd[1], "-j KUBE-SERVICES") || !strings.Contains(fwd[2], "-j ACCEPT") {
+		t.Errorf("FORWARD chain of kube-router:\n%s", strings.Join(fwd, "\n"))
+	}
+	if strings.Contains(b.String(), "KUBE-PROXY-FIREWALL") || strings.Contains(b.String(), "KUBE-ROUTER-INPUT") {
+		t.Errorf("jumped to or from a chain that does not exist:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "-A "+string(outputChain)+" -m comment --comment outpost:before-netpol-accept -j OUTPOST-SERVICE-CIDR") &&
+		!strings.Contains(b.String(), "-A "+string(outputChain)+` -m comment --comment "outpost:before-netpol-accept" -j OUTPOST-SERVICE-CIDR`) {
+		t.Errorf("OUTPUT:\n%s", b.String())
 	}
 }
