@@ -10,7 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/outpostk8s/outpost/pkg/join"
 )
@@ -41,6 +43,16 @@ func TestNodeDeletionFreesName(t *testing.T) {
 		secret("gone", now.Add(-time.Hour)), // its Node went while no server ran
 		secret("fresh", now),                // joined a moment ago, Node not registered yet
 	)
+	// The fake clientset's watches miss what happens before they start: delete only once the
+	// controller watches Nodes.
+	watching := make(chan struct{}, 8)
+	c.PrependWatchReactor("nodes", func(k8stesting.Action) (bool, watch.Interface, error) {
+		select {
+		case watching <- struct{}{}:
+		default:
+		}
+		return false, nil, nil
+	})
 	cl := &NodePassword{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Resync: time.Hour, Keep: "s1"}
 	ctx := context.Background()
 	if err := cl.Init(ctx); err != nil {
@@ -57,6 +69,13 @@ func TestNodeDeletionFreesName(t *testing.T) {
 	if exists(t, c, "gone") || !exists(t, c, "fresh") || !exists(t, c, "a1") {
 		t.Fatal("sweep: want gone removed, fresh and a1 kept")
 	}
+	select {
+	case <-watching:
+		time.Sleep(100 * time.Millisecond) // the default reactor registers the watch after ours
+	case <-time.After(10 * time.Second):
+		t.Fatal("the controller never watched Nodes")
+	}
+	deadline = time.Now().Add(10 * time.Second)
 	for _, n := range []string{"a1", "s1", "re"} {
 		if err := c.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
