@@ -82,10 +82,11 @@ server: build
 	$(BIN) server $(ARGS)
 
 # Packages that do not link k8s.io/kubernetes run with the race detector; the rest without
-# (racing that tree would rebuild it instrumented). Then each fuzz target for a few seconds.
+# (racing that tree would rebuild it instrumented), linked with lazy binding like the binary:
+# go-nvml's symbols resolve only once libnvidia-ml is loaded. Then each fuzz target for a few seconds.
 unit:
 	go test -count=1 -race $$(scripts/unit-pkgs.sh light)
-	go test -count=1 $$(scripts/unit-pkgs.sh heavy)
+	go test -count=1 -ldflags=-extldflags=-Wl,-z,lazy $$(scripts/unit-pkgs.sh heavy)
 	$(MAKE) fuzz
 
 FUZZTIME ?= 10s
@@ -102,8 +103,15 @@ $(STATICCHECK): scripts/tools/go.mod scripts/tools/go.sum
 lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
 
-integration: build test-images dist
-	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images OUTPOST_DIST=$(CURDIR)/$(DIST) \
+# The helm CLI at the SDK version Outpost links (go.mod), for the test that drives a cluster
+# with it as users do.
+HELM := $(BUILD)/tools/helm
+$(HELM): go.mod go.sum
+	@mkdir -p $(BUILD)/tools
+	go build -trimpath -ldflags "-s -w" -o $(HELM) helm.sh/helm/v3/cmd/helm
+
+integration: build test-images dist $(HELM)
+	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images OUTPOST_DIST=$(CURDIR)/$(DIST) OUTPOST_HELM=$(CURDIR)/$(HELM) \
 		go test -count=1 -v -timeout 60m ./tests/...
 
 test: unit integration

@@ -197,6 +197,7 @@ func TestServer(t *testing.T) {
 		storageChecks(t, s.Kubectl, imgName, "", filepath.Join(s.DataDir(), "storage"))
 	})
 	t.Run("PrivateRegistry", func(t *testing.T) { registryChecks(t, s.Kubectl, regs, "", "") })
+	t.Run("HelmChart", func(t *testing.T) { helmChecks(t, s.Kubectl, s.Kubeconfig, imgName) })
 	t.Run("NetworkPolicy", func(t *testing.T) { networkPolicyChecks(t, s.Kubectl, imgName, "", "", "") })
 	t.Run("LogsExecPortForward", func(t *testing.T) {
 		pod := firstPod(t, s, "app=web")
@@ -377,7 +378,7 @@ func TestServer(t *testing.T) {
 	t.Run("DisablePackaged", func(t *testing.T) {
 		s.Stop()
 		s.Args = append(s.Args, "--disable", "coredns", "--disable", "servicelb", "--disable", "metrics-server", "--disable", "local-storage",
-			"--disable-network-policy")
+			"--disable-network-policy", "--disable-helm-controller")
 		s.Start()
 		// The rules and address sets of the run with policies on are gone, and so is the role.
 		harness.Eventually(t, time.Minute, "network policy rules removed", func() error {
@@ -422,6 +423,15 @@ func TestServer(t *testing.T) {
 		if out := s.MustKubectl("get", "svc", "lb-off", "-o", "jsonpath={.status.loadBalancer.ingress}"); out != "" {
 			t.Errorf("--disable servicelb, yet the Service got %s", out)
 		}
+		// Without the helm controller a HelmChart is left alone: no finalizer, no status.
+		f := filepath.Join(t.TempDir(), "unmanaged.yaml")
+		os.WriteFile(f, []byte("apiVersion: helm.cattle.io/v1\nkind: HelmChart\nmetadata: {name: unmanaged, namespace: default}\nspec: {chart: none}\n"), 0o600)
+		s.MustKubectl("apply", "-f", f)
+		time.Sleep(3 * time.Second)
+		if out := s.MustKubectl("get", "helmchart", "unmanaged", "-o", "jsonpath={.metadata.finalizers}{.status}"); out != "" {
+			t.Errorf("--disable-helm-controller, yet the HelmChart got %s", out)
+		}
+		s.MustKubectl("delete", "helmchart", "unmanaged")
 	})
 	t.Run("CertificateCheckAndRotate", func(t *testing.T) { certificateCheckAndRotate(t, s) })
 	t.Run("SecretsEncryption", func(t *testing.T) { secretsEncryption(t, s) })

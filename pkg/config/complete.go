@@ -65,6 +65,7 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	if o.DisableNetPol {
 		c.Disabled["network-policy"] = true
 	}
+	c.DisableHelm = o.DisableHelm
 	if c.StoragePath, err = storagePath(o.StoragePath, node.Dirs.Storage()); err != nil {
 		return nil, err
 	}

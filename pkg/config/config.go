@@ -46,6 +46,7 @@ type Control struct {
 	Cluster        cluster.Settings
 	Datastore      Datastore
 	Disabled       map[string]bool
+	DisableHelm    bool // no HelmChart controller
 	// StoragePath is where local-path volumes go on every node (absolute).
 	StoragePath string
 	Args        ControlArgs

@@ -50,6 +50,7 @@ type ServerOptions struct {
 	FlannelBackend      string
 	DisableAgent        bool
 	DisableNetPol       bool // --disable-network-policy
+	DisableHelm         bool // --disable-helm-controller
 	LeafCertLifetime    time.Duration
 	SecretsEncryption   bool
 	SecretsProvider     string

@@ -31,6 +31,7 @@ func (d Dirs) TLS() string    { return d.p("server", "tls") }
 // ServerCAFile is the cluster's server CA: what tokens pin.
 func (d Dirs) ServerCAFile() string { return d.p("server", "tls", "server-ca.crt") }
 func (d Dirs) Manifests() string    { return d.p("server", "manifests") }
+func (d Dirs) HelmCache() string    { return d.p("server", "helm") }
 
 // APIServerConf holds the apiserver's generated config files (authentication).
 func (d Dirs) APIServerConf() string { return d.p("server", "etc") }

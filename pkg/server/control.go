@@ -5,10 +5,12 @@ import (
 	"net"
 	"path/filepath"
 
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/outpostk8s/outpost/manifests"
@@ -16,6 +18,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/apiserver"
 	"github.com/outpostk8s/outpost/pkg/control/controllermanager"
 	"github.com/outpostk8s/outpost/pkg/control/deploy"
+	"github.com/outpostk8s/outpost/pkg/control/helm"
 	"github.com/outpostk8s/outpost/pkg/control/metricsserver"
 	"github.com/outpostk8s/outpost/pkg/control/nodepassword"
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
@@ -28,6 +31,7 @@ import (
 
 // clients are the server's own API clients, built from the kubeconfigs Prepare wrote.
 type clients struct {
+	adminCfg   *rest.Config
 	admin      kubernetes.Interface
 	supervisor kubernetes.Interface
 	dynamic    dynamic.Interface
@@ -96,6 +100,14 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		rest = append(rest, &servicelb.Controller{Client: lbClient, Reserved: servicelb.Reserved(c.HTTPSPort),
 			Log: s.Log.With("component", "servicelb")})
 	}
+	if !c.DisableHelm {
+		ext, err := apiextclient.NewForConfig(cl.adminCfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		rest = append(rest, &helm.Controller{Client: cl.admin, Dynamic: cl.dynamic, APIExt: ext, Log: s.Log.With("component", "helm-controller"),
+			Releaser: &helm.Releaser{Kubeconfig: c.Dirs.AdminKubeconfig(), CacheDir: c.Dirs.HelmCache(), Log: s.Log.With("component", "helm")}})
+	}
 	if p := s.encryptionConfigPath(); p != "" {
 		log := s.Log.With("component", "secrets-encryption")
 		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
@@ -115,7 +127,7 @@ func (s *Server) clients() (*clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl.admin, cl.discovery = cs, memory.NewMemCacheClient(cs.Discovery())
+	cl.adminCfg, cl.admin, cl.discovery = admin, cs, memory.NewMemCacheClient(cs.Discovery())
 	if cl.dynamic, err = dynamic.NewForConfig(admin); err != nil {
 		return nil, err
 	}

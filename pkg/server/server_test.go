@@ -80,7 +80,7 @@ func TestServerPhases(t *testing.T) {
 	want := [][]string{
 		{"kine"},
 		{"kube-apiserver"},
-		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "sysctl", "gpu-runtimeclasses", "containerd"},
+		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "sysctl", "gpu-runtimeclasses", "containerd"},
 		{"images", "node-password"},
 		{"kubelet", "kube-proxy", "service-cidr"},
 		{"flannel", "cni", "network-policy"},
@@ -115,17 +115,17 @@ func TestServerPhases(t *testing.T) {
 // --disable-agent: the control plane only; no containerd, kubelet or node password.
 func TestServerWithoutNodePhases(t *testing.T) {
 	_, phases := assemble(t, func(o *config.ServerOptions) { o.DisableAgent = true })
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}
 }
 
 // --disable servicelb leaves LoadBalancer Services to another controller; --disable
-// metrics-server runs no metrics API.
+// metrics-server runs no metrics API; --disable-helm-controller installs no charts.
 func TestServerDisablePackaged(t *testing.T) {
 	_, phases := assemble(t, func(o *config.ServerOptions) {
-		o.DisableAgent, o.Disable = true, []string{"servicelb", "metrics-server"}
+		o.DisableAgent, o.Disable, o.DisableHelm = true, []string{"servicelb", "metrics-server"}, true
 	})
 	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
