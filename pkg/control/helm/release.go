@@ -64,7 +64,9 @@ func TargetNamespace(hc *helmv1.HelmChart) string {
 func (r *Releaser) config(ns string) (*action.Configuration, error) {
 	flags := genericclioptions.NewConfigFlags(false)
 	kc := r.Kubeconfig
-	flags.KubeConfig, flags.Namespace = &kc, &ns
+	// Discovery's disk cache goes under the data dir, not the server's $HOME.
+	cache := filepath.Join(r.CacheDir, "discovery")
+	flags.KubeConfig, flags.Namespace, flags.CacheDir = &kc, &ns, &cache
 	cfg := new(action.Configuration)
 	if err := cfg.Init(flags, ns, "secret", func(format string, v ...any) { r.Log.Debug(fmt.Sprintf(format, v...)) }); err != nil {
 		return nil, fmt.Errorf("helm: %w", err)

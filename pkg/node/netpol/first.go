@@ -1,7 +1,9 @@
 package netpol
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 
 	utiliptables "k8s.io/kubernetes/pkg/util/iptables"
 )
@@ -44,29 +46,46 @@ func FirstJumps(serviceCIDRChain utiliptables.Chain) []Jump {
 	}
 }
 
-// ensureFirst inserts each jump whose two chains exist and that is not there yet. It is
-// called often: a kube-router sync restores the table it read before, dropping a jump
-// inserted meanwhile.
+// ensureFirst inserts each jump whose two chains exist and that is not there yet. It runs
+// every few seconds (a kube-router sync restores the table it read before, dropping a jump
+// inserted meanwhile), so it reads the table once and calls iptables again only to insert.
 func ensureFirst(ipt utiliptables.Interface, jumps []Jump) error {
-	exists := map[utiliptables.Chain]bool{}
-	has := func(c utiliptables.Chain) bool {
-		if v, ok := exists[c]; ok {
-			return v
+	var b bytes.Buffer
+	if err := ipt.SaveInto(utiliptables.TableFilter, &b); err != nil {
+		return fmt.Errorf("read the filter table: %w", err)
+	}
+	chains := map[utiliptables.Chain]bool{}
+	var rules []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if name, ok := strings.CutPrefix(l, ":"); ok {
+			if f := strings.Fields(name); len(f) > 0 {
+				chains[utiliptables.Chain(f[0])] = true
+			}
+		} else if strings.HasPrefix(l, "-A ") && strings.Contains(l, firstComment) {
+			rules = append(rules, l+" ")
 		}
-		ok, err := ipt.ChainExists(utiliptables.TableFilter, c)
-		exists[c] = err == nil && ok
-		return exists[c]
+	}
+	present := func(j Jump) bool {
+		for _, r := range rules {
+			if strings.HasPrefix(r, "-A "+string(j.From)+" ") && strings.Contains(r, " -j "+string(j.To)+" ") {
+				return true
+			}
+		}
+		return false
 	}
 	// Reverse order, each prepended: they end up in the listed order, above kube-router's.
 	for i := len(jumps) - 1; i >= 0; i-- {
 		j := jumps[i]
-		if !has(j.From) || !has(j.To) {
+		if !chains[j.From] || !chains[j.To] || present(j) {
 			continue
 		}
-		args := append(append([]string{}, j.Match...), "-m", "comment", "--comment", "outpost:before-netpol-accept", "-j", string(j.To))
+		args := append(append([]string{}, j.Match...), "-m", "comment", "--comment", firstComment, "-j", string(j.To))
 		if _, err := ipt.EnsureRule(utiliptables.Prepend, utiliptables.TableFilter, j.From, args...); err != nil {
 			return fmt.Errorf("jump from %s to %s: %w", j.From, j.To, err)
 		}
 	}
 	return nil
 }
+
+// firstComment marks the jumps ensureFirst keeps (without spaces: it reads back unquoted).
+const firstComment = "outpost:before-netpol-accept"
