@@ -14,7 +14,8 @@ import (
 
 // registrySetup runs two registries on listenIP with the test image pushed to each: good is
 // named with the right password in registries.yaml, and also mirrors docker.io behind an
-// endpoint that is down; bad is named with a wrong password. It returns the file.
+// endpoint that is down, and quay.io with a rewrite (quay.io/outpost-rw/X is outpost/X
+// there); bad is named with a wrong password. It returns the file.
 type registrySetup struct {
 	good, bad *harness.Registry
 	file      string
@@ -38,6 +39,10 @@ func startRegistries(t *testing.T, img, listenIP string) registrySetup {
 	y := fmt.Sprintf(`mirrors:
   docker.io:
     endpoint: ["https://%s", "https://%s"]
+  quay.io:
+    endpoint: ["https://%s"]
+    rewrite:
+      "^outpost-rw/(.*)$": "outpost/$1"
 configs:
   "%s":
     auth: {username: outpost, password: s3cret-pull}
@@ -45,7 +50,7 @@ configs:
   "%s":
     auth: {username: outpost, password: not-the-password}
     tls: {ca_file: %s}
-`, dead, good.Addr, good.Addr, good.CAFile, bad.Addr, bad.CAFile)
+`, dead, good.Addr, good.Addr, good.Addr, good.CAFile, bad.Addr, bad.CAFile)
 	f := filepath.Join(t.TempDir(), "registries.yaml")
 	if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
@@ -53,8 +58,9 @@ configs:
 	return registrySetup{good: good, bad: bad, file: f}
 }
 
-// registryChecks: pods on node pull the test image from the good registry by its own name and
-// through the docker.io mirror (past the endpoint that is down); from the bad one the pull
+// registryChecks: pods on node pull the test image from the good registry by its own name,
+// through the docker.io mirror (past the endpoint that is down) and through the quay.io
+// mirror under a rewritten name (quay.io itself is out of reach); from the bad one the pull
 // fails with ErrImagePull and an event naming the refused credentials.
 func registryChecks(t *testing.T, kubectl func(...string) (string, error), r registrySetup, node, suffix string) {
 	t.Helper()
@@ -66,9 +72,10 @@ func registryChecks(t *testing.T, kubectl func(...string) (string, error), r reg
 		return fmt.Sprintf("---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s}\nspec:\n%s  terminationGracePeriodSeconds: 1\n"+
 			"  containers:\n  - {name: c, image: %q, imagePullPolicy: Always, args: [serve]}\n", name, placed, image)
 	}
-	own, mirror, refused := "pull-own"+suffix, "pull-mirror"+suffix, "pull-refused"+suffix
+	own, mirror, rewrite, refused := "pull-own"+suffix, "pull-mirror"+suffix, "pull-rewrite"+suffix, "pull-refused"+suffix
 	f := filepath.Join(t.TempDir(), "pods.yaml")
-	y := pod(own, r.good.Addr+"/outpost/optest:v1") + pod(mirror, "docker.io/outpost/optest:v1") + pod(refused, r.bad.Addr+"/outpost/optest:v1")
+	y := pod(own, r.good.Addr+"/outpost/optest:v1") + pod(mirror, "docker.io/outpost/optest:v1") +
+		pod(rewrite, "quay.io/outpost-rw/optest:v1") + pod(refused, r.bad.Addr+"/outpost/optest:v1")
 	if err := os.WriteFile(f, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +84,8 @@ func registryChecks(t *testing.T, kubectl func(...string) (string, error), r reg
 	if out, err := kubectl("apply", "-f", f); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	t.Cleanup(func() { _, _ = kubectl("delete", "pod", own, mirror, refused, "--wait=false") })
-	for _, p := range []string{own, mirror} {
+	t.Cleanup(func() { _, _ = kubectl("delete", "pod", own, mirror, rewrite, refused, "--wait=false") })
+	for _, p := range []string{own, mirror, rewrite} {
 		harness.Eventually(t, 2*time.Minute, p+" running", func() error {
 			out, err := kubectl("get", "pod", p, "-o", "jsonpath={.status.phase}")
 			if err != nil || out != "Running" {
@@ -88,8 +95,8 @@ func registryChecks(t *testing.T, kubectl func(...string) (string, error), r reg
 		})
 		t.Logf("%s Running %.1fs after create (image pulled from the registry)", p, time.Since(start).Seconds())
 	}
-	if n := r.good.Pulls.Load() - before; n < 2 {
-		t.Errorf("the registry answered %d manifest requests, want both pods'", n)
+	if n := r.good.Pulls.Load() - before; n < 3 {
+		t.Errorf("the registry answered %d manifest requests, want all three pods'", n)
 	}
 	harness.Eventually(t, 2*time.Minute, refused+" refused", func() error {
 		reason, _ := kubectl("get", "pod", refused, "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}")

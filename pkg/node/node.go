@@ -24,6 +24,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node/kubeproxy"
 	"github.com/outpostk8s/outpost/pkg/node/lb"
 	"github.com/outpostk8s/outpost/pkg/node/netpol"
+	"github.com/outpostk8s/outpost/pkg/node/regproxy"
 	"github.com/outpostk8s/outpost/pkg/node/servicecidr"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/version"
@@ -87,6 +88,11 @@ func (n *Node) Phases() ([][]component.Component, error) {
 		first = append(first, &runtimeClasses{path: n.RuntimeClasses, runtimes: rts})
 	} else if len(rts) > 0 {
 		n.Log.Info("NVIDIA runtimes found: create their RuntimeClasses on a server", "runtimes", len(rts))
+	}
+	if c.Registries != nil && len(c.Registries.RewriteRoutes()) > 0 {
+		proxy := &regproxy.Proxy{Routes: c.Registries.RewriteRoutes(), Config: c.Registries.ConfigFor, Log: n.Log.With("component", "registry-proxy")}
+		cc.RegistryProxy = proxy
+		first = append(first, proxy)
 	}
 	first = append(first, containerd.New(cc, n.Out))
 	imgs := &images.Images{Importer: images.Importer{Ctr: filepath.Join(n.BinDir, "ctr"), Socket: d.ContainerdSocket(), Run: images.Exec},

@@ -35,6 +35,9 @@ type Config struct {
 	// written by Init from Registries, whose credentials go into this config.
 	RegistryDir string
 	Registries  *registries.File
+	// RegistryProxy, when mirrors rewrite names, is the node's proxy for them; its address
+	// exists once its Init ran (before this component's, in the same phase).
+	RegistryProxy interface{ Address() *registries.Proxy }
 }
 
 // Runtime is an extra runtime handler whose binary speaks runc's CLI.

@@ -42,7 +42,14 @@ func (c *Containerd) Init(context.Context) error {
 	if c.cfg.RegistryDir != "" {
 		var hosts map[string][]byte
 		if c.cfg.Registries != nil {
-			hosts = c.cfg.Registries.HostsFiles()
+			var proxy *registries.Proxy
+			if c.cfg.RegistryProxy != nil {
+				proxy = c.cfg.RegistryProxy.Address()
+			}
+			if proxy == nil && len(c.cfg.Registries.RewriteRoutes()) > 0 {
+				return fmt.Errorf("registry rewrites need the registry proxy, which has not started")
+			}
+			hosts = c.cfg.Registries.HostsFiles(proxy)
 		}
 		if err := registries.WriteHostsDir(c.cfg.RegistryDir, hosts); err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -86,9 +87,11 @@ func (f *File) Validate() error {
 		if name != "*" && !validHost(name) {
 			return fmt.Errorf("mirrors.%q: not a registry host[:port] or *", name)
 		}
-		if len(m.Rewrites) > 0 {
-			// Upstream containerd's hosts.toml has no rewrite (k3s patches its fork for it).
-			return fmt.Errorf("mirrors.%q.rewrite: not supported yet: push the images under the mirror's own names", name)
+		if _, err := m.rules(); err != nil {
+			return fmt.Errorf("mirrors.%q.rewrite.%w", name, err)
+		}
+		if len(m.Rewrites) > 0 && len(m.Endpoints) == 0 {
+			return fmt.Errorf("mirrors.%q.rewrite: rewrites apply to mirror endpoints, and there is none: add mirrors.%q.endpoint", name, name)
 		}
 		for i, e := range m.Endpoints {
 			if _, err := endpointURL(e); err != nil {
@@ -180,16 +183,26 @@ func upstream(name string) string {
 }
 
 // HostsFiles renders one hosts.toml per registry that has mirrors or a TLS config, keyed by
-// directory name.
-func (f *File) HostsFiles() map[string][]byte {
+// directory name. The endpoints of a mirror with rewrites are reached through proxy, which
+// must be given when RewriteRoutes has any.
+func (f *File) HostsFiles(proxy *Proxy) map[string][]byte {
 	out := map[string][]byte{}
+	route := 0
 	for _, name := range sortedKeys(f.Mirrors) {
 		var b bytes.Buffer
 		if name != "*" {
 			fmt.Fprintf(&b, "server = %q\n", upstream(name))
 			f.tlsLines(&b, hostOf(upstream(name)), "")
 		}
+		rewrites := len(f.Mirrors[name].Rewrites) > 0
 		for _, e := range f.Mirrors[name].Endpoints {
+			if rewrites && proxy != nil {
+				// The proxy speaks to the endpoint (TLS, auth) with the rewritten name.
+				fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n", proxy.RoutePath(route))
+				fmt.Fprintf(&b, "  [host.%q.header]\n    %s = [%q]\n", proxy.RoutePath(route), proxy.Header, proxy.Token)
+				route++
+				continue
+			}
 			u, _ := endpointURL(e)
 			override := strings.Trim(u.Path, "/") != ""
 			hu := *u
@@ -225,12 +238,18 @@ func hostOf(u string) string {
 	return p.Host
 }
 
-func (f *File) tlsLines(b *bytes.Buffer, host, indent string) {
+// ConfigFor is the config of an endpoint host ("docker.io" also stands for
+// registry-1.docker.io).
+func (f *File) ConfigFor(host string) Config {
 	c, ok := f.Configs[host]
 	if !ok && host == "registry-1.docker.io" {
 		c = f.Configs["docker.io"]
 	}
-	t := c.TLS
+	return c
+}
+
+func (f *File) tlsLines(b *bytes.Buffer, host, indent string) {
+	t := f.ConfigFor(host).TLS
 	if t == nil {
 		return
 	}
@@ -289,3 +308,73 @@ func WriteHostsDir(dir string, files map[string][]byte) error {
 	}
 	return nil
 }
+
+// Rule rewrites a repository name: the first rule whose pattern matches applies.
+type Rule struct {
+	Pattern *regexp.Regexp
+	Replace string
+}
+
+// rules are the mirror's rewrites in pattern order (the file's map has none; sorted, the
+// result does not change from one start to the next).
+func (m Mirror) rules() ([]Rule, error) {
+	var out []Rule
+	for _, pat := range sortedKeys(m.Rewrites) {
+		re, err := regexp.Compile(pat)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", pat, err)
+		}
+		out = append(out, Rule{Pattern: re, Replace: m.Rewrites[pat]})
+	}
+	return out, nil
+}
+
+// Rewrite applies the first matching rule to a repository name; no match keeps it.
+func Rewrite(rules []Rule, repo string) string {
+	for _, r := range rules {
+		if r.Pattern.MatchString(repo) {
+			return r.Pattern.ReplaceAllString(repo, r.Replace)
+		}
+	}
+	return repo
+}
+
+// Route is one mirror endpoint whose repository names are rewritten. containerd cannot
+// rewrite (k3s patches its fork for it), so the node's proxy does it: containerd asks the
+// proxy, the proxy asks the endpoint under the new name. As in k3s, the registry's own
+// (default) endpoint, tried last, gets the name unchanged.
+type Route struct {
+	Registry string
+	Endpoint *url.URL
+	Rules    []Rule
+}
+
+// RewriteRoutes lists every endpoint of every mirror with rewrites, in the order
+// HostsFiles numbers them.
+func (f *File) RewriteRoutes() []Route {
+	var out []Route
+	for _, name := range sortedKeys(f.Mirrors) {
+		m := f.Mirrors[name]
+		if len(m.Rewrites) == 0 {
+			continue
+		}
+		rules, _ := m.rules() // checked by Validate
+		for _, e := range m.Endpoints {
+			u, _ := endpointURL(e)
+			out = append(out, Route{Registry: name, Endpoint: u, Rules: rules})
+		}
+	}
+	return out
+}
+
+// Proxy is where containerd reaches the rewriting proxy: URL (http://127.0.0.1:PORT), and a
+// header it must send, so that no other local process can pull with the node's credentials.
+type Proxy struct {
+	URL    string
+	Header string
+	Token  string
+}
+
+// RoutePath is the base containerd uses for route i (with override_path: it appends
+// NAME/manifests/REF).
+func (p *Proxy) RoutePath(i int) string { return fmt.Sprintf("%s/r/%d/v2", p.URL, i) }

@@ -54,7 +54,7 @@ configs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := f.HostsFiles()
+	files := f.HostsFiles(nil)
 	docker := string(files["docker.io"])
 	for _, want := range []string{`server = "https://registry-1.docker.io"`, `[host."https://10.0.0.9:5000"]`, `ca = "` + ca + `"`,
 		`[host."http://mirror.local/proxy/v2"]`, "override_path = true"} {
@@ -92,23 +92,69 @@ configs:
 func TestBadInputNamesFileAndKey(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ body, want string }{
-		"unknown key":      {"mirrors:\n  docker.io:\n    endpoints: [https://m]\n", `unknown field "endpoints"`},
-		"not yaml":         {"mirrors: [\n", "registries.yaml"},
-		"unreadable CA":    {"configs:\n  r.example:\n    tls: {ca_file: " + dir + "/none.crt}\n", `configs."r.example".tls.ca_file`},
-		"bad endpoint":     {"mirrors:\n  docker.io:\n    endpoint: [\"ftp://m\"]\n", `mirrors."docker.io".endpoint[0]`},
-		"cert without key": {"configs:\n  r.example:\n    tls: {cert_file: /x}\n", "cert_file and key_file"},
-		"empty auth":       {"configs:\n  r.example:\n    auth: {password: p}\n", `configs."r.example".auth`},
-		"rewrite":          {"mirrors:\n  docker.io:\n    rewrite: {\"^a/(.*)\": \"b/$1\"}\n", `mirrors."docker.io".rewrite`},
+		"unknown key":          {"mirrors:\n  docker.io:\n    endpoints: [https://m]\n", `unknown field "endpoints"`},
+		"not yaml":             {"mirrors: [\n", "registries.yaml"},
+		"unreadable CA":        {"configs:\n  r.example:\n    tls: {ca_file: " + dir + "/none.crt}\n", `configs."r.example".tls.ca_file`},
+		"bad endpoint":         {"mirrors:\n  docker.io:\n    endpoint: [\"ftp://m\"]\n", `mirrors."docker.io".endpoint[0]`},
+		"cert without key":     {"configs:\n  r.example:\n    tls: {cert_file: /x}\n", "cert_file and key_file"},
+		"empty auth":           {"configs:\n  r.example:\n    auth: {password: p}\n", `configs."r.example".auth`},
+		"rewrite no regexp":    {"mirrors:\n  docker.io:\n    endpoint: [https://m]\n    rewrite: {\"^a/(\": \"b/$1\"}\n", `mirrors."docker.io".rewrite."^a/("`},
+		"rewrite, no endpoint": {"mirrors:\n  docker.io:\n    rewrite: {\"^a/(.*)\": \"b/$1\"}\n", `mirrors."docker.io".rewrite`},
 	} {
 		_, err := load(t, tc.body)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "registries.yaml") || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if f, err := Load(filepath.Join(dir, "missing.yaml"), false); err != nil || len(f.HostsFiles()) != 0 {
+	if f, err := Load(filepath.Join(dir, "missing.yaml"), false); err != nil || len(f.HostsFiles(nil)) != 0 {
 		t.Errorf("missing default file: %v", err)
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml"), true); err == nil {
 		t.Error("a named file that is missing was accepted")
+	}
+}
+
+func TestRewritesGoThroughTheProxy(t *testing.T) {
+	f, err := load(t, `
+mirrors:
+  docker.io:
+    endpoint: ["https://m1.example", "https://m2.example:5000"]
+    rewrite:
+      "^library/(.*)": "mirrored/$1"
+      "^(.*)$": "all/$1"
+  quay.io:
+    endpoint: ["https://q.example"]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := f.RewriteRoutes()
+	if len(routes) != 2 || routes[0].Endpoint.Host != "m1.example" || routes[1].Endpoint.Host != "m2.example:5000" {
+		t.Fatalf("routes %+v", routes)
+	}
+	// Patterns in sorted order, the first match wins: "^(.*)$" sorts before "^library/".
+	if got := Rewrite(routes[0].Rules, "library/busybox"); got != "all/library/busybox" {
+		t.Errorf("rewrite: %s", got)
+	}
+	if got := Rewrite(routes[0].Rules[1:], "library/busybox"); got != "mirrored/busybox" {
+		t.Errorf("rewrite: %s", got)
+	}
+	if got := Rewrite(routes[0].Rules[1:], "other/x"); got != "other/x" {
+		t.Errorf("no match must keep the name: %s", got)
+	}
+	p := &Proxy{URL: "http://127.0.0.1:4321", Header: "X-Outpost-Mirror", Token: "s3cret"}
+	files := f.HostsFiles(p)
+	docker := string(files["docker.io"])
+	for _, want := range []string{`[host."http://127.0.0.1:4321/r/0/v2"]`, `[host."http://127.0.0.1:4321/r/1/v2"]`,
+		`[host."http://127.0.0.1:4321/r/1/v2".header]`, `X-Outpost-Mirror = ["s3cret"]`, `server = "https://registry-1.docker.io"`} {
+		if !strings.Contains(docker, want) {
+			t.Errorf("docker.io hosts.toml lacks %s:\n%s", want, docker)
+		}
+	}
+	if strings.Contains(docker, "m1.example") {
+		t.Errorf("a rewriting endpoint is reached directly:\n%s", docker)
+	}
+	if q := string(files["quay.io"]); !strings.Contains(q, `[host."https://q.example"]`) {
+		t.Errorf("a mirror without rewrites changed:\n%s", q)
 	}
 }
