@@ -197,7 +197,7 @@ func TestServer(t *testing.T) {
 		storageChecks(t, s.Kubectl, imgName, "", filepath.Join(s.DataDir(), "storage"))
 	})
 	t.Run("PrivateRegistry", func(t *testing.T) { registryChecks(t, s.Kubectl, regs, "", "") })
-	t.Run("HelmChart", func(t *testing.T) { helmChecks(t, s.Kubectl, s.Kubeconfig, imgName) })
+	t.Run("HelmChart", func(t *testing.T) { helmChecks(t, s.Kubectl, s.Kubeconfig, s.DataDir(), imgName) })
 	t.Run("NetworkPolicy", func(t *testing.T) { networkPolicyChecks(t, s.Kubectl, imgName, "", "", "") })
 	t.Run("LogsExecPortForward", func(t *testing.T) {
 		pod := firstPod(t, s, "app=web")

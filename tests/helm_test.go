@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,9 @@ spec:
 // changing its values upgrades it; a chart that cannot be read gets the Failed condition and
 // an Event; deleting the HelmChart uninstalls the release. The helm CLI then installs and
 // uninstalls the same chart with the admin kubeconfig, and lists the controller's release.
-func helmChecks(t *testing.T, kubectl func(...string) (string, error), kubeconfig, img string) {
+// A chart dropped in the server's static/charts dir installs from
+// https://%{KUBERNETES_API}%/static/charts/, which only authorized users can read.
+func helmChecks(t *testing.T, kubectl func(...string) (string, error), kubeconfig, dataDir, img string) {
 	t.Helper()
 	dir := t.TempDir()
 	tgz := testChart(t, img)
@@ -105,13 +108,51 @@ func helmChecks(t *testing.T, kubectl func(...string) (string, error), kubeconfi
 		}
 		return nil
 	})
+	t.Run("StaticChart", func(t *testing.T) {
+		const file = "outpost-test-0.1.0.tgz"
+		if err := os.WriteFile(filepath.Join(dataDir, "server", "static", "charts", file), tgz, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := kubectl("get", "--raw", "/static/charts/"+file); err != nil || out != string(tgz) {
+			t.Errorf("admin cannot read the served chart: %v (%d bytes)", err, len(out))
+		}
+		for _, who := range []string{"system:anonymous", "someone"} {
+			if out, err := kubectl("get", "--raw", "/static/charts/"+file, "--as", who); err == nil || !strings.Contains(out, "forbidden") {
+				t.Errorf("%s read /static/: %v %.80q", who, err, out)
+			}
+		}
+		// Its values come from a Secret (spec.valuesSecrets).
+		apply("static", "apiVersion: v1\nkind: Secret\nmetadata: {name: static-values, namespace: default}\nstringData:\n  values.yaml: 'message: from-secret'\n"+
+			"---\napiVersion: helm.cattle.io/v1\nkind: HelmChart\nmetadata: {name: static, namespace: default}\nspec:\n"+
+			"  chart: https://%{KUBERNETES_API}%/static/charts/"+file+"\n  targetNamespace: helm-test\n"+
+			"  valuesSecrets: [{name: static-values, keys: [values.yaml]}]\n")
+		harness.Eventually(t, 2*time.Minute, "chart from /static/ installed", func() error {
+			out, err := kubectl("-n", "helm-test", "get", "deploy", "static-web", "-o", "jsonpath={.status.readyReplicas} {.metadata.labels.message}")
+			if err != nil || out != "1 from-secret" {
+				return fmt.Errorf("%q %v", out, err)
+			}
+			return nil
+		})
+	})
+	// An install the apiserver refuses (replicas -1) with failurePolicy abort: held, reported,
+	// not retried.
+	held := strings.Replace(chart("replicas: -1"), "name: hello", "name: held", 1)
+	apply("held", strings.Replace(held, "  targetNamespace: helm-test\n", "  targetNamespace: helm-test\n  failurePolicy: abort\n", 1))
+	harness.Eventually(t, time.Minute, "failed release held by failurePolicy abort", func() error {
+		cond, _ := kubectl("get", "helmchart", "held", "-o", `jsonpath={.status.conditions[?(@.type=="Failed")].reason} {.status.conditions[?(@.type=="Failed")].message}`)
+		ev, _ := kubectl("get", "events", "--field-selector", "involvedObject.name=held,reason=ChartHeld", "-o", "name")
+		if !strings.HasPrefix(cond, "Held ") || !strings.Contains(cond, "abort") || ev == "" {
+			return fmt.Errorf("condition %q, events %q", cond, ev)
+		}
+		return nil
+	})
 	if helmBin := os.Getenv("OUTPOST_HELM"); helmBin != "" {
 		t.Run("HelmCLI", func(t *testing.T) {
 			helm := func(args ...string) (string, error) {
 				out, err := exec.Command(helmBin, append(args, "--kubeconfig", kubeconfig)...).CombinedOutput()
 				return string(out), err
 			}
-			if out, err := helm("ls", "-n", "helm-test", "-q"); err != nil || strings.TrimSpace(out) != "hello" {
+			if out, err := helm("ls", "-n", "helm-test", "-q"); err != nil || !slices.Contains(strings.Fields(out), "hello") {
 				t.Errorf("helm ls does not see the controller's release: %v %s", err, out)
 			}
 			f := filepath.Join(dir, "chart.tgz")
@@ -131,7 +172,7 @@ func helmChecks(t *testing.T, kubectl func(...string) (string, error), kubeconfi
 			_, _ = kubectl("delete", "namespace", "helm-cli", "--wait=false")
 		})
 	}
-	if out, err := kubectl("delete", "helmchart", "hello", "broken", "--timeout=2m"); err != nil {
+	if out, err := kubectl("delete", "helmchart", "hello", "broken", "static", "held", "--ignore-not-found", "--timeout=2m"); err != nil {
 		t.Fatalf("delete: %v %s", err, out)
 	}
 	harness.Eventually(t, time.Minute, "release uninstalled", func() error {
@@ -143,4 +184,5 @@ func helmChecks(t *testing.T, kubectl func(...string) (string, error), kubeconfi
 		return nil
 	})
 	_, _ = kubectl("delete", "namespace", "helm-test", "--wait=false")
+	_, _ = kubectl("delete", "secret", "static-values", "--ignore-not-found")
 }

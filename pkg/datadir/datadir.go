@@ -33,6 +33,9 @@ func (d Dirs) ServerCAFile() string { return d.p("server", "tls", "server-ca.crt
 func (d Dirs) Manifests() string    { return d.p("server", "manifests") }
 func (d Dirs) HelmCache() string    { return d.p("server", "helm") }
 
+// Static holds files the apiserver serves under /static/ (charts/ for HelmCharts).
+func (d Dirs) Static() string { return d.p("server", "static") }
+
 // APIServerConf holds the apiserver's generated config files (authentication).
 func (d Dirs) APIServerConf() string { return d.p("server", "etc") }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net"
 	"path/filepath"
+	"strings"
 
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/client-go/discovery"
@@ -23,6 +24,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/nodepassword"
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
 	"github.com/outpostk8s/outpost/pkg/control/servicelb"
+	"github.com/outpostk8s/outpost/pkg/control/static"
 	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/kubeclient"
 	"github.com/outpostk8s/outpost/pkg/pki"
@@ -51,6 +53,7 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		Socket: c.Dirs.KineSocket(), CompactInterval: c.Datastore.CompactInterval,
 		CompactBatch: c.Datastore.CompactBatch, PollInterval: c.Datastore.PollInterval})
 	handlers, anonymous := s.joinHandlers(cl.supervisor)
+	handlers[static.Prefix] = &static.Handler{Dir: c.Dirs.Static()}
 	api, err := apiserver.New(apiserver.Config{Handlers: handlers, Anonymous: anonymous, TLSDir: c.Dirs.TLS(), ConfDir: c.Dirs.APIServerConf(),
 		EtcdEndpoint: kine.EtcdEndpoint(), AdvertiseIP: c.NodeIP.String(), BindAddress: c.BindAddress,
 		Port: c.HTTPSPort, ServiceCIDR: c.Cluster.ServiceCIDR.String(), ClusterDomain: c.Cluster.ClusterDomain,
@@ -106,7 +109,9 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 			return nil, nil, err
 		}
 		rest = append(rest, &helm.Controller{Client: cl.admin, Dynamic: cl.dynamic, APIExt: ext, Log: s.Log.With("component", "helm-controller"),
-			Releaser: &helm.Releaser{Kubeconfig: c.Dirs.AdminKubeconfig(), CacheDir: c.Dirs.HelmCache(), Log: s.Log.With("component", "helm")}})
+			Releaser: &helm.Releaser{Kubeconfig: c.Dirs.AdminKubeconfig(), CacheDir: c.Dirs.HelmCache(), Log: s.Log.With("component", "helm"),
+				API:    strings.TrimPrefix(cl.adminCfg.Host, "https://"),
+				APITLS: helm.TLSFiles{CA: c.Dirs.ServerCAFile(), Cert: filepath.Join(c.Dirs.TLS(), pki.Admin+".crt"), Key: filepath.Join(c.Dirs.TLS(), pki.Admin+".key")}}})
 	}
 	if p := s.encryptionConfigPath(); p != "" {
 		log := s.Log.With("component", "secrets-encryption")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/outpostk8s/outpost/pkg/component"
@@ -48,6 +49,10 @@ func (s *Server) Prepare() error {
 		return err
 	}
 	s.token = &token.File{Path: c.Dirs.TokenFile()}
+	// Charts dropped here are served at /static/charts/ (k3s's layout).
+	if err := os.MkdirAll(filepath.Join(c.Dirs.Static(), "charts"), 0o700); err != nil {
+		return fmt.Errorf("static dir: %w", err)
+	}
 	// local-path volumes go under the storage path; private to root, as the data dir is.
 	if !c.Disabled["local-storage"] {
 		if err := os.MkdirAll(c.StoragePath, 0o700); err != nil {

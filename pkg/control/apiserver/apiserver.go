@@ -184,6 +184,10 @@ func run(ctx context.Context, argv []string, handlers map[string]http.Handler) e
 		return err
 	}
 	for p, h := range handlers {
+		if strings.HasSuffix(p, "/") { // a tree
+			server.GenericAPIServer.Handler.NonGoRestfulMux.HandlePrefix(p, h)
+			continue
+		}
 		server.GenericAPIServer.Handler.NonGoRestfulMux.Handle(p, h)
 	}
 	prepared, err := server.PrepareRun()

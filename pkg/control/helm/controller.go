@@ -5,6 +5,7 @@ package helm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -59,6 +60,9 @@ type Controller struct {
 
 var _ component.Component = (*Controller)(nil)
 
+// resync is how often every chart is looked at again without an event.
+const resync = 3 * time.Minute
+
 func (c *Controller) Name() string               { return "helm-controller" }
 func (c *Controller) Init(context.Context) error { return nil }
 
@@ -70,7 +74,8 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.events = record.NewBroadcaster(record.WithContext(ctx))
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events("")})
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "outpost-helm-controller"})
-	f := dynamicinformer.NewDynamicSharedInformerFactory(c.Dynamic, 0)
+	// The resync re-reads what charts reference (values Secrets): a change there upgrades.
+	f := dynamicinformer.NewDynamicSharedInformerFactory(c.Dynamic, resync)
 	charts, configs := f.ForResource(chartsGVR), f.ForResource(configsGVR)
 	c.charts, c.configs = charts.Lister(), configs.Lister()
 	enqueue := func(obj any) {
@@ -219,8 +224,21 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			return fmt.Errorf("decode HelmChartConfig %s: %w", key, err)
 		}
 	}
-	out, applyErr := c.Releaser.Apply(ctx, &hc, hcc)
+	out, applyErr := Outcome(""), error(nil)
+	in, applyErr := Resolve(ctx, c.Client, &hc, hcc)
+	if applyErr == nil {
+		out, applyErr = c.Releaser.Apply(ctx, in)
+	}
 	cond := helmv1.HelmChartCondition{Type: helmv1.HelmChartFailed, Status: corev1.ConditionFalse, Reason: string(out)}
+	var held *HeldError
+	if errors.As(applyErr, &held) {
+		// Reported once; the chart waits for a change (or the administrator).
+		cond = helmv1.HelmChartCondition{Type: helmv1.HelmChartFailed, Status: corev1.ConditionTrue, Reason: "Held", Message: held.Error()}
+		if !hasCondition(hc.Status.Conditions, cond) {
+			c.recorder.Event(u, corev1.EventTypeWarning, "ChartHeld", held.Error())
+		}
+		return c.setCondition(ctx, u, hc.Status.Conditions, cond)
+	}
 	if applyErr != nil {
 		cond = helmv1.HelmChartCondition{Type: helmv1.HelmChartFailed, Status: corev1.ConditionTrue, Reason: "Error", Message: applyErr.Error()}
 		c.recorder.Event(u, corev1.EventTypeWarning, "ChartFailed", applyErr.Error())
@@ -231,6 +249,12 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 	return applyErr
+}
+
+func hasCondition(have []helmv1.HelmChartCondition, cond helmv1.HelmChartCondition) bool {
+	return slices.ContainsFunc(have, func(x helmv1.HelmChartCondition) bool {
+		return x.Type == cond.Type && x.Status == cond.Status && x.Reason == cond.Reason && x.Message == cond.Message
+	})
 }
 
 // setCondition writes the Failed condition when it changed (Unchanged keeps the last reason).

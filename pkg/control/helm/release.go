@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	helmv1 "github.com/k3s-io/helm-controller/pkg/apis/helm.cattle.io/v1"
@@ -40,7 +43,43 @@ type Releaser struct {
 	Kubeconfig string // charts may create anything: a cluster-admin identity
 	CacheDir   string // repository index and chart downloads
 	Timeout    time.Duration
-	Log        *slog.Logger
+	// API (host:port) stands for %{KUBERNETES_API}% in spec.chart and spec.repo, for charts the
+	// server serves under /static/; APITLS is how to fetch them: the server CA and the admin
+	// client certificate (the path is behind the apiserver's authorization).
+	API    string
+	APITLS TLSFiles
+	Log    *slog.Logger
+}
+
+// TLSFiles are PEM files.
+type TLSFiles struct{ CA, Cert, Key string }
+
+// APIPlaceholder in a chart URL is the server's apiserver, as in k3s.
+const APIPlaceholder = "%{KUBERNETES_API}%"
+
+// apiChart resolves the placeholder in spec.chart and spec.repo. A chart from the apiserver
+// must lie under /static/: the controller fetches it as cluster admin, and must not fetch API
+// objects as a "chart" for whoever wrote the HelmChart.
+func (r *Releaser) apiChart(hc *helmv1.HelmChart) (chartRef, repo string, fromAPI bool, err error) {
+	chartRef, repo = hc.Spec.Chart, hc.Spec.Repo
+	if !strings.Contains(chartRef+repo, APIPlaceholder) {
+		return chartRef, repo, false, nil
+	}
+	if r.API == "" {
+		return "", "", false, fmt.Errorf("%s: this server does not serve charts", APIPlaceholder)
+	}
+	chartRef = strings.ReplaceAll(chartRef, APIPlaceholder, r.API)
+	repo = strings.ReplaceAll(repo, APIPlaceholder, r.API)
+	for _, ref := range []string{chartRef, repo} {
+		if ref == "" || !strings.Contains(ref, "://") {
+			continue
+		}
+		u, err := url.Parse(ref)
+		if err != nil || u.Scheme != "https" || u.Host != r.API || !strings.HasPrefix(path.Clean(u.Path), "/static/") || u.RawQuery != "" {
+			return "", "", false, fmt.Errorf("%q: a chart from %s lies under https://%s/static/", ref, APIPlaceholder, APIPlaceholder)
+		}
+	}
+	return chartRef, repo, true, nil
 }
 
 func (r *Releaser) timeout(hc *helmv1.HelmChart) time.Duration {
@@ -61,17 +100,27 @@ func TargetNamespace(hc *helmv1.HelmChart) string {
 	return hc.Namespace
 }
 
-func (r *Releaser) config(ns string) (*action.Configuration, error) {
+// config is Helm's, for namespace ns; registryCreds is a docker config.json for OCI charts
+// ("" for the cache's own).
+func (r *Releaser) config(hc *helmv1.HelmChart, registryCreds string) (*action.Configuration, error) {
+	ns := TargetNamespace(hc)
+	storage := "secret" // spec.driver: where release records go, as in k3s
+	if hc.Spec.Driver == helmv1.HelmDriver("configmap") {
+		storage = "configmap"
+	}
 	flags := genericclioptions.NewConfigFlags(false)
 	kc := r.Kubeconfig
 	// Discovery's disk cache goes under the data dir, not the server's $HOME.
 	cache := filepath.Join(r.CacheDir, "discovery")
 	flags.KubeConfig, flags.Namespace, flags.CacheDir = &kc, &ns, &cache
 	cfg := new(action.Configuration)
-	if err := cfg.Init(flags, ns, "secret", func(format string, v ...any) { r.Log.Debug(fmt.Sprintf(format, v...)) }); err != nil {
+	if err := cfg.Init(flags, ns, storage, func(format string, v ...any) { r.Log.Debug(fmt.Sprintf(format, v...)) }); err != nil {
 		return nil, fmt.Errorf("helm: %w", err)
 	}
-	rc, err := registry.NewClient(registry.ClientOptCredentialsFile(filepath.Join(r.CacheDir, "registry.json")))
+	if registryCreds == "" {
+		registryCreds = filepath.Join(r.CacheDir, "registry.json")
+	}
+	rc, err := registry.NewClient(registry.ClientOptCredentialsFile(registryCreds))
 	if err != nil {
 		return nil, fmt.Errorf("helm registry client: %w", err)
 	}
@@ -79,9 +128,22 @@ func (r *Releaser) config(ns string) (*action.Configuration, error) {
 	return cfg, nil
 }
 
+// private writes a file only root reads, under the cache, for one HelmChart.
+func (r *Releaser) private(kind string, hc *helmv1.HelmChart, body []byte) (string, error) {
+	p := filepath.Join(r.CacheDir, kind, hc.Namespace+"-"+hc.Name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", fmt.Errorf("helm cache: %w", err)
+	}
+	if err := os.WriteFile(p, body, 0o600); err != nil {
+		return "", fmt.Errorf("helm cache: %w", err)
+	}
+	return p, nil
+}
+
 // chart loads the inline archive, or fetches spec.chart (a name in spec.repo, a URL, or an
 // oci:// reference) into the cache.
-func (r *Releaser) chart(hc *helmv1.HelmChart, cfg *action.Configuration) (*chart.Chart, error) {
+func (r *Releaser) chart(in *Inputs, cfg *action.Configuration) (*chart.Chart, error) {
+	hc := in.Chart
 	if hc.Spec.ChartContent != "" {
 		b, err := ChartArchive(hc)
 		if err != nil {
@@ -96,33 +158,36 @@ func (r *Releaser) chart(hc *helmv1.HelmChart, cfg *action.Configuration) (*char
 	if hc.Spec.Chart == "" {
 		return nil, errors.New("neither spec.chart nor spec.chartContent is set")
 	}
+	chartRef, repo, fromAPI, err := r.apiChart(hc)
+	if err != nil {
+		return nil, err
+	}
 	settings := cli.New()
 	settings.RepositoryCache = filepath.Join(r.CacheDir, "repository")
 	settings.RepositoryConfig = filepath.Join(r.CacheDir, "repositories.yaml")
 	settings.RegistryConfig = filepath.Join(r.CacheDir, "registry.json")
-	in := action.NewInstall(cfg)
-	in.ChartPathOptions.RepoURL = hc.Spec.Repo
-	in.ChartPathOptions.Version = hc.Spec.Version
-	in.ChartPathOptions.InsecureSkipTLSverify = hc.Spec.InsecureSkipTLSVerify
-	in.ChartPathOptions.PlainHTTP = hc.Spec.PlainHTTP
-	in.ChartPathOptions.PassCredentialsAll = hc.Spec.AuthPassCredentials
-	if hc.Spec.RepoCA != "" {
-		ca := filepath.Join(r.CacheDir, "ca", hc.Namespace+"-"+hc.Name+".crt")
-		if err := os.MkdirAll(filepath.Dir(ca), 0o700); err != nil {
+	o := action.NewInstall(cfg).ChartPathOptions
+	o.RepoURL, o.Version = repo, hc.Spec.Version
+	o.InsecureSkipTLSverify, o.PlainHTTP = hc.Spec.InsecureSkipTLSVerify, hc.Spec.PlainHTTP
+	o.PassCredentialsAll, o.Username, o.Password = hc.Spec.AuthPassCredentials, in.Username, in.Password
+	if len(strings.TrimSpace(string(in.CA))) > 0 {
+		ca, err := r.private("ca", hc, in.CA)
+		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(ca, []byte(hc.Spec.RepoCA), 0o600); err != nil {
-			return nil, err
-		}
-		in.ChartPathOptions.CaFile = ca
+		o.CaFile = ca
 	}
-	path, err := in.ChartPathOptions.LocateChart(hc.Spec.Chart, settings)
+	if fromAPI {
+		o.CaFile, o.CertFile, o.KeyFile, o.InsecureSkipTLSverify, o.PlainHTTP = r.APITLS.CA, r.APITLS.Cert, r.APITLS.Key, false, false
+		o.Username, o.Password = "", ""
+	}
+	file, err := o.LocateChart(chartRef, settings)
 	if err != nil {
 		return nil, fmt.Errorf("fetch chart %q: %w", hc.Spec.Chart, err)
 	}
-	c, err := loader.Load(path)
+	c, err := loader.Load(file)
 	if err != nil {
-		return nil, fmt.Errorf("load chart %s: %w", path, err)
+		return nil, fmt.Errorf("load chart %s: %w", file, err)
 	}
 	return c, nil
 }
@@ -130,10 +195,25 @@ func (r *Releaser) chart(hc *helmv1.HelmChart, cfg *action.Configuration) (*char
 // Apply brings the release named after the HelmChart in line with it: installed when there is
 // none, upgraded when its config changed, reinstalled when no revision ever deployed (Helm
 // cannot upgrade those), left alone otherwise.
-func (r *Releaser) Apply(ctx context.Context, hc *helmv1.HelmChart, hcc *helmv1.HelmChartConfig) (Outcome, error) {
+//
+// A release whose last operation failed is handled by the failure policy, as in k3s:
+// reinstall (the default) uninstalls and installs it again; retry tries again only once the
+// config changed; abort leaves it for the administrator.
+func (r *Releaser) Apply(ctx context.Context, in *Inputs) (Outcome, error) {
+	hc := in.Chart
+	if err := in.validPolicy(); err != nil {
+		return "", err
+	}
 	ns := TargetNamespace(hc)
-	hash := ConfigHash(hc, hcc)
-	cfg, err := r.config(ns)
+	hash := ConfigHash(in)
+	creds := ""
+	if len(in.DockerConfig) > 0 {
+		var err error
+		if creds, err = r.private("registry", hc, in.DockerConfig); err != nil {
+			return "", err
+		}
+	}
+	cfg, err := r.config(hc, creds)
 	if err != nil {
 		return "", err
 	}
@@ -154,11 +234,24 @@ func (r *Releaser) Apply(ctx context.Context, hc *helmv1.HelmChart, hcc *helmv1.
 	if last != nil && last.Info != nil && last.Info.Status == release.StatusDeployed && last.Labels[HashLabel] == hash {
 		return Unchanged, nil
 	}
-	vals, err := Values(hc, hcc)
+	failed := last != nil && last.Info != nil && last.Info.Status == release.StatusFailed
+	if failed {
+		switch in.FailurePolicy() {
+		case helmv1.FailurePolicyAbort:
+			return "", &HeldError{fmt.Sprintf("release %s/%s revision %d failed (%s) and failurePolicy is abort: resolve it with helm (rollback or uninstall)",
+				ns, hc.Name, last.Version, last.Info.Description)}
+		case helmv1.FailurePolicyRetry:
+			if last.Labels[HashLabel] == hash {
+				return "", &HeldError{fmt.Sprintf("release %s/%s revision %d failed (%s); failurePolicy retry: tried again when the HelmChart changes",
+					ns, hc.Name, last.Version, last.Info.Description)}
+			}
+		}
+	}
+	vals, err := Values(in)
 	if err != nil {
 		return "", err
 	}
-	ch, err := r.chart(hc, cfg)
+	ch, err := r.chart(in, cfg)
 	if err != nil {
 		return "", err
 	}
@@ -175,7 +268,7 @@ func (r *Releaser) Apply(ctx context.Context, hc *helmv1.HelmChart, hcc *helmv1.
 	switch {
 	case last == nil:
 		out = Installed
-	case !deployed:
+	case !deployed, failed && in.FailurePolicy() == helmv1.FailurePolicyReinstall:
 		if err := r.uninstall(cfg, hc); err != nil {
 			return "", err
 		}
@@ -200,7 +293,7 @@ func (r *Releaser) Apply(ctx context.Context, hc *helmv1.HelmChart, hcc *helmv1.
 
 // Remove uninstalls the release; one that is not there is removed already.
 func (r *Releaser) Remove(hc *helmv1.HelmChart) error {
-	cfg, err := r.config(TargetNamespace(hc))
+	cfg, err := r.config(hc, "")
 	if err != nil {
 		return err
 	}
@@ -215,3 +308,9 @@ func (r *Releaser) uninstall(cfg *action.Configuration, hc *helmv1.HelmChart) er
 	}
 	return nil
 }
+
+// HeldError is a release the failure policy keeps as it is: reported, not retried until the
+// HelmChart changes.
+type HeldError struct{ msg string }
+
+func (e *HeldError) Error() string { return e.msg }

@@ -6,45 +6,53 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	helmv1 "github.com/k3s-io/helm-controller/pkg/apis/helm.cattle.io/v1"
 	"helm.sh/helm/v3/pkg/strvals"
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
 )
 
 // Values merges what a chart is installed with, in helm-controller's order: the HelmChart's
-// valuesContent, then its values, then the HelmChartConfig's valuesContent and values (the
-// site's overrides), then each --set entry (ints stay ints, strings stay strings). A later
-// source wins key by key.
-func Values(hc *helmv1.HelmChart, cfg *helmv1.HelmChartConfig) (map[string]any, error) {
+// valuesContent, values and valuesSecrets, then the HelmChartConfig's (the site's overrides),
+// then each --set entry (ints stay ints, strings stay strings). A later source wins key by key.
+func Values(in *Inputs) (map[string]any, error) {
+	hc, cfg := in.Chart, in.Config
 	out := map[string]any{}
-	layer := func(what, content string, raw []byte) error {
-		for _, src := range [][]byte{[]byte(content), raw} {
-			if len(strings.TrimSpace(string(src))) == 0 {
-				continue
+	layer := func(what string, src []byte) error {
+		if len(strings.TrimSpace(string(src))) == 0 {
+			return nil
+		}
+		m := map[string]any{}
+		if err := yaml.Unmarshal(src, &m); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		merge(out, m)
+		return nil
+	}
+	layers := func(what, content string, raw *apiextv1.JSON, secrets []Layer) error {
+		if err := layer(what+" valuesContent", []byte(content)); err != nil {
+			return err
+		}
+		if raw != nil {
+			if err := layer(what+" values", raw.Raw); err != nil {
+				return err
 			}
-			m := map[string]any{}
-			if err := yaml.Unmarshal(src, &m); err != nil {
-				return fmt.Errorf("%s: %w", what, err)
+		}
+		for _, l := range secrets {
+			if err := layer(l.What, l.YAML); err != nil {
+				return err
 			}
-			merge(out, m)
 		}
 		return nil
 	}
-	var raw []byte
-	if hc.Spec.Values != nil {
-		raw = hc.Spec.Values.Raw
-	}
-	if err := layer("spec.valuesContent/values", hc.Spec.ValuesContent, raw); err != nil {
+	if err := layers("spec", hc.Spec.ValuesContent, hc.Spec.Values, in.ChartValues); err != nil {
 		return nil, err
 	}
 	if cfg != nil {
-		raw = nil
-		if cfg.Spec.Values != nil {
-			raw = cfg.Spec.Values.Raw
-		}
-		if err := layer("HelmChartConfig "+cfg.Name, cfg.Spec.ValuesContent, raw); err != nil {
+		if err := layers("HelmChartConfig "+cfg.Name, cfg.Spec.ValuesContent, cfg.Spec.Values, in.ConfigValues); err != nil {
 			return nil, err
 		}
 	}
@@ -84,15 +92,21 @@ func ChartArchive(hc *helmv1.HelmChart) ([]byte, error) {
 	return b, nil
 }
 
-// ConfigHash names what a release was made from: the HelmChart's spec and its config's. A
-// release carrying the same hash needs no upgrade.
-func ConfigHash(hc *helmv1.HelmChart, cfg *helmv1.HelmChartConfig) string {
+// ConfigHash names what a release was made from: the HelmChart's spec, its config's, and the
+// watched values Secrets' content. A release carrying the same hash needs no upgrade.
+func ConfigHash(in *Inputs) string {
 	h := sha256.New()
-	b, _ := json.Marshal(hc.Spec)
+	b, _ := json.Marshal(in.Chart.Spec)
 	h.Write(b)
-	if cfg != nil {
-		b, _ = json.Marshal(cfg.Spec)
+	if in.Config != nil {
+		b, _ = json.Marshal(in.Config.Spec)
 		h.Write(b)
+	}
+	for _, l := range append(slices.Clone(in.ChartValues), in.ConfigValues...) {
+		if l.Watched {
+			fmt.Fprintf(h, "\x00%s\x00%d\x00", l.What, len(l.YAML))
+			h.Write(l.YAML)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
