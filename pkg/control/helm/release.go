@@ -62,24 +62,26 @@ const APIPlaceholder = "%{KUBERNETES_API}%"
 // objects as a "chart" for whoever wrote the HelmChart.
 func (r *Releaser) apiChart(hc *helmv1.HelmChart) (chartRef, repo string, fromAPI bool, err error) {
 	chartRef, repo = hc.Spec.Chart, hc.Spec.Repo
-	if !strings.Contains(chartRef+repo, APIPlaceholder) {
-		return chartRef, repo, false, nil
-	}
-	if r.API == "" {
-		return "", "", false, fmt.Errorf("%s: this server does not serve charts", APIPlaceholder)
-	}
-	chartRef = strings.ReplaceAll(chartRef, APIPlaceholder, r.API)
-	repo = strings.ReplaceAll(repo, APIPlaceholder, r.API)
-	for _, ref := range []string{chartRef, repo} {
-		if ref == "" || !strings.Contains(ref, "://") {
+	for _, ref := range []*string{&chartRef, &repo} {
+		if !strings.Contains(*ref, APIPlaceholder) {
 			continue
 		}
-		u, err := url.Parse(ref)
-		if err != nil || u.Scheme != "https" || u.Host != r.API || !strings.HasPrefix(path.Clean(u.Path), "/static/") || u.RawQuery != "" {
-			return "", "", false, fmt.Errorf("%q: a chart from %s lies under https://%s/static/", ref, APIPlaceholder, APIPlaceholder)
+		if r.API == "" {
+			return "", "", false, fmt.Errorf("%s: this server does not serve charts", APIPlaceholder)
 		}
+		*ref = strings.ReplaceAll(*ref, APIPlaceholder, r.API)
+		u, err := url.Parse(*ref)
+		if err != nil || u.Scheme != "https" || u.Host != r.API || u.User != nil || !strings.HasPrefix(path.Clean(u.Path), "/static/") || u.RawQuery != "" {
+			return "", "", false, fmt.Errorf("%q: a chart from %s lies under https://%s/static/", *ref, APIPlaceholder, APIPlaceholder)
+		}
+		fromAPI = true
 	}
-	return chartRef, repo, true, nil
+	if fromAPI && chartRef != "" && repo != "" && !strings.Contains(hc.Spec.Repo, APIPlaceholder) {
+		// The admin certificate must go only to the apiserver: a chart name looked up in
+		// another repository would be fetched with it.
+		return "", "", false, fmt.Errorf("spec.repo %q: with %s in spec.chart, the repository must be the apiserver's too", repo, APIPlaceholder)
+	}
+	return chartRef, repo, fromAPI, nil
 }
 
 func (r *Releaser) timeout(hc *helmv1.HelmChart) time.Duration {
@@ -100,7 +102,7 @@ func TargetNamespace(hc *helmv1.HelmChart) string {
 	return hc.Namespace
 }
 
-// config is Helm's, for namespace ns; registryCreds is a docker config.json for OCI charts
+// config is Helm's, for the chart's target namespace; registryCreds is a docker config.json for OCI charts
 // ("" for the cache's own).
 func (r *Releaser) config(hc *helmv1.HelmChart, registryCreds string) (*action.Configuration, error) {
 	ns := TargetNamespace(hc)
@@ -128,9 +130,10 @@ func (r *Releaser) config(hc *helmv1.HelmChart, registryCreds string) (*action.C
 	return cfg, nil
 }
 
-// private writes a file only root reads, under the cache, for one HelmChart.
+// private writes a file only root reads, under the cache, for one HelmChart (names cannot
+// collide: a namespace holds no "/").
 func (r *Releaser) private(kind string, hc *helmv1.HelmChart, body []byte) (string, error) {
-	p := filepath.Join(r.CacheDir, kind, hc.Namespace+"-"+hc.Name)
+	p := filepath.Join(r.CacheDir, kind, hc.Namespace, hc.Name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return "", fmt.Errorf("helm cache: %w", err)
 	}
@@ -291,13 +294,22 @@ func (r *Releaser) Apply(ctx context.Context, in *Inputs) (Outcome, error) {
 	return out, nil
 }
 
-// Remove uninstalls the release; one that is not there is removed already.
+// Remove uninstalls the release; one that is not there is removed already. The chart's
+// cached credentials and CA go with it.
 func (r *Releaser) Remove(hc *helmv1.HelmChart) error {
 	cfg, err := r.config(hc, "")
 	if err != nil {
 		return err
 	}
-	return r.uninstall(cfg, hc)
+	if err := r.uninstall(cfg, hc); err != nil {
+		return err
+	}
+	for _, kind := range []string{"ca", "registry"} {
+		if err := os.Remove(filepath.Join(r.CacheDir, kind, hc.Namespace, hc.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("helm cache: %w", err)
+		}
+	}
+	return nil
 }
 
 func (r *Releaser) uninstall(cfg *action.Configuration, hc *helmv1.HelmChart) error {

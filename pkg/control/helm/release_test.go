@@ -29,6 +29,12 @@ func TestAPIPlaceholderOnlyReachesStatic(t *testing.T) {
 	if chart, _, fromAPI, err := r.apiChart(hc("https://charts.example/app.tgz", "")); err != nil || fromAPI || chart != "https://charts.example/app.tgz" {
 		t.Errorf("a plain URL changed: %q %v %v", chart, fromAPI, err)
 	}
+	if _, _, _, err := r.apiChart(hc("https://%{KUBERNETES_API}%/static/a.tgz", "https://other.example/charts")); err == nil {
+		t.Error("a chart from the apiserver with another repository: the admin certificate would go there")
+	}
+	if _, _, _, err := r.apiChart(hc("app", "https://u:p@%{KUBERNETES_API}%/static/repo")); err == nil {
+		t.Error("user info in the apiserver URL accepted")
+	}
 	if _, _, _, err := (&Releaser{}).apiChart(hc("https://%{KUBERNETES_API}%/static/a.tgz", "")); err == nil {
 		t.Error("no API address, yet the placeholder resolved")
 	}

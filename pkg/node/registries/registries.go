@@ -94,6 +94,11 @@ func (f *File) Validate() error {
 			return fmt.Errorf("mirrors.%q.rewrite: rewrites apply to mirror endpoints, and there is none: add mirrors.%q.endpoint", name, name)
 		}
 		for i, e := range m.Endpoints {
+			if u, err := endpointURL(e); err == nil && len(m.Rewrites) > 0 && strings.Trim(u.Path, "/") != "" {
+				return fmt.Errorf("mirrors.%q.endpoint[%d] %q: with rewrite, an endpoint must be a registry's root (scheme://host[:port]); rewrite into the path instead", name, i, e)
+			}
+		}
+		for i, e := range m.Endpoints {
 			if _, err := endpointURL(e); err != nil {
 				return fmt.Errorf("mirrors.%q.endpoint[%d]: %w", name, i, err)
 			}

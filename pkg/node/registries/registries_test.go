@@ -92,14 +92,15 @@ configs:
 func TestBadInputNamesFileAndKey(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ body, want string }{
-		"unknown key":          {"mirrors:\n  docker.io:\n    endpoints: [https://m]\n", `unknown field "endpoints"`},
-		"not yaml":             {"mirrors: [\n", "registries.yaml"},
-		"unreadable CA":        {"configs:\n  r.example:\n    tls: {ca_file: " + dir + "/none.crt}\n", `configs."r.example".tls.ca_file`},
-		"bad endpoint":         {"mirrors:\n  docker.io:\n    endpoint: [\"ftp://m\"]\n", `mirrors."docker.io".endpoint[0]`},
-		"cert without key":     {"configs:\n  r.example:\n    tls: {cert_file: /x}\n", "cert_file and key_file"},
-		"empty auth":           {"configs:\n  r.example:\n    auth: {password: p}\n", `configs."r.example".auth`},
-		"rewrite no regexp":    {"mirrors:\n  docker.io:\n    endpoint: [https://m]\n    rewrite: {\"^a/(\": \"b/$1\"}\n", `mirrors."docker.io".rewrite."^a/("`},
-		"rewrite, no endpoint": {"mirrors:\n  docker.io:\n    rewrite: {\"^a/(.*)\": \"b/$1\"}\n", `mirrors."docker.io".rewrite`},
+		"unknown key":            {"mirrors:\n  docker.io:\n    endpoints: [https://m]\n", `unknown field "endpoints"`},
+		"not yaml":               {"mirrors: [\n", "registries.yaml"},
+		"unreadable CA":          {"configs:\n  r.example:\n    tls: {ca_file: " + dir + "/none.crt}\n", `configs."r.example".tls.ca_file`},
+		"bad endpoint":           {"mirrors:\n  docker.io:\n    endpoint: [\"ftp://m\"]\n", `mirrors."docker.io".endpoint[0]`},
+		"cert without key":       {"configs:\n  r.example:\n    tls: {cert_file: /x}\n", "cert_file and key_file"},
+		"empty auth":             {"configs:\n  r.example:\n    auth: {password: p}\n", `configs."r.example".auth`},
+		"rewrite no regexp":      {"mirrors:\n  docker.io:\n    endpoint: [https://m]\n    rewrite: {\"^a/(\": \"b/$1\"}\n", `mirrors."docker.io".rewrite."^a/("`},
+		"rewrite, endpoint path": {"mirrors:\n  docker.io:\n    endpoint: [https://m/api/docker]\n    rewrite: {\"^a/(.*)\": \"b/$1\"}\n", `mirrors."docker.io".endpoint[0]`},
+		"rewrite, no endpoint":   {"mirrors:\n  docker.io:\n    rewrite: {\"^a/(.*)\": \"b/$1\"}\n", `mirrors."docker.io".rewrite`},
 	} {
 		_, err := load(t, tc.body)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "registries.yaml") || strings.Contains(err.Error(), "\n") {
@@ -142,11 +143,11 @@ mirrors:
 	if got := Rewrite(routes[0].Rules[1:], "other/x"); got != "other/x" {
 		t.Errorf("no match must keep the name: %s", got)
 	}
-	p := &Proxy{URL: "http://127.0.0.1:4321", Header: "X-Outpost-Mirror", Token: "s3cret"}
+	p := &Proxy{URL: "http://127.0.0.1:4321", Header: "Authorization", Token: "Bearer s3cret"}
 	files := f.HostsFiles(p)
 	docker := string(files["docker.io"])
 	for _, want := range []string{`[host."http://127.0.0.1:4321/r/0/v2"]`, `[host."http://127.0.0.1:4321/r/1/v2"]`,
-		`[host."http://127.0.0.1:4321/r/1/v2".header]`, `X-Outpost-Mirror = ["s3cret"]`, `server = "https://registry-1.docker.io"`} {
+		`[host."http://127.0.0.1:4321/r/1/v2".header]`, `Authorization = ["Bearer s3cret"]`, `server = "https://registry-1.docker.io"`} {
 		if !strings.Contains(docker, want) {
 			t.Errorf("docker.io hosts.toml lacks %s:\n%s", want, docker)
 		}

@@ -31,9 +31,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node/registries"
 )
 
-// Header carries the proxy's per-start secret: only containerd, which reads it from its
-// root-only hosts dir, can use the node's registry credentials through the proxy.
-const Header = "X-Outpost-Registry-Proxy"
+// Header carries the proxy's per-start secret, as a bearer token: only containerd, which
+// reads it from its root-only hosts dir, can use the node's registry credentials through the
+// proxy. Authorization is the header containerd leaves out of its debug logs.
+const Header = "Authorization"
 
 // maxTransports bounds the per-repository transports (each holds a bearer token).
 const maxTransports = 256
@@ -51,7 +52,8 @@ type Proxy struct {
 	token string
 
 	mu         sync.Mutex
-	transports map[string]http.RoundTripper
+	transports map[string]http.RoundTripper // per endpoint and repository (token scope)
+	inner      map[string]http.RoundTripper // per endpoint host: one connection pool
 }
 
 func (p *Proxy) Name() string { return "registry-proxy" }
@@ -76,7 +78,7 @@ func (p *Proxy) Address() *registries.Proxy {
 	if p.ln == nil {
 		return nil
 	}
-	return &registries.Proxy{URL: "http://" + p.ln.Addr().String(), Header: Header, Token: p.token}
+	return &registries.Proxy{URL: "http://" + p.ln.Addr().String(), Header: Header, Token: "Bearer " + p.token}
 }
 
 // Start serves.
@@ -103,7 +105,7 @@ func (p *Proxy) Stop(ctx context.Context) error {
 
 // ServeHTTP answers /r/ROUTE/v2/NAME/{manifests,blobs}/REF for containerd.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if subtle.ConstantTimeCompare([]byte(r.Header.Get(Header)), []byte(p.token)) != 1 || p.token == "" {
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get(Header)), []byte("Bearer "+p.token)) != 1 || p.token == "" {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
@@ -163,7 +165,7 @@ func (p *Proxy) parse(path string) (registries.Route, string, string, string, er
 		if at := strings.LastIndex(rest, kind); at > 0 {
 			repo, ref := rest[:at], rest[at+len(kind):]
 			if ref == "" || strings.Contains(ref, "/") {
-				break
+				continue // e.g. a repository with a "manifests" component, asked for a blob
 			}
 			return p.Routes[i], repo, strings.Trim(kind, "/"), ref, nil
 		}
@@ -206,9 +208,20 @@ func (p *Proxy) transport(ctx context.Context, scheme, host, repo string) (http.
 		return rt, nil
 	}
 	cfg := p.Config(host)
-	inner, err := innerTransport(cfg.TLS)
-	if err != nil {
-		return nil, err
+	p.mu.Lock()
+	inner, ok := p.inner[host]
+	p.mu.Unlock()
+	if !ok {
+		var err error
+		if inner, err = innerTransport(cfg.TLS); err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		if p.inner == nil {
+			p.inner = map[string]http.RoundTripper{}
+		}
+		p.inner[host] = inner
+		p.mu.Unlock()
 	}
 	var opts []name.Option
 	if scheme == "http" {

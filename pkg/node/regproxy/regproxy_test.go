@@ -24,7 +24,7 @@ import (
 )
 
 // mirror is a real registry over TLS behind basic auth, holding mirrored/app:1.
-func mirror(t *testing.T) (*httptest.Server, string, string) {
+func mirror(t *testing.T) (*httptest.Server, string, string, string) {
 	t.Helper()
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +49,8 @@ func mirror(t *testing.T) (*httptest.Server, string, string) {
 	ca := filepath.Join(t.TempDir(), "ca.crt")
 	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
 	d, _ := img.Digest()
-	return srv, ca, d.String()
+	cfg, _ := img.ConfigName()
+	return srv, ca, d.String(), cfg.String()
 }
 
 func start(t *testing.T, endpoint, ca, password string) *Proxy {
@@ -88,7 +89,7 @@ func get(t *testing.T, p *Proxy, path string, token string) (*http.Response, str
 }
 
 func TestPullsUnderTheRewrittenName(t *testing.T) {
-	srv, ca, digest := mirror(t)
+	srv, ca, digest, config := mirror(t)
 	p := start(t, srv.URL, ca, "right")
 	addr := p.Address()
 	if !strings.HasPrefix(addr.URL, "http://127.0.0.1:") {
@@ -102,9 +103,12 @@ func TestPullsUnderTheRewrittenName(t *testing.T) {
 	if !strings.Contains(body, `"layers"`) {
 		t.Errorf("manifest body: %s", body)
 	}
-	// The digest reference and a blob work the same way.
+	// The digest reference works the same way, and a blob (its config).
 	if resp, _ := get(t, p, "/r/0/v2/library/app/manifests/"+digest, addr.Token); resp.StatusCode != http.StatusOK {
 		t.Errorf("by digest: %d", resp.StatusCode)
+	}
+	if resp, body := get(t, p, "/r/0/v2/library/app/blobs/"+config, addr.Token); resp.StatusCode != http.StatusOK || !strings.Contains(body, "rootfs") {
+		t.Errorf("blob: %d %.60q", resp.StatusCode, body)
 	}
 	// A name the rules do not rewrite stays as it is: the mirror has no such repository.
 	if resp, _ := get(t, p, "/r/0/v2/other/app/manifests/1", addr.Token); resp.StatusCode != http.StatusNotFound {
@@ -113,12 +117,12 @@ func TestPullsUnderTheRewrittenName(t *testing.T) {
 }
 
 func TestRefusesWithoutTheSecretAndReportsBadCredentials(t *testing.T) {
-	srv, ca, _ := mirror(t)
+	srv, ca, _, _ := mirror(t)
 	p := start(t, srv.URL, ca, "right")
 	if resp, _ := get(t, p, "/r/0/v2/library/app/manifests/1", ""); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("no secret: %d, want 403", resp.StatusCode)
 	}
-	if resp, _ := get(t, p, "/r/0/v2/library/app/manifests/1", "wrong"); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := get(t, p, "/r/0/v2/library/app/manifests/1", "Bearer wrong"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("wrong secret: %d, want 403", resp.StatusCode)
 	}
 	for _, path := range []string{"/r/7/v2/library/app/manifests/1", "/r/0/v2/library/app/tags/list", "/v2/"} {
