@@ -83,6 +83,10 @@ func TestBench(t *testing.T) {
 	p50, p99, max := podStartup(t, s, imgName, 50)
 	add("50 pods at once: startup p50 / p99 / max", fmt.Sprintf("%.2f / %.2f / %.2f s", p50, p99, max))
 
+	w50, w99 := apiWrites(t, s, 50, time.Minute)
+	add("API writes on SQLite (ConfigMap create, 50/s for 60 s): p50 / p99", fmt.Sprintf("%.1f / %.1f ms", w50, w99))
+	add("etcd-snapshot save on the running server (SQLite, after those writes)", fmt.Sprintf("%.2f s", snapshotTime(t, s)))
+
 	fmt.Println()
 	fmt.Println("| measurement | value |")
 	fmt.Println("|---|---|")

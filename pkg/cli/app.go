@@ -36,6 +36,7 @@ func NewApp() *cli.App {
 			tokenCommand(),
 			certificateCommand(),
 			secretsEncryptCommand(),
+			snapshotCommand(),
 			{Name: "kubectl", Usage: "run the bundled kubectl against this cluster", SkipFlagParsing: true,
 				Action: func(c *cli.Context) error { return Kubectl(c.Args().Slice()) }},
 			{Name: "ctr", Usage: "run the bundled containerd ctr against Outpost's containerd", SkipFlagParsing: true,

@@ -55,6 +55,10 @@ func runServer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	restore, err := server.CheckRestore(cfg.Control)
+	if err != nil {
+		return err
+	}
 	plan := prestart.Plan{Dirs: cfg.Control.Dirs, API: &prestart.API{BindAddress: cfg.Control.BindAddress, Port: cfg.Control.HTTPSPort}}
 	if cfg.Node != nil {
 		plan.Node, plan.GPU = true, func() error { return node.CheckGPU(cfg.Node) }
@@ -79,7 +83,7 @@ func runServer(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started}
+	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started, Restore: restore}
 	return s.Run(ctx)
 }
 

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/outpostk8s/outpost/pkg/cluster"
+	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/encryption"
 	"github.com/outpostk8s/outpost/pkg/node/registries"
+	"github.com/outpostk8s/outpost/pkg/snapshot"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
@@ -87,6 +89,12 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 			return nil, fmt.Errorf("--secrets-encryption-provider %q: want %s", o.SecretsProvider, strings.Join(encryption.Providers(), " or "))
 		}
 		c.SecretsProvider = o.SecretsProvider
+	}
+	if c.Snapshots, err = snapshots(o, node.Dirs); err != nil {
+		return nil, err
+	}
+	if c.RestoreFrom, err = restore(o); err != nil {
+		return nil, err
 	}
 	c.SANs = sans(c, o.TLSSANs)
 	if o.DisableAgent {
@@ -361,4 +369,49 @@ func storagePath(given, def string) (string, error) {
 		return "", fmt.Errorf("--default-local-storage-path %s exists and is not a directory: give a directory", given)
 	}
 	return filepath.Clean(given), nil
+}
+
+// snapshots completes the --etcd-snapshot-* flags: the dir is always known (the snapshot
+// commands use it); the schedule only for the built-in SQLite datastore.
+func snapshots(o ServerOptions, d datadir.Dirs) (Snapshots, error) {
+	so := o.Snapshots
+	s := Snapshots{Retention: so.Retention, Name: so.Name, Dir: so.Dir}
+	if s.Dir == "" {
+		s.Dir = d.Snapshots()
+	}
+	var err error
+	if s.Dir, err = absDir("--etcd-snapshot-dir", s.Dir); err != nil {
+		return s, err
+	}
+	if err := snapshot.ValidName(so.Name); err != nil {
+		return s, fmt.Errorf("--etcd-snapshot-name: %w", err)
+	}
+	if so.Retention < 1 {
+		return s, fmt.Errorf("--etcd-snapshot-retention %d: keep at least 1", so.Retention)
+	}
+	if _, err := snapshot.ParseSchedule(so.Cron); err != nil {
+		return s, err
+	}
+	if !so.Disable && o.DatastoreEndpoint == "" {
+		s.Schedule = so.Cron
+	}
+	return s, nil
+}
+
+// restore checks --cluster-reset and --cluster-reset-restore-path: what can be known before
+// anything is read or written.
+func restore(o ServerOptions) (string, error) {
+	if o.ClusterResetRestorePath != "" && !o.ClusterReset {
+		return "", fmt.Errorf("--cluster-reset-restore-path needs --cluster-reset")
+	}
+	if !o.ClusterReset {
+		return "", nil
+	}
+	if o.DatastoreEndpoint != "" {
+		return "", fmt.Errorf("--cluster-reset with --datastore-endpoint: restore the external datastore with its own tools")
+	}
+	if o.ClusterResetRestorePath == "" {
+		return "", fmt.Errorf("--cluster-reset: give the snapshot to restore with --cluster-reset-restore-path (the SQLite datastore has no members to reset)")
+	}
+	return absDir("--cluster-reset-restore-path", o.ClusterResetRestorePath)
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,45 @@ func defaults() ServerOptions {
 	return ServerOptions{NodeOptions: nodeDefaults(), WriteKubeconfig: "/etc/outpost/outpost.yaml",
 		WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0", HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16",
 		ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local", KineCompactInterval: time.Minute, FlannelBackend: "vxlan",
-		KineCompactBatch: 1000, KinePollInterval: time.Second}
+		KineCompactBatch: 1000, KinePollInterval: time.Second,
+		Snapshots: SnapshotOptions{Cron: "0 */12 * * *", Retention: 5, Name: "etcd-snapshot"}}
+}
+
+func TestSnapshotAndRestoreOptions(t *testing.T) {
+	o := defaults()
+	s, err := CompleteServer(o, testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn := s.Control.Snapshots
+	if sn.Schedule != "0 */12 * * *" || sn.Retention != 5 || sn.Dir != "/var/lib/outpost/server/db/snapshots" || s.Control.RestoreFrom != "" {
+		t.Errorf("defaults %+v", sn)
+	}
+	o.DatastoreEndpoint = "postgres://u:p@db/k"
+	if s, err := CompleteServer(o, testEnv()); err != nil || s.Control.Snapshots.Schedule != "" {
+		t.Errorf("an external datastore keeps its own backups: %+v %v", s, err)
+	}
+	for want, mut := range map[string]func(*ServerOptions){
+		"--etcd-snapshot-schedule-cron": func(o *ServerOptions) { o.Snapshots.Cron = "every noon" },
+		"--etcd-snapshot-retention":     func(o *ServerOptions) { o.Snapshots.Retention = 0 },
+		"--etcd-snapshot-name":          func(o *ServerOptions) { o.Snapshots.Name = "a/b" },
+		"needs --cluster-reset":         func(o *ServerOptions) { o.ClusterResetRestorePath = "/x" },
+		"--cluster-reset with --datastore-endpoint": func(o *ServerOptions) {
+			o.ClusterReset, o.ClusterResetRestorePath, o.DatastoreEndpoint = true, "/x", "postgres://db/k"
+		},
+		"with --cluster-reset-restore-path": func(o *ServerOptions) { o.ClusterReset = true },
+	} {
+		o := defaults()
+		mut(&o)
+		if _, err := CompleteServer(o, testEnv()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", want, err)
+		}
+	}
+	o = defaults()
+	o.ClusterReset, o.ClusterResetRestorePath = true, "snap"
+	if s, err := CompleteServer(o, testEnv()); err != nil || !filepath.IsAbs(s.Control.RestoreFrom) {
+		t.Errorf("restore path: %+v %v", s, err)
+	}
 }
 
 func TestCompleteGPUOptions(t *testing.T) {

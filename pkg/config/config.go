@@ -58,6 +58,20 @@ type Control struct {
 	SecretsProvider string
 	// OwnNode is the server's own node name, "" with --disable-agent: no join may take it.
 	OwnNode string
+	// Snapshots of the datastore: scheduled unless Schedule is "" (off, or an external
+	// datastore, which keeps its own backups).
+	Snapshots Snapshots
+	// RestoreFrom is a snapshot to restore before starting (--cluster-reset
+	// --cluster-reset-restore-path), absolute; "" for none.
+	RestoreFrom string
+}
+
+// Snapshots is where and when the server snapshots its datastore.
+type Snapshots struct {
+	Schedule  string // a valid cron spec, or "" for no scheduled snapshots
+	Retention int
+	Dir       string
+	Name      string
 }
 
 // Server is `outpost server`: the control plane and, unless --disable-agent, a node.

@@ -54,6 +54,19 @@ type ServerOptions struct {
 	LeafCertLifetime    time.Duration
 	SecretsEncryption   bool
 	SecretsProvider     string
+	Snapshots           SnapshotOptions
+	// ClusterReset with ClusterResetRestorePath restores a snapshot before the server starts.
+	ClusterReset            bool
+	ClusterResetRestorePath string
+}
+
+// SnapshotOptions are the --etcd-snapshot-* flags (k3s's names; SQLite too).
+type SnapshotOptions struct {
+	Disable   bool
+	Cron      string
+	Retention int
+	Dir       string // "": DATA/server/db/snapshots
+	Name      string
 }
 
 // AgentOptions is what the user told `outpost agent`: its node, and where and how to join.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/node/registries"
+	"github.com/outpostk8s/outpost/pkg/snapshot"
 )
 
 // ServerFlags are `outpost server`'s flags. Every name is also a config-file key.
@@ -48,6 +49,13 @@ func ServerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "node-password-file", Value: DefaultNodePasswordFile, Usage: "where this machine keeps the password that binds its node name to it"},
 		&cli.BoolFlag{Name: "secrets-encryption", Usage: "encrypt Secrets at rest in the datastore (key made on first start; `outpost secrets-encrypt` manages it)"},
 		&cli.StringFlag{Name: "secrets-encryption-provider", Value: "secretbox", Usage: "cipher for --secrets-encryption: secretbox or aescbc"},
+		&cli.BoolFlag{Name: "etcd-disable-snapshots", Usage: "take no scheduled datastore snapshots"},
+		&cli.StringFlag{Name: "etcd-snapshot-schedule-cron", Value: "0 */12 * * *", Usage: "when to snapshot the datastore (cron; SQLite and etcd)"},
+		&cli.IntFlag{Name: "etcd-snapshot-retention", Value: 5, Usage: "scheduled snapshots to keep"},
+		&cli.StringFlag{Name: "etcd-snapshot-dir", Usage: "where snapshots go (default DATA/server/db/snapshots)"},
+		&cli.StringFlag{Name: "etcd-snapshot-name", Value: snapshot.ScheduledName, Usage: "name prefix of scheduled snapshots"},
+		&cli.BoolFlag{Name: "cluster-reset", Usage: "with --cluster-reset-restore-path: restore a snapshot, then start as a single server"},
+		&cli.StringFlag{Name: "cluster-reset-restore-path", Usage: "snapshot file to restore (the cluster's --token opens its bootstrap data)"},
 		&cli.DurationFlag{Name: "leaf-cert-lifetime", Hidden: true, Usage: "test only: lifetime of leaf certificates (default one year), to see them renewed"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"OUTPOST_DEBUG"}, Usage: "verbose logs from every component (-v 4)"},
 		&cli.IntFlag{Name: "v", Value: 0, Usage: "log verbosity of the upstream components"},
@@ -119,5 +127,9 @@ func ServerOptionsFrom(c *cli.Context) ServerOptions {
 		LeafCertLifetime:    c.Duration("leaf-cert-lifetime"),
 		SecretsEncryption:   c.Bool("secrets-encryption"),
 		SecretsProvider:     c.String("secrets-encryption-provider"),
+		Snapshots: SnapshotOptions{Disable: c.Bool("etcd-disable-snapshots"), Cron: c.String("etcd-snapshot-schedule-cron"),
+			Retention: c.Int("etcd-snapshot-retention"), Dir: c.String("etcd-snapshot-dir"), Name: c.String("etcd-snapshot-name")},
+		ClusterReset:            c.Bool("cluster-reset"),
+		ClusterResetRestorePath: c.String("cluster-reset-restore-path"),
 	}
 }

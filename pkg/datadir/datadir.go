@@ -26,7 +26,13 @@ func (d Dirs) Lock() string { return d.p(".lock") }
 // The control plane's: DATA/server.
 
 func (d Dirs) DBFile() string { return d.p("server", "db", "state.db") }
-func (d Dirs) TLS() string    { return d.p("server", "tls") }
+
+// Snapshots is the default snapshot dir; RestoreMarker records the snapshot a
+// --cluster-reset restored, so a restart with the same flags does not restore it again.
+func (d Dirs) Snapshots() string     { return d.p("server", "db", "snapshots") }
+func (d Dirs) RestoreMarker() string { return d.p("server", "db", "restored-from") }
+func (d Dirs) ServerDir() string     { return d.p("server") }
+func (d Dirs) TLS() string           { return d.p("server", "tls") }
 
 // ServerCAFile is the cluster's server CA: what tokens pin.
 func (d Dirs) ServerCAFile() string { return d.p("server", "tls", "server-ca.crt") }

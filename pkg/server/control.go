@@ -28,6 +28,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/kubeclient"
 	"github.com/outpostk8s/outpost/pkg/pki"
+	"github.com/outpostk8s/outpost/pkg/snapshot"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
 
@@ -117,6 +118,18 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		log := s.Log.With("component", "secrets-encryption")
 		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
 		rest = append(rest, &reencrypt{client: cl.admin, socket: c.Dirs.KineSocket(), log: log})
+	}
+	keeper := &bootstrapKeeper{serverDir: c.Dirs.ServerDir(), tokens: s.token, endpoint: kine.EtcdEndpoint(),
+		log: s.Log.With("component", "bootstrap-data")}
+	rest = append(rest, keeper)
+	if sn := c.Snapshots; sn.Schedule != "" {
+		sched, err := snapshot.ParseSchedule(sn.Schedule)
+		if err != nil {
+			return nil, nil, err
+		}
+		rest = append(rest, &snapshotter{store: snapshot.Store{Dir: sn.Dir}, source: datastore.SQLiteSource{File: c.Dirs.DBFile()},
+			schedule: sched, name: sn.Name, node: c.NodeName, retention: sn.Retention, keeper: keeper,
+			log: s.Log.With("component", "etcd-snapshot")})
 	}
 	return [][]component.Component{first, {api}, rest}, cl, nil
 }

@@ -27,6 +27,8 @@ type Server struct {
 	Log     *slog.Logger
 	Out     *logging.Out
 	Started time.Time
+	// Restore, from CheckRestore, is applied first thing in Prepare.
+	Restore *Restore
 
 	pki   *pki.Bundle
 	token *token.File
@@ -41,6 +43,9 @@ func (s *Server) Run(ctx context.Context) error {
 // Prepare writes what the components are built from: the PKI and kubeconfigs (existing valid
 // files are kept) and the cluster token (made on first start).
 func (s *Server) Prepare() error {
+	if err := s.restore(); err != nil {
+		return err
+	}
 	if err := s.writeCredentials(); err != nil {
 		return err
 	}

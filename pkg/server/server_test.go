@@ -44,7 +44,7 @@ func assemble(t *testing.T, mod func(*config.ServerOptions)) (*Server, [][]compo
 		WriteKubeconfig: filepath.Join(dir, "admin.yaml"), WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0",
 		HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local",
 		KineCompactInterval: time.Minute, KineCompactBatch: 1000, KinePollInterval: time.Second, FlannelBackend: "vxlan",
-		SecretsProvider: "secretbox"}
+		SecretsProvider: "secretbox", Snapshots: config.SnapshotOptions{Cron: "0 */12 * * *", Retention: 5, Name: "etcd-snapshot"}}
 	if mod != nil {
 		mod(&o)
 	}
@@ -80,7 +80,7 @@ func TestServerPhases(t *testing.T) {
 	want := [][]string{
 		{"kine"},
 		{"kube-apiserver"},
-		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "sysctl", "gpu-runtimeclasses", "containerd"},
+		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "bootstrap-data", "etcd-snapshot", "sysctl", "gpu-runtimeclasses", "containerd"},
 		{"images", "node-password"},
 		{"kubelet", "kube-proxy", "service-cidr"},
 		{"flannel", "cni", "network-policy"},
@@ -115,19 +115,21 @@ func TestServerPhases(t *testing.T) {
 // --disable-agent: the control plane only; no containerd, kubelet or node password.
 func TestServerWithoutNodePhases(t *testing.T) {
 	_, phases := assemble(t, func(o *config.ServerOptions) { o.DisableAgent = true })
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "bootstrap-data", "etcd-snapshot"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}
 }
 
 // --disable servicelb leaves LoadBalancer Services to another controller; --disable
-// metrics-server runs no metrics API; --disable-helm-controller installs no charts.
+// metrics-server runs no metrics API; --disable-helm-controller installs no charts;
+// --etcd-disable-snapshots takes none (the bootstrap data is still stored).
 func TestServerDisablePackaged(t *testing.T) {
 	_, phases := assemble(t, func(o *config.ServerOptions) {
 		o.DisableAgent, o.Disable, o.DisableHelm = true, []string{"servicelb", "metrics-server"}, true
+		o.Snapshots.Disable = true
 	})
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "bootstrap-data"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}

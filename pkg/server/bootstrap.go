@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/outpostk8s/outpost/pkg/bootstrap"
+	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/token"
+)
+
+// bootstrapKeeper keeps the cluster's bootstrap data, sealed with the token, in the
+// datastore: written at start and again whenever the token or a shared file changes
+// (rotated token, new encryption key; checked every 30 s, and by each snapshot first), so
+// that a snapshot always holds what a restore on a new machine needs.
+type bootstrapKeeper struct {
+	serverDir string
+	tokens    *token.File
+	endpoint  string // the datastore's etcd API (kine's socket)
+	log       *slog.Logger
+
+	mu     sync.Mutex
+	stored [32]byte // hash of what was last stored
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (b *bootstrapKeeper) Name() string               { return "bootstrap-data" }
+func (b *bootstrapKeeper) Init(context.Context) error { return nil }
+
+// Start stores the data once, then watches for changes. A failure is logged and retried:
+// the cluster runs without it, only a restore would lack it.
+func (b *bootstrapKeeper) Start(ctx context.Context) error {
+	if err := b.Sync(ctx); err != nil {
+		b.log.Warn("storing the bootstrap data in the datastore", "err", err)
+	}
+	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	b.done = make(chan struct{})
+	go func() {
+		defer close(b.done)
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := b.Sync(ctx); err != nil {
+					b.log.Warn("storing the bootstrap data in the datastore", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (b *bootstrapKeeper) Stop(context.Context) error {
+	if b.cancel != nil {
+		b.cancel()
+		<-b.done
+	}
+	return nil
+}
+
+// Sync stores the current data under the current token's key, unless it is stored already,
+// and drops entries sealed with earlier tokens.
+func (b *bootstrapKeeper) Sync(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tok, err := b.tokens.Current()
+	if err != nil {
+		return err
+	}
+	d, err := bootstrap.Collect(b.serverDir)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s.%s\n", tok.ID, tok.Secret)
+	for _, n := range d.Names() {
+		fmt.Fprintf(h, "%s %d\n", n, len(d.Files[n]))
+		h.Write(d.Files[n])
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	if sum == b.stored {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	kv, err := datastore.Dial(b.endpoint)
+	if err != nil {
+		return err
+	}
+	defer kv.Close()
+	key := bootstrap.Key(tok)
+	cur, _, err := kv.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if have, err := bootstrap.Open(cur, tok); cur == nil || err != nil || !have.Equal(d) {
+		blob, err := bootstrap.Seal(d, tok)
+		if err != nil {
+			return err
+		}
+		if err := kv.Set(ctx, key, blob); err != nil {
+			return err
+		}
+		b.log.Info("bootstrap data stored in the datastore", "files", len(d.Files))
+	}
+	keys, err := kv.Keys(ctx, bootstrap.KeyPrefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k != key {
+			if err := kv.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
+	b.stored = sum
+	return nil
+}
