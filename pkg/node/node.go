@@ -76,8 +76,10 @@ func (n *Node) Phases() ([][]component.Component, error) {
 		RestrictOOMScoreAdj: c.Host.OOMScoreAdjRestricted, Debug: c.Verbosity >= 4,
 		RegistryDir: d.RegistryHosts(), Registries: c.Registries}
 	first := []component.Component{}
+	var balancer *lb.LB
 	if len(n.Servers) > 0 {
-		first = append(first, &lb.LB{Listen: LBAddress, Servers: n.Servers, Log: n.Log.With("component", "load-balancer")})
+		balancer = &lb.LB{Listen: LBAddress, Servers: n.Servers, Log: n.Log.With("component", "load-balancer")}
+		first = append(first, balancer)
 	}
 	first = append(first, &kernelSettings{root: "/", log: n.Log})
 	if gpu != nil {
@@ -129,6 +131,14 @@ func (n *Node) Phases() ([][]component.Component, error) {
 		last = append(last, gpu)
 	}
 	last = append(last, n.networkPolicy(client))
+	if balancer != nil {
+		// kube-proxy's identity may list EndpointSlices; the kubelet's may not.
+		proxyClient, err := kubeclient.New(d.KubeProxyKubeconfig())
+		if err != nil {
+			return nil, err
+		}
+		last = append(last, &lb.Watch{Client: proxyClient, LB: balancer, Log: n.Log.With("component", "load-balancer")})
+	}
 	guard := &servicecidr.Guard{CIDR: cl.ServiceCIDR, Log: n.Log.With("component", "service-cidr")}
 	return [][]component.Component{first, {imgs}, {kl, kp, guard}, last}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,14 +20,37 @@ import (
 // LB is the component.
 type LB struct {
 	Listen  string   // 127.0.0.1:6444
-	Servers []string // host:port
+	Servers []string // host:port, the ones given; SetServers replaces the list in use
 	Log     *slog.Logger
 	Dial    func(ctx context.Context, network, addr string) (net.Conn, error) // for tests
 
 	mu      sync.Mutex
-	current int
+	current string   // the server that answered last
+	servers []string // in use; Servers until SetServers
 	l       net.Listener
 	wg      sync.WaitGroup
+}
+
+// SetServers replaces the servers connections go to (new connections; open ones stay). The
+// one in use stays first while it is listed.
+func (b *LB) SetServers(servers []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if slices.Equal(servers, b.servers) || len(servers) == 0 {
+		return
+	}
+	b.servers = slices.Clone(servers)
+	b.Log.Info("servers", "list", servers)
+}
+
+// List is the servers in use.
+func (b *LB) List() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.servers == nil {
+		return slices.Clone(b.Servers)
+	}
+	return slices.Clone(b.servers)
 }
 
 func (b *LB) Name() string { return "load-balancer" }
@@ -68,7 +92,7 @@ func (b *LB) serve(c net.Conn) {
 	defer c.Close()
 	up, err := b.dial()
 	if err != nil {
-		b.Log.Warn("no server answers", "servers", b.Servers, "err", err)
+		b.Log.Warn("no server answers", "servers", b.List(), "err", err)
 		return
 	}
 	defer up.Close()
@@ -87,22 +111,27 @@ func closeWrite(c net.Conn) {
 
 // dial tries the current server first, then the others in order, and remembers which worked.
 func (b *LB) dial() (net.Conn, error) {
+	servers := b.List()
 	b.mu.Lock()
-	start := b.current
+	cur := b.current
 	b.mu.Unlock()
-	var last error
-	for i := range b.Servers {
-		k := (start + i) % len(b.Servers)
-		c, err := b.Dial(context.Background(), "tcp", b.Servers[k])
+	if i := slices.Index(servers, cur); i > 0 {
+		servers = append(append([]string{cur}, servers[:i]...), servers[i+1:]...)
+	}
+	last := fmt.Errorf("no servers")
+	for _, s := range servers {
+		c, err := b.Dial(context.Background(), "tcp", s)
 		if err != nil {
 			last = err
 			continue
 		}
-		if k != start {
+		if s != cur {
 			b.mu.Lock()
-			b.current = k
+			b.current = s
 			b.mu.Unlock()
-			b.Log.Info("switched server", "to", b.Servers[k])
+			if cur != "" {
+				b.Log.Info("switched server", "to", s)
+			}
 		}
 		return c, nil
 	}

@@ -84,3 +84,31 @@ func TestNoServerAnswers(t *testing.T) {
 		t.Fatalf("got %q from nowhere", got)
 	}
 }
+
+func TestSetServersReplacesTheList(t *testing.T) {
+	a, b := echoServer(t, "a"), echoServer(t, "b")
+	defer a.Close()
+	defer b.Close()
+	lb := &LB{Listen: "127.0.0.1:0", Servers: []string{a.Addr().String()}, Log: slog.New(slog.DiscardHandler)}
+	if err := lb.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lb.Start(context.Background())
+	defer lb.Stop(context.Background())
+	if got := ask(t, lb.Addr()); got != "a" {
+		t.Fatalf("given server: %q", got)
+	}
+	// The server in use stays first while listed; when it leaves the list, the others serve.
+	lb.SetServers([]string{b.Addr().String(), a.Addr().String()})
+	if got := ask(t, lb.Addr()); got != "a" {
+		t.Fatalf("switched away from a working server: %q", got)
+	}
+	lb.SetServers([]string{b.Addr().String()})
+	if got := ask(t, lb.Addr()); got != "b" {
+		t.Fatalf("after the list changed: %q", got)
+	}
+	lb.SetServers(nil) // an empty list is ignored: never no servers at all
+	if got := ask(t, lb.Addr()); got != "b" {
+		t.Fatalf("empty list: %q", got)
+	}
+}
