@@ -31,7 +31,7 @@ LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
 
 # Host packages: the build (runc's seccomp, zstd) and the run (iptables, ipset, conntrack, mount tools).
 DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables ipset conntrack ethtool socat kmod iproute2 zstd \
-	util-linux mount busybox-static curl ca-certificates shellcheck systemd
+	util-linux mount busybox-static curl ca-certificates shellcheck systemd postgresql
 
 .PHONY: all deps build payload images test-images server test unit fuzz lint integration bench clean dist release dist-arm64 deps-arm64 gpu-hwtest
 

@@ -59,6 +59,9 @@ func runServer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := server.CheckShared(cfg.Control); err != nil {
+		return err
+	}
 	plan := prestart.Plan{Dirs: cfg.Control.Dirs, API: &prestart.API{BindAddress: cfg.Control.BindAddress, Port: cfg.Control.HTTPSPort}}
 	if cfg.Node != nil {
 		plan.Node, plan.GPU = true, func() error { return node.CheckGPU(cfg.Node) }

@@ -74,6 +74,9 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	if err := validateDSN(o.DatastoreEndpoint); err != nil {
 		return nil, err
 	}
+	if c.Datastore.CAFile, c.Datastore.CertFile, c.Datastore.KeyFile, err = datastoreTLS(o); err != nil {
+		return nil, err
+	}
 	if c.Datastore.CompactInterval <= 0 || c.Datastore.PollInterval <= 0 || c.Datastore.CompactBatch <= 0 {
 		return nil, fmt.Errorf("--kine-compact-interval, --kine-poll-interval and --kine-compact-batch-size must be positive")
 	}
@@ -414,4 +417,29 @@ func restore(o ServerOptions) (string, error) {
 		return "", fmt.Errorf("--cluster-reset: give the snapshot to restore with --cluster-reset-restore-path (the SQLite datastore has no members to reset)")
 	}
 	return absDir("--cluster-reset-restore-path", o.ClusterResetRestorePath)
+}
+
+// datastoreTLS checks --datastore-cafile, -certfile and -keyfile: readable, the pair together,
+// and only with an external datastore.
+func datastoreTLS(o ServerOptions) (ca, cert, key string, err error) {
+	files := map[string]string{"--datastore-cafile": o.DatastoreCAFile, "--datastore-certfile": o.DatastoreCertFile, "--datastore-keyfile": o.DatastoreKeyFile}
+	for _, flag := range []string{"--datastore-cafile", "--datastore-certfile", "--datastore-keyfile"} {
+		f := files[flag]
+		if f == "" {
+			continue
+		}
+		if o.DatastoreEndpoint == "" {
+			return "", "", "", fmt.Errorf("%s needs --datastore-endpoint", flag)
+		}
+		if _, err := os.Stat(f); err != nil {
+			return "", "", "", fmt.Errorf("%s: %w", flag, err)
+		}
+		if files[flag], err = filepath.Abs(f); err != nil {
+			return "", "", "", fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	if (o.DatastoreCertFile == "") != (o.DatastoreKeyFile == "") {
+		return "", "", "", fmt.Errorf("--datastore-certfile and --datastore-keyfile go together")
+	}
+	return files["--datastore-cafile"], files["--datastore-certfile"], files["--datastore-keyfile"], nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,5 +183,28 @@ func TestCompleteServerWithoutNode(t *testing.T) {
 	}
 	if srv.Node != nil || srv.Control == nil || srv.Control.OwnNode != "" {
 		t.Errorf("server %+v", srv)
+	}
+}
+
+func TestDatastoreTLSFlags(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, []byte("x"), 0o600)
+	for want, mut := range map[string]func(*ServerOptions){
+		"--datastore-cafile needs --datastore-endpoint": func(o *ServerOptions) { o.DatastoreCAFile = ca },
+		"go together": func(o *ServerOptions) { o.DatastoreEndpoint, o.DatastoreCertFile = "postgres://db/k", ca },
+		"--datastore-keyfile": func(o *ServerOptions) {
+			o.DatastoreEndpoint, o.DatastoreCertFile, o.DatastoreKeyFile = "postgres://db/k", ca, ca+".none"
+		},
+	} {
+		o := defaults()
+		mut(&o)
+		if _, err := CompleteServer(o, testEnv()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", want, err)
+		}
+	}
+	o := defaults()
+	o.DatastoreEndpoint, o.DatastoreCAFile = "postgres://db/k", ca
+	if s, err := CompleteServer(o, testEnv()); err != nil || s.Control.Datastore.CAFile != ca {
+		t.Errorf("CA file: %+v %v", s, err)
 	}
 }

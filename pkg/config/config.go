@@ -101,10 +101,12 @@ type SANs struct {
 
 // Datastore is kine's slice of the config.
 type Datastore struct {
-	Endpoint        string // empty: SQLite in the data dir
-	CompactInterval time.Duration
-	CompactBatch    int64
-	PollInterval    time.Duration
+	Endpoint string // empty: SQLite in the data dir
+	// CAFile, CertFile, KeyFile: TLS to the external datastore (--datastore-cafile, ...).
+	CAFile, CertFile, KeyFile string
+	CompactInterval           time.Duration
+	CompactBatch              int64
+	PollInterval              time.Duration
 }
 
 // ControlArgs are the user's extra upstream flags for the control-plane components.

@@ -37,6 +37,9 @@ type ServerOptions struct {
 	ClusterDNS          string
 	ClusterDomain       string
 	DatastoreEndpoint   string
+	DatastoreCAFile     string
+	DatastoreCertFile   string
+	DatastoreKeyFile    string
 	KineCompactInterval time.Duration
 	KineCompactBatch    int64
 	KinePollInterval    time.Duration

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/k3s-io/kine/pkg/endpoint"
+	kinetls "github.com/k3s-io/kine/pkg/tls"
 	"github.com/sirupsen/logrus"
 
 	"github.com/outpostk8s/outpost/pkg/component"
@@ -21,6 +22,7 @@ import (
 // Config is kine's slice of the server config.
 type Config struct {
 	Endpoint        string // external DSN; "" for SQLite at DBFile
+	TLS             kinetls.Config
 	DBFile          string
 	Socket          string
 	CompactInterval time.Duration
@@ -65,10 +67,11 @@ func (k *Datastore) Start(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	k.cancel = cancel
 	_, err := endpoint.Listen(rctx, endpoint.Config{
-		Listener:        "unix://" + k.cfg.Socket,
-		Endpoint:        k.DSN(),
-		WaitGroup:       &k.wg,
-		CompactInterval: k.cfg.CompactInterval,
+		Listener:         "unix://" + k.cfg.Socket,
+		Endpoint:         k.DSN(),
+		BackendTLSConfig: k.cfg.TLS,
+		WaitGroup:        &k.wg,
+		CompactInterval:  k.cfg.CompactInterval,
 		// kine refuses zero for these: set them explicitly.
 		CompactIntervalJitter: 5,
 		CompactTimeout:        5 * time.Second,
@@ -111,7 +114,9 @@ func (k *Datastore) Stop(context.Context) error {
 	return nil
 }
 
-// redact hides a DSN's password in messages.
+// Redact hides a DSN's password in messages.
+func Redact(dsn string) string { return redact(dsn) }
+
 func redact(dsn string) string {
 	if at := strings.LastIndex(dsn, "@"); at > 0 {
 		if i := strings.Index(dsn, "://"); i > 0 && i < at {

@@ -84,3 +84,14 @@ func (kv *KV) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// Create writes key only if it is absent; created is false when it was there already (another
+// server was first).
+func (kv *KV) Create(ctx context.Context, key string, value []byte) (created bool, err error) {
+	resp, err := kv.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(value))).Commit()
+	if err != nil {
+		return false, fmt.Errorf("datastore write %s: %w", key, err)
+	}
+	return resp.Succeeded, nil
+}

@@ -60,7 +60,15 @@ func TestKVAndSnapshotOnRealKine(t *testing.T) {
 	if v, _, err := kv.Get(ctx, "/outpost/x"); err != nil || string(v) != "two" {
 		t.Fatalf("after update: %q %v", v, err)
 	}
-	kv.Set(ctx, "/outpost/y", []byte("y"))
+	if created, err := kv.Create(ctx, "/outpost/y", []byte("y")); err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	if created, err := kv.Create(ctx, "/outpost/y", []byte("other")); err != nil || created {
+		t.Fatalf("create over an existing key: %v %v", created, err)
+	}
+	if v, _, _ := kv.Get(ctx, "/outpost/y"); string(v) != "y" {
+		t.Fatalf("create overwrote: %q", v)
+	}
 	if keys, err := kv.Keys(ctx, "/outpost/"); err != nil || len(keys) != 2 {
 		t.Fatalf("keys %v %v", keys, err)
 	}

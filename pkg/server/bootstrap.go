@@ -21,7 +21,11 @@ type bootstrapKeeper struct {
 	serverDir string
 	tokens    *token.File
 	endpoint  string // the datastore's etcd API (kine's socket)
-	log       *slog.Logger
+	// shared: other servers use the datastore too. Entries of other tokens stay then (a
+	// server whose token was rotated elsewhere would otherwise drop the current one), so an
+	// old token still opens them until they are deleted by hand.
+	shared bool
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	stored [32]byte // hash of what was last stored
@@ -111,6 +115,10 @@ func (b *bootstrapKeeper) Sync(ctx context.Context) error {
 			return err
 		}
 		b.log.Info("bootstrap data stored in the datastore", "files", len(d.Files))
+	}
+	if b.shared {
+		b.stored = sum
+		return nil
 	}
 	keys, err := kv.Keys(ctx, bootstrap.KeyPrefix)
 	if err != nil {

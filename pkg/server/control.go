@@ -1,7 +1,10 @@
 package server
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/controllermanager"
 	"github.com/outpostk8s/outpost/pkg/control/deploy"
 	"github.com/outpostk8s/outpost/pkg/control/helm"
+	"github.com/outpostk8s/outpost/pkg/control/leader"
 	"github.com/outpostk8s/outpost/pkg/control/metricsserver"
 	"github.com/outpostk8s/outpost/pkg/control/nodepassword"
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
@@ -50,7 +54,7 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	kine := datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, DBFile: c.Dirs.DBFile(),
+	kine := datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, TLS: kineTLS(c.Datastore), DBFile: c.Dirs.DBFile(),
 		Socket: c.Dirs.KineSocket(), CompactInterval: c.Datastore.CompactInterval,
 		CompactBatch: c.Datastore.CompactBatch, PollInterval: c.Datastore.PollInterval})
 	handlers, anonymous := s.joinHandlers(cl.supervisor)
@@ -62,12 +66,13 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sched, err := scheduler.New(scheduler.Config{Kubeconfig: c.Dirs.SchedulerKubeconfig(), Extra: c.Args.Scheduler})
+	shared := c.Datastore.Endpoint != "" // other servers may run on it
+	sched, err := scheduler.New(scheduler.Config{Kubeconfig: c.Dirs.SchedulerKubeconfig(), LeaderElect: shared, Extra: c.Args.Scheduler})
 	if err != nil {
 		return nil, nil, err
 	}
 	cm, err := controllermanager.New(controllermanager.Config{Kubeconfig: c.Dirs.ControllerKubeconfig(), TLSDir: c.Dirs.TLS(),
-		ClusterCIDR: c.Cluster.ClusterCIDR.String(), ServiceCIDR: c.Cluster.ServiceCIDR.String(), Extra: c.Args.ControllerManager})
+		ClusterCIDR: c.Cluster.ClusterCIDR.String(), ServiceCIDR: c.Cluster.ServiceCIDR.String(), LeaderElect: shared, Extra: c.Args.ControllerManager})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -119,8 +124,17 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
 		rest = append(rest, &reencrypt{client: cl.admin, socket: c.Dirs.KineSocket(), log: log})
 	}
+	if shared {
+		// The node name plus a random part, as upstream does: two servers that share a name
+		// must not both think they hold the Lease.
+		id := make([]byte, 4)
+		if _, err := rand.Read(id); err != nil {
+			return nil, nil, err
+		}
+		rest = electLeader(rest, cl.admin, c.NodeName+"_"+hex.EncodeToString(id), s.Log.With("component", "leader"))
+	}
 	keeper := &bootstrapKeeper{serverDir: c.Dirs.ServerDir(), tokens: s.token, endpoint: kine.EtcdEndpoint(),
-		log: s.Log.With("component", "bootstrap-data")}
+		shared: shared, log: s.Log.With("component", "bootstrap-data")}
 	rest = append(rest, keeper)
 	if sn := c.Snapshots; sn.Schedule != "" {
 		sched, err := snapshot.ParseSchedule(sn.Schedule)
@@ -132,6 +146,23 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 			log: s.Log.With("component", "etcd-snapshot")})
 	}
 	return [][]component.Component{first, {api}, rest}, cl, nil
+}
+
+// electLeader moves the cluster-wide controllers of Outpost's own into one component that
+// runs them only while this server holds the Lease: with servers sharing a datastore, one
+// applies the manifests, installs charts, and assigns load-balancer addresses.
+func electLeader(rest []component.Component, client kubernetes.Interface, identity string, log *slog.Logger) []component.Component {
+	one := map[string]bool{"deploy": true, "node-password-cleaner": true, "servicelb": true, "helm-controller": true}
+	e := &leader.Elected{Lease: "outpost-controllers", Identity: identity, Client: client, Log: log}
+	var out []component.Component
+	for _, c := range rest {
+		if one[c.Name()] {
+			e.Components = append(e.Components, c)
+			continue
+		}
+		out = append(out, c)
+	}
+	return append(out, e)
 }
 
 func (s *Server) clients() (*clients, error) {

@@ -46,14 +46,19 @@ func (s *Server) Prepare() error {
 	if err := s.restore(); err != nil {
 		return err
 	}
-	if err := s.writeCredentials(); err != nil {
-		return err
-	}
 	c := s.Cfg.Control
-	if _, err := token.Ensure(c.Dirs.TokenFile(), s.pki.ServerCA.CertPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }); err != nil {
-		return err
+	if c.Datastore.Endpoint != "" {
+		if err := s.joinShared(); err != nil {
+			return err
+		}
+	} else {
+		if err := s.writeCredentials(); err != nil {
+			return err
+		}
+		if _, err := s.ensureToken(); err != nil {
+			return err
+		}
 	}
-	s.token = &token.File{Path: c.Dirs.TokenFile()}
 	// Charts dropped here are served at /static/charts/ (k3s's layout).
 	if err := os.MkdirAll(filepath.Join(c.Dirs.Static(), "charts"), 0o700); err != nil {
 		return fmt.Errorf("static dir: %w", err)
@@ -65,6 +70,17 @@ func (s *Server) Prepare() error {
 		}
 	}
 	return nil
+}
+
+// ensureToken keeps the stored cluster token, or writes --token or a new one.
+func (s *Server) ensureToken() (token.Token, error) {
+	c := s.Cfg.Control
+	t, err := token.Ensure(c.Dirs.TokenFile(), s.pki.ServerCA.CertPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) })
+	if err != nil {
+		return token.Token{}, err
+	}
+	s.token = &token.File{Path: c.Dirs.TokenFile()}
+	return t, nil
 }
 
 // Phases composes the control plane and, unless --disable-agent, the node: containerd starts

@@ -36,15 +36,7 @@ func env() config.Env {
 // needed) and returns its phases.
 func assemble(t *testing.T, mod func(*config.ServerOptions)) (*Server, [][]component.Component) {
 	t.Helper()
-	dir := t.TempDir()
-	o := config.ServerOptions{
-		NodeOptions: config.NodeOptions{DataDir: filepath.Join(dir, "data"), RuntimeDir: filepath.Join(dir, "run"),
-			NodeIP: "127.0.0.1", NodePasswordFile: filepath.Join(dir, "pw"), KubeletArgs: []string{"max-pods=42"},
-			GPU: config.GPUOptions{Mode: "off", MIGStrategy: "none", Replicas: 1, DriverRoot: "/", CDIDir: "/var/run/cdi"}},
-		WriteKubeconfig: filepath.Join(dir, "admin.yaml"), WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0",
-		HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local",
-		KineCompactInterval: time.Minute, KineCompactBatch: 1000, KinePollInterval: time.Second, FlannelBackend: "vxlan",
-		SecretsProvider: "secretbox", Snapshots: config.SnapshotOptions{Cron: "0 */12 * * *", Retention: 5, Name: "etcd-snapshot"}}
+	o := defaultsFor(t)
 	if mod != nil {
 		mod(&o)
 	}
@@ -52,7 +44,7 @@ func assemble(t *testing.T, mod func(*config.ServerOptions)) (*Server, [][]compo
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Cfg: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Out: logging.NewOut(io.Discard)}
+	s := &Server{Cfg: cfg, Log: discard(), Out: logging.NewOut(io.Discard)}
 	if err := s.Prepare(); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +53,21 @@ func assemble(t *testing.T, mod func(*config.ServerOptions)) (*Server, [][]compo
 		t.Fatal(err)
 	}
 	return s, phases
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// defaultsFor are the flags' defaults on a temp data dir.
+func defaultsFor(t *testing.T) config.ServerOptions {
+	dir := t.TempDir()
+	return config.ServerOptions{
+		NodeOptions: config.NodeOptions{DataDir: filepath.Join(dir, "data"), RuntimeDir: filepath.Join(dir, "run"),
+			NodeIP: "127.0.0.1", NodePasswordFile: filepath.Join(dir, "pw"), KubeletArgs: []string{"max-pods=42"},
+			GPU: config.GPUOptions{Mode: "off", MIGStrategy: "none", Replicas: 1, DriverRoot: "/", CDIDir: "/var/run/cdi"}},
+		WriteKubeconfig: filepath.Join(dir, "admin.yaml"), WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0",
+		HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local",
+		KineCompactInterval: time.Minute, KineCompactBatch: 1000, KinePollInterval: time.Second, FlannelBackend: "vxlan",
+		SecretsProvider: "secretbox", Snapshots: config.SnapshotOptions{Cron: "0 */12 * * *", Retention: 5, Name: "etcd-snapshot"}}
 }
 
 func find[T component.Component](phases [][]component.Component) T {

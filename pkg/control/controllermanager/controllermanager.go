@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	"github.com/spf13/pflag"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
@@ -21,6 +22,8 @@ type Config struct {
 	TLSDir      string
 	ClusterCIDR string
 	ServiceCIDR string
+	// LeaderElect when other servers may run beside this one (a shared datastore).
+	LeaderElect bool
 	Extra       []string
 }
 
@@ -46,7 +49,7 @@ func Args(c Config) ([]string, error) {
 		"configure-cloud-routes":                          "false",
 		"controllers":                                     "*",
 		"kubeconfig":                                      c.Kubeconfig,
-		"leader-elect":                                    "false",
+		"leader-elect":                                    strconv.FormatBool(c.LeaderElect),
 		"node-cidr-mask-size":                             "24",
 		"profiling":                                       "false",
 		"root-ca-file":                                    tls(pki.ServerCA, ".crt"),

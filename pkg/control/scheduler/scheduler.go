@@ -5,6 +5,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/cache"
@@ -18,7 +19,10 @@ import (
 // Config is the scheduler's slice of the server config.
 type Config struct {
 	Kubeconfig string
-	Extra      []string
+	// LeaderElect when other servers may run beside this one (a shared datastore): one
+	// scheduler acts, the others wait on the Lease.
+	LeaderElect bool
+	Extra       []string
 }
 
 // Args is the deterministic argv.
@@ -29,7 +33,7 @@ func Args(c Config) ([]string, error) {
 		"bind-address":              "127.0.0.1",
 		"kubeconfig":                c.Kubeconfig,
 		// One server: no lease to wait for after a restart.
-		"leader-elect": "false",
+		"leader-elect": strconv.FormatBool(c.LeaderElect),
 		"profiling":    "false",
 		"secure-port":  "10259",
 	}, c.Extra)
