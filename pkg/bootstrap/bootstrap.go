@@ -36,13 +36,16 @@ func files() []string {
 		"tls/request-header-ca.crt", "tls/request-header-ca.key",
 		"tls/kubelet-serving-ca.crt", "tls/kubelet-serving-ca.key",
 		"tls/service.key",
+		"tls/etcd/ca.crt", "tls/etcd/ca.key",
 		"cred/encryption-config.json",
 	}
 }
 
 // Required are those a cluster always has (the encryption config only with
-// --secrets-encryption).
-func required(name string) bool { return strings.HasPrefix(name, "tls/") }
+// --secrets-encryption, the etcd CA only with embedded etcd).
+func required(name string) bool {
+	return strings.HasPrefix(name, "tls/") && !strings.HasPrefix(name, "tls/etcd/")
+}
 
 // Data is the bootstrap files' content by relative path.
 type Data struct {

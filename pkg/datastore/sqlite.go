@@ -90,3 +90,37 @@ type SQLiteSource struct{ File string }
 func (s SQLiteSource) SaveTo(ctx context.Context, path string) error {
 	return SQLiteSnapshot(ctx, s.File, path)
 }
+
+// SQLiteRow is one current key of a kine SQLite file.
+type SQLiteRow struct {
+	Key   string
+	Value []byte
+	Lease int64 // TTL in seconds, 0 for none
+}
+
+// SQLiteEach calls fn with every current (not deleted) key of a kine SQLite file, in key
+// order; kine's own bookkeeping rows are skipped.
+func SQLiteEach(ctx context.Context, path string, fn func(SQLiteRow) error) error {
+	db, err := openSQLite(path, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT k.name, k.value, k.lease FROM kine k
+		JOIN (SELECT MAX(id) AS id FROM kine GROUP BY name) last ON k.id = last.id
+		WHERE k.deleted = 0 AND k.name LIKE '/%' ORDER BY k.name`)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r SQLiteRow
+		if err := rows.Scan(&r.Key, &r.Value, &r.Lease); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
