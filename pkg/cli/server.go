@@ -62,6 +62,10 @@ func runServer(c *cli.Context) error {
 	if err := server.CheckShared(cfg.Control); err != nil {
 		return err
 	}
+	joining, err := server.CheckJoin(cfg.Control)
+	if err != nil {
+		return err
+	}
 	plan := prestart.Plan{Dirs: cfg.Control.Dirs, API: &prestart.API{BindAddress: cfg.Control.BindAddress, Port: cfg.Control.HTTPSPort}}
 	if cfg.Node != nil {
 		plan.Node, plan.GPU = true, func() error { return node.CheckGPU(cfg.Node) }
@@ -86,7 +90,7 @@ func runServer(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started, Restore: restore}
+	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started, Restore: restore, Join: joining}
 	return s.Run(ctx)
 }
 

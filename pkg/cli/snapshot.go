@@ -31,7 +31,7 @@ func snapshotCommand() *cli.Command {
 	return &cli.Command{
 		Name:    "etcd-snapshot",
 		Aliases: []string{"snapshot"},
-		Usage:   "save, list, delete and prune datastore snapshots (SQLite; restore with `server --cluster-reset --cluster-reset-restore-path`)",
+		Usage:   "save, list, delete and prune datastore snapshots (SQLite or embedded etcd; restore with `server --cluster-reset --cluster-reset-restore-path`)",
 		Subcommands: []*cli.Command{
 			sub("save", "take a snapshot now (the server may be running)", named, snapshotSave),
 			sub("ls", "list snapshots, newest first", common, snapshotList, "list"),
@@ -61,8 +61,14 @@ func snapshotSave(c *cli.Context) error {
 		return err
 	}
 	d := dirs(c)
-	if _, err := os.Stat(d.DBFile()); err != nil {
-		return fmt.Errorf("no SQLite datastore at %s (run this on a server, --data-dir): %w", d.DBFile(), err)
+	// Embedded etcd once its data dir holds a member (as the server decides), else SQLite.
+	var src snapshot.Source = datastore.SQLiteSource{File: d.DBFile()}
+	get := datastore.SQLiteGet
+	if _, err := os.Stat(datastore.MemberDir(d.EtcdDataDir())); err == nil {
+		src = datastore.EtcdSource{Endpoint: "unix://" + d.KineSocket()}
+		get = func(_ context.Context, path, key string) ([]byte, bool, error) { return datastore.EtcdSnapshotGet(path, key) }
+	} else if _, err := os.Stat(d.DBFile()); err != nil {
+		return fmt.Errorf("no SQLite datastore at %s and no etcd at %s (run this on a server, --data-dir): %w", d.DBFile(), d.EtcdDataDir(), err)
 	}
 	node := c.String("node-name")
 	if node == "" {
@@ -74,14 +80,14 @@ func snapshotSave(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute)
 	defer cancel()
-	in, err := store.Save(ctx, datastore.SQLiteSource{File: d.DBFile()}, c.String("name"), node)
+	in, err := store.Save(ctx, src, c.String("name"), node)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "Snapshot %s saved: %s (%d bytes)\n", in.Name, in.Path, in.Size)
 	// A restore on another machine needs the bootstrap data, which a running server stores.
 	if tok, err := (&token.File{Path: d.TokenFile()}).Current(); err == nil {
-		if _, ok, err := datastore.SQLiteGet(ctx, in.Path, bootstrap.Key(tok)); err == nil && !ok {
+		if _, ok, err := get(ctx, in.Path, bootstrap.Key(tok)); err == nil && !ok {
 			fmt.Fprintln(c.App.ErrWriter, "warning: the snapshot holds no bootstrap data for the current token (the server stores it within 30 s of starting or of a token change): a restore elsewhere would lack the CAs")
 		}
 	}

@@ -77,11 +77,18 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	if c.Datastore.CAFile, c.Datastore.CertFile, c.Datastore.KeyFile, err = datastoreTLS(o); err != nil {
 		return nil, err
 	}
+	if c.Etcd, err = embeddedEtcd(o, node.Dirs); err != nil {
+		return nil, err
+	}
+	c.JoinServer = o.JoinServer
 	if c.Datastore.CompactInterval <= 0 || c.Datastore.PollInterval <= 0 || c.Datastore.CompactBatch <= 0 {
 		return nil, fmt.Errorf("--kine-compact-interval, --kine-poll-interval and --kine-compact-batch-size must be positive")
 	}
 	if c.Token, err = givenToken(o.Token, o.TokenFile); err != nil {
 		return nil, err
+	}
+	if c.JoinServer != "" && c.Token == "" {
+		return nil, fmt.Errorf("--server needs the cluster's --token (or --token-file): take it from the first server's /var/lib/outpost/server/token")
 	}
 	if o.LeafCertLifetime < 0 || (o.LeafCertLifetime > 0 && o.LeafCertLifetime < 2*time.Minute) {
 		return nil, fmt.Errorf("--leaf-cert-lifetime %s: want 2m or more", o.LeafCertLifetime)
@@ -410,13 +417,42 @@ func restore(o ServerOptions) (string, error) {
 	if !o.ClusterReset {
 		return "", nil
 	}
+	if o.JoinServer != "" {
+		return "", fmt.Errorf("--cluster-reset with --server: a restored server starts a cluster alone; leave --server out")
+	}
 	if o.DatastoreEndpoint != "" {
 		return "", fmt.Errorf("--cluster-reset with --datastore-endpoint: restore the external datastore with its own tools")
 	}
 	if o.ClusterResetRestorePath == "" {
-		return "", fmt.Errorf("--cluster-reset: give the snapshot to restore with --cluster-reset-restore-path (the SQLite datastore has no members to reset)")
+		return "", fmt.Errorf("--cluster-reset: give the snapshot to restore with --cluster-reset-restore-path")
 	}
 	return absDir("--cluster-reset-restore-path", o.ClusterResetRestorePath)
+}
+
+// embeddedEtcd says whether the datastore is embedded etcd: asked for with --cluster-init or
+// --server, or kept from an earlier start (its data dir holds a member), as k3s does.
+func embeddedEtcd(o ServerOptions, d datadir.Dirs) (bool, error) {
+	if o.ClusterInit && o.JoinServer != "" {
+		return false, fmt.Errorf("--cluster-init starts a new cluster and --server joins one: give one of them")
+	}
+	for flag, set := range map[string]bool{"--cluster-init": o.ClusterInit, "--server": o.JoinServer != ""} {
+		if set && o.DatastoreEndpoint != "" {
+			return false, fmt.Errorf("%s runs embedded etcd, --datastore-endpoint an external datastore: give one of them", flag)
+		}
+	}
+	if o.JoinServer != "" {
+		if err := CheckServerURL(o.JoinServer); err != nil {
+			return false, err
+		}
+	}
+	if o.ClusterInit || o.JoinServer != "" {
+		return true, nil
+	}
+	_, err := os.Stat(filepath.Join(d.EtcdDataDir(), "member"))
+	if err == nil && o.DatastoreEndpoint != "" {
+		return false, fmt.Errorf("--datastore-endpoint: this server's datastore is embedded etcd (%s): remove that dir to move to an external datastore", d.EtcdDataDir())
+	}
+	return err == nil, nil
 }
 
 // datastoreTLS checks --datastore-cafile, -certfile and -keyfile: readable, the pair together,

@@ -45,6 +45,11 @@ type Control struct {
 	APIServiceIP   net.IP // first address of the service CIDR: kubernetes.default
 	Cluster        cluster.Settings
 	Datastore      Datastore
+	// Etcd: the datastore is embedded etcd (--cluster-init, --server, or an etcd data dir
+	// from an earlier start) instead of kine.
+	Etcd bool
+	// JoinServer is the server a new etcd member joins through ("" for the first).
+	JoinServer string
 	Disabled       map[string]bool
 	DisableHelm    bool // no HelmChart controller
 	// StoragePath is where local-path volumes go on every node (absolute).

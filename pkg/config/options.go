@@ -36,6 +36,8 @@ type ServerOptions struct {
 	ServiceCIDR         string
 	ClusterDNS          string
 	ClusterDomain       string
+	ClusterInit         bool   // --cluster-init: embedded etcd
+	JoinServer          string // --server: join an embedded-etcd cluster through this server
 	DatastoreEndpoint   string
 	DatastoreCAFile     string
 	DatastoreCertFile   string

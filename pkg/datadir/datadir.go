@@ -30,6 +30,8 @@ func (d Dirs) DBFile() string { return d.p("server", "db", "state.db") }
 // Snapshots is the default snapshot dir; RestoreMarker records the snapshot a
 // --cluster-reset restored, so a restart with the same flags does not restore it again.
 func (d Dirs) Snapshots() string     { return d.p("server", "db", "snapshots") }
+func (d Dirs) EtcdDataDir() string   { return d.p("server", "db", "etcd") }
+func (d Dirs) EtcdTLS() string       { return d.p("server", "tls", "etcd") }
 func (d Dirs) RestoreMarker() string { return d.p("server", "db", "restored-from") }
 func (d Dirs) ServerDir() string     { return d.p("server") }
 func (d Dirs) TLS() string           { return d.p("server", "tls") }

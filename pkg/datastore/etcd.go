@@ -260,7 +260,7 @@ func (e *Etcd) seed(ctx context.Context) error {
 
 // Client is an etcd client on the local socket.
 func (e *Etcd) Client() (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: []string{e.EtcdEndpoint()}, DialTimeout: 5 * time.Second, Logger: nopLogger()})
+	return Client(e.EtcdEndpoint())
 }
 
 // Ready reports whether etcd serves (with a quorum) and was seeded.

@@ -31,3 +31,13 @@ func Values(ctx context.Context, socket, prefix string) (map[string][]byte, erro
 
 // nopLogger keeps the etcd client's own logging off the command's output.
 func nopLogger() *zap.Logger { return zap.NewNop() }
+
+// Client is an etcd API client on endpoint (unix://SOCKET for the server's datastore),
+// quiet in the command's output.
+func Client(endpoint string) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: nopLogger()})
+	if err != nil {
+		return nil, fmt.Errorf("datastore at %s: %w", endpoint, err)
+	}
+	return cli, nil
+}

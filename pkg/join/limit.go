@@ -69,6 +69,9 @@ func (l *Limiter) Begin(addr string) (done func(failed bool), ok bool) {
 	}, true
 }
 
+// SourceIP is the address part of a request's remote address: attempts are counted per IP.
+func SourceIP(remote string) string { return sourceIP(remote) }
+
 // sourceIP is the address part of a request's remote address.
 func sourceIP(remote string) string {
 	if h, _, err := net.SplitHostPort(remote); err == nil {

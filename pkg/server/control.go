@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/apiserver"
 	"github.com/outpostk8s/outpost/pkg/control/controllermanager"
 	"github.com/outpostk8s/outpost/pkg/control/deploy"
+	"github.com/outpostk8s/outpost/pkg/control/etcdmember"
 	"github.com/outpostk8s/outpost/pkg/control/helm"
 	"github.com/outpostk8s/outpost/pkg/control/leader"
 	"github.com/outpostk8s/outpost/pkg/control/metricsserver"
@@ -32,6 +34,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/kubeclient"
 	"github.com/outpostk8s/outpost/pkg/pki"
+	"github.com/outpostk8s/outpost/pkg/serverjoin"
 	"github.com/outpostk8s/outpost/pkg/snapshot"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
@@ -54,11 +57,21 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	kine := datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, TLS: kineTLS(c.Datastore), DBFile: c.Dirs.DBFile(),
+	var kine datastoreComponent = datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, TLS: kineTLS(c.Datastore), DBFile: c.Dirs.DBFile(),
 		Socket: c.Dirs.KineSocket(), CompactInterval: c.Datastore.CompactInterval,
 		CompactBatch: c.Datastore.CompactBatch, PollInterval: c.Datastore.PollInterval})
+	var source snapshot.Source = datastore.SQLiteSource{File: c.Dirs.DBFile()}
 	handlers, anonymous := s.joinHandlers(cl.supervisor)
 	handlers[static.Prefix] = &static.Handler{Dir: c.Dirs.Static()}
+	if c.Etcd {
+		if kine, err = s.etcdDatastore(); err != nil {
+			return nil, nil, err
+		}
+		source = datastore.EtcdSource{Endpoint: kine.EtcdEndpoint()}
+		h := s.serverJoinHandler(c.Dirs.KineSocket())
+		handlers[serverjoin.BootstrapPath], handlers[serverjoin.MemberPath] = h, h
+		anonymous = append(anonymous, serverjoin.BootstrapPath, serverjoin.MemberPath)
+	}
 	api, err := apiserver.New(apiserver.Config{Handlers: handlers, Anonymous: anonymous, TLSDir: c.Dirs.TLS(), ConfDir: c.Dirs.APIServerConf(),
 		EtcdEndpoint: kine.EtcdEndpoint(), AdvertiseIP: c.NodeIP.String(), BindAddress: c.BindAddress,
 		Port: c.HTTPSPort, ServiceCIDR: c.Cluster.ServiceCIDR.String(), ClusterDomain: c.Cluster.ClusterDomain,
@@ -66,7 +79,7 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	shared := c.Datastore.Endpoint != "" // other servers may run on it
+	shared := c.Datastore.Endpoint != "" || c.Etcd // other servers may run on it
 	sched, err := scheduler.New(scheduler.Config{Kubeconfig: c.Dirs.SchedulerKubeconfig(), LeaderElect: shared, Extra: c.Args.Scheduler})
 	if err != nil {
 		return nil, nil, err
@@ -133,6 +146,18 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		}
 		rest = electLeader(rest, cl.admin, c.NodeName+"_"+hex.EncodeToString(id), s.Log.With("component", "leader"))
 	}
+	if c.Etcd {
+		socket := c.Dirs.KineSocket()
+		rest = append(rest, &etcdmember.Remover{Client: cl.admin, Own: c.NodeName, Log: s.Log.With("component", "etcd-member-remover"),
+			Remove: func(ctx context.Context, name string) (bool, error) {
+				cli, err := datastore.Client("unix://" + socket)
+				if err != nil {
+					return false, err
+				}
+				defer cli.Close()
+				return datastore.RemoveMember(ctx, cli, name)
+			}})
+	}
 	keeper := &bootstrapKeeper{serverDir: c.Dirs.ServerDir(), tokens: s.token, endpoint: kine.EtcdEndpoint(),
 		shared: shared, log: s.Log.With("component", "bootstrap-data")}
 	rest = append(rest, keeper)
@@ -141,11 +166,17 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		rest = append(rest, &snapshotter{store: snapshot.Store{Dir: sn.Dir}, source: datastore.SQLiteSource{File: c.Dirs.DBFile()},
+		rest = append(rest, &snapshotter{store: snapshot.Store{Dir: sn.Dir}, source: source,
 			schedule: sched, name: sn.Name, node: c.NodeName, retention: sn.Retention, keeper: keeper,
 			log: s.Log.With("component", "etcd-snapshot")})
 	}
 	return [][]component.Component{first, {api}, rest}, cl, nil
+}
+
+// datastoreComponent is kine or the embedded etcd: what the apiserver talks to.
+type datastoreComponent interface {
+	component.Component
+	EtcdEndpoint() string
 }
 
 // electLeader moves the cluster-wide controllers of Outpost's own into one component that

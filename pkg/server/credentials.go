@@ -63,7 +63,12 @@ func (s *Server) renewer() *renewer.Renewer {
 			if err != nil {
 				return nil, err
 			}
-			return b.Renewed, nil
+			if !s.Cfg.Control.Etcd {
+				return b.Renewed, nil
+			}
+			// etcd reads its certificate files at each handshake: renewed ones apply at once.
+			e, err := pki.EnsureEtcd(s.etcdSpec())
+			return append(b.Renewed, e...), err
 		},
 		Written: s.writeKubeconfigs}
 }

@@ -25,6 +25,7 @@ type Restore struct {
 	from, sum string
 	data      *bootstrap.Data
 	done      bool // restored by an earlier start: nothing to do
+	etcd      bool // an etcd snapshot (else SQLite)
 }
 
 // CheckRestore reads and checks everything a restore needs, writing nothing, so that bad
@@ -43,14 +44,30 @@ func CheckRestore(c *config.Control) (*Restore, error) {
 	if done, _ := os.ReadFile(c.Dirs.RestoreMarker()); strings.TrimSpace(string(done)) == sum {
 		return &Restore{from: from, sum: sum, done: true}, nil
 	}
-	if err := datastore.SQLiteCheck(ctx, from); err != nil {
+	sqlite, err := datastore.IsSQLite(from)
+	if err != nil {
 		return nil, fmt.Errorf("--cluster-reset-restore-path: %w", err)
+	}
+	get := func(key string) ([]byte, bool, error) { return datastore.SQLiteGet(ctx, from, key) }
+	if sqlite {
+		// On an etcd server the SQLite snapshot is restored, then migrated into a new etcd.
+		if err := datastore.SQLiteCheck(ctx, from); err != nil {
+			return nil, fmt.Errorf("--cluster-reset-restore-path: %w", err)
+		}
+	} else {
+		if err := datastore.EtcdSnapshotCheck(from); err != nil {
+			return nil, fmt.Errorf("--cluster-reset-restore-path: %w", err)
+		}
+		if !c.Etcd {
+			return nil, fmt.Errorf("--cluster-reset-restore-path %s is an etcd snapshot: add --cluster-init to restore it into embedded etcd", from)
+		}
+		get = func(key string) ([]byte, bool, error) { return datastore.EtcdSnapshotGet(from, key) }
 	}
 	tok, err := restoreToken(c)
 	if err != nil {
 		return nil, err
 	}
-	blob, ok, err := datastore.SQLiteGet(ctx, from, bootstrap.Key(tok))
+	blob, ok, err := get(bootstrap.Key(tok))
 	if err != nil {
 		return nil, fmt.Errorf("--cluster-reset-restore-path: %w", err)
 	}
@@ -61,7 +78,7 @@ func CheckRestore(c *config.Control) (*Restore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--cluster-reset-restore-path %s: %w", from, err)
 	}
-	return &Restore{from: from, sum: sum, data: data}, nil
+	return &Restore{from: from, sum: sum, data: data, etcd: !sqlite}, nil
 }
 
 // restore applies s.Restore: the old datastore moves aside, whole (WAL and all), the
@@ -79,12 +96,25 @@ func (s *Server) restore() error {
 	c := s.Cfg.Control
 	db := c.Dirs.DBFile()
 	stamp := fmt.Sprintf(".before-restore-%d", time.Now().Unix())
+	previous := db + stamp
 	for _, ext := range []string{"", "-wal", "-shm"} {
 		if err := os.Rename(db+ext, db+stamp+ext); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("keep the old datastore: %w", err)
 		}
 	}
-	if err := copyFile(r.from, db); err != nil {
+	if c.Etcd {
+		// The old member goes aside whole; the new one is this server alone.
+		ed := c.Dirs.EtcdDataDir()
+		if err := os.Rename(ed, ed+stamp); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("keep the old etcd data: %w", err)
+		}
+		previous = ed + stamp
+	}
+	if r.etcd {
+		if err := datastore.EtcdRestore(r.from, c.Dirs.EtcdDataDir(), c.NodeName, datastore.PeerURL(c.NodeIP, 0)); err != nil {
+			return err
+		}
+	} else if err := copyFile(r.from, c.Dirs.DBFile()); err != nil { // on etcd, migrated at start
 		return fmt.Errorf("restore %s: %w", r.from, err)
 	}
 	if err := r.data.Write(c.Dirs.ServerDir(), pki.WriteFile); err != nil {
@@ -93,7 +123,7 @@ func (s *Server) restore() error {
 	if err := pki.WriteFile(c.Dirs.RestoreMarker(), []byte(r.sum+"\n"), 0o600); err != nil {
 		return err
 	}
-	s.Log.Info("snapshot restored: starting as a single server on it", "snapshot", r.from, "previous", db+stamp)
+	s.Log.Info("snapshot restored: starting as a single server on it", "snapshot", r.from, "previous", previous)
 	return nil
 }
 

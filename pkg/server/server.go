@@ -29,6 +29,8 @@ type Server struct {
 	Started time.Time
 	// Restore, from CheckRestore, is applied first thing in Prepare.
 	Restore *Restore
+	// Join, from CheckJoin, is the cluster data of a server joining with --server.
+	Join *Join
 
 	pki   *pki.Bundle
 	token *token.File
@@ -52,12 +54,20 @@ func (s *Server) Prepare() error {
 			return err
 		}
 	} else {
+		if s.Join != nil {
+			if err := s.Join.data.Write(c.Dirs.ServerDir(), pki.WriteFile); err != nil {
+				return err
+			}
+		}
 		if err := s.writeCredentials(); err != nil {
 			return err
 		}
 		if _, err := s.ensureToken(); err != nil {
 			return err
 		}
+	}
+	if err := s.writeEtcdCredentials(); err != nil {
+		return err
 	}
 	// Charts dropped here are served at /static/charts/ (k3s's layout).
 	if err := os.MkdirAll(filepath.Join(c.Dirs.Static(), "charts"), 0o700); err != nil {

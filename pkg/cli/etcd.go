@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/outpostk8s/outpost/pkg/datastore"
+)
+
+// etcdCommand manages the members of the embedded etcd through the local server's socket.
+func etcdCommand() *cli.Command {
+	flags := dirFlags()
+	sub := func(name, usage, args string, action cli.ActionFunc, aliases ...string) *cli.Command {
+		return &cli.Command{Name: name, Aliases: aliases, Usage: usage, ArgsUsage: args, Flags: flags, Before: applyToolConfig(flags), OnUsageError: usageError, Action: action}
+	}
+	return &cli.Command{
+		Name:  "etcd",
+		Usage: "the embedded etcd's members (run on a server)",
+		Subcommands: []*cli.Command{{
+			Name:  "member",
+			Usage: "list or remove etcd members",
+			Subcommands: []*cli.Command{
+				sub("list", "list the members", "", etcdMemberList, "ls"),
+				sub("remove", "remove a member (a server gone for good), by name", "NAME", etcdMemberRemove),
+			},
+		}},
+	}
+}
+
+// etcdClient reaches the running server's etcd on its root-only socket.
+func etcdClient(c *cli.Context) (func(func(ctx context.Context, endpoint string) error) error, error) {
+	d := dirs(c)
+	if _, err := os.Stat(datastore.MemberDir(d.EtcdDataDir())); err != nil {
+		return nil, fmt.Errorf("no embedded etcd at %s (a server started with --cluster-init or --server; --data-dir): %w", d.EtcdDataDir(), err)
+	}
+	return func(fn func(ctx context.Context, endpoint string) error) error {
+		ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
+		defer cancel()
+		return fn(ctx, "unix://"+d.KineSocket())
+	}, nil
+}
+
+func etcdMemberList(c *cli.Context) error {
+	run, err := etcdClient(c)
+	if err != nil {
+		return err
+	}
+	return run(func(ctx context.Context, endpoint string) error {
+		cli, err := datastore.Client(endpoint)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		ms, err := datastore.Members(ctx, cli)
+		if err != nil {
+			return fmt.Errorf("%w (is the server running?)", err)
+		}
+		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "NAME\tID\tPEER")
+		for _, m := range ms {
+			name := m.Name
+			if name == "" {
+				name = "(not started)"
+			}
+			fmt.Fprintf(w, "%s\t%x\t%s\n", name, m.ID, strings.Join(m.PeerURLs, ","))
+		}
+		return w.Flush()
+	})
+}
+
+func etcdMemberRemove(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return UsageError{fmt.Errorf("outpost etcd member remove takes one member name (see `outpost etcd member list`)")}
+	}
+	name := c.Args().First()
+	run, err := etcdClient(c)
+	if err != nil {
+		return err
+	}
+	return run(func(ctx context.Context, endpoint string) error {
+		cli, err := datastore.Client(endpoint)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		ok, err := datastore.RemoveMember(ctx, cli, name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("no etcd member named %q (see `outpost etcd member list`)", name)
+		}
+		fmt.Fprintf(c.App.Writer, "etcd member %s removed\n", name)
+		return nil
+	})
+}

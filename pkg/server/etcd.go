@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/outpostk8s/outpost/pkg/bootstrap"
+	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/join"
+	"github.com/outpostk8s/outpost/pkg/pki"
+	"github.com/outpostk8s/outpost/pkg/serverjoin"
+	"github.com/outpostk8s/outpost/pkg/token"
+)
+
+// Join is a server joining an embedded-etcd cluster (--server), checked before anything is
+// written: the cluster's bootstrap data, fetched from the server named and opened with the
+// token. nil when this server is no new member.
+type Join struct {
+	data *bootstrap.Data
+}
+
+// CheckJoin fetches the bootstrap data a joining server needs, so that a wrong token or an
+// unreachable server stops the start with one line and nothing written. A server whose etcd
+// data dir holds a member already is a member: it just starts.
+func CheckJoin(c *config.Control) (*Join, error) {
+	if c.JoinServer == "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(datastore.MemberDir(c.Dirs.EtcdDataDir())); err == nil {
+		return nil, nil
+	}
+	if _, err := os.Stat(c.Dirs.DBFile()); err == nil {
+		return nil, fmt.Errorf("--server: this machine has a datastore of its own (%s) and a joining server starts empty: move it away, or keep it with --cluster-init instead", c.Dirs.DBFile())
+	}
+	t, err := token.Parse(c.Token)
+	if err != nil {
+		return nil, fmt.Errorf("--token: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := serverjoin.Client{Server: c.JoinServer, Token: t}.Bootstrap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Join{data: d}, nil
+}
+
+// etcdDatastore is the embedded etcd component: the first member (migrating a SQLite
+// datastore left by earlier starts), a member joining through --server, or a member
+// restarting on its data dir.
+func (s *Server) etcdDatastore() (*datastore.Etcd, error) {
+	c := s.Cfg.Control
+	cfg := datastore.EtcdConfig{Name: c.NodeName, DataDir: c.Dirs.EtcdDataDir(), Socket: c.Dirs.KineSocket(),
+		NodeIP: c.NodeIP, TLSDir: c.Dirs.EtcdTLS(), Log: func(level, msg string) { s.Out.Line("etcd", level, msg) }}
+	if c.JoinServer != "" {
+		t, err := token.Parse(c.Token)
+		if err != nil {
+			return nil, fmt.Errorf("--token: %w", err)
+		}
+		cfg.Join = serverjoin.Client{Server: c.JoinServer, Token: t}.AddMember
+	} else if _, err := os.Stat(c.Dirs.DBFile()); err == nil {
+		cfg.Seed = s.migrate
+	}
+	return datastore.NewEtcd(cfg), nil
+}
+
+// migrate copies the SQLite datastore of earlier starts into etcd, then moves the file aside
+// (with its WAL): the next start finds nothing to migrate.
+func (s *Server) migrate(ctx context.Context, cli *clientv3.Client) error {
+	db := s.Cfg.Control.Dirs.DBFile()
+	start := time.Now()
+	n, err := datastore.MigrateSQLite(ctx, db, cli)
+	if err != nil {
+		return fmt.Errorf("migrate %s into etcd: %w", db, err)
+	}
+	stamp := fmt.Sprintf(".migrated-%d", time.Now().Unix())
+	for _, ext := range []string{"", "-wal", "-shm"} {
+		if err := os.Rename(db+ext, db+stamp+ext); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("migrated into etcd, but %s stays: %w", db+ext, err)
+		}
+	}
+	s.Log.Info("SQLite datastore migrated into etcd", "keys", n, "took", time.Since(start).Round(time.Millisecond), "old", db+stamp)
+	return nil
+}
+
+// writeEtcdCredentials makes this member's etcd certificates from the cluster's etcd CA.
+func (s *Server) writeEtcdCredentials() error {
+	c := s.Cfg.Control
+	if !c.Etcd {
+		return nil
+	}
+	_, err := pki.EnsureEtcd(s.etcdSpec())
+	return err
+}
+
+func (s *Server) etcdSpec() pki.EtcdSpec {
+	c := s.Cfg.Control
+	return pki.EtcdSpec{Dir: c.Dirs.TLS(), NodeName: c.NodeName, NodeIP: c.NodeIP, LeafLifetime: c.LeafLifetime}
+}
+
+// serverJoinHandler serves the server-join calls: the bootstrap data, and adding a member
+// through this server's etcd.
+func (s *Server) serverJoinHandler(socket string) http.Handler {
+	c := s.Cfg.Control
+	return &serverjoin.Handler{
+		Token: func() (token.Token, error) { return s.token.Current() },
+		Data:  func() (*bootstrap.Data, error) { return bootstrap.Collect(c.Dirs.ServerDir()) },
+		AddMember: func(ctx context.Context, name, peerURL string) (string, error) {
+			cli, err := datastore.Client("unix://" + socket)
+			if err != nil {
+				return "", err
+			}
+			defer cli.Close()
+			return datastore.AddMember(ctx, cli, name, peerURL)
+		},
+		OwnName: c.NodeName, OwnPeerURL: datastore.PeerURL(c.NodeIP, 0),
+		Limiter: &join.Limiter{}, Log: s.Log.With("component", "server-join")}
+}

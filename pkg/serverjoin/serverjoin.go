@@ -1,0 +1,227 @@
+// Package serverjoin is how a server joins a cluster with embedded etcd: it fetches the
+// cluster's bootstrap data (CAs and their keys, the service-account key, the encryption
+// config) from a running server, which it trusts by the token's CA pin as an agent does, and
+// asks that server to add it as an etcd member. Both calls carry the cluster token; only the
+// cluster's own token is accepted (agent tokens from `outpost token create` join agents only).
+// The data travels sealed with the token as well, as it is stored in the datastore.
+package serverjoin
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/outpostk8s/outpost/pkg/bootstrap"
+	"github.com/outpostk8s/outpost/pkg/join"
+	"github.com/outpostk8s/outpost/pkg/token"
+)
+
+// Paths on the server's apiserver port; the apiserver lets anonymous callers reach them and
+// the handler checks the token.
+const (
+	BootstrapPath = "/v1-outpost/server-bootstrap"
+	MemberPath    = "/v1-outpost/etcd-member"
+)
+
+// MemberRequest asks for an etcd member.
+type MemberRequest struct {
+	Name    string `json:"name"`
+	PeerURL string `json:"peerURL"`
+}
+
+// MemberResponse is the initial cluster the new member starts with.
+type MemberResponse struct {
+	InitialCluster string `json:"initialCluster"`
+}
+
+// Handler serves BootstrapPath and MemberPath.
+type Handler struct {
+	// Token is the cluster token now (it may be rotated while the server runs).
+	Token func() (token.Token, error)
+	// Data is the cluster's bootstrap data.
+	Data func() (*bootstrap.Data, error)
+	// AddMember adds an etcd member and returns the initial cluster it starts with.
+	AddMember func(ctx context.Context, name, peerURL string) (string, error)
+	// OwnName and OwnPeerURL are this server's member: no joining server may replace it.
+	OwnName, OwnPeerURL string
+	Limiter            *join.Limiter
+	Log                *slog.Logger
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	done, ok := h.Limiter.Begin(join.SourceIP(r.RemoteAddr))
+	if !ok {
+		http.Error(w, "too many failed attempts from this address: wait a minute", http.StatusTooManyRequests)
+		return
+	}
+	status, msg := h.serve(w, r)
+	done(status == http.StatusUnauthorized)
+	if status != http.StatusOK {
+		if h.Log != nil {
+			h.Log.Warn("server join refused", "path", r.URL.Path, "from", r.RemoteAddr, "status", status, "message", msg)
+		}
+		http.Error(w, msg, status)
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
+	cluster, err := h.Token()
+	if err != nil {
+		return http.StatusInternalServerError, "the server has no token: see its log"
+	}
+	presented, err := token.Parse(r.Header.Get(join.TokenHeader))
+	if err != nil || !cluster.Matches(presented) {
+		return http.StatusUnauthorized, "token not accepted: a server joins with the cluster's token, the one in the first server's /var/lib/outpost/server/token"
+	}
+	switch {
+	case r.URL.Path == BootstrapPath && r.Method == http.MethodGet:
+		d, err := h.Data()
+		if err != nil {
+			return http.StatusInternalServerError, "bootstrap data: " + err.Error()
+		}
+		blob, err := bootstrap.Seal(d, cluster)
+		if err != nil {
+			return http.StatusInternalServerError, "bootstrap data: " + err.Error()
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(blob)
+		return http.StatusOK, ""
+	case r.URL.Path == MemberPath && r.Method == http.MethodPost:
+		var req MemberRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+			return http.StatusBadRequest, "request is not JSON: " + err.Error()
+		}
+		if err := checkMember(req); err != nil {
+			return http.StatusBadRequest, err.Error()
+		}
+		if req.Name == h.OwnName || req.PeerURL == h.OwnPeerURL {
+			return http.StatusConflict, fmt.Sprintf("member %s (%s) is this server's own: give the joining server its own --node-name and --node-ip", req.Name, req.PeerURL)
+		}
+		initial, err := h.AddMember(r.Context(), req.Name, req.PeerURL)
+		if err != nil {
+			return http.StatusServiceUnavailable, err.Error()
+		}
+		if h.Log != nil {
+			h.Log.Info("etcd member added", "name", req.Name, "peer", req.PeerURL)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(MemberResponse{InitialCluster: initial})
+		return http.StatusOK, ""
+	}
+	return http.StatusNotFound, "no such call"
+}
+
+// checkMember refuses names and URLs etcd would choke on, or that could smuggle more members
+// into the initial cluster ("," and "=").
+func checkMember(m MemberRequest) error {
+	if errs := validation.IsDNS1123Subdomain(m.Name); len(errs) > 0 {
+		return fmt.Errorf("member name %q: %s", m.Name, strings.Join(errs, "; "))
+	}
+	u, err := url.Parse(m.PeerURL)
+	if err != nil || u.Scheme != "https" || u.Path != "" || u.User != nil || u.RawQuery != "" || net.ParseIP(u.Hostname()) == nil || u.Port() == "" {
+		return fmt.Errorf("peer URL %q: want https://IP:PORT", m.PeerURL)
+	}
+	return nil
+}
+
+// Client joins a server to the cluster through Server.
+type Client struct {
+	Server  string // https://HOST:PORT of a running server
+	Token   token.Token
+	Timeout time.Duration // per request; default 20 s
+}
+
+// Bootstrap fetches and opens the cluster's bootstrap data, after checking the server's CA
+// against the token's pin.
+func (c Client) Bootstrap(ctx context.Context) (*bootstrap.Data, error) {
+	hc, err := c.http(ctx)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := c.do(ctx, hc, http.MethodGet, BootstrapPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	d, err := bootstrap.Open(blob, c.Token)
+	if err != nil {
+		return nil, fmt.Errorf("--server %s: %w", c.Server, err)
+	}
+	return d, nil
+}
+
+// AddMember asks the server to add this server's etcd member.
+func (c Client) AddMember(ctx context.Context, name, peerURL string) (string, error) {
+	hc, err := c.http(ctx)
+	if err != nil {
+		return "", err
+	}
+	body, err := json.Marshal(MemberRequest{Name: name, PeerURL: peerURL})
+	if err != nil {
+		return "", err
+	}
+	raw, err := c.do(ctx, hc, http.MethodPost, MemberPath, body)
+	if err != nil {
+		return "", err
+	}
+	var resp MemberResponse
+	if err := json.Unmarshal(raw, &resp); err != nil || resp.InitialCluster == "" {
+		return "", fmt.Errorf("--server %s sent an answer this server cannot use (%v): is it the same version?", c.Server, err)
+	}
+	return resp.InitialCluster, nil
+}
+
+// http is a client trusting only the CA the token pins.
+func (c Client) http(ctx context.Context) (*http.Client, error) {
+	_, ca, err := join.Client{Servers: []string{c.Server}, Token: c.Token, Timeout: c.timeout()}.FetchCA(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return &http.Client{Timeout: c.timeout(), Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
+}
+
+func (c Client) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return 20 * time.Second
+}
+
+// ErrRefused is a call the server answered with an error.
+var ErrRefused = errors.New("refused")
+
+func (c Client) do(ctx context.Context, hc *http.Client, method, path string, body []byte) ([]byte, error) {
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.Server, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(join.TokenHeader, c.Token.ID+"."+c.Token.Secret)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("--server %s: %w: %w", c.Server, join.ErrUnreachable, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("--server %s: %w: %w", c.Server, join.ErrUnreachable, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("--server %s %w the server join (%d): %s", c.Server, ErrRefused, resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
+	return raw, nil
+}

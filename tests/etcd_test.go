@@ -1,0 +1,176 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpostk8s/outpost/tests/harness"
+)
+
+// TestHAEtcd: a SQLite server restarted with --cluster-init moves its state into embedded
+// etcd (every object kept); two control-plane-only servers join it with --server and the
+// token; an agent joins through the first. The first is SIGKILLed: the other two serve
+// reads and writes, the object written before is there, the agent keeps its pod and reports
+// Ready through them; the first comes back and rejoins its etcd cluster. Servers joining with
+// a wrong token or through a server that does not answer are refused with one line, nothing
+// written.
+func TestHAEtcd(t *testing.T) {
+	c := checkedCluster(t)
+	img, imgName := harness.TestImage(t)
+	s1, tok := startServer(t, c, img)
+	t.Cleanup(s1.Stop)
+
+	t.Run("SQLiteMigratesToEtcd", func(t *testing.T) {
+		s1.MustKubectl("create", "configmap", "from-sqlite", "--from-literal=k=kept")
+		s1.MustKubectl("create", "secret", "generic", "secret-from-sqlite", "--from-literal=s=also")
+		s1.Stop()
+		s1.Args = append(s1.Args, "--cluster-init")
+		s1.Start()
+		waitReady(t, s1, "s1", 3*time.Minute)
+		if !strings.Contains(s1.Log(), "SQLite datastore migrated into etcd") {
+			t.Error("no migration in s1's log")
+		}
+		if out, err := s1.Kubectl("get", "configmap", "from-sqlite", "-o", "jsonpath={.data.k}"); err != nil || out != "kept" {
+			t.Errorf("configmap after the migration: %q %v", out, err)
+		}
+		if out, err := s1.Kubectl("get", "secret", "secret-from-sqlite", "-o", "jsonpath={.data.s}"); err != nil || out != "YWxzbw==" {
+			t.Errorf("secret after the migration: %q %v", out, err)
+		}
+		if _, err := os.Stat(filepath.Join(s1.DataDir(), "server", "db", "state.db")); !os.IsNotExist(err) {
+			t.Errorf("state.db still in place after the migration: %v", err)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("JoinRefusals", func(t *testing.T) {
+		root := t.TempDir()
+		data := filepath.Join(root, "data")
+		wrong := tok[:len(tok)-4] + "zzzz"
+		if wrong == tok {
+			wrong = tok[:len(tok)-4] + "yyyy"
+		}
+		base := []string{"server", "--data-dir", data, "--runtime-dir", filepath.Join(root, "run"), "--config", "/dev/null",
+			"--write-kubeconfig", filepath.Join(root, "kc.yaml")}
+		out, code := run(t, exec.Command(s1.Bin, append(base, "--server", s1.URL(), "--token", wrong)...))
+		assertRefused(t, out, code, 1, data, "token not accepted")
+		out, code = run(t, exec.Command(s1.Bin, append(base, "--server", "https://10.99.0.250:6443", "--token", tok)...))
+		assertRefused(t, out, code, 1, data, "10.99.0.250", "unreachable")
+	})
+
+	s2 := c.AddNode("s2", "server", "--disable-agent", "--server", s1.URL(), "--token", tok)
+	s3 := c.AddNode("s3", "server", "--disable-agent", "--server", s1.URL(), "--token", tok)
+	var a1 *harness.Node
+	t.Cleanup(func() {
+		for _, n := range []*harness.Node{a1, s3, s2} {
+			if n != nil {
+				n.Stop()
+			}
+		}
+	})
+	t.Run("ThreeServers", func(t *testing.T) {
+		for _, s := range []*harness.Node{s2, s3} {
+			s.Start()
+			serving(t, s)
+		}
+		out, code := tool(s1.Server, "etcd", "member", "list")
+		if code != 0 || strings.Count(out, "https://10.99.0.") != 3 {
+			t.Fatalf("etcd members (exit %d):\n%s", code, out)
+		}
+		for _, name := range []string{"s1", "s2", "s3"} {
+			if !strings.Contains(out, name+" ") {
+				t.Errorf("member %s missing:\n%s", name, out)
+			}
+		}
+		s1.MustKubectl("create", "configmap", "before-kill", "--from-literal=k=v")
+		for _, s := range []*harness.Node{s2, s3} {
+			if out, err := s.Kubectl("get", "configmap", "from-sqlite", "-o", "jsonpath={.data.k}"); err != nil || out != "kept" {
+				t.Errorf("%s reads the migrated configmap: %q %v", s.Name, out, err)
+			}
+		}
+		a1 = startAgent(t, c, img, "a1", tok, s1.URL())
+		waitReady(t, s1, "a1", 3*time.Minute)
+		apply(t, s1, fmt.Sprintf(podYAML, "web-a1", "a1", imgName))
+		harness.Eventually(t, 2*time.Minute, "pod on a1 running", func() error {
+			out, err := s2.Kubectl("get", "pod", "web-a1", "-o", "jsonpath={.status.phase}")
+			if err != nil || out != "Running" {
+				return fmt.Errorf("%q %v", out, err)
+			}
+			return nil
+		})
+		harness.Eventually(t, time.Minute, "a1 knows the other servers", func() error {
+			if !strings.Contains(a1.Log(), s2.IP+":6443") || !strings.Contains(a1.Log(), s3.IP+":6443") {
+				return fmt.Errorf("a1's load balancer has not learned s2 and s3")
+			}
+			return nil
+		})
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("FirstServerKilled", func(t *testing.T) {
+		s1.Kill()
+		killed := time.Now()
+		for _, s := range []*harness.Node{s2, s3} {
+			name := "after-kill-" + s.Name
+			harness.Eventually(t, 30*time.Second, "writes through "+s.Name, func() error {
+				_, err := s.Kubectl("create", "configmap", name)
+				if err != nil && strings.Contains(err.Error(), "AlreadyExists") {
+					return nil
+				}
+				return err
+			})
+			t.Logf("%s took a write %.1fs after s1 was killed", s.Name, time.Since(killed).Seconds())
+			if out, err := s.Kubectl("get", "configmap", "before-kill", "-o", "jsonpath={.data.k}"); err != nil || out != "v" {
+				t.Errorf("object written before the kill, through %s: %q %v", s.Name, out, err)
+			}
+		}
+		harness.Eventually(t, 90*time.Second, "a1 heartbeats through the others", func() error {
+			out, err := s3.Kubectl("-n", "kube-node-lease", "get", "lease", "a1", "-o", "jsonpath={.spec.renewTime}")
+			if err != nil {
+				return err
+			}
+			renewed, err := time.Parse(time.RFC3339Nano, out)
+			if err != nil || !renewed.After(killed.Add(2*time.Second)) {
+				return fmt.Errorf("renewTime %q", out)
+			}
+			return nil
+		})
+		t.Logf("a1 heartbeat through the others %.1fs after the kill", time.Since(killed).Seconds())
+		waitReady(t, s2, "a1", time.Minute)
+		if out, err := s3.Kubectl("get", "pod", "web-a1", "-o", "jsonpath={.status.phase}"); err != nil || out != "Running" {
+			t.Errorf("a1's pod after the kill: %q %v", out, err)
+		}
+	})
+
+	t.Run("FirstServerRejoins", func(t *testing.T) {
+		restarted := time.Now()
+		s1.Start()
+		harness.Eventually(t, 3*time.Minute, "s1 heartbeats again", func() error {
+			out, err := s1.Kubectl("-n", "kube-node-lease", "get", "lease", "s1", "-o", "jsonpath={.spec.renewTime}")
+			if err != nil {
+				return err
+			}
+			if renewed, err := time.Parse(time.RFC3339Nano, out); err != nil || !renewed.After(restarted) {
+				return fmt.Errorf("renewTime %q", out)
+			}
+			return nil
+		})
+		for _, name := range []string{"after-kill-s2", "after-kill-s3"} {
+			if _, err := s1.Kubectl("get", "configmap", name); err != nil {
+				t.Errorf("s1 does not see %s, written while it was down: %v", name, err)
+			}
+		}
+		out, code := tool(s1.Server, "etcd", "member", "list")
+		if code != 0 || strings.Count(out, "https://10.99.0.") != 3 || strings.Contains(out, "not started") {
+			t.Errorf("etcd members after the rejoin (exit %d):\n%s", code, out)
+		}
+	})
+}
