@@ -66,7 +66,9 @@ func snapshotSave(c *cli.Context) error {
 	get := datastore.SQLiteGet
 	if _, err := os.Stat(datastore.MemberDir(d.EtcdDataDir())); err == nil {
 		src = datastore.EtcdSource{Endpoint: "unix://" + d.KineSocket()}
-		get = func(_ context.Context, path, key string) ([]byte, bool, error) { return datastore.EtcdSnapshotGet(path, key) }
+		get = func(_ context.Context, path, key string) ([]byte, bool, error) {
+			return datastore.EtcdSnapshotGet(path, key)
+		}
 	} else if _, err := os.Stat(d.DBFile()); err != nil {
 		return fmt.Errorf("no SQLite datastore at %s and no etcd at %s (run this on a server, --data-dir): %w", d.DBFile(), d.EtcdDataDir(), err)
 	}

@@ -49,9 +49,9 @@ type Control struct {
 	// from an earlier start) instead of kine.
 	Etcd bool
 	// JoinServer is the server a new etcd member joins through ("" for the first).
-	JoinServer string
-	Disabled       map[string]bool
-	DisableHelm    bool // no HelmChart controller
+	JoinServer  string
+	Disabled    map[string]bool
+	DisableHelm bool // no HelmChart controller
 	// StoragePath is where local-path volumes go on every node (absolute).
 	StoragePath string
 	Args        ControlArgs

@@ -57,8 +57,8 @@ type Handler struct {
 	AddMember func(ctx context.Context, name, peerURL string) (string, error)
 	// OwnName and OwnPeerURL are this server's member: no joining server may replace it.
 	OwnName, OwnPeerURL string
-	Limiter            *join.Limiter
-	Log                *slog.Logger
+	Limiter             *join.Limiter
+	Log                 *slog.Logger
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
