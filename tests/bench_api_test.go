@@ -74,7 +74,9 @@ func apiWrites(t *testing.T, s *harness.Server, rate int, d time.Duration) (p50,
 func snapshotTime(t *testing.T, s *harness.Server) float64 {
 	t.Helper()
 	start := time.Now()
-	if out, err := exec.Command(s.Bin, "etcd-snapshot", "save", "--name", "bench", "--data-dir", s.DataDir()).CombinedOutput(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, s.Bin, "etcd-snapshot", "save", "--name", "bench", "--data-dir", s.DataDir(), "--runtime-dir", s.RunDir()).CombinedOutput(); err != nil {
 		t.Fatalf("snapshot: %v %s", err, out)
 	}
 	return time.Since(start).Seconds()

@@ -121,7 +121,7 @@ func TestHAEtcd(t *testing.T) {
 		for _, s := range []*harness.Node{s2, s3} {
 			name := "after-kill-" + s.Name
 			harness.Eventually(t, 30*time.Second, "writes through "+s.Name, func() error {
-				_, err := s.Kubectl("create", "configmap", name)
+				_, err := s.Kubectl("--request-timeout=2s", "create", "configmap", name)
 				if err != nil && strings.Contains(err.Error(), "AlreadyExists") {
 					return nil
 				}
@@ -171,6 +171,52 @@ func TestHAEtcd(t *testing.T) {
 		out, code := tool(s1.Server, "etcd", "member", "list")
 		if code != 0 || strings.Count(out, "https://10.99.0.") != 3 || strings.Contains(out, "not started") {
 			t.Errorf("etcd members after the rejoin (exit %d):\n%s", code, out)
+		}
+	})
+
+	t.Run("SnapshotRestoredElsewhere", func(t *testing.T) {
+		out, code := tool(s2.Server, "etcd-snapshot", "save", "--name", "ha", "--node-name", "s2")
+		if code != 0 || !strings.Contains(out, "saved") {
+			t.Fatalf("etcd-snapshot save on s2 (exit %d): %s", code, out)
+		}
+		files, _ := filepath.Glob(filepath.Join(s2.DataDir(), "server", "db", "snapshots", "ha-s2-*"))
+		if len(files) != 1 {
+			t.Fatalf("snapshot files %v", files)
+		}
+		s4 := c.AddNode("s4", "server", "--disable-agent", "--cluster-init", "--cluster-reset", "--cluster-reset-restore-path", files[0], "--token", tok)
+		s4.Start()
+		defer s4.Stop()
+		serving(t, s4)
+		for _, name := range []string{"from-sqlite", "before-kill", "after-kill-s2"} {
+			if _, err := s4.Kubectl("get", "configmap", name); err != nil {
+				t.Errorf("restored server lacks %s: %v", name, err)
+			}
+		}
+		out, _ = tool(s4.Server, "etcd", "member", "list")
+		if strings.Count(out, "https://") != 1 || !strings.Contains(out, "s4 ") {
+			t.Errorf("restored server's etcd members:\n%s", out)
+		}
+	})
+
+	t.Run("MemberRemoved", func(t *testing.T) {
+		// Flags before the name: urfave/cli stops at the first argument.
+		cmd := exec.Command(s1.Bin, "etcd", "member", "remove", "--data-dir", s1.DataDir(), "--runtime-dir", s1.RunDir(), "--config", "/dev/null", "s3")
+		out, code := run(t, cmd)
+		if code != 0 {
+			t.Fatalf("member remove (exit %d): %s", code, out)
+		}
+		harness.Eventually(t, time.Minute, "s3 stops, removed", func() error {
+			if !strings.Contains(s3.Log(), "removed from the cluster") {
+				return fmt.Errorf("s3 runs on")
+			}
+			return nil
+		})
+		out, _ = tool(s1.Server, "etcd", "member", "list")
+		if strings.Count(out, "https://") != 2 || strings.Contains(out, "s3 ") {
+			t.Errorf("members after removing s3:\n%s", out)
+		}
+		if _, err := s2.Kubectl("--request-timeout=5s", "create", "configmap", "after-remove"); err != nil {
+			t.Errorf("writes after the removal: %v", err)
 		}
 	})
 }

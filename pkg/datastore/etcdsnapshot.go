@@ -23,7 +23,20 @@ type EtcdSource struct{ Endpoint string }
 
 // SaveTo writes a snapshot to path.
 func (s EtcdSource) SaveTo(ctx context.Context, path string) error {
-	_, err := clientsnapshot.SaveWithVersion(ctx, nopLogger(), clientv3.Config{Endpoints: []string{s.Endpoint}, DialTimeout: 5 * time.Second, Logger: nopLogger()}, path)
+	// The snapshot call waits as long as ctx allows for a connection: check first that etcd
+	// answers at all, so a stopped server is named at once.
+	cli, err := Client(s.Endpoint)
+	if err != nil {
+		return err
+	}
+	check, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err = cli.MemberList(check)
+	cancel()
+	cli.Close()
+	if err != nil {
+		return fmt.Errorf("etcd at %s does not answer (is the server running? --runtime-dir): %w", s.Endpoint, err)
+	}
+	_, err = clientsnapshot.SaveWithVersion(ctx, nopLogger(), clientv3.Config{Endpoints: []string{s.Endpoint}, DialTimeout: 5 * time.Second, Logger: nopLogger()}, path)
 	if err != nil {
 		return fmt.Errorf("etcd snapshot: %w", err)
 	}
