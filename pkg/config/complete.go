@@ -77,7 +77,7 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	if c.Datastore.CAFile, c.Datastore.CertFile, c.Datastore.KeyFile, err = datastoreTLS(o); err != nil {
 		return nil, err
 	}
-	if c.Etcd, err = embeddedEtcd(o, node.Dirs); err != nil {
+	if c.Etcd, err = embeddedEtcd(o, node.Dirs, env.Exists); err != nil {
 		return nil, err
 	}
 	c.JoinServer = o.JoinServer
@@ -431,7 +431,7 @@ func restore(o ServerOptions) (string, error) {
 
 // embeddedEtcd says whether the datastore is embedded etcd: asked for with --cluster-init or
 // --server, or kept from an earlier start (its data dir holds a member), as k3s does.
-func embeddedEtcd(o ServerOptions, d datadir.Dirs) (bool, error) {
+func embeddedEtcd(o ServerOptions, d datadir.Dirs, exists func(string) bool) (bool, error) {
 	if o.ClusterInit && o.JoinServer != "" {
 		return false, fmt.Errorf("--cluster-init starts a new cluster and --server joins one: give one of them")
 	}
@@ -448,11 +448,11 @@ func embeddedEtcd(o ServerOptions, d datadir.Dirs) (bool, error) {
 	if o.ClusterInit || o.JoinServer != "" {
 		return true, nil
 	}
-	_, err := os.Stat(filepath.Join(d.EtcdDataDir(), "member"))
-	if err == nil && o.DatastoreEndpoint != "" {
+	member := exists != nil && exists(filepath.Join(d.EtcdDataDir(), "member"))
+	if member && o.DatastoreEndpoint != "" {
 		return false, fmt.Errorf("--datastore-endpoint: this server's datastore is embedded etcd (%s): remove that dir to move to an external datastore", d.EtcdDataDir())
 	}
-	return err == nil, nil
+	return member, nil
 }
 
 // datastoreTLS checks --datastore-cafile, -certfile and -keyfile: readable, the pair together,

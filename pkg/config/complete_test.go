@@ -73,6 +73,51 @@ func TestSnapshotAndRestoreOptions(t *testing.T) {
 	}
 }
 
+func TestEtcdOptions(t *testing.T) {
+	o := defaults()
+	o.ClusterInit = true
+	if s, err := CompleteServer(o, testEnv()); err != nil || !s.Control.Etcd || s.Control.Snapshots.Schedule == "" {
+		t.Errorf("--cluster-init: %+v %v", s, err)
+	}
+	o = defaults()
+	o.JoinServer, o.Token = "https://10.0.0.1:6443", "abcdef.0123456789abcdef"
+	if s, err := CompleteServer(o, testEnv()); err != nil || !s.Control.Etcd || s.Control.JoinServer != o.JoinServer {
+		t.Errorf("--server: %+v %v", s, err)
+	}
+	// A server whose etcd ran before stays on etcd without the flags.
+	env := testEnv()
+	env.Exists = func(p string) bool { return p == "/var/lib/outpost/server/db/etcd/member" }
+	if s, err := CompleteServer(defaults(), env); err != nil || !s.Control.Etcd {
+		t.Errorf("existing member: %+v %v", s, err)
+	}
+	if s, err := CompleteServer(defaults(), testEnv()); err != nil || s.Control.Etcd {
+		t.Errorf("default is SQLite: %+v %v", s, err)
+	}
+	for want, mut := range map[string]func(*ServerOptions){
+		"--cluster-init runs embedded etcd, --datastore-endpoint": func(o *ServerOptions) { o.ClusterInit, o.DatastoreEndpoint = true, "postgres://db/k" },
+		"--server runs embedded etcd, --datastore-endpoint": func(o *ServerOptions) {
+			o.JoinServer, o.Token, o.DatastoreEndpoint = "https://10.0.0.1:6443", "abcdef.0123456789abcdef", "postgres://db/k"
+		},
+		"give one of them":                     func(o *ServerOptions) { o.ClusterInit, o.JoinServer = true, "https://10.0.0.1:6443" },
+		"--server needs the cluster's --token": func(o *ServerOptions) { o.JoinServer = "https://10.0.0.1:6443" },
+		"want https://HOST:PORT":               func(o *ServerOptions) { o.JoinServer, o.Token = "10.0.0.1:6443", "abcdef.0123456789abcdef" },
+		"--cluster-reset with --server": func(o *ServerOptions) {
+			o.JoinServer, o.Token, o.ClusterReset, o.ClusterResetRestorePath = "https://10.0.0.1:6443", "abcdef.0123456789abcdef", true, "/x"
+		},
+	} {
+		o := defaults()
+		mut(&o)
+		if _, err := CompleteServer(o, testEnv()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", want, err)
+		}
+	}
+	o = defaults()
+	o.DatastoreEndpoint = "postgres://db/k"
+	if _, err := CompleteServer(o, env); err == nil || !strings.Contains(err.Error(), "embedded etcd") {
+		t.Errorf("external datastore on an etcd server: %v", err)
+	}
+}
+
 func TestCompleteGPUOptions(t *testing.T) {
 	for _, tc := range []struct {
 		mut  func(*GPUOptions)

@@ -124,4 +124,6 @@ type Env struct {
 	Hostname  func() (string, error)
 	DefaultIP func() (net.IP, error)
 	Host      hostcheck.Host
+	// Exists reports whether a path exists (an embedded etcd from an earlier start); nil: no.
+	Exists func(path string) bool
 }

@@ -12,7 +12,8 @@ import (
 
 // RealEnv reads the running machine.
 func RealEnv() Env {
-	return Env{Hostname: os.Hostname, DefaultIP: DefaultRouteIP, Host: hostcheck.Real()}
+	return Env{Hostname: os.Hostname, DefaultIP: DefaultRouteIP, Host: hostcheck.Real(),
+		Exists: func(p string) bool { _, err := os.Stat(p); return err == nil }}
 }
 
 // DefaultRouteIP is the first IPv4 address of the interface holding the default route, or of

@@ -1,0 +1,137 @@
+package serverjoin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/outpostk8s/outpost/pkg/bootstrap"
+	"github.com/outpostk8s/outpost/pkg/join"
+	"github.com/outpostk8s/outpost/pkg/pki"
+	"github.com/outpostk8s/outpost/pkg/token"
+)
+
+type fixture struct {
+	url     string
+	tok     token.Token
+	added   []MemberRequest
+	ca      *pki.CA
+	members string
+}
+
+// serve runs the handler over TLS from a real CA, beside the CA path agents use, as the
+// apiserver serves them.
+func serve(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := pki.LoadOrCreateCA(dir, "server-ca", "test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.Issue(dir, "serving", pki.Spec{CommonName: "apiserver", IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true}); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "serving.crt"), filepath.Join(dir, "serving.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := token.Generate(ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{tok: tok, ca: ca, members: "s1=https://10.0.0.1:2380,s2=https://10.0.0.2:2380"}
+	h := &Handler{Token: func() (token.Token, error) { return tok, nil },
+		Data: func() (*bootstrap.Data, error) {
+			files := map[string][]byte{"tls/server-ca.crt": ca.CertPEM, "tls/etcd/ca.key": []byte("key")}
+			for _, n := range []string{"server-ca.key", "client-ca.crt", "client-ca.key", "request-header-ca.crt", "request-header-ca.key",
+				"kubelet-serving-ca.crt", "kubelet-serving-ca.key", "service.key"} {
+				files["tls/"+n] = []byte(n)
+			}
+			return &bootstrap.Data{Files: files}, nil
+		},
+		AddMember: func(_ context.Context, name, peerURL string) (string, error) {
+			f.added = append(f.added, MemberRequest{Name: name, PeerURL: peerURL})
+			return f.members, nil
+		},
+		OwnName: "s1", OwnPeerURL: "https://10.0.0.1:2380", Limiter: &join.Limiter{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc(join.CACertsPath, func(w http.ResponseWriter, _ *http.Request) { w.Write(ca.CertPEM) })
+	mux.Handle(BootstrapPath, h)
+	mux.Handle(MemberPath, h)
+	srv := httptest.NewUnstartedServer(mux)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	return f
+}
+
+func TestBootstrapAndMember(t *testing.T) {
+	f := serve(t)
+	ctx := context.Background()
+	c := Client{Server: f.url, Token: f.tok}
+	d, err := c.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(d.Files["tls/etcd/ca.key"]) != "key" || string(d.Files["tls/server-ca.crt"]) != string(f.ca.CertPEM) {
+		t.Fatalf("bootstrap data %v", d.Names())
+	}
+	initial, err := c.AddMember(ctx, "s2", "https://10.0.0.2:2380")
+	if err != nil || initial != f.members {
+		t.Fatalf("AddMember = %q %v", initial, err)
+	}
+	if len(f.added) != 1 || f.added[0].Name != "s2" {
+		t.Fatalf("added %v", f.added)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	f := serve(t)
+	ctx := context.Background()
+	// Another token with the right pin (an agent token, or a guess) gets nothing.
+	other := f.tok
+	other.ID, other.Secret = "abcdef", "0123456789abcdef"
+	_, err := Client{Server: f.url, Token: other}.Bootstrap(ctx)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "token not accepted") {
+		t.Errorf("other token: %v", err)
+	}
+	if _, err := (Client{Server: f.url, Token: other}).AddMember(ctx, "evil", "https://10.0.0.9:2380"); err == nil {
+		t.Error("member added with another token")
+	}
+	// A token pinning another CA: someone in the middle, or another cluster.
+	elsewhere, err := pki.LoadOrCreateCA(t.TempDir(), "ca", "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, _ := token.Generate(elsewhere.CertPEM)
+	pinned.ID, pinned.Secret = f.tok.ID, f.tok.Secret
+	if _, err := (Client{Server: f.url, Token: pinned}).Bootstrap(ctx); !errors.Is(err, token.ErrPinMismatch) {
+		t.Errorf("other pin: %v", err)
+	}
+	c := Client{Server: f.url, Token: f.tok}
+	for _, m := range []MemberRequest{
+		{"s1", "https://10.0.0.5:2380"},                     // the server's own name
+		{"s5", "https://10.0.0.1:2380"},                     // its own peer URL
+		{"s5,x=https://1.2.3.4:1", "https://10.0.0.5:2380"}, // smuggling a second member
+		{"s5", "https://10.0.0.5:2380,x=https://1.2.3.4:1"},
+		{"s5", "http://10.0.0.5:2380"},
+		{"s5", "https://host.example:2380"},
+	} {
+		if _, err := c.AddMember(ctx, m.Name, m.PeerURL); err == nil {
+			t.Errorf("member %v accepted", m)
+		}
+	}
+	if len(f.added) != 0 {
+		t.Errorf("added %v", f.added)
+	}
+	if _, err := (Client{Server: "https://127.0.0.1:1", Token: f.tok}).Bootstrap(ctx); !errors.Is(err, join.ErrUnreachable) {
+		t.Errorf("no server: %v", err)
+	}
+}
