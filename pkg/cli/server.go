@@ -66,7 +66,7 @@ func runServer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	plan := prestart.Plan{Dirs: cfg.Control.Dirs, API: &prestart.API{BindAddress: cfg.Control.BindAddress, Port: cfg.Control.HTTPSPort}}
+	plan := prestart.Plan{Dirs: cfg.Control.Dirs, API: &prestart.API{BindAddress: cfg.Control.BindAddress, Port: cfg.Control.HTTPSPort, Etcd: cfg.Control.Etcd}}
 	if cfg.Node != nil {
 		plan.Node, plan.GPU = true, func() error { return node.CheckGPU(cfg.Node) }
 	}

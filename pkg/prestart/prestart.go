@@ -30,6 +30,7 @@ type Plan struct {
 type API struct {
 	BindAddress string
 	Port        int
+	Etcd        bool // embedded etcd: its client and peer ports too
 }
 
 // Host runs the fatal host checks the plan needs, then the GPU check.
@@ -75,6 +76,10 @@ func (p Plan) Ports() []Port {
 		ports = append(ports, Port{p.API.BindAddress, p.API.Port, "kube-apiserver", "set --https-listen-port"},
 			Port{"127.0.0.1", 10257, "kube-controller-manager", "stop the other control plane"},
 			Port{"127.0.0.1", 10259, "kube-scheduler", "stop the other control plane"})
+		if p.API.Etcd {
+			ports = append(ports, Port{"0.0.0.0", 2379, "etcd clients", "stop the other etcd"},
+				Port{"0.0.0.0", 2380, "etcd peers", "stop the other etcd"})
+		}
 	}
 	return ports
 }

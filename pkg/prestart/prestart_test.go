@@ -31,6 +31,7 @@ func TestPortsFollowTheRole(t *testing.T) {
 		"server":        {Plan{Node: true, API: api}, []int{10250, 10248, 10256, 6443, 10257, 10259}},
 		"disable-agent": {Plan{API: api}, []int{6443, 10257, 10259}},
 		"agent":         {Plan{Node: true, LB: true}, []int{10250, 10248, 10256, 6444}},
+		"etcd":          {Plan{API: &API{BindAddress: "0.0.0.0", Port: 6443, Etcd: true}}, []int{6443, 10257, 10259, 2379, 2380}},
 	} {
 		if got := ports(tc.plan); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: ports %v, want %v", name, got, tc.want)

@@ -36,12 +36,9 @@ type bootstrapKeeper struct {
 func (b *bootstrapKeeper) Name() string               { return "bootstrap-data" }
 func (b *bootstrapKeeper) Init(context.Context) error { return nil }
 
-// Start stores the data once, then watches for changes. A failure is logged and retried:
-// the cluster runs without it, only a restore would lack it.
+// Start stores the data at once, in the background, then every 30 s when changed. A failure
+// is logged and retried: the cluster runs without it, only a restore would lack it.
 func (b *bootstrapKeeper) Start(ctx context.Context) error {
-	if err := b.Sync(ctx); err != nil {
-		b.log.Warn("storing the bootstrap data in the datastore", "err", err)
-	}
 	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	b.done = make(chan struct{})
 	go func() {
@@ -49,13 +46,13 @@ func (b *bootstrapKeeper) Start(ctx context.Context) error {
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
 		for {
+			if err := b.Sync(ctx); err != nil && ctx.Err() == nil {
+				b.log.Warn("storing the bootstrap data in the datastore", "err", err)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := b.Sync(ctx); err != nil {
-					b.log.Warn("storing the bootstrap data in the datastore", "err", err)
-				}
 			}
 		}
 	}()

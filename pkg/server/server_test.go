@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/outpostk8s/outpost/pkg/bootstrap"
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/gpu/agent"
@@ -178,4 +179,39 @@ func TestServerOptionalPhases(t *testing.T) {
 	if c := find[*containerd.Containerd](phases).Config(); !slices.Contains(c.CDISpecDirs, cdiDir) {
 		t.Errorf("containerd CDI dirs %v", c.CDISpecDirs)
 	}
+}
+
+// TestEtcdServerPhases: --cluster-init puts embedded etcd where kine was, makes the etcd
+// certificates from an etcd CA that the bootstrap data carries, serves the server-join paths,
+// removes deleted Nodes' members, and runs Outpost's controllers under the Lease.
+func TestEtcdServerPhases(t *testing.T) {
+	s, phases := assemble(t, func(o *config.ServerOptions) { o.ClusterInit = true })
+	names := map[string]bool{}
+	for _, p := range phases {
+		for _, c := range p {
+			names[c.Name()] = true
+		}
+	}
+	if phases[0][0].Name() != "etcd" || names["kine"] {
+		t.Errorf("first phase %v", phases[0])
+	}
+	for _, want := range []string{"etcd-member-remover", "leader-elected", "etcd-snapshot"} {
+		if !names[want] {
+			t.Errorf("no %s in %v", want, names)
+		}
+	}
+	tls := s.Cfg.Control.Dirs.EtcdTLS()
+	for _, f := range []string{"ca.crt", "ca.key", "server.crt", "peer.crt", "client.crt"} {
+		if _, err := os.Stat(filepath.Join(tls, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	d, err := bootstrapCollect(s)
+	if err != nil || d.Files["tls/etcd/ca.key"] == nil {
+		t.Errorf("bootstrap data lacks the etcd CA: %v", err)
+	}
+}
+
+func bootstrapCollect(s *Server) (*bootstrap.Data, error) {
+	return bootstrap.Collect(s.Cfg.Control.Dirs.ServerDir())
 }

@@ -3,7 +3,8 @@ package helm
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	helmv1 "github.com/k3s-io/helm-controller/pkg/apis/helm.cattle.io/v1"
@@ -71,7 +72,7 @@ func Resolve(ctx context.Context, client kubernetes.Interface, hc *helmv1.HelmCh
 		if err != nil {
 			return nil, fmt.Errorf("spec.repoCAConfigMap: ConfigMap %s/%s: %w", ns, ref.Name, err)
 		}
-		for _, k := range sortedKeys(cm.Data) {
+		for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
 			in.CA = append(append(in.CA, '\n'), cm.Data[k]...)
 		}
 	}
@@ -109,15 +110,6 @@ func valuesLayers(ctx context.Context, client kubernetes.Interface, ns, field st
 		}
 	}
 	return out, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // FailurePolicy is the config's, else the chart's, else reinstall.

@@ -11,12 +11,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -82,7 +83,7 @@ func Load(path string, required bool) (*File, error) {
 
 // Validate checks names, endpoints and that every named TLS file is there and usable.
 func (f *File) Validate() error {
-	for _, name := range sortedKeys(f.Mirrors) {
+	for _, name := range slices.Sorted(maps.Keys(f.Mirrors)) {
 		m := f.Mirrors[name]
 		if name != "*" && !validHost(name) {
 			return fmt.Errorf("mirrors.%q: not a registry host[:port] or *", name)
@@ -104,7 +105,7 @@ func (f *File) Validate() error {
 			}
 		}
 	}
-	for _, host := range sortedKeys(f.Configs) {
+	for _, host := range slices.Sorted(maps.Keys(f.Configs)) {
 		c := f.Configs[host]
 		if !validHost(host) {
 			return fmt.Errorf("configs.%q: not an endpoint host[:port]", host)
@@ -158,15 +159,6 @@ func endpointURL(e string) (*url.URL, error) {
 	return u, nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 // Dir is the hosts.toml directory containerd looks in for a registry: host_port_ for a
 // name with a port (containerd's own spelling), _default for *.
 func Dir(name string) string {
@@ -193,7 +185,7 @@ func upstream(name string) string {
 func (f *File) HostsFiles(proxy *Proxy) map[string][]byte {
 	out := map[string][]byte{}
 	route := 0
-	for _, name := range sortedKeys(f.Mirrors) {
+	for _, name := range slices.Sorted(maps.Keys(f.Mirrors)) {
 		var b bytes.Buffer
 		if name != "*" {
 			fmt.Fprintf(&b, "server = %q\n", upstream(name))
@@ -223,7 +215,7 @@ func (f *File) HostsFiles(proxy *Proxy) map[string][]byte {
 		out[Dir(name)] = b.Bytes()
 	}
 	// A registry pulled by its own name, with a CA or client certificate of its own.
-	for _, host := range sortedKeys(f.Configs) {
+	for _, host := range slices.Sorted(maps.Keys(f.Configs)) {
 		if f.Configs[host].TLS == nil {
 			continue
 		}
@@ -324,7 +316,7 @@ type Rule struct {
 // result does not change from one start to the next).
 func (m Mirror) rules() ([]Rule, error) {
 	var out []Rule
-	for _, pat := range sortedKeys(m.Rewrites) {
+	for _, pat := range slices.Sorted(maps.Keys(m.Rewrites)) {
 		re, err := regexp.Compile(pat)
 		if err != nil {
 			return nil, fmt.Errorf("%q: %w", pat, err)
@@ -358,7 +350,7 @@ type Route struct {
 // HostsFiles numbers them.
 func (f *File) RewriteRoutes() []Route {
 	var out []Route
-	for _, name := range sortedKeys(f.Mirrors) {
+	for _, name := range slices.Sorted(maps.Keys(f.Mirrors)) {
 		m := f.Mirrors[name]
 		if len(m.Rewrites) == 0 {
 			continue
