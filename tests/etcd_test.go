@@ -219,4 +219,29 @@ func TestHAEtcd(t *testing.T) {
 			t.Errorf("writes after the removal: %v", err)
 		}
 	})
+
+	t.Run("QuorumLostThenClusterReset", func(t *testing.T) {
+		s2.Stop()
+		if _, err := s1.Kubectl("--request-timeout=3s", "create", "configmap", "no-quorum"); err == nil {
+			t.Error("s1 took a write as one of two members")
+		}
+		s1.Stop()
+		s1.Args = append(s1.Args, "--cluster-reset")
+		s1.Start()
+		serving(t, s1)
+		harness.Eventually(t, time.Minute, "a write after the reset", func() error {
+			_, err := s1.Kubectl("--request-timeout=3s", "create", "configmap", "after-reset")
+			if err != nil && strings.Contains(err.Error(), "AlreadyExists") {
+				return nil
+			}
+			return err
+		})
+		out, _ := tool(s1.Server, "etcd", "member", "list")
+		if strings.Count(out, "https://") != 1 || !strings.Contains(out, "s1 ") {
+			t.Errorf("members after the reset:\n%s", out)
+		}
+		if _, err := s1.Kubectl("get", "configmap", "after-remove"); err != nil {
+			t.Errorf("data from before the reset: %v", err)
+		}
+	})
 }

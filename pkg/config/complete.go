@@ -103,9 +103,10 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	if c.Snapshots, err = snapshots(o, node.Dirs); err != nil {
 		return nil, err
 	}
-	if c.RestoreFrom, err = restore(o); err != nil {
+	if c.RestoreFrom, err = restore(o, c.Etcd); err != nil {
 		return nil, err
 	}
+	c.ResetMembers = o.ClusterReset && c.RestoreFrom == ""
 	c.SANs = sans(c, o.TLSSANs)
 	if o.DisableAgent {
 		return &Server{Control: c}, nil
@@ -410,7 +411,7 @@ func snapshots(o ServerOptions, d datadir.Dirs) (Snapshots, error) {
 
 // restore checks --cluster-reset and --cluster-reset-restore-path: what can be known before
 // anything is read or written.
-func restore(o ServerOptions) (string, error) {
+func restore(o ServerOptions, etcd bool) (string, error) {
 	if o.ClusterResetRestorePath != "" && !o.ClusterReset {
 		return "", fmt.Errorf("--cluster-reset-restore-path needs --cluster-reset")
 	}
@@ -424,7 +425,10 @@ func restore(o ServerOptions) (string, error) {
 		return "", fmt.Errorf("--cluster-reset with --datastore-endpoint: restore the external datastore with its own tools")
 	}
 	if o.ClusterResetRestorePath == "" {
-		return "", fmt.Errorf("--cluster-reset: give the snapshot to restore with --cluster-reset-restore-path")
+		if etcd {
+			return "", nil // embedded etcd: this member goes on alone (ResetMembers)
+		}
+		return "", fmt.Errorf("--cluster-reset: give the snapshot to restore with --cluster-reset-restore-path (only embedded etcd has members to reset)")
 	}
 	return absDir("--cluster-reset-restore-path", o.ClusterResetRestorePath)
 }

@@ -112,6 +112,11 @@ func TestEtcdOptions(t *testing.T) {
 		}
 	}
 	o = defaults()
+	o.ClusterInit, o.ClusterReset = true, true
+	if s, err := CompleteServer(o, testEnv()); err != nil || !s.Control.ResetMembers || s.Control.RestoreFrom != "" {
+		t.Errorf("--cluster-reset alone on etcd: %+v %v", s, err)
+	}
+	o = defaults()
 	o.DatastoreEndpoint = "postgres://db/k"
 	if _, err := CompleteServer(o, env); err == nil || !strings.Contains(err.Error(), "embedded etcd") {
 		t.Errorf("external datastore on an etcd server: %v", err)

@@ -69,6 +69,9 @@ type Control struct {
 	// RestoreFrom is a snapshot to restore before starting (--cluster-reset
 	// --cluster-reset-restore-path), absolute; "" for none.
 	RestoreFrom string
+	// ResetMembers (--cluster-reset alone, embedded etcd): this member starts as the only one,
+	// so a server whose peers are gone for good serves again.
+	ResetMembers bool
 }
 
 // Snapshots is where and when the server snapshots its datastore.

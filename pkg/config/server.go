@@ -59,7 +59,7 @@ func ServerFlags() []cli.Flag {
 		&cli.IntFlag{Name: "etcd-snapshot-retention", Value: 5, Usage: "scheduled snapshots to keep"},
 		&cli.StringFlag{Name: "etcd-snapshot-dir", Usage: "where snapshots go (default DATA/server/db/snapshots)"},
 		&cli.StringFlag{Name: "etcd-snapshot-name", Value: snapshot.ScheduledName, Usage: "name prefix of scheduled snapshots"},
-		&cli.BoolFlag{Name: "cluster-reset", Usage: "with --cluster-reset-restore-path: restore a snapshot, then start as a single server"},
+		&cli.BoolFlag{Name: "cluster-reset", Usage: "start as a single server: restore the snapshot given by --cluster-reset-restore-path, or, on embedded etcd, drop the other members (once)"},
 		&cli.StringFlag{Name: "cluster-reset-restore-path", Usage: "snapshot file to restore (the cluster's --token opens its bootstrap data)"},
 		&cli.DurationFlag{Name: "leaf-cert-lifetime", Hidden: true, Usage: "test only: lifetime of leaf certificates (default one year), to see them renewed"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"OUTPOST_DEBUG"}, Usage: "verbose logs from every component (-v 4)"},

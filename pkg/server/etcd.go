@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -58,7 +59,8 @@ func CheckJoin(c *config.Control) (*Join, error) {
 func (s *Server) etcdDatastore() (*datastore.Etcd, error) {
 	c := s.Cfg.Control
 	cfg := datastore.EtcdConfig{Name: c.NodeName, DataDir: c.Dirs.EtcdDataDir(), Socket: c.Dirs.KineSocket(),
-		NodeIP: c.NodeIP, TLSDir: c.Dirs.EtcdTLS(), Log: func(level, msg string) { s.Out.Line("etcd", level, msg) }}
+		NodeIP: c.NodeIP, TLSDir: c.Dirs.EtcdTLS(), Log: func(level, msg string) { s.Out.Line("etcd", level, msg) },
+		ForceNewCluster: s.forceNewCluster}
 	if c.JoinServer != "" {
 		t, err := token.Parse(c.Token)
 		if err != nil {
@@ -69,6 +71,31 @@ func (s *Server) etcdDatastore() (*datastore.Etcd, error) {
 		cfg.Seed = s.migrate
 	}
 	return datastore.NewEtcd(cfg), nil
+}
+
+// resetMarker records a membership reset, so that starting again with --cluster-reset does not
+// drop members that joined since.
+func (s *Server) resetMarker() string {
+	return filepath.Join(filepath.Dir(s.Cfg.Control.Dirs.EtcdDataDir()), "reset-done")
+}
+
+// resetMembers says whether this start resets the etcd membership (--cluster-reset alone), once:
+// the marker it leaves is removed by the next start without the flag.
+func (s *Server) resetMembers() bool {
+	c := s.Cfg.Control
+	if !c.ResetMembers {
+		os.Remove(s.resetMarker())
+		return false
+	}
+	if _, err := os.Stat(s.resetMarker()); err == nil {
+		s.Log.Warn("etcd membership was reset by an earlier start: starting as the member list is now; remove --cluster-reset")
+		return false
+	}
+	if err := pki.WriteFile(s.resetMarker(), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		s.Log.Error("cannot record the membership reset: remove --cluster-reset before the next start", "err", err)
+	}
+	s.Log.Warn("--cluster-reset: this server starts as the only etcd member; on every other server, move DATA/server/db/etcd away and start it with --server to join again")
+	return true
 }
 
 // migrate copies the SQLite datastore of earlier starts into etcd, then moves the file aside

@@ -34,6 +34,8 @@ type Server struct {
 
 	pki   *pki.Bundle
 	token *token.File
+	// forceNewCluster: this start resets the etcd membership (Prepare decides, once).
+	forceNewCluster bool
 }
 
 // Run prepares the data dir, starts every component and blocks until ctx ends or a component
@@ -68,6 +70,9 @@ func (s *Server) Prepare() error {
 	}
 	if err := s.writeEtcdCredentials(); err != nil {
 		return err
+	}
+	if c.Etcd {
+		s.forceNewCluster = s.resetMembers()
 	}
 	// Charts dropped here are served at /static/charts/ (k3s's layout).
 	if err := os.MkdirAll(filepath.Join(c.Dirs.Static(), "charts"), 0o700); err != nil {
