@@ -10,7 +10,7 @@ GOARCH       ?= $(shell go env GOARCH)
 BUILD        := build
 ASSETS       := pkg/payload/assets
 BIN          := bin/outpost
-TAGS         := providerless,netgo,osusergo
+TAGS         := providerless,netgo,osusergo,kustomize_disable_go_plugin_support
 ARGS         ?=
 # go-nvml builds against a header full of deprecation notices: keep test output readable.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
