@@ -14,13 +14,7 @@ import (
 // TestBenchEtcd is part of `make bench`: a server on embedded etcd (--cluster-init): start,
 // idle memory, API write latency and snapshot time, as TestBench measures them on SQLite.
 func TestBenchEtcd(t *testing.T) {
-	if os.Getenv("OUTPOST_BENCH") == "" {
-		t.Skip("a report, not a test: run `make bench`")
-	}
-	idle := 2 * time.Minute
-	if v := os.Getenv("OUTPOST_BENCH_IDLE"); v != "" {
-		idle, _ = time.ParseDuration(v)
-	}
+	idle := benchIdle(t)
 	s := harness.NewServer(t, "--cluster-init")
 	t.Cleanup(s.Cleanup)
 	img, _ := harness.TestImage(t)

@@ -21,15 +21,27 @@ import (
 	"github.com/outpostk8s/outpost/tests/harness"
 )
 
-// TestBench is `make bench`: a report, not a test. It runs only with OUTPOST_BENCH=1.
-func TestBench(t *testing.T) {
+// benchIdle skips a bench outside `make bench` and gives how long it lets the server idle
+// before measuring memory (OUTPOST_BENCH_IDLE, default 2m).
+func benchIdle(t *testing.T) time.Duration {
+	t.Helper()
 	if os.Getenv("OUTPOST_BENCH") == "" {
 		t.Skip("a report, not a test: run `make bench`")
 	}
 	idle := 2 * time.Minute
 	if v := os.Getenv("OUTPOST_BENCH_IDLE"); v != "" {
-		idle, _ = time.ParseDuration(v)
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("OUTPOST_BENCH_IDLE=%q: %v (a duration such as 2m)", v, err)
+		}
+		idle = d
 	}
+	return idle
+}
+
+// TestBench is `make bench`: a report, not a test. It runs only with OUTPOST_BENCH=1.
+func TestBench(t *testing.T) {
+	idle := benchIdle(t)
 	s := harness.NewServer(t)
 	t.Cleanup(s.Cleanup)
 	img, imgName := harness.TestImage(t)

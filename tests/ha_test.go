@@ -69,17 +69,7 @@ func TestHAPostgres(t *testing.T) {
 			t.Errorf("object written before the kill: %q %v", out, err)
 		}
 		// The agent's heartbeat goes on, through s2 only.
-		harness.Eventually(t, 90*time.Second, "a1 heartbeats through s2", func() error {
-			out, err := s2.Kubectl("-n", "kube-node-lease", "get", "lease", "a1", "-o", "jsonpath={.spec.renewTime}")
-			if err != nil {
-				return err
-			}
-			renewed, err := time.Parse(time.RFC3339Nano, out)
-			if err != nil || !renewed.After(killed.Add(2*time.Second)) {
-				return fmt.Errorf("renewTime %q", out)
-			}
-			return nil
-		})
+		waitRenewed(t, s2, "a1", killed.Add(2*time.Second), 90*time.Second)
 		t.Logf("a1 heartbeat through s2 %.1fs after the kill", time.Since(killed).Seconds())
 		waitReady(t, s2, "a1", time.Minute)
 		if out, err := s2.Kubectl("get", "pod", "web-a1", "-o", "jsonpath={.status.phase}"); err != nil || out != "Running" {
@@ -90,16 +80,7 @@ func TestHAPostgres(t *testing.T) {
 	t.Run("FirstServerRejoins", func(t *testing.T) {
 		restarted := time.Now()
 		s1.Start()
-		harness.Eventually(t, 3*time.Minute, "s1 heartbeats again", func() error {
-			out, err := s1.Kubectl("-n", "kube-node-lease", "get", "lease", "s1", "-o", "jsonpath={.spec.renewTime}")
-			if err != nil {
-				return err
-			}
-			if renewed, err := time.Parse(time.RFC3339Nano, out); err != nil || !renewed.After(restarted) {
-				return fmt.Errorf("renewTime %q", out)
-			}
-			return nil
-		})
+		waitRenewed(t, s1, "s1", restarted, 3*time.Minute)
 		waitReady(t, s1, "s1", time.Minute)
 		if _, err := s1.Kubectl("get", "configmap", "after-kill"); err != nil {
 			t.Errorf("s1 does not see what s2 wrote while it was down: %v", err)

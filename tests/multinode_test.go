@@ -337,6 +337,22 @@ func waitReady(t *testing.T, srv *harness.Node, node string, timeout time.Durati
 	})
 }
 
+// waitRenewed waits until node's Lease, read through srv, was renewed after since: the
+// node's heartbeat reaches the datastore through srv's API.
+func waitRenewed(t *testing.T, srv *harness.Node, node string, since time.Time, timeout time.Duration) {
+	t.Helper()
+	harness.Eventually(t, timeout, node+" heartbeats through "+srv.Name, func() error {
+		out, err := srv.Kubectl("-n", "kube-node-lease", "get", "lease", node, "-o", "jsonpath={.spec.renewTime}")
+		if err != nil {
+			return err
+		}
+		if renewed, err := time.Parse(time.RFC3339Nano, out); err != nil || !renewed.After(since) {
+			return fmt.Errorf("renewTime %q", out)
+		}
+		return nil
+	})
+}
+
 // checkedCluster is a cluster whose cleanup must leave nothing behind.
 func checkedCluster(t *testing.T) *harness.Cluster {
 	var c *harness.Cluster

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/outpostk8s/outpost/pkg/datastore"
 )
@@ -33,45 +34,42 @@ func etcdCommand() *cli.Command {
 	}
 }
 
-// etcdClient reaches the running server's etcd on its root-only socket.
-func etcdClient(c *cli.Context) (func(func(ctx context.Context, endpoint string) error) error, error) {
+// etcdClient reaches the running server's etcd on its root-only socket; the caller
+// closes the client and cancels the context.
+func etcdClient(c *cli.Context) (context.Context, context.CancelFunc, *clientv3.Client, error) {
 	d := dirs(c)
 	if _, err := os.Stat(datastore.MemberDir(d.EtcdDataDir())); err != nil {
-		return nil, fmt.Errorf("no embedded etcd at %s (a server started with --cluster-init or --server; --data-dir): %w", d.EtcdDataDir(), err)
+		return nil, nil, nil, fmt.Errorf("no embedded etcd at %s (a server started with --cluster-init or --server; --data-dir): %w", d.EtcdDataDir(), err)
 	}
-	return func(fn func(ctx context.Context, endpoint string) error) error {
-		ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
-		defer cancel()
-		return fn(ctx, "unix://"+d.KineSocket())
-	}, nil
+	cli, err := datastore.Client("unix://" + d.KineSocket())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
+	return ctx, cancel, cli, nil
 }
 
 func etcdMemberList(c *cli.Context) error {
-	run, err := etcdClient(c)
+	ctx, cancel, cli, err := etcdClient(c)
 	if err != nil {
 		return err
 	}
-	return run(func(ctx context.Context, endpoint string) error {
-		cli, err := datastore.Client(endpoint)
-		if err != nil {
-			return err
+	defer cancel()
+	defer cli.Close()
+	ms, err := datastore.Members(ctx, cli)
+	if err != nil {
+		return fmt.Errorf("%w (is the server running?)", err)
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tID\tPEER")
+	for _, m := range ms {
+		name := m.Name
+		if name == "" {
+			name = "(not started)"
 		}
-		defer cli.Close()
-		ms, err := datastore.Members(ctx, cli)
-		if err != nil {
-			return fmt.Errorf("%w (is the server running?)", err)
-		}
-		w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "NAME\tID\tPEER")
-		for _, m := range ms {
-			name := m.Name
-			if name == "" {
-				name = "(not started)"
-			}
-			fmt.Fprintf(w, "%s\t%x\t%s\n", name, m.ID, strings.Join(m.PeerURLs, ","))
-		}
-		return w.Flush()
-	})
+		fmt.Fprintf(w, "%s\t%x\t%s\n", name, m.ID, strings.Join(m.PeerURLs, ","))
+	}
+	return w.Flush()
 }
 
 func etcdMemberRemove(c *cli.Context) error {
@@ -79,24 +77,19 @@ func etcdMemberRemove(c *cli.Context) error {
 		return UsageError{fmt.Errorf("outpost etcd member remove takes one member name (see `outpost etcd member list`)")}
 	}
 	name := c.Args().First()
-	run, err := etcdClient(c)
+	ctx, cancel, cli, err := etcdClient(c)
 	if err != nil {
 		return err
 	}
-	return run(func(ctx context.Context, endpoint string) error {
-		cli, err := datastore.Client(endpoint)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		ok, err := datastore.RemoveMember(ctx, cli, name)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("no etcd member named %q (see `outpost etcd member list`)", name)
-		}
-		fmt.Fprintf(c.App.Writer, "etcd member %s removed\n", name)
-		return nil
-	})
+	defer cancel()
+	defer cli.Close()
+	ok, err := datastore.RemoveMember(ctx, cli, name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("no etcd member named %q (see `outpost etcd member list`)", name)
+	}
+	fmt.Fprintf(c.App.Writer, "etcd member %s removed\n", name)
+	return nil
 }

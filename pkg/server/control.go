@@ -64,9 +64,7 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	handlers, anonymous := s.joinHandlers(cl.supervisor)
 	handlers[static.Prefix] = &static.Handler{Dir: c.Dirs.Static()}
 	if c.Etcd {
-		if kine, err = s.etcdDatastore(); err != nil {
-			return nil, nil, err
-		}
+		kine = s.etcdDatastore()
 		source = datastore.EtcdSource{Endpoint: kine.EtcdEndpoint()}
 		h := s.serverJoinHandler(c.Dirs.KineSocket())
 		handlers[serverjoin.BootstrapPath], handlers[serverjoin.MemberPath] = h, h

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,7 +23,8 @@ import (
 // written: the cluster's bootstrap data, fetched from the server named and opened with the
 // token. nil when this server is no new member.
 type Join struct {
-	data *bootstrap.Data
+	data   *bootstrap.Data
+	client serverjoin.Client // adds this server as a member when etcd starts
 }
 
 // CheckJoin fetches the bootstrap data a joining server needs, so that a wrong token or an
@@ -46,31 +46,28 @@ func CheckJoin(c *config.Control) (*Join, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := serverjoin.Client{Server: c.JoinServer, Token: t}.Bootstrap(ctx)
+	client := serverjoin.Client{Server: c.JoinServer, Token: t}
+	d, err := client.Bootstrap(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &Join{data: d}, nil
+	return &Join{data: d, client: client}, nil
 }
 
 // etcdDatastore is the embedded etcd component: the first member (migrating a SQLite
 // datastore left by earlier starts), a member joining through --server, or a member
 // restarting on its data dir.
-func (s *Server) etcdDatastore() (*datastore.Etcd, error) {
+func (s *Server) etcdDatastore() *datastore.Etcd {
 	c := s.Cfg.Control
 	cfg := datastore.EtcdConfig{Name: c.NodeName, DataDir: c.Dirs.EtcdDataDir(), Socket: c.Dirs.KineSocket(),
 		NodeIP: c.NodeIP, TLSDir: c.Dirs.EtcdTLS(), Log: func(level, msg string) { s.Out.Line("etcd", level, msg) },
 		ForceNewCluster: s.forceNewCluster}
-	if c.JoinServer != "" {
-		t, err := token.Parse(c.Token)
-		if err != nil {
-			return nil, fmt.Errorf("--token: %w", err)
-		}
-		cfg.Join = serverjoin.Client{Server: c.JoinServer, Token: t}.AddMember
-	} else if _, err := os.Stat(c.Dirs.DBFile()); err == nil {
+	if s.Join != nil { // no member here yet (CheckJoin)
+		cfg.Join = s.Join.client.AddMember
+	} else if _, err := os.Stat(c.Dirs.DBFile()); err == nil && c.JoinServer == "" {
 		cfg.Seed = s.migrate
 	}
-	return datastore.NewEtcd(cfg), nil
+	return datastore.NewEtcd(cfg)
 }
 
 // resetMarker records a membership reset, so that starting again with --cluster-reset does not
@@ -108,10 +105,8 @@ func (s *Server) migrate(ctx context.Context, cli *clientv3.Client) error {
 		return fmt.Errorf("migrate %s into etcd: %w", db, err)
 	}
 	stamp := fmt.Sprintf(".migrated-%d", time.Now().Unix())
-	for _, ext := range []string{"", "-wal", "-shm"} {
-		if err := os.Rename(db+ext, db+stamp+ext); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("migrated into etcd, but %s stays: %w", db+ext, err)
-		}
+	if err := moveDBAside(db, stamp); err != nil {
+		return fmt.Errorf("migrated into etcd, but %s stays: %w", db, err)
 	}
 	s.Log.Info("SQLite datastore migrated into etcd", "keys", n, "took", time.Since(start).Round(time.Millisecond), "old", db+stamp)
 	return nil

@@ -97,10 +97,8 @@ func (s *Server) restore() error {
 	db := c.Dirs.DBFile()
 	stamp := fmt.Sprintf(".before-restore-%d", time.Now().Unix())
 	previous := db + stamp
-	for _, ext := range []string{"", "-wal", "-shm"} {
-		if err := os.Rename(db+ext, db+stamp+ext); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("keep the old datastore: %w", err)
-		}
+	if err := moveDBAside(db, stamp); err != nil {
+		return fmt.Errorf("keep the old datastore: %w", err)
 	}
 	if c.Etcd {
 		// The old member goes aside whole; the new one is this server alone.
@@ -182,4 +180,15 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// moveDBAside renames a SQLite file with its WAL and shared-memory files to NAME+stamp; a
+// file that is not there is skipped.
+func moveDBAside(db, stamp string) error {
+	for _, ext := range []string{"", "-wal", "-shm"} {
+		if err := os.Rename(db+ext, db+stamp+ext); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
