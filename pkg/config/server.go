@@ -63,7 +63,7 @@ func ServerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cluster-reset-restore-path", Usage: "snapshot file to restore (the cluster's --token opens its bootstrap data)"},
 		&cli.DurationFlag{Name: "leaf-cert-lifetime", Hidden: true, Usage: "test only: lifetime of leaf certificates (default one year), to see them renewed"},
 		&cli.BoolFlag{Name: "debug", EnvVars: []string{"OUTPOST_DEBUG"}, Usage: "verbose logs from every component (-v 4)"},
-		&cli.IntFlag{Name: "v", Value: 0, Usage: "log verbosity of the upstream components"},
+		&cli.IntFlag{Name: "v", Value: 0, Usage: "log verbosity of the upstream components: 0 shows only their errors, 1 their info lines too, higher their debug levels"},
 		&cli.StringFlag{Name: "gpu-mode", Value: "auto", Usage: "NVIDIA GPU support: auto (on when a driver is found) or off; config key gpu.mode"},
 		&cli.StringFlag{Name: "gpu-mig-strategy", Value: "none", Usage: "how MIG devices are advertised: none, single or mixed"},
 		&cli.IntFlag{Name: "gpu-time-slicing-replicas", Value: 1, Usage: "advertise each GPU (or MIG device) this many times for time-slicing"},

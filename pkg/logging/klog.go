@@ -28,7 +28,11 @@ func NewKlogSink(out *Out, verbosity *int) *KlogSink {
 }
 
 func (s *KlogSink) Init(info logr.RuntimeInfo) { s.depth += info.CallDepth }
-func (s *KlogSink) Enabled(level int) bool     { return level <= *s.verbosity }
+
+// Enabled hides the upstream components' info lines (klog's warnings among them) at the
+// default verbosity 0: their start-up and shutdown chatter is hundreds of lines. Errors always
+// pass; -v N shows levels 0 to N.
+func (s *KlogSink) Enabled(level int) bool { return *s.verbosity > 0 && level <= *s.verbosity }
 
 func (s *KlogSink) Info(level int, msg string, kv ...any) {
 	s.out.Line(s.component(), "INFO", s.format(msg, kv))

@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,7 @@ func TestComponentOf(t *testing.T) {
 
 func TestKlogSinkTagsAndFilters(t *testing.T) {
 	var b bytes.Buffer
-	v := 0
+	v := 1
 	sink := NewKlogSink(NewOut(&b), &v)
 	sink.resolve = filepath.Base
 	l := logr.New(sink)
@@ -38,6 +39,14 @@ func TestKlogSinkTagsAndFilters(t *testing.T) {
 	// The caller is this test file in outpost's own module.
 	if !strings.Contains(line, "[logging_test.go] INFO hello k=\"v w\"") || strings.Contains(line, "hidden") {
 		t.Errorf("line = %q", line)
+	}
+	// At the default verbosity only errors pass.
+	b.Reset()
+	v = 0
+	l.Info("chatter")
+	l.Error(errors.New("boom"), "failed")
+	if got := b.String(); strings.Contains(got, "chatter") || !strings.Contains(got, "ERROR failed err=boom") {
+		t.Errorf("at -v 0: %q", got)
 	}
 }
 

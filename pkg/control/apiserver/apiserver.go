@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
@@ -175,6 +176,9 @@ func run(ctx context.Context, argv []string, handlers map[string]http.Handler) e
 	if err != nil {
 		return err
 	}
+	// The apiserver's own loopback clients read v1 Endpoints for the kubernetes Service every
+	// 10 s (lease endpoint reconciler) and would log its deprecation warning each time.
+	config.KubeAPIs.ControlPlane.Generic.LoopbackClientConfig.WarningHandler = quietDeprecations{}
 	cc, err := config.Complete()
 	if err != nil {
 		return err
@@ -195,6 +199,17 @@ func run(ctx context.Context, argv []string, handlers map[string]http.Handler) e
 		return err
 	}
 	return prepared.Run(ctx)
+}
+
+// quietDeprecations logs the warnings the apiserver's loopback clients get, except API
+// deprecation notices: those name upstream's own calls, which a user cannot change.
+type quietDeprecations struct{}
+
+func (quietDeprecations) HandleWarningHeader(code int, agent, text string) {
+	if code == 299 && strings.Contains(text, " is deprecated") {
+		return
+	}
+	rest.WarningLogger{}.HandleWarningHeader(code, agent, text)
 }
 
 // readyProbe asks /readyz on loopback, trusting only the cluster's server CA.
