@@ -30,6 +30,7 @@ fatal() {
 setup_env() {
 	BIN_DIR=${INSTALL_OUTPOST_BIN_DIR:-/usr/local/bin}
 	SYSTEMD_DIR=${INSTALL_OUTPOST_SYSTEMD_DIR:-/etc/systemd/system}
+	OPENRC_DIR=/etc/init.d
 	if [ -n "${OUTPOST_URL:-}" ]; then
 		CMD=agent
 		if [ -z "${OUTPOST_TOKEN:-}" ] && [ -z "${OUTPOST_TOKEN_FILE:-}" ]; then
@@ -191,13 +192,15 @@ EOF
 }
 
 write_openrc_service() {
-	svc=/etc/init.d/${SERVICE}
+	svc=${OPENRC_DIR}/${SERVICE}
 	cat >"${svc}.new" <<EOF
 #!/sbin/openrc-run
 description="Outpost Kubernetes ${CMD}"
 command="${BIN_DIR}/outpost"
-command_args="$(exec_args) >>/var/log/${SERVICE}.log 2>&1"
-command_background=true
+command_args="$(exec_args)"
+# supervise-daemon runs the command without a shell: the log goes through its own options.
+output_log="/var/log/${SERVICE}.log"
+error_log="/var/log/${SERVICE}.log"
 pidfile="/run/${SERVICE}.pid"
 respawn_delay=5
 respawn_max=0

@@ -38,6 +38,7 @@ func NewApp() *cli.App {
 			secretsEncryptCommand(),
 			snapshotCommand(),
 			etcdCommand(),
+			completionCommand(),
 			{Name: "kubectl", Usage: "run the bundled kubectl against this cluster", SkipFlagParsing: true,
 				Action: func(c *cli.Context) error { return Kubectl(c.Args().Slice()) }},
 			{Name: "ctr", Usage: "run the bundled containerd ctr against Outpost's containerd", SkipFlagParsing: true,

@@ -159,3 +159,25 @@ mirrors:
 		t.Errorf("a mirror without rewrites changed:\n%s", q)
 	}
 }
+
+// contrib/config/registries.yaml is what users copy: it loads, and its rewrite does what its
+// comment says.
+func TestContribExample(t *testing.T) {
+	f, err := Load("../../../contrib/config/registries.yaml", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := f.Mirrors["nvcr.io"].rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Rewrite(rules, "nvidia/tritonserver"); got != "nvcr/nvidia/tritonserver" {
+		t.Errorf("nvcr.io rewrite gives %q", got)
+	}
+	if c := f.ConfigFor("mirror.example.com:5000"); c.Auth == nil || c.Auth.Username != "puller" {
+		t.Errorf("mirror credentials: %+v", c)
+	}
+	if len(f.HostsFiles(nil)) != 3 {
+		t.Errorf("hosts files for %d registries, want 3", len(f.HostsFiles(nil)))
+	}
+}
