@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds the small binaries that Outpost bundles (containerd, ctr, shim, runc, CNI plugins, crictl) from
+# Builds the small binaries that Outpost bundles (containerd with ctr, shim, runc, CNI plugins, crictl) from
 # their upstream Go modules and packs them into one zstd tar with a SHA256SUMS manifest.
 # Usage: build-payload.sh OUTDIR ARCHIVE  (versions come from the environment; see versions.mk)
 set -eu
@@ -33,9 +33,20 @@ build() { # module@version env...
 }
 
 BUILD_TAGS="-tags=$(echo $tags_ctrd | tr ' ' ',')"
-for cmd in containerd ctr containerd-shim-runc-v2; do
-	build "github.com/containerd/containerd/v2/cmd/$cmd@$CONTAINERD_VERSION" CGO_ENABLED=0
-done
+build "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" CGO_ENABLED=0
+# containerd and ctr as one binary (ctr is a link to it, made at unpacking): our own main
+# package, in a module that pins the same containerd.
+here=$(cd "$(dirname "$0")" && pwd)
+pinned=$(awk '$1 == "require" && $2 == "github.com/containerd/containerd/v2" {print $3}' "$here/payload/containerd/go.mod")
+[ "$pinned" = "$CONTAINERD_VERSION" ] || { echo "scripts/payload/containerd/go.mod pins containerd $pinned, versions.mk $CONTAINERD_VERSION: make them agree" >&2; exit 1; }
+stamp=$out/.containerd-multicall-$CONTAINERD_VERSION
+if [ ! -f "$stamp" ]; then
+	echo "payload: building containerd (and ctr) $CONTAINERD_VERSION for $target_arch" >&2
+	absbin=$(cd "$bin" && pwd)
+	(cd "$here/payload/containerd" && CGO_ENABLED=0 GOARCH=$target_arch go build -trimpath -ldflags "$ldflags -X github.com/containerd/containerd/v2/version.Version=${CONTAINERD_VERSION#v}" $BUILD_TAGS -o "$absbin/containerd" .)
+	rm -f "$bin/ctr"
+	touch "$stamp"
+fi
 for p in bridge host-local portmap loopback; do
 	case $p in host-local) dir=ipam/$p ;; portmap) dir=meta/$p ;; *) dir=main/$p ;; esac
 	BUILD_TAGS=""

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,14 +20,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// The Makefile writes payload.tar.zst and images/*.tar here before building the binary.
-//
-//go:embed all:assets
-var assets embed.FS
-
-// Assets is the embedded payload; tests substitute their own FS.
+// Assets is the embedded payload of the architecture built for (assets/GOARCH, embedded by
+// assets_GOARCH.go); tests substitute their own FS.
 func Assets() fs.FS {
-	sub, _ := fs.Sub(assets, "assets")
+	sub, _ := fs.Sub(assets, assetsDir)
 	return sub
 }
 
@@ -43,6 +38,11 @@ const (
 
 // MulticallNames are links in the bin dir back to the outpost binary itself.
 var MulticallNames = []string{"kubectl"}
+
+// Aliases are names of payload binaries that answer to more than one name: the payload's
+// containerd is also ctr when called so (scripts/payload/containerd). A link is made for each
+// alias the archive does not carry as a file of its own.
+var Aliases = map[string]string{"ctr": "containerd"}
 
 // Extract unpacks the payload to root/<hash> unless it is already there, points root/current
 // at it, and returns the bin dir. It writes into a temp dir, verifies every file against the
@@ -84,6 +84,14 @@ func Extract(fsys fs.FS, root, self string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(target, "bin")
+	for alias, to := range Aliases {
+		if fi, err := os.Lstat(filepath.Join(bin, alias)); err == nil && fi.Mode().IsRegular() {
+			continue
+		}
+		if err := relink(filepath.Join(bin, alias), to); err != nil {
+			return "", err
+		}
+	}
 	for _, n := range MulticallNames {
 		if err := relink(filepath.Join(bin, n), self); err != nil {
 			return "", err

@@ -54,6 +54,10 @@ func TestExtractOnceAndLinks(t *testing.T) {
 	if l, _ := os.Readlink(filepath.Join(bin, "kubectl")); l != "/usr/local/bin/outpost" {
 		t.Fatalf("kubectl link %q", l)
 	}
+	// ctr is containerd called by another name: a link beside it.
+	if b, _ := os.ReadFile(filepath.Join(bin, "ctr")); string(b) != "#!c" {
+		t.Fatalf("ctr is not containerd: %q", b)
+	}
 	cur, _ := filepath.EvalSymlinks(filepath.Join(root, "current", "bin"))
 	if real, _ := filepath.EvalSymlinks(bin); cur != real {
 		t.Fatalf("current -> %s, want %s", cur, real)
@@ -65,6 +69,18 @@ func TestExtractOnceAndLinks(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(bin, "runc")); string(b) != "edited" {
 		t.Fatal("payload unpacked twice")
+	}
+}
+
+// A payload that carries ctr as a file of its own keeps it.
+func TestExtractKeepsRealFileOverAlias(t *testing.T) {
+	fsys := fstest.MapFS{"payload.tar.zst": {Data: archive(t, map[string]string{"containerd": "#!c", "ctr": "#!ctr"}, false)}}
+	bin, err := Extract(fsys, t.TempDir(), "/usr/local/bin/outpost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(filepath.Join(bin, "ctr")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("ctr replaced by a link: %v %v", fi, err)
 	}
 }
 

@@ -1,0 +1,10 @@
+package payload
+
+import "embed"
+
+// The Makefile writes payload.tar.zst and images/*.tar into assets/arm64 before building.
+//
+//go:embed all:assets/arm64
+var assets embed.FS
+
+const assetsDir = "assets/arm64"
