@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/gctune"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node"
@@ -98,8 +100,11 @@ func runServer(c *cli.Context) error {
 // starts: it drops OUTPOST_* from the environment (they may hold the join token, and the
 // in-process kubelet and kube-proxy run tools that would inherit them), names the node for
 // flannel (its subnet manager reads NODE_NAME and nothing else; containerd and its shims
-// inherit it, harmlessly), and tunes certificate reloads to the leaf lifetime.
+// inherit it, harmlessly), tunes certificate reloads to the leaf lifetime, and sets the GC
+// default (GOGC, inherited by containerd and its shims) unless the user set one.
 func processSetup(n *config.Node, leafLifetime time.Duration) {
+	// Only the environment can fail here, and then the runtime keeps Go's default.
+	_, _ = gctune.Apply(gctune.Host{Getenv: os.Getenv, Setenv: os.Setenv, SetGCPercent: debug.SetGCPercent})
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "OUTPOST_") {
 			os.Unsetenv(name)
