@@ -182,4 +182,4 @@ dist-arm64: deps-arm64
 release: dist dist-arm64
 
 clean:
-	rm -rf bin $(BUILD) $(DIST) pkg/payload/assets/*/payload.tar.zst pkg/payload/assets/*/images
+	rm -rf bin $(BUILD) $(DIST) pkg/payload/assets/*/payload.tar.zst* pkg/payload/assets/*/images

@@ -65,4 +65,7 @@ rm -f "$bin/SHA256SUMS"
 (cd "$bin" && find . -type f | sed 's|^\./||' | sort | xargs sha256sum) > "$out/SHA256SUMS.tmp"
 mv "$out/SHA256SUMS.tmp" "$bin/SHA256SUMS"
 tar -C "$out" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - bin | zstd -q -19 -T0 -f -o "$archive"
+# The archive's checksum beside it: a warm start finds its unpacked dir without reading the
+# archive, and a cold one detects a damaged binary.
+sha256sum "$archive" | cut -d' ' -f1 >"$archive.sha256"
 echo "payload: wrote $archive ($(du -h "$archive" | cut -f1))" >&2

@@ -32,6 +32,8 @@ var ErrNoPayload = errors.New("this outpost binary has no bundled containerd/run
 
 const (
 	archiveName = "payload.tar.zst"
+	// hashName holds the archive's sha256 (hex), written by scripts/build-payload.sh.
+	hashName = "payload.tar.zst.sha256"
 	// manifestName lists "sha256  bin/NAME" for every file; extraction verifies each.
 	manifestName = "bin/SHA256SUMS"
 )
@@ -48,14 +50,26 @@ var Aliases = map[string]string{"ctr": "containerd"}
 // at it, and returns the bin dir. It writes into a temp dir, verifies every file against the
 // manifest, then renames: a crash leaves either nothing or a complete payload.
 func Extract(fsys fs.FS, root, self string) (string, error) {
-	raw, err := fs.ReadFile(fsys, archiveName)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", ErrNoPayload
-	} else if err != nil {
-		return "", fmt.Errorf("read embedded payload: %w", err)
+	// The build records the archive's sha256 beside it: a warm start then finds its dir by
+	// name without reading (and keeping resident) the 30 MB archive.
+	hash, err := recordedHash(fsys)
+	if err != nil {
+		return "", err
 	}
-	sum := sha256.Sum256(raw)
-	hash := hex.EncodeToString(sum[:])[:16]
+	var raw []byte
+	if hash == "" || !exists(filepath.Join(root, hash, manifestName)) {
+		if raw, err = fs.ReadFile(fsys, archiveName); errors.Is(err, fs.ErrNotExist) {
+			return "", ErrNoPayload
+		} else if err != nil {
+			return "", fmt.Errorf("read embedded payload: %w", err)
+		}
+		sum := sha256.Sum256(raw)
+		got := hex.EncodeToString(sum[:])[:16]
+		if hash != "" && got != hash {
+			return "", fmt.Errorf("the embedded payload does not match its recorded checksum (%s, want %s): this outpost binary is damaged; re-download it", got, hash)
+		}
+		hash = got
+	}
 	target := filepath.Join(root, hash)
 	if _, err := os.Stat(filepath.Join(target, manifestName)); err != nil {
 		if err := os.MkdirAll(root, 0o755); err != nil {
@@ -98,6 +112,27 @@ func Extract(fsys fs.FS, root, self string) (string, error) {
 		}
 	}
 	return bin, nil
+}
+
+// recordedHash reads the build's checksum of the archive, shortened to the dir name; "" when
+// the build wrote none.
+func recordedHash(fsys fs.FS) (string, error) {
+	b, err := fs.ReadFile(fsys, hashName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("read embedded payload checksum: %w", err)
+	}
+	h := strings.TrimSpace(string(b))
+	if len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("embedded payload checksum %q is not a sha256: this outpost binary is damaged; re-download it", h)
+	}
+	return h[:16], nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // relink points link at dest atomically (symlink beside it, then rename over it).

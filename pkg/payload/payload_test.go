@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -69,6 +70,37 @@ func TestExtractOnceAndLinks(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(bin, "runc")); string(b) != "edited" {
 		t.Fatal("payload unpacked twice")
+	}
+}
+
+// With the build's checksum beside the archive, a warm start does not read the archive, and
+// a cold one refuses an archive that does not match it.
+func TestExtractRecordedHash(t *testing.T) {
+	root := t.TempDir()
+	arch := archive(t, map[string]string{"containerd": "#!c"}, false)
+	sum := sha256.Sum256(arch)
+	hash := hex.EncodeToString(sum[:])
+	fsys := fstest.MapFS{"payload.tar.zst": {Data: arch}, "payload.tar.zst.sha256": {Data: []byte(hash + "\n")}}
+	bin, err := Extract(fsys, root, "/usr/local/bin/outpost")
+	if err != nil || filepath.Base(filepath.Dir(bin)) != hash[:16] {
+		t.Fatalf("first start: %s %v", bin, err)
+	}
+	// Warm: the archive is not read (here it could not be).
+	fsys["payload.tar.zst"] = &fstest.MapFile{Data: []byte("not zstd")}
+	if again, err := Extract(fsys, root, "/usr/local/bin/outpost"); err != nil || again != bin {
+		t.Fatalf("warm start read the archive: %s %v", again, err)
+	}
+	// Cold, with a damaged archive: refused, nothing unpacked.
+	other := t.TempDir()
+	if _, err := Extract(fsys, other, "/usr/local/bin/outpost"); err == nil || !strings.Contains(err.Error(), "re-download") {
+		t.Fatalf("damaged archive: %v", err)
+	}
+	if ents, _ := os.ReadDir(other); len(ents) != 0 {
+		t.Fatalf("left %v", ents)
+	}
+	fsys["payload.tar.zst.sha256"] = &fstest.MapFile{Data: []byte("xyz")}
+	if _, err := Extract(fsys, other, "/usr/local/bin/outpost"); err == nil || !strings.Contains(err.Error(), "not a sha256") {
+		t.Fatalf("bad checksum file: %v", err)
 	}
 }
 
