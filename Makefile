@@ -45,7 +45,7 @@ deps:
 	@command -v go >/dev/null || { echo "Go 1.26+ is required: https://go.dev/dl/"; exit 1; }
 
 payload: $(ASSETS)/payload.tar.zst
-$(ASSETS)/payload.tar.zst: scripts/build-payload.sh scripts/versions.mk scripts/payload/containerd/main.go scripts/payload/containerd/go.mod
+$(ASSETS)/payload.tar.zst: scripts/build-payload.sh scripts/versions.mk scripts/payload/containerd/main.go scripts/payload/containerd/go.mod scripts/payload/containerd/go.sum
 	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) CRICTL_VERSION=$(CRICTL_VERSION) \
 		scripts/build-payload.sh $(BUILD)/payload $@
 

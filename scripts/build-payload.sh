@@ -39,7 +39,9 @@ build "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINE
 here=$(cd "$(dirname "$0")" && pwd)
 pinned=$(awk '$1 == "require" && $2 == "github.com/containerd/containerd/v2" {print $3}' "$here/payload/containerd/go.mod")
 [ "$pinned" = "$CONTAINERD_VERSION" ] || { echo "scripts/payload/containerd/go.mod pins containerd $pinned, versions.mk $CONTAINERD_VERSION: make them agree" >&2; exit 1; }
-stamp=$out/.containerd-multicall-$CONTAINERD_VERSION
+# Keyed by the main package and its module files too: an edit there rebuilds it.
+src=$(cd "$here/payload/containerd" && cat main.go go.mod go.sum | sha256sum | cut -c1-16)
+stamp=$out/.containerd-multicall-$CONTAINERD_VERSION-$src
 if [ ! -f "$stamp" ]; then
 	echo "payload: building containerd (and ctr) $CONTAINERD_VERSION for $target_arch" >&2
 	absbin=$(cd "$bin" && pwd)
