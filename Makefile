@@ -10,7 +10,10 @@ GOARCH       ?= $(shell go env GOARCH)
 BUILD        := build
 ASSETS       := pkg/payload/assets/$(GOARCH)
 BIN          := bin/outpost
-TAGS         := providerless,netgo,osusergo,kustomize_disable_go_plugin_support
+# netgo, osusergo, no SQLite extension loading and no Antithesis SDK (kine's NATS driver links
+# it; it dlopens its library): nothing in the static binary asks glibc for NSS or dlopen, so it
+# runs with no shared library at all.
+TAGS         := providerless,netgo,osusergo,kustomize_disable_go_plugin_support,sqlite_omit_load_extension,no_antithesis_sdk
 ARGS         ?=
 # go-nvml builds against a header full of deprecation notices: keep test output readable.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
@@ -19,8 +22,9 @@ V  := $(PKG)/pkg/version
 CB := k8s.io/component-base/version
 CG := k8s.io/client-go/pkg/version
 KMINOR := $(word 2,$(subst ., ,$(KUBERNETES_VERSION)))
-# -z lazy: go-nvml leaves NVML's symbols unresolved until libnvidia-ml is loaded at run time.
-LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
+# Static: cgo (SQLite) linked with glibc's archive, so the binary runs on any Linux, even in an
+# empty chroot. NVML is not in it: the GPU helper in the payload loads libnvidia-ml.
+LDFLAGS := -s -w -linkmode=external -extldflags=-static \
 	-X $(V).Outpost=$(VERSION) -X $(V).GitCommit=$(COMMIT) -X $(V).Kubernetes=$(KUBERNETES_VERSION) \
 	-X $(V).Containerd=$(CONTAINERD_VERSION) -X $(V).Runc=$(RUNC_VERSION) -X $(V).CNIPlugins=$(CNI_VERSION) \
 	-X $(V).CoreDNS=$(COREDNS_VERSION) -X $(V).PauseImage=$(PAUSE_IMAGE) -X $(V).CoreDNSImage=$(COREDNS_IMAGE) \
@@ -28,6 +32,9 @@ LDFLAGS := -s -w -extldflags=-Wl,-z,lazy \
 	-X $(CB).gitVersion=$(KUBERNETES_VERSION) -X $(CB).gitMajor=1 -X $(CB).gitMinor=$(KMINOR) \
 	-X $(CB).gitTreeState=clean -X $(CB).gitCommit=$(COMMIT) \
 	-X $(CG).gitVersion=$(KUBERNETES_VERSION) -X $(CG).gitMajor=1 -X $(CG).gitMinor=$(KMINOR)
+# The GPU helper: dynamic, lazy binding (go-nvml leaves NVML's symbols unresolved until
+# libnvidia-ml is loaded at run time).
+HELPER_LDFLAGS := -s -w -extldflags=-Wl,-z,lazy
 
 # Host packages: the build (runc's seccomp, zstd), the run (iptables, ipset, conntrack, mount tools)
 # and the tests (shellcheck, systemd-analyze, postgresql, zsh).
@@ -44,8 +51,10 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	@command -v go >/dev/null || { echo "Go 1.26+ is required: https://go.dev/dl/"; exit 1; }
 
+# The GPU helper (cmd/outpost-gpu) is in the payload: its sources rebuild it.
+HELPER_SRC := $(shell find cmd/outpost-gpu pkg/gpu/gpuhelper pkg/gpu/gpulib pkg/gpu/mockgpu pkg/gpu/nvmllib pkg/gpu/detect pkg/gpu/health -name '*.go' ! -name '*_test.go')
 payload: $(ASSETS)/payload.tar.zst
-$(ASSETS)/payload.tar.zst: scripts/build-payload.sh scripts/versions.mk scripts/payload/containerd/main.go scripts/payload/containerd/go.mod scripts/payload/containerd/go.sum
+$(ASSETS)/payload.tar.zst: scripts/build-payload.sh scripts/versions.mk scripts/payload/containerd/main.go scripts/payload/containerd/go.mod scripts/payload/containerd/go.sum $(HELPER_SRC) go.sum
 	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) CRICTL_VERSION=$(CRICTL_VERSION) \
 		scripts/build-payload.sh $(BUILD)/payload $@
 
@@ -124,10 +133,12 @@ arm64-test: dist-arm64
 	scripts/arm64-check.sh $(A64_OUT)/outpost-arm64
 
 # The GPU layer against a real driver (pkg/gpu/hwtest): a small test binary to run on a GPU
-# machine as `OUTPOST_REAL_GPU=1 build/device/hwtest.test -test.v`; it skips elsewhere.
+# machine as `OUTPOST_REAL_GPU=1 OUTPOST_GPU_HELPER=build/device/outpost-gpu
+# build/device/hwtest.test -test.v` (through the GPU helper, as a node reads NVML); it skips elsewhere.
 gpu-hwtest:
 	@mkdir -p $(BUILD)/device
 	go test -c -o $(BUILD)/device/hwtest.test ./pkg/gpu/hwtest
+	CGO_ENABLED=1 go build -trimpath -tags netgo,osusergo -ldflags "$(HELPER_LDFLAGS)" -o $(BUILD)/device/outpost-gpu ./cmd/outpost-gpu
 
 bench: build test-images
 	set -o pipefail; OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images \

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Builds the small binaries that Outpost bundles (containerd with ctr, shim, runc, CNI plugins, crictl) from
-# their upstream Go modules and packs them into one zstd tar with a SHA256SUMS manifest.
+# Builds the small binaries that Outpost bundles (containerd with ctr, shim, runc, CNI plugins, crictl)
+# from their upstream Go modules, and our GPU helper, and packs them into one zstd tar with a SHA256SUMS manifest.
 # Usage: build-payload.sh OUTDIR ARCHIVE  (versions come from the environment; see versions.mk)
 set -eu
 out=$1
@@ -61,6 +61,13 @@ build "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" CGO_ENABLED=0
 BUILD_TAGS="-tags=seccomp,urfave_cli_no_docs,netgo,osusergo"
 ldflags="-s -w -extldflags -static"
 build "github.com/opencontainers/runc@$RUNC_VERSION" CGO_ENABLED=1
+
+# The GPU helper, from this repository: the one part linked against the driver's libnvidia-ml
+# (dynamically, with glibc; lazy binding, as go-nvml resolves NVML's symbols only once loaded).
+echo "payload: building outpost-gpu for $target_arch" >&2
+absbin=$(cd "$bin" && pwd)
+(cd "$here/.." && CGO_ENABLED=1 GOARCH=$target_arch CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" \
+	go build -trimpath -tags netgo,osusergo -ldflags "-s -w -extldflags=-Wl,-z,lazy" -o "$absbin/outpost-gpu" ./cmd/outpost-gpu)
 
 # The manifest names files relative to bin/; extraction verifies every one.
 rm -f "$bin/SHA256SUMS"

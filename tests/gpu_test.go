@@ -53,6 +53,9 @@ func TestGPUMock(t *testing.T) {
 		if left := harness.Leftovers(s.Root); len(left) > 0 {
 			t.Errorf("left on the host after cleanup: %v", left)
 		}
+		if n := helpers("--mock"); n != 0 {
+			t.Errorf("%d GPU helpers outlived the server", n)
+		}
 		if !pluginDirExisted {
 			os.RemoveAll("/var/lib/kubelet")
 		}
@@ -73,6 +76,14 @@ func TestGPUMock(t *testing.T) {
 		}
 		return f[0], f[1]
 	}
+
+	// The agent reads the mock through the GPU helper from the payload, as a node with a real
+	// driver reads NVML: one long-lived helper while the agent runs.
+	t.Run("ThroughTheHelper", func(t *testing.T) {
+		if n := helpers("--mock"); n != 1 {
+			t.Errorf("%d GPU helpers with the mock running, want 1", n)
+		}
+	})
 
 	t.Run("AllocatableAndLabels", func(t *testing.T) {
 		harness.Eventually(t, time.Minute, "8 GPUs allocatable, GPUHealthy=True", func() error {
@@ -196,4 +207,21 @@ spec:
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// helpers counts the running outpost-gpu processes whose arguments contain arg.
+func helpers(arg string) int {
+	n := 0
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, c := range cmdlines {
+		b, err := os.ReadFile(c)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if filepath.Base(args[0]) == "outpost-gpu" && strings.Contains(string(b), arg) {
+			n++
+		}
+	}
+	return n
 }

@@ -3,11 +3,13 @@ package cli
 import (
 	"fmt"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/urfave/cli/v2"
 
+	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/preflight"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
+	"github.com/outpostk8s/outpost/pkg/node"
 	"github.com/outpostk8s/outpost/pkg/prestart"
 )
 
@@ -16,8 +18,11 @@ func checkConfigCommand() *cli.Command {
 		Name:         "check-config",
 		Usage:        "check whether this host can run Outpost, one line per check",
 		OnUsageError: usageError,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: datadir.DefaultDataDir, Usage: "where the bundled GPU helper is unpacked, on a host with an NVIDIA driver"},
+		},
 		Action: func(c *cli.Context) error {
-			checks := append(hostcheck.Real().Checks(), preflight.Checks("/", nvml.New())...)
+			checks := append(hostcheck.Real().Checks(), preflight.Checks("/", checkLib(c.String("data-dir")))...)
 			for _, ch := range checks {
 				fmt.Fprintln(c.App.Writer, ch.String())
 			}
@@ -26,3 +31,24 @@ func checkConfigCommand() *cli.Command {
 		},
 	}
 }
+
+// checkLib is the GPU helper where libnvidia-ml exists, nil where it does not (no helper runs
+// then), or a Lib that reports why the helper cannot be had.
+func checkLib(dataDir string) gpulib.Lib {
+	lib, err := node.DriverGPULib("/", datadir.Dirs{Data: dataDir}.Payload(), "")
+	if err != nil {
+		return failedLib{gpulib.NoDriver{}, err}
+	}
+	if _, none := lib.(gpulib.NoDriver); none {
+		return nil
+	}
+	return lib
+}
+
+// failedLib answers Preflight with why there is no helper.
+type failedLib struct {
+	gpulib.NoDriver
+	err error
+}
+
+func (f failedLib) Preflight() (*gpulib.Preflight, error) { return nil, f.err }

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/urfave/cli/v2"
 
+	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/info"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
+	"github.com/outpostk8s/outpost/pkg/node"
 )
 
 func gpuCommand() *cli.Command {
@@ -22,14 +24,22 @@ func gpuCommand() *cli.Command {
 			OnUsageError: usageError,
 			Flags: []cli.Flag{
 				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: datadir.DefaultDataDir, Usage: "where the bundled GPU helper is unpacked"},
+				&cli.StringFlag{Name: "gpu-driver-root", Value: "/", Usage: "where the NVIDIA driver is installed"},
 				&cli.StringFlag{Name: "gpu-mock", Hidden: true},
 			},
 			Action: func(c *cli.Context) error {
-				var lib nvml.Interface = nvml.New()
+				var lib gpulib.Lib
 				if c.String("gpu-mock") == "dgxa100" {
 					lib = mockgpu.DGXA100()
+				} else {
+					var err error
+					d := datadir.Dirs{Data: c.String("data-dir")}
+					if lib, err = node.DriverGPULib(c.String("gpu-driver-root"), d.Payload(), ""); err != nil {
+						return err
+					}
 				}
-				n, err := detect.Detect(lib)
+				n, err := lib.Detect()
 				if errors.Is(err, detect.ErrNoDriver) {
 					return fmt.Errorf("no NVIDIA GPU driver on this node (%v): install the driver, or check that the nvidia kernel module is loaded", err)
 				} else if err != nil {

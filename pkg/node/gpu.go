@@ -6,12 +6,13 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/gpu/agent"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
@@ -19,21 +20,52 @@ import (
 	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
-// CheckGPU validates the GPU settings against the hardware, writing nothing: the command runs
-// it before it touches the data dir.
+// CheckGPU validates the GPU settings against the hardware before the command touches the
+// data dir. On a host with libnvidia-ml it unpacks the payload first (atomically, as every
+// start does): the GPU helper that reads NVML is in it.
 func CheckGPU(c *config.Node) error {
 	if c.GPU.Mode == "off" {
 		return nil
 	}
-	_, _, _, _, err := agent.Check(gpuConfig(c), gpuLib(c.GPU))
+	lib, err := gpuLib(c, "")
+	if err != nil {
+		return err
+	}
+	_, _, _, _, err = agent.Check(gpuConfig(c), lib)
 	return err
 }
 
-func gpuLib(g config.GPUOptions) nvml.Interface {
+// gpuLib is what answers the GPU layer's NVML calls. The mock: in-process for the check, and
+// in the GPU helper once the payload is unpacked, so the agent's path through the helper is the
+// one the tests take. A real driver: the GPU helper, started only where libnvidia-ml exists.
+// binDir is "" before the payload is unpacked.
+func gpuLib(c *config.Node, binDir string) (gpulib.Lib, error) {
+	g := c.GPU
 	if g.Mock == "dgxa100" {
-		return mockgpu.DGXA100()
+		if binDir == "" {
+			return mockgpu.DGXA100(), nil
+		}
+		return &gpuhelper.Client{Path: filepath.Join(binDir, gpuhelper.BinaryName), Stderr: os.Stderr,
+			Args: []string{"--mock", "dgxa100", "--mock-inject", c.Dirs.GPUInjectFile()}}, nil
 	}
-	return nvml.New(nvml.WithLibraryPath(libraryPath(g.DriverRoot)))
+	return DriverGPULib(g.DriverRoot, c.Dirs.Payload(), binDir)
+}
+
+// DriverGPULib is the GPU helper for the driver under driverRoot, or gpulib.NoDriver where
+// there is no libnvidia-ml. binDir "" unpacks the payload into payloadDir first.
+func DriverGPULib(driverRoot, payloadDir, binDir string) (gpulib.Lib, error) {
+	lib := gpulib.FindLibrary(driverRoot)
+	if lib == "" {
+		return gpulib.NoDriver{}, nil
+	}
+	if binDir == "" {
+		var err error
+		if binDir, err = UnpackPayload(payloadDir); err != nil {
+			return nil, fmt.Errorf("the GPU helper is in the payload: %w", err)
+		}
+	}
+	return &gpuhelper.Client{Path: filepath.Join(binDir, gpuhelper.BinaryName), Stderr: os.Stderr,
+		Args: []string{"--library", lib}}, nil
 }
 
 // gpu detects GPUs and NVIDIA runtimes before containerd is configured. It returns nil when
@@ -42,41 +74,21 @@ func (n *Node) gpu(client kubernetes.Interface) (*agent.Agent, error) {
 	if n.Cfg.GPU.Mode == "off" {
 		return nil, nil
 	}
-	return agent.New(gpuConfig(n.Cfg), gpuLib(n.Cfg.GPU), client, n.Log.With("component", "gpu"))
+	lib, err := gpuLib(n.Cfg, n.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	return agent.New(gpuConfig(n.Cfg), lib, client, n.Log.With("component", "gpu"))
 }
 
 func gpuConfig(c *config.Node) agent.Config {
 	g := c.GPU
-	cfg := agent.Config{
+	return agent.Config{
 		NodeName: c.NodeName, Strategy: resources.Strategy(g.MIGStrategy), Replicas: g.Replicas,
 		DriverRoot: g.DriverRoot, DevRoot: g.DevRoot, CDIDir: g.CDIDir, DefaultRuntime: g.DefaultRuntime,
 		MetricsPort: g.MetricsPort, NodeIP: c.NodeIP, PluginDir: devicePluginDir,
 		HealthQuiet: g.HealthQuiet, PathEnv: os.Getenv("PATH"), Hostname: c.NodeName,
 	}
-	if g.Mock != "" {
-		cfg.InjectFile = c.Dirs.GPUInjectFile()
-	}
-	return cfg
-}
-
-// libraryPath finds libnvidia-ml under a driver root other than /; under / the loader's own
-// search finds it.
-func libraryPath(root string) string {
-	const lib = "libnvidia-ml.so.1"
-	if root == "" || root == "/" {
-		return lib
-	}
-	for _, d := range []string{"usr/lib/x86_64-linux-gnu", "usr/lib64", "usr/lib", "usr/lib/aarch64-linux-gnu"} {
-		if p := filepath.Join(root, d, lib); fileExists(p) {
-			return p
-		}
-	}
-	return lib
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // devicePluginDir is where the kubelet's device manager listens: fixed by the kubelet,

@@ -18,15 +18,21 @@ type Role interface {
 	Phases(binDir string) ([][]component.Component, error)
 }
 
+// UnpackPayload unpacks the bundled binaries into dir (once per payload) and returns their bin
+// dir.
+func UnpackPayload(dir string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find own binary: %w", err)
+	}
+	return payload.Extract(payload.Assets(), dir, self)
+}
+
 // Run unpacks the bundled binaries (containerd, runc, CNI plugins) into payloadDir, prepares the
 // role and runs its phases until ctx ends or a component dies, then stops everything in reverse.
 // ready runs once every phase has started.
 func Run(ctx context.Context, r Role, payloadDir string, log *slog.Logger, ready func(context.Context)) error {
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find own binary: %w", err)
-	}
-	binDir, err := payload.Extract(payload.Assets(), payloadDir, self)
+	binDir, err := UnpackPayload(payloadDir)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/gpu/agent"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
+	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node/containerd"
@@ -37,6 +38,12 @@ func env() config.Env {
 // needed) and returns its phases.
 func assemble(t *testing.T, mod func(*config.ServerOptions)) (*Server, [][]component.Component) {
 	t.Helper()
+	return assembleIn(t, "/payload/bin", mod)
+}
+
+// assembleIn assembles with the payload's binaries in binDir.
+func assembleIn(t *testing.T, binDir string, mod func(*config.ServerOptions)) (*Server, [][]component.Component) {
+	t.Helper()
 	o := defaultsFor(t)
 	if mod != nil {
 		mod(&o)
@@ -49,11 +56,22 @@ func assemble(t *testing.T, mod func(*config.ServerOptions)) (*Server, [][]compo
 	if err := s.Prepare(); err != nil {
 		t.Fatal(err)
 	}
-	phases, err := s.Phases("/payload/bin")
+	phases, err := s.Phases(binDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, phases
+}
+
+// TestMain: called as the GPU helper, the test binary serves the mock DGX A100 on its stdio.
+func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == gpuhelper.BinaryName {
+		if err := gpuhelper.ServeStdio(mockgpu.DGXA100()); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -156,7 +174,14 @@ func TestServerOptionalPhases(t *testing.T) {
 	os.MkdirAll(lib, 0o755)
 	os.WriteFile(filepath.Join(lib, "libnvidia-ml.so.550.54.15"), nil, 0o644)
 	cdiDir := filepath.Join(t.TempDir(), "cdi")
-	_, phases := assemble(t, func(o *config.ServerOptions) {
+	// The payload's GPU helper is this test binary, which serves the mock when called so
+	// (TestMain): the agent detects through it as a node does.
+	bin := t.TempDir()
+	self, _ := os.Executable()
+	if err := os.Symlink(self, filepath.Join(bin, gpuhelper.BinaryName)); err != nil {
+		t.Fatal(err)
+	}
+	_, phases := assembleIn(t, bin, func(o *config.ServerOptions) {
 		o.SecretsEncryption = true
 		o.GPU.Mode, o.GPU.Mock, o.GPU.DevRoot, o.GPU.DriverRoot, o.GPU.CDIDir = "auto", "dgxa100", dev, drv, cdiDir
 		o.FlannelBackend = "none"
@@ -173,8 +198,8 @@ func TestServerOptionalPhases(t *testing.T) {
 	if !slices.Equal(last, []string{"cni", "gpu", "network-policy"}) {
 		t.Errorf("last phase %v: want cni, gpu and network-policy, no flannel with backend none", last)
 	}
-	if g := find[*agent.Agent](phases).Config(); !strings.HasSuffix(g.InjectFile, "gpu-mock-inject") || g.NodeName != "s1" {
-		t.Errorf("gpu %+v", g)
+	if a := find[*agent.Agent](phases); a.Config().NodeName != "s1" || a.Node == nil || len(a.Node.GPUs) != 8 {
+		t.Errorf("gpu %+v, node %+v", a.Config(), a.Node)
 	}
 	if c := find[*containerd.Containerd](phases).Config(); !slices.Contains(c.CDISpecDirs, cdiDir) {
 		t.Errorf("containerd CDI dirs %v", c.CDISpecDirs)

@@ -18,13 +18,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/gpu/cdi"
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/deviceplugin"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/health"
 	"github.com/outpostk8s/outpost/pkg/gpu/labels"
 	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
@@ -47,14 +47,12 @@ type Config struct {
 	HealthQuiet    time.Duration
 	PathEnv        string
 	Hostname       string
-	// InjectFile, with the in-process NVML mock, is where the tests write driver events.
-	InjectFile string
 }
 
 // Agent is the component. Prepare runs before containerd is configured.
 type Agent struct {
 	cfg      Config
-	lib      nvml.Interface
+	lib      gpulib.Lib
 	log      *slog.Logger
 	client   kubernetes.Interface
 	Node     *detect.Node
@@ -73,12 +71,12 @@ type Agent struct {
 // Check detects the GPUs and runtimes and checks the settings against them, writing nothing:
 // the server runs it before it touches its data dir, so a setting the hardware cannot honour
 // stops the start with nothing half-set-up. node is nil when there is no NVIDIA driver.
-func Check(cfg Config, lib nvml.Interface) (node *detect.Node, res []resources.Resource, runtimes []gpuruntime.Runtime, spec *cdi.Spec, err error) {
+func Check(cfg Config, lib gpulib.Lib) (node *detect.Node, res []resources.Resource, runtimes []gpuruntime.Runtime, spec *cdi.Spec, err error) {
 	runtimes = gpuruntime.Find("/", cfg.PathEnv)
 	if err := gpuruntime.Default(cfg.DefaultRuntime, runtimes); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	node, err = detect.Detect(lib)
+	node, err = lib.Detect()
 	if errors.Is(err, detect.ErrNoDriver) {
 		return nil, nil, runtimes, nil, nil
 	} else if err != nil {
@@ -97,7 +95,7 @@ var _ component.Component = (*Agent)(nil)
 
 // New runs Check; CDISpec writes the spec. It returns (nil, nil) when the node has neither an
 // NVIDIA driver nor an NVIDIA runtime: no GPU features, no error.
-func New(cfg Config, lib nvml.Interface, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
+func New(cfg Config, lib gpulib.Lib, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
 	node, res, runtimes, spec, err := Check(cfg, lib)
 	if err != nil {
 		return nil, err
@@ -156,11 +154,6 @@ func (c *cdiSpec) Init(context.Context) error {
 	return nil
 }
 
-// injectable is the in-process NVML mock, which reads driver events from a file.
-type injectable interface {
-	WatchInjectFile(ctx context.Context, path string)
-}
-
 // Start serves the plugins (once the kubelet's socket exists), labels the node, and watches
 // health and serves metrics in the background.
 func (a *Agent) Start(ctx context.Context) error {
@@ -168,10 +161,9 @@ func (a *Agent) Start(ctx context.Context) error {
 		return nil // runtimes only
 	}
 	// Detect shut NVML down again; the plugins' health, the events and the metrics need it up
-	// for as long as the agent runs (seen on a real H100: without this every call answers
-	// ERROR_UNINITIALIZED, which go-nvml's mocks never do).
-	if r := a.lib.Init(); r != nvml.SUCCESS {
-		return fmt.Errorf("nvml init: %s", nvml.ErrorString(r))
+	// for as long as the agent runs.
+	if err := a.lib.Open(); err != nil {
+		return fmt.Errorf("GPU library: %w", err)
 	}
 	a.nvmlUp = true
 	if err := waitFile(ctx, filepath.Join(a.cfg.PluginDir, "kubelet.sock"), time.Minute); err != nil {
@@ -191,12 +183,8 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
-	if m, ok := a.lib.(injectable); ok && a.cfg.InjectFile != "" {
-		a.wg.Add(1)
-		go func() { defer a.wg.Done(); m.WatchInjectFile(rctx, a.cfg.InjectFile) }()
-	}
 	st := &status{client: a.client, node: a.cfg.NodeName, log: a.log}
-	a.monitor = health.NewMonitor(a.probe, a.cfg.HealthQuiet, func(c health.Change) {
+	a.monitor = health.NewMonitor(a.lib.Probe, a.cfg.HealthQuiet, func(c health.Change) {
 		a.setHealth(c)
 		st.report(rctx, c, a.monitor.Unhealthy(), true)
 	})
@@ -280,27 +268,15 @@ func (a *Agent) setHealth(c health.Change) {
 	}
 }
 
-// probe asks NVML whether the GPU answers.
-func (a *Agent) probe(uuid string) bool {
-	dev, r := a.lib.DeviceGetHandleByUUID(uuid)
-	if r != nvml.SUCCESS {
-		return false
-	}
-	_, r = dev.GetMemoryInfo()
-	return r == nvml.SUCCESS
-}
-
 func (a *Agent) watchHealth(ctx context.Context) {
-	events, err := health.WatchNVML(a.lib)
-	if err != nil {
-		a.log.Warn("GPU health events unavailable; health is not watched", "err", err)
-		return
-	}
 	recheck := time.NewTicker(time.Second)
 	defer recheck.Stop()
 	for ctx.Err() == nil {
-		e, ok, err := events.Next(500 * time.Millisecond)
-		if err != nil {
+		e, ok, err := a.lib.NextEvent(500 * time.Millisecond)
+		if errors.Is(err, gpulib.ErrNoEvents) || errors.Is(err, gpulib.ErrGone) {
+			a.log.Warn("GPU health is not watched", "err", err)
+			return
+		} else if err != nil {
 			a.log.Warn("GPU event", "err", err)
 			time.Sleep(time.Second)
 		} else if ok {
@@ -332,7 +308,9 @@ func (a *Agent) Stop(ctx context.Context) error {
 	a.stopPlugins()
 	a.wg.Wait()
 	if a.nvmlUp {
-		a.lib.Shutdown()
+		if err := a.lib.Close(); err != nil {
+			a.log.Warn("GPU library close", "err", err)
+		}
 		a.nvmlUp = false
 	}
 	return nil

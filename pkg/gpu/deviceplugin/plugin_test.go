@@ -14,8 +14,8 @@ import (
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 
-	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
+	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 )
 
@@ -24,7 +24,7 @@ func startKubelet(t *testing.T, dir string) *gputest.FakeKubelet { return gputes
 func dgxResource(t *testing.T, replicas int) (resources.Resource, map[string][]string) {
 	srv := dgxa100.New()
 	gputest.FullMesh(srv)
-	n, err := detect.Detect(srv)
+	n, err := nvmllib.Detect(srv)
 	if err != nil {
 		t.Fatal(err)
 	}

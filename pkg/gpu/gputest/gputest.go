@@ -11,8 +11,17 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 )
 
-// BusID is the PCI address the mock gives GPU i.
+// BusID is the PCI address the mock gives GPU i: the in-process mock's, so tests compare alike.
 func BusID(i int) string { return mockgpu.BusID(i) }
+
+// PCI encodes a bus ID as NVML does.
+func PCI(id string) nvml.PciInfo {
+	var p nvml.PciInfo
+	for i := 0; i < len(id) && i < len(p.BusId)-1; i++ {
+		p.BusId[i] = int8(id[i])
+	}
+	return p
+}
 
 // FullMesh sets PCI addresses and links every GPU to every other, as NVSwitch does on a DGX.
 func FullMesh(srv *mockserver.Server) {
@@ -28,7 +37,7 @@ func FullMesh(srv *mockserver.Server) {
 		base := dev.GetPciInfoFunc
 		dev.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) {
 			p, r := base()
-			p.BusId = mockgpu.PCI(BusID(i)).BusId
+			p.BusId = PCI(BusID(i)).BusId
 			return p, r
 		}
 		dev.GetNvLinkStateFunc = func(l int) (nvml.EnableState, nvml.Return) {
@@ -44,7 +53,7 @@ func FullMesh(srv *mockserver.Server) {
 			if l >= len(links) {
 				return nvml.PciInfo{}, nvml.ERROR_INVALID_ARGUMENT
 			}
-			return mockgpu.PCI(BusID(links[l])), nvml.SUCCESS
+			return PCI(BusID(links[l])), nvml.SUCCESS
 		}
 	}
 }

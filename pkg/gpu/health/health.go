@@ -1,14 +1,12 @@
-// Package health turns NVML events into GPU health: a critical XID or a double-bit ECC error
-// makes a GPU unhealthy; a GPU that answers NVML again and stays quiet for a while is healthy
-// again, with no restart of anything.
+// Package health turns NVML events (read by pkg/gpu/nvmllib) into GPU health: a critical XID
+// or a double-bit ECC error makes a GPU unhealthy; a GPU that answers NVML again and stays quiet
+// for a while is healthy again, with no restart of anything.
 package health
 
 import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
 )
 
 // IgnoredXIDs are application-caused errors (bad memory access, kernel faults, preemption):
@@ -124,57 +122,4 @@ func (m *Monitor) XIDs(uuid string) uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.xids[uuid]
-}
-
-// NVMLEvents reads events from NVML for every GPU of lib. Next blocks up to timeout.
-type NVMLEvents struct {
-	set  nvml.EventSet
-	uuid map[nvml.Device]string
-}
-
-// WatchNVML registers for XID and double-bit ECC events on every GPU that supports them.
-func WatchNVML(lib nvml.Interface) (*NVMLEvents, error) {
-	set, r := lib.EventSetCreate()
-	if r != nvml.SUCCESS {
-		return nil, fmt.Errorf("nvml event set: %s", nvml.ErrorString(r))
-	}
-	w := &NVMLEvents{set: set, uuid: map[nvml.Device]string{}}
-	n, r := lib.DeviceGetCount()
-	if r != nvml.SUCCESS {
-		return nil, fmt.Errorf("nvml device count: %s", nvml.ErrorString(r))
-	}
-	for i := 0; i < n; i++ {
-		dev, r := lib.DeviceGetHandleByIndex(i)
-		if r != nvml.SUCCESS {
-			continue
-		}
-		uuid, _ := dev.GetUUID()
-		w.uuid[dev] = uuid
-		types := uint64(nvml.EventTypeXidCriticalError | nvml.EventTypeDoubleBitEccError)
-		if r := dev.RegisterEvents(types, set); r != nvml.SUCCESS && r != nvml.ERROR_NOT_SUPPORTED {
-			return nil, fmt.Errorf("nvml events for GPU %d: %s", i, nvml.ErrorString(r))
-		}
-	}
-	return w, nil
-}
-
-// Next returns the next event, or ok=false after timeout.
-func (w *NVMLEvents) Next(timeout time.Duration) (Event, bool, error) {
-	d, r := w.set.Wait(uint32(timeout / time.Millisecond))
-	if r == nvml.ERROR_TIMEOUT {
-		return Event{}, false, nil
-	}
-	if r != nvml.SUCCESS {
-		return Event{}, false, fmt.Errorf("nvml event wait: %s", nvml.ErrorString(r))
-	}
-	uuid := w.uuid[d.Device]
-	if uuid == "" && d.Device != nil {
-		uuid, _ = d.Device.GetUUID()
-	}
-	switch {
-	case d.EventType&nvml.EventTypeDoubleBitEccError != 0:
-		return Event{UUID: uuid, Kind: "ecc-dbe"}, true, nil
-	default:
-		return Event{UUID: uuid, Kind: "xid", XID: d.EventData}, true, nil
-	}
 }

@@ -3,11 +3,6 @@ package health
 import (
 	"testing"
 	"time"
-
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
-	mockserver "github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 )
 
 func TestTransitionsBothWays(t *testing.T) {
@@ -59,46 +54,5 @@ func TestQuietPeriod(t *testing.T) {
 	m.Recheck()
 	if len(changes) != 1 {
 		t.Error("recovered before the quiet period")
-	}
-}
-
-// fakeEventSet replays events through go-nvml's EventSet mock.
-func TestNVMLEvents(t *testing.T) {
-	srv := dgxa100.New()
-	var queue []nvml.EventData
-	set := &mock.EventSet{WaitFunc: func(uint32) (nvml.EventData, nvml.Return) {
-		if len(queue) == 0 {
-			return nvml.EventData{}, nvml.ERROR_TIMEOUT
-		}
-		e := queue[0]
-		queue = queue[1:]
-		return e, nvml.SUCCESS
-	}}
-	srv.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) { return set, nvml.SUCCESS }
-	registered := 0
-	for _, d := range srv.Devices {
-		d.(*mockserver.Device).RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { registered++; return nvml.SUCCESS }
-	}
-	w, err := WatchNVML(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if registered != 8 {
-		t.Errorf("registered on %d GPUs", registered)
-	}
-	dev := srv.Devices[2]
-	uuid, _ := dev.GetUUID()
-	queue = append(queue, nvml.EventData{Device: dev, EventType: nvml.EventTypeXidCriticalError, EventData: 79},
-		nvml.EventData{Device: dev, EventType: nvml.EventTypeDoubleBitEccError})
-	e, ok, err := w.Next(time.Second)
-	if err != nil || !ok || e.UUID != uuid || e.Kind != "xid" || e.XID != 79 {
-		t.Errorf("first event %+v %v %v", e, ok, err)
-	}
-	e, _, _ = w.Next(time.Second)
-	if e.Kind != "ecc-dbe" {
-		t.Errorf("second event %+v", e)
-	}
-	if _, ok, err := w.Next(time.Millisecond); ok || err != nil {
-		t.Errorf("timeout: ok=%v err=%v", ok, err)
 	}
 }

@@ -17,22 +17,34 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/cdi"
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/deviceplugin"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
-	"github.com/outpostk8s/outpost/pkg/gpu/health"
 	"github.com/outpostk8s/outpost/pkg/gpu/info"
 	"github.com/outpostk8s/outpost/pkg/gpu/labels"
 	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
+	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
 	"github.com/outpostk8s/outpost/pkg/gpu/preflight"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 )
 
-func realNode(t *testing.T) (nvml.Interface, *detect.Node) {
+// realNode reads the GPUs through the GPU helper binary named by OUTPOST_GPU_HELPER, as a node
+// does, or in-process without it.
+func realNode(t *testing.T) (gpulib.Lib, *detect.Node) {
 	t.Helper()
 	if os.Getenv("OUTPOST_REAL_GPU") != "1" {
 		t.Skip("needs an NVIDIA GPU: set OUTPOST_REAL_GPU=1 on a GPU machine")
 	}
-	lib := nvml.New()
-	n, err := detect.Detect(lib)
+	var lib gpulib.Lib = nvmllib.New(nvml.New())
+	if h := os.Getenv("OUTPOST_GPU_HELPER"); h != "" {
+		path := gpulib.FindLibrary("/")
+		if path == "" {
+			t.Fatal("no libnvidia-ml found where the node looks for it")
+		}
+		lib = &gpuhelper.Client{Path: h, Args: []string{"--library", path}, Stderr: os.Stderr}
+		t.Logf("through the GPU helper %s, library %s", h, path)
+	}
+	n, err := lib.Detect()
 	if err != nil {
 		t.Fatalf("detect: %v", err)
 	}
@@ -156,10 +168,10 @@ func TestDevicePlugin(t *testing.T) {
 // ECC event registration the health monitor uses.
 func TestMetricsAndEvents(t *testing.T) {
 	lib, _ := realNode(t)
-	if r := lib.Init(); r != nvml.SUCCESS {
-		t.Fatal(nvml.ErrorString(r))
+	if err := lib.Open(); err != nil {
+		t.Fatal(err)
 	}
-	defer lib.Shutdown()
+	defer lib.Close()
 	var b bytes.Buffer
 	if err := (metrics.Source{Lib: lib, Hostname: "hw", XIDs: func(string) uint64 { return 0 }}).Write(&b); err != nil {
 		t.Fatal(err)
@@ -170,11 +182,7 @@ func TestMetricsAndEvents(t *testing.T) {
 			t.Errorf("metric %s missing", m)
 		}
 	}
-	w, err := health.WatchNVML(lib)
-	if err != nil {
-		t.Fatalf("events: %v", err)
-	}
-	ev, ok, err := w.Next(500 * time.Millisecond)
+	ev, ok, err := lib.NextEvent(500 * time.Millisecond)
 	if err != nil {
 		t.Fatalf("event wait: %v", err)
 	}

@@ -11,13 +11,14 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
+	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
 )
 
 func TestTableAndJSON(t *testing.T) {
 	m := dgxa100.New()
 	gputest.FullMesh(m)
 	gputest.PartitionMIG(t, m, 0, nvml.GPU_INSTANCE_PROFILE_1_SLICE, 2)
-	n, err := detect.Detect(m)
+	n, err := nvmllib.Detect(m)
 	if err != nil {
 		t.Fatal(err)
 	}

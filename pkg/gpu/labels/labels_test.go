@@ -8,6 +8,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
+	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 )
 
@@ -15,7 +16,7 @@ func TestDGXA100Labels(t *testing.T) {
 	srv := dgxa100.New()
 	gputest.FullMesh(srv)
 	gputest.PartitionMIG(t, srv, 0, nvml.GPU_INSTANCE_PROFILE_1_SLICE, 7)
-	n, err := detect.Detect(srv)
+	n, err := nvmllib.Detect(srv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 )
 
 // DefaultPort is the agent's GPU metrics port (dcgm-exporter's own default is 9400).
@@ -17,7 +17,7 @@ const DefaultPort = 9401
 
 // Source reads the live values.
 type Source struct {
-	Lib      nvml.Interface
+	Lib      gpulib.Lib
 	Hostname string
 	// XIDs returns the XID events seen for a GPU since start.
 	XIDs func(uuid string) uint64
@@ -40,39 +40,26 @@ var All = []string{util.name, fbUsed.name, fbFree.name, fbTot.name, temp.name, p
 
 // Write renders the current values. A value NVML cannot read is left out, not faked.
 func (s Source) Write(w io.Writer) error {
-	n, r := s.Lib.DeviceGetCount()
-	if r != nvml.SUCCESS {
-		return fmt.Errorf("nvml device count: %s", nvml.ErrorString(r))
+	rs, err := s.Lib.Readings()
+	if err != nil {
+		return fmt.Errorf("GPU readings: %w", err)
 	}
 	samples := map[metric][]string{}
-	add := func(m metric, labels string, v float64) {
-		samples[m] = append(samples[m], fmt.Sprintf("%s{%s} %g", m.name, labels, v))
+	add := func(m metric, labels string, v *float64) {
+		if v != nil {
+			samples[m] = append(samples[m], fmt.Sprintf("%s{%s} %g", m.name, labels, *v))
+		}
 	}
-	for i := 0; i < n; i++ {
-		dev, r := s.Lib.DeviceGetHandleByIndex(i)
-		if r != nvml.SUCCESS {
-			continue
-		}
-		uuid, _ := dev.GetUUID()
-		name, _ := dev.GetName()
-		minor, _ := dev.GetMinorNumber()
-		labels := fmt.Sprintf(`gpu="%d",UUID="%s",device="nvidia%d",modelName="%s",Hostname="%s"`, i, uuid, minor, esc(name), esc(s.Hostname))
-		if u, r := dev.GetUtilizationRates(); r == nvml.SUCCESS {
-			add(util, labels, float64(u.Gpu))
-		}
-		if m, r := dev.GetMemoryInfo(); r == nvml.SUCCESS {
-			add(fbUsed, labels, float64(m.Used>>20))
-			add(fbFree, labels, float64(m.Free>>20))
-			add(fbTot, labels, float64(m.Total>>20))
-		}
-		if t, r := dev.GetTemperature(nvml.TEMPERATURE_GPU); r == nvml.SUCCESS {
-			add(temp, labels, float64(t))
-		}
-		if p, r := dev.GetPowerUsage(); r == nvml.SUCCESS {
-			add(power, labels, float64(p)/1000)
-		}
+	for _, g := range rs {
+		labels := fmt.Sprintf(`gpu="%d",UUID="%s",device="nvidia%d",modelName="%s",Hostname="%s"`, g.Index, g.UUID, g.Minor, esc(g.Name), esc(s.Hostname))
+		add(util, labels, g.UtilPercent)
+		add(fbUsed, labels, g.FBUsedMiB)
+		add(fbFree, labels, g.FBFreeMiB)
+		add(fbTot, labels, g.FBTotalMiB)
+		add(temp, labels, g.TempC)
+		add(power, labels, g.PowerW)
 		if s.XIDs != nil {
-			add(xids, labels, float64(s.XIDs(uuid)))
+			add(xids, labels, gpulib.Float(float64(s.XIDs(g.UUID))))
 		}
 	}
 	ms := make([]metric, 0, len(samples))

@@ -1,184 +1,133 @@
 // Package mockgpu is a small NVIDIA machine in software for the hidden --gpu-mock mode: eight
 // A100-SXM4-40GB GPUs in an NVSwitch full mesh, with readings and an event queue fed by
-// InjectXID. Only the NVML calls Outpost makes are implemented (the rest of nvml.Interface is
-// embedded as nil), which keeps go-nvml's generated mocks, tens of MB of code, out of the
-// binary; unit tests use those mocks instead (pkg/gpu/gputest).
+// InjectXID. It implements gpulib.Lib in plain Go, so the mock runs wherever the outpost binary
+// runs (arm64 under qemu too) and in the GPU helper; the NVML calls behind gpulib.Lib are
+// tested against go-nvml's own mocks (pkg/gpu/nvmllib).
 package mockgpu
 
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/health"
 )
 
-// Machine implements the part of nvml.Interface Outpost uses.
+// Product is what the mock GPUs call themselves.
+const Product = "NVIDIA A100-SXM4-40GB"
+
+const memMiB = 40960
+
+// errUninitialized is what the real library answers between Shutdown and the next Init.
+var errUninitialized = errors.New("nvml: Uninitialized")
+
+// Machine is the mock: gpulib.Lib for a DGX A100.
 type Machine struct {
-	nvml.Interface
-	Devices []*Device
-	events  chan nvml.EventData
-	inits   atomic.Int32 // NVML counts Init and Shutdown; calls between none fail
+	GPUs   int
+	events chan health.Event
+	opens  atomic.Int32 // NVML counts Init and Shutdown; calls between none fail
 }
 
-// Device is one mock GPU.
-type Device struct {
-	nvml.Device
-	Index int
-	UUID  string
-	peers []int
-}
+var _ gpulib.Lib = (*Machine)(nil)
 
 // BusID is the PCI address of GPU i.
 func BusID(i int) string { return fmt.Sprintf("00000000:%02x:00.0", 0x10+i) }
 
-// PCI encodes a bus ID as NVML does.
-func PCI(id string) nvml.PciInfo {
-	var p nvml.PciInfo
-	for i := 0; i < len(id) && i < len(p.BusId)-1; i++ {
-		p.BusId[i] = int8(id[i])
-	}
-	return p
-}
+// UUID is GPU i's UUID.
+func UUID(i int) string { return fmt.Sprintf("GPU-0a100000-0000-4000-8000-%012d", i) }
 
 // DGXA100 returns the machine.
-func DGXA100() *Machine {
-	m := &Machine{events: make(chan nvml.EventData, 64)}
-	for i := 0; i < 8; i++ {
-		d := &Device{Index: i, UUID: fmt.Sprintf("GPU-0a100000-0000-4000-8000-%012d", i)}
-		for j := 0; j < 8; j++ {
+func DGXA100() *Machine { return &Machine{GPUs: 8, events: make(chan health.Event, 64)} }
+
+// Detect returns the eight GPUs, each linked to the seven others.
+func (m *Machine) Detect() (*detect.Node, error) {
+	n := &detect.Node{DriverVersion: "550.54.15", CUDADriverMajor: 12, CUDADriverMinor: 4}
+	for i := 0; i < m.GPUs; i++ {
+		g := detect.GPU{Index: i, Minor: i, UUID: UUID(i), Product: Product, MemoryMiB: memMiB,
+			PCIBusID: BusID(i), MIGCapable: true}
+		for j := 0; j < m.GPUs; j++ {
 			if j != i {
-				d.peers = append(d.peers, j)
+				g.NVLinkPeers = append(g.NVLinkPeers, BusID(j))
 			}
 		}
-		m.Devices = append(m.Devices, d)
+		n.GPUs = append(n.GPUs, g)
 	}
-	return m
+	return n, nil
 }
 
-func (m *Machine) Init() nvml.Return { m.inits.Add(1); return nvml.SUCCESS }
-func (m *Machine) Shutdown() nvml.Return {
-	if m.inits.Add(-1) < 0 {
-		m.inits.Store(0)
-		return nvml.ERROR_UNINITIALIZED
+// Preflight: persistence on, MIG off, nothing pending.
+func (m *Machine) Preflight() (*gpulib.Preflight, error) {
+	p := &gpulib.Preflight{DriverVersion: "550.54.15"}
+	for i := 0; i < m.GPUs; i++ {
+		p.GPUs = append(p.GPUs, gpulib.PreflightGPU{Index: i, Persistence: gpulib.Bool(true), MIGEnabled: gpulib.Bool(false)})
 	}
-	return nvml.SUCCESS
+	return p, nil
 }
 
-// up is what the real library checks first: calls outside Init/Shutdown fail.
-func (m *Machine) up() bool { return m.inits.Load() > 0 }
+func (m *Machine) Open() error { m.opens.Add(1); return nil }
 
-func (m *Machine) SystemGetDriverVersion() (string, nvml.Return) {
-	if !m.up() {
-		return "", nvml.ERROR_UNINITIALIZED
+func (m *Machine) Close() error {
+	if m.opens.Add(-1) < 0 {
+		m.opens.Store(0)
+		return errUninitialized
 	}
-	return "550.54.15", nvml.SUCCESS
+	return nil
 }
-func (m *Machine) SystemGetCudaDriverVersion() (int, nvml.Return) {
+
+// up is what the real library checks first: calls outside Open/Close fail.
+func (m *Machine) up() bool { return m.opens.Load() > 0 }
+
+// Readings: GPU i is 5·i % busy and uses i MiB.
+func (m *Machine) Readings() ([]gpulib.Reading, error) {
 	if !m.up() {
-		return 0, nvml.ERROR_UNINITIALIZED
+		return nil, errUninitialized
 	}
-	return 12040, nvml.SUCCESS
+	var out []gpulib.Reading
+	for i := 0; i < m.GPUs; i++ {
+		out = append(out, gpulib.Reading{Index: i, UUID: UUID(i), Name: Product, Minor: i,
+			UtilPercent: gpulib.Float(float64(5 * i)), FBUsedMiB: gpulib.Float(float64(i)),
+			FBFreeMiB: gpulib.Float(float64(memMiB - i)), FBTotalMiB: gpulib.Float(memMiB),
+			TempC: gpulib.Float(35), PowerW: gpulib.Float(62)})
+	}
+	return out, nil
 }
-func (m *Machine) DeviceGetCount() (int, nvml.Return) {
-	if !m.up() {
-		return 0, nvml.ERROR_UNINITIALIZED
-	}
-	return len(m.Devices), nvml.SUCCESS
-}
-func (m *Machine) EventSetCreate() (nvml.EventSet, nvml.Return) {
-	if !m.up() {
-		return nil, nvml.ERROR_UNINITIALIZED
-	}
-	return &eventSet{m: m}, nvml.SUCCESS
-}
-func (m *Machine) DeviceGetHandleByIndex(i int) (nvml.Device, nvml.Return) {
-	if !m.up() {
-		return nil, nvml.ERROR_UNINITIALIZED
-	}
-	if i < 0 || i >= len(m.Devices) {
-		return nil, nvml.ERROR_INVALID_ARGUMENT
-	}
-	return m.Devices[i], nvml.SUCCESS
-}
-func (m *Machine) DeviceGetHandleByUUID(uuid string) (nvml.Device, nvml.Return) {
-	if !m.up() {
-		return nil, nvml.ERROR_UNINITIALIZED
-	}
-	for _, d := range m.Devices {
-		if d.UUID == uuid {
-			return d, nvml.SUCCESS
+
+// Probe: every mock GPU answers while NVML is up.
+func (m *Machine) Probe(uuid string) bool {
+	for i := 0; i < m.GPUs; i++ {
+		if UUID(i) == uuid {
+			return m.up()
 		}
 	}
-	return nil, nvml.ERROR_NOT_FOUND
+	return false
 }
 
-func (d *Device) GetUUID() (string, nvml.Return)     { return d.UUID, nvml.SUCCESS }
-func (d *Device) GetName() (string, nvml.Return)     { return "NVIDIA A100-SXM4-40GB", nvml.SUCCESS }
-func (d *Device) GetMinorNumber() (int, nvml.Return) { return d.Index, nvml.SUCCESS }
-func (d *Device) GetIndex() (int, nvml.Return)       { return d.Index, nvml.SUCCESS }
-func (d *Device) GetMemoryInfo() (nvml.Memory, nvml.Return) {
-	const total = 40960 << 20
-	used := uint64(d.Index) << 20
-	return nvml.Memory{Total: total, Used: used, Free: total - used}, nvml.SUCCESS
-}
-func (d *Device) GetPciInfo() (nvml.PciInfo, nvml.Return) { return PCI(BusID(d.Index)), nvml.SUCCESS }
-func (d *Device) GetMigMode() (int, int, nvml.Return) {
-	return nvml.DEVICE_MIG_DISABLE, nvml.DEVICE_MIG_DISABLE, nvml.SUCCESS
-}
-func (d *Device) GetPersistenceMode() (nvml.EnableState, nvml.Return) {
-	return nvml.FEATURE_ENABLED, nvml.SUCCESS
-}
-func (d *Device) GetUtilizationRates() (nvml.Utilization, nvml.Return) {
-	return nvml.Utilization{Gpu: uint32(5 * d.Index), Memory: 1}, nvml.SUCCESS
-}
-func (d *Device) GetTemperature(nvml.TemperatureSensors) (uint32, nvml.Return) {
-	return 35, nvml.SUCCESS
-}
-func (d *Device) GetPowerUsage() (uint32, nvml.Return)             { return 62000, nvml.SUCCESS }
-func (d *Device) RegisterEvents(uint64, nvml.EventSet) nvml.Return { return nvml.SUCCESS }
-func (d *Device) GetNvLinkState(l int) (nvml.EnableState, nvml.Return) {
-	if l >= 12 {
-		return 0, nvml.ERROR_INVALID_ARGUMENT
+// NextEvent returns an injected event, or times out.
+func (m *Machine) NextEvent(timeout time.Duration) (health.Event, bool, error) {
+	if !m.up() {
+		return health.Event{}, false, errUninitialized
 	}
-	if l < len(d.peers) {
-		return nvml.FEATURE_ENABLED, nvml.SUCCESS
-	}
-	return nvml.FEATURE_DISABLED, nvml.SUCCESS
-}
-func (d *Device) GetNvLinkRemotePciInfo(l int) (nvml.PciInfo, nvml.Return) {
-	if l >= len(d.peers) {
-		return nvml.PciInfo{}, nvml.ERROR_INVALID_ARGUMENT
-	}
-	return PCI(BusID(d.peers[l])), nvml.SUCCESS
-}
-
-type eventSet struct {
-	nvml.EventSet
-	m *Machine
-}
-
-func (s *eventSet) Wait(ms uint32) (nvml.EventData, nvml.Return) {
 	select {
-	case e := <-s.m.events:
-		return e, nvml.SUCCESS
-	case <-time.After(time.Duration(ms) * time.Millisecond):
-		return nvml.EventData{}, nvml.ERROR_TIMEOUT
+	case e := <-m.events:
+		return e, true, nil
+	case <-time.After(timeout):
+		return health.Event{}, false, nil
 	}
 }
-
-func (s *eventSet) Free() nvml.Return { return nvml.SUCCESS }
 
 // InjectXID queues an XID event for GPU i, as the driver would report it.
 func (m *Machine) InjectXID(i int, xid uint64) error {
-	if i < 0 || i >= len(m.Devices) {
+	if i < 0 || i >= m.GPUs {
 		return fmt.Errorf("no GPU %d", i)
 	}
-	m.events <- nvml.EventData{Device: m.Devices[i], EventType: nvml.EventTypeXidCriticalError, EventData: xid}
+	m.events <- health.Event{UUID: UUID(i), Kind: "xid", XID: xid}
 	return nil
 }
 

@@ -1,56 +1,50 @@
 package mockgpu
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/outpostk8s/outpost/pkg/gpu/detect"
-	"github.com/outpostk8s/outpost/pkg/gpu/health"
-	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
 )
 
-// The lean mock must answer every NVML call Outpost makes: detection, events, metrics.
-func TestCoversOutpostsNVMLCalls(t *testing.T) {
+// The mock answers like the real library: detection any time, live calls only while open,
+// and events written to the inject file come out as the driver's would.
+func TestLikeTheLibrary(t *testing.T) {
 	m := DGXA100()
-	n, err := detect.Detect(m)
+	n, err := m.Detect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(n.GPUs) != 8 || len(n.GPUs[0].NVLinkPeers) != 7 || n.GPUs[5].PCIBusID != BusID(5) || !n.GPUs[0].MIGCapable {
 		t.Errorf("node %+v", n.GPUs[0])
 	}
-	// Like the real library, nothing answers between Detect's Shutdown and the next Init.
-	var b bytes.Buffer
-	if err := (metrics.Source{Lib: m}).Write(&b); err == nil {
-		t.Error("metrics read NVML before Init")
+	if _, err := m.Readings(); err == nil {
+		t.Error("readings before Open")
 	}
-	m.Init()
-	defer m.Shutdown()
-	b.Reset()
-	if err := (metrics.Source{Lib: m, XIDs: func(string) uint64 { return 0 }}).Write(&b); err != nil {
+	if err := m.Open(); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range metrics.All {
-		if strings.Count(b.String(), name+"{") != 8 {
-			t.Errorf("metric %s not served for 8 GPUs", name)
-		}
+	rs, err := m.Readings()
+	if err != nil || len(rs) != 8 || *rs[3].UtilPercent != 15 || rs[3].UUID != n.GPUs[3].UUID {
+		t.Fatalf("readings %+v %v", rs, err)
 	}
-	w, err := health.WatchNVML(m)
-	if err != nil {
-		t.Fatal(err)
+	if !m.Probe(n.GPUs[2].UUID) || m.Probe("GPU-nope") {
+		t.Error("probe")
 	}
 	f := filepath.Join(t.TempDir(), "inject")
 	os.WriteFile(f, []byte("xid 3 79\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go m.WatchInjectFile(ctx, f)
-	e, ok, err := w.Next(5 * time.Second)
-	if err != nil || !ok || e.XID != 79 || e.UUID != m.Devices[3].UUID {
+	e, ok, err := m.NextEvent(5 * time.Second)
+	if err != nil || !ok || e.XID != 79 || e.UUID != UUID(3) {
 		t.Errorf("injected event %+v ok=%v err=%v", e, ok, err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err == nil {
+		t.Error("second Close answered")
 	}
 }

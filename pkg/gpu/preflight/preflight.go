@@ -10,18 +10,22 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 )
 
 var moduleVersion = regexp.MustCompile(`Kernel Module\s+(?:for \S+\s+)?([0-9]+\.[0-9]+(?:\.[0-9]+)?)`)
 
 // Checks returns one line per GPU check; none when the host shows no sign of an NVIDIA GPU.
-func Checks(root string, lib nvml.Interface) []hostcheck.Check {
+// lib is nil when no libnvidia-ml was found (the GPU helper is then not started at all).
+func Checks(root string, lib gpulib.Lib) []hostcheck.Check {
 	raw, modErr := os.ReadFile(filepath.Join(root, "/proc/driver/nvidia/version"))
-	r := lib.Init()
-	if modErr != nil && r != nvml.SUCCESS {
+	libErr := fmt.Errorf("%s not found", gpulib.LibraryName)
+	var p *gpulib.Preflight
+	if lib != nil {
+		p, libErr = lib.Preflight()
+	}
+	if modErr != nil && libErr != nil {
 		return []hostcheck.Check{{Name: "nvidia gpu", OK: true, Detail: "no NVIDIA driver: GPU support off"}}
 	}
 	var out []hostcheck.Check
@@ -32,37 +36,29 @@ func Checks(root string, lib nvml.Interface) []hostcheck.Check {
 	out = append(out, hostcheck.Check{Name: "nvidia kernel module", OK: modErr == nil, Fatal: false,
 		Detail: map[bool]string{true: "loaded, version " + mod, false: "not loaded"}[modErr == nil],
 		Fix:    "modprobe nvidia (or install the NVIDIA driver)"})
-	if r != nvml.SUCCESS {
-		out = append(out, hostcheck.Check{Name: "libnvidia-ml", OK: false, Detail: "cannot load: " + nvml.ErrorString(r),
+	if libErr != nil {
+		out = append(out, hostcheck.Check{Name: "libnvidia-ml", OK: false, Detail: "cannot load: " + libErr.Error(),
 			Fix: "install the driver's user-space libraries (libnvidia-compute), or set --gpu-driver-root"})
 		return out
 	}
-	defer lib.Shutdown()
-	lv, _ := lib.SystemGetDriverVersion()
-	match := mod == "" || lv == mod
+	match := mod == "" || p.DriverVersion == mod
 	out = append(out, hostcheck.Check{Name: "libnvidia-ml", OK: match,
-		Detail: map[bool]string{true: "version " + lv, false: fmt.Sprintf("version %s does not match the kernel module %s", lv, mod)}[match],
+		Detail: map[bool]string{true: "version " + p.DriverVersion, false: fmt.Sprintf("version %s does not match the kernel module %s", p.DriverVersion, mod)}[match],
 		Fix:    "reboot after a driver upgrade, or reinstall one driver version"})
-	n, _ := lib.DeviceGetCount()
 	var noPersist, pending []string
 	migOn := 0
-	for i := 0; i < n; i++ {
-		d, r := lib.DeviceGetHandleByIndex(i)
-		if r != nvml.SUCCESS {
-			continue
+	for _, g := range p.GPUs {
+		if g.Persistence != nil && !*g.Persistence {
+			noPersist = append(noPersist, fmt.Sprint(g.Index))
 		}
-		if p, r := d.GetPersistenceMode(); r == nvml.SUCCESS && p != nvml.FEATURE_ENABLED {
-			noPersist = append(noPersist, fmt.Sprint(i))
+		if g.MIGEnabled != nil && *g.MIGEnabled {
+			migOn++
 		}
-		if cur, pend, r := d.GetMigMode(); r == nvml.SUCCESS {
-			if cur == nvml.DEVICE_MIG_ENABLE {
-				migOn++
-			}
-			if cur != pend {
-				pending = append(pending, fmt.Sprint(i))
-			}
+		if g.MIGPending {
+			pending = append(pending, fmt.Sprint(g.Index))
 		}
 	}
+	n := len(p.GPUs)
 	out = append(out, hostcheck.Check{Name: "gpu persistence mode", OK: len(noPersist) == 0,
 		Detail: map[bool]string{true: fmt.Sprintf("on for all %d GPUs", n), false: "off on GPU " + strings.Join(noPersist, ",")}[len(noPersist) == 0],
 		Fix:    "systemctl enable --now nvidia-persistenced (or nvidia-smi -pm 1)"})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
+	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
 )
 
 func node(t *testing.T, setup func(*mockserver.Server)) *detect.Node {
@@ -19,7 +20,7 @@ func node(t *testing.T, setup func(*mockserver.Server)) *detect.Node {
 	if setup != nil {
 		setup(srv)
 	}
-	n, err := detect.Detect(srv)
+	n, err := nvmllib.Detect(srv)
 	if err != nil {
 		t.Fatal(err)
 	}

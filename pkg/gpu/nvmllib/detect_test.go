@@ -1,12 +1,14 @@
-package detect
+package nvmllib
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 
+	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
 )
 
@@ -56,7 +58,7 @@ func TestDetectMIGDevices(t *testing.T) {
 func TestNoDriver(t *testing.T) {
 	srv := dgxa100.New()
 	srv.InitFunc = func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }
-	if _, err := Detect(srv); err == nil || !errorsIs(err, ErrNoDriver) {
+	if _, err := Detect(srv); err == nil || !errors.Is(err, detect.ErrNoDriver) {
 		t.Errorf("err = %v, want ErrNoDriver", err)
 	}
 }

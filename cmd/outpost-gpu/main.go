@@ -1,0 +1,54 @@
+// Command outpost-gpu is the GPU helper: the one Outpost binary linked with cgo, because it
+// loads the driver's libnvidia-ml (which a static binary cannot dlopen). The node's GPU layer
+// starts it only where the library exists and talks to it over stdin/stdout (pkg/gpu/gpuhelper);
+// it exits when its stdin closes. It needs the glibc the driver itself needs (see
+// docs/architecture.md).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
+	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
+)
+
+func main() {
+	if err := run(os.Args[1:], gpuhelper.ServeStdio); err != nil {
+		fmt.Fprintln(os.Stderr, "outpost-gpu:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses the flags and serves the library with serve.
+func run(args []string, serve func(gpulib.Lib) error) error {
+	fs := flag.NewFlagSet("outpost-gpu", flag.ContinueOnError)
+	library := fs.String("library", gpulib.LibraryName, "path of libnvidia-ml")
+	mock := fs.String("mock", "", "test only: serve the mock machine (dgxa100) instead of the driver")
+	inject := fs.String("mock-inject", "", "test only: the file the mock reads driver events from")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lib gpulib.Lib
+	switch *mock {
+	case "":
+		lib = nvmllib.New(nvml.New(nvml.WithLibraryPath(*library)))
+	case "dgxa100":
+		m := mockgpu.DGXA100()
+		if *inject != "" {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go m.WatchInjectFile(ctx, *inject)
+		}
+		lib = m
+	default:
+		return fmt.Errorf("--mock %q: only dgxa100 is known", *mock)
+	}
+	return serve(lib)
+}

@@ -1,0 +1,92 @@
+package gpuhelper
+
+import (
+	"errors"
+	"net"
+	"net/rpc"
+	"net/rpc/jsonrpc"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
+)
+
+// noDriver is a Lib whose library does not load, wrapped as nvmllib wraps it.
+type noDriver struct{ *mockgpu.Machine }
+
+func (noDriver) Detect() (*detect.Node, error) {
+	return nil, errors.Join(detect.ErrNoDriver, errors.New("ERROR_LIBRARY_NOT_FOUND"))
+}
+
+// served returns a proc talking to lib over an in-memory connection.
+func served(t *testing.T, lib gpulib.Lib) *proc {
+	a, b := net.Pipe()
+	go Serve(lib, a)
+	c := rpc.NewClientWithCodec(jsonrpc.NewClientCodec(b))
+	t.Cleanup(func() { c.Close() })
+	return &proc{rpc: c}
+}
+
+// Every call crosses the wire with its data, and the no-driver sentinel survives it.
+func TestOverTheWire(t *testing.T) {
+	m := mockgpu.DGXA100()
+	p := served(t, m)
+	var n detect.Node
+	if err := p.call("Detect", Empty{}, &n); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := m.Detect()
+	if len(n.GPUs) != 8 || n.GPUs[4].UUID != want.GPUs[4].UUID || len(n.GPUs[4].NVLinkPeers) != 7 || n.DriverVersion != want.DriverVersion {
+		t.Errorf("node %+v", n)
+	}
+	var rs []gpulib.Reading
+	if err := p.call("Readings", Empty{}, &rs); err == nil {
+		t.Error("readings before Open")
+	}
+	if err := p.call("Open", Empty{}, &Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.call("Readings", Empty{}, &rs); err != nil || len(rs) != 8 || *rs[2].UtilPercent != 10 {
+		t.Errorf("readings %+v %v", rs, err)
+	}
+	var ok bool
+	if err := p.call("Probe", mockgpu.UUID(1), &ok); err != nil || !ok {
+		t.Errorf("probe %v %v", ok, err)
+	}
+	m.InjectXID(5, 48)
+	var ev EventReply
+	if err := p.call("NextEvent", time.Second, &ev); err != nil || !ev.OK || ev.Event.XID != 48 || ev.Event.UUID != mockgpu.UUID(5) {
+		t.Errorf("event %+v %v", ev, err)
+	}
+	if err := p.call("NextEvent", time.Millisecond, &ev); err != nil || ev.OK {
+		t.Errorf("timeout %+v %v", ev, err)
+	}
+
+	err := served(t, noDriver{m}).call("Detect", Empty{}, &n)
+	if !errors.Is(err, detect.ErrNoDriver) || !strings.Contains(err.Error(), "ERROR_LIBRARY_NOT_FOUND") {
+		t.Errorf("err = %v, want ErrNoDriver with the cause", err)
+	}
+}
+
+// A helper that is missing or dies is an error naming it, never a hang.
+func TestHelperGone(t *testing.T) {
+	c := &Client{Path: filepath.Join(t.TempDir(), "none")}
+	if _, err := c.Detect(); err == nil || !strings.Contains(err.Error(), "start the GPU helper") {
+		t.Errorf("missing helper: %v", err)
+	}
+	if os.Getenv("PATH") == "" {
+		t.Skip("no PATH")
+	}
+	c = &Client{Path: "/bin/true"}
+	if _, err := c.Detect(); !errors.Is(err, gpulib.ErrGone) || !strings.Contains(err.Error(), "GPU helper Detect") {
+		t.Errorf("helper exits at once: %v", err)
+	}
+	if _, err := c.Readings(); err == nil {
+		t.Error("readings without Open")
+	}
+}

@@ -1,0 +1,125 @@
+// Package gpulib is the node's view of NVML as plain data, whoever holds the library: the GPU
+// helper process (cmd/outpost-gpu, the one part of Outpost linked against go-nvml, so that the
+// outpost binary itself stays static) or the in-process mock. Everything above it (labels,
+// device plugins, CDI, health, metrics, check-config) sees only this interface.
+package gpulib
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/health"
+)
+
+// ErrNoEvents means the driver cannot deliver XID/ECC events: health is then not watched.
+var ErrNoEvents = errors.New("GPU health events unavailable")
+
+// ErrGone means the process holding the library died: live calls cannot succeed again.
+var ErrGone = errors.New("the GPU helper is gone")
+
+// Lib is what the GPU layer asks of NVML.
+type Lib interface {
+	// Detect reads the node's GPUs, with NVML up only for the call; detect.ErrNoDriver without a driver.
+	Detect() (*detect.Node, error)
+	// Preflight reads what check-config reports, with NVML up only for the call.
+	Preflight() (*Preflight, error)
+	// Open keeps NVML up until Close, for Readings, Probe and NextEvent.
+	Open() error
+	Close() error
+	// Readings are the live values of every GPU.
+	Readings() ([]Reading, error)
+	// Probe reports whether the GPU answers.
+	Probe(uuid string) bool
+	// NextEvent waits up to timeout for an XID or double-bit ECC event; ok is false on timeout.
+	// ErrNoEvents (wrapped) when the driver cannot deliver events at all.
+	NextEvent(timeout time.Duration) (e health.Event, ok bool, err error)
+}
+
+// Reading is one GPU's live values; a value NVML cannot read is nil, never faked.
+type Reading struct {
+	Index       int      `json:"index"`
+	UUID        string   `json:"uuid"`
+	Name        string   `json:"name"`
+	Minor       int      `json:"minor"`
+	UtilPercent *float64 `json:"utilPercent,omitempty"`
+	FBUsedMiB   *float64 `json:"fbUsedMiB,omitempty"`
+	FBFreeMiB   *float64 `json:"fbFreeMiB,omitempty"`
+	FBTotalMiB  *float64 `json:"fbTotalMiB,omitempty"`
+	TempC       *float64 `json:"tempC,omitempty"`
+	PowerW      *float64 `json:"powerW,omitempty"`
+}
+
+// Preflight is the driver's state as check-config judges it.
+type Preflight struct {
+	DriverVersion string         `json:"driverVersion"`
+	GPUs          []PreflightGPU `json:"gpus"`
+}
+
+// PreflightGPU is one GPU's settings; nil where NVML cannot tell.
+type PreflightGPU struct {
+	Index       int   `json:"index"`
+	Persistence *bool `json:"persistence,omitempty"`
+	MIGEnabled  *bool `json:"migEnabled,omitempty"`
+	MIGPending  bool  `json:"migPending,omitempty"` // a mode change waits for a reset
+}
+
+// Float is a pointer to v, for Reading's optional values.
+func Float(v float64) *float64 { return &v }
+
+// Bool is a pointer to v.
+func Bool(v bool) *bool { return &v }
+
+// LibraryName is NVML's shared library, as the driver installs it.
+const LibraryName = "libnvidia-ml.so.1"
+
+// FindLibrary returns the path of libnvidia-ml under root, or "" when there is none: the GPU
+// helper is started only where the library exists. It looks where distributions and NVIDIA's
+// installer put the driver's libraries, then in the dirs the root's ld.so.conf.d names.
+func FindLibrary(root string) string {
+	if root == "" {
+		root = "/"
+	}
+	dirs := []string{
+		"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
+		"/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/lib64", "/lib",
+		"/usr/local/nvidia/lib64", "/usr/local/nvidia/lib",
+	}
+	confs, _ := filepath.Glob(filepath.Join(root, "etc/ld.so.conf.d/*.conf"))
+	for _, c := range confs {
+		b, err := os.ReadFile(c)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); strings.HasPrefix(line, "/") {
+				dirs = append(dirs, line)
+			}
+		}
+	}
+	for _, d := range dirs {
+		p := filepath.Join(root, d, LibraryName)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// NoDriver is the Lib of a node without libnvidia-ml: every call says so.
+type NoDriver struct{}
+
+var _ Lib = NoDriver{}
+
+func (NoDriver) Detect() (*detect.Node, error)  { return nil, detect.ErrNoDriver }
+func (NoDriver) Preflight() (*Preflight, error) { return nil, detect.ErrNoDriver }
+func (NoDriver) Open() error                    { return detect.ErrNoDriver }
+func (NoDriver) Close() error                   { return nil }
+func (NoDriver) Readings() ([]Reading, error)   { return nil, detect.ErrNoDriver }
+func (NoDriver) Probe(string) bool              { return false }
+func (NoDriver) NextEvent(time.Duration) (health.Event, bool, error) {
+	return health.Event{}, false, detect.ErrNoDriver
+}

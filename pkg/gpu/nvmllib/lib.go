@@ -1,0 +1,190 @@
+// Package nvmllib implements gpulib.Lib on go-nvml: GPU detection, live readings, XID and ECC
+// events, check-config's driver state. It is linked only into the GPU helper (cmd/outpost-gpu)
+// and tests, which drive it with go-nvml's mocks (the DGX A100 model among them).
+package nvmllib
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/health"
+)
+
+// Lib is gpulib.Lib over an nvml.Interface: the real library or a mock.
+type Lib struct {
+	nvml nvml.Interface
+
+	mu     sync.Mutex
+	events *events // registered on the first NextEvent after Open
+	evErr  error
+}
+
+var _ gpulib.Lib = (*Lib)(nil)
+
+// New wraps lib.
+func New(lib nvml.Interface) *Lib { return &Lib{nvml: lib} }
+
+// Detect reads the node's GPUs.
+func (l *Lib) Detect() (*detect.Node, error) { return Detect(l.nvml) }
+
+// Open initializes NVML until Close: NVML counts Init and Shutdown, and without an Init that
+// outlives Detect every call answers ERROR_UNINITIALIZED (seen on a real H100).
+func (l *Lib) Open() error {
+	if r := l.nvml.Init(); r != nvml.SUCCESS {
+		return fail("init", r)
+	}
+	return nil
+}
+
+// Close shuts NVML down again.
+func (l *Lib) Close() error {
+	l.mu.Lock()
+	if l.events != nil {
+		l.events.set.Free()
+		l.events = nil
+	}
+	l.mu.Unlock()
+	if r := l.nvml.Shutdown(); r != nvml.SUCCESS {
+		return fail("shutdown", r)
+	}
+	return nil
+}
+
+// Readings reads every GPU's utilization, memory, temperature and power.
+func (l *Lib) Readings() ([]gpulib.Reading, error) {
+	n, r := l.nvml.DeviceGetCount()
+	if r != nvml.SUCCESS {
+		return nil, fail("device count", r)
+	}
+	var out []gpulib.Reading
+	for i := 0; i < n; i++ {
+		dev, r := l.nvml.DeviceGetHandleByIndex(i)
+		if r != nvml.SUCCESS {
+			continue
+		}
+		g := gpulib.Reading{Index: i}
+		g.UUID, _ = dev.GetUUID()
+		g.Name, _ = dev.GetName()
+		g.Minor, _ = dev.GetMinorNumber()
+		if u, r := dev.GetUtilizationRates(); r == nvml.SUCCESS {
+			g.UtilPercent = gpulib.Float(float64(u.Gpu))
+		}
+		if m, r := dev.GetMemoryInfo(); r == nvml.SUCCESS {
+			g.FBUsedMiB, g.FBFreeMiB, g.FBTotalMiB = gpulib.Float(float64(m.Used>>20)), gpulib.Float(float64(m.Free>>20)), gpulib.Float(float64(m.Total>>20))
+		}
+		if t, r := dev.GetTemperature(nvml.TEMPERATURE_GPU); r == nvml.SUCCESS {
+			g.TempC = gpulib.Float(float64(t))
+		}
+		if p, r := dev.GetPowerUsage(); r == nvml.SUCCESS {
+			g.PowerW = gpulib.Float(float64(p) / 1000)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// Probe asks NVML whether the GPU answers.
+func (l *Lib) Probe(uuid string) bool {
+	dev, r := l.nvml.DeviceGetHandleByUUID(uuid)
+	if r != nvml.SUCCESS {
+		return false
+	}
+	_, r = dev.GetMemoryInfo()
+	return r == nvml.SUCCESS
+}
+
+// NextEvent registers for events on the first call, then waits for one.
+func (l *Lib) NextEvent(timeout time.Duration) (health.Event, bool, error) {
+	l.mu.Lock()
+	if l.events == nil && l.evErr == nil {
+		l.events, l.evErr = watch(l.nvml)
+	}
+	ev, err := l.events, l.evErr
+	l.mu.Unlock()
+	if err != nil {
+		return health.Event{}, false, fmt.Errorf("%w: %w", gpulib.ErrNoEvents, err)
+	}
+	return ev.next(timeout)
+}
+
+// Preflight reads the driver version and each GPU's persistence and MIG modes.
+func (l *Lib) Preflight() (*gpulib.Preflight, error) {
+	if r := l.nvml.Init(); r != nvml.SUCCESS {
+		return nil, fail("init", r)
+	}
+	defer l.nvml.Shutdown()
+	p := &gpulib.Preflight{}
+	p.DriverVersion, _ = l.nvml.SystemGetDriverVersion()
+	n, _ := l.nvml.DeviceGetCount()
+	for i := 0; i < n; i++ {
+		d, r := l.nvml.DeviceGetHandleByIndex(i)
+		if r != nvml.SUCCESS {
+			continue
+		}
+		g := gpulib.PreflightGPU{Index: i}
+		if m, r := d.GetPersistenceMode(); r == nvml.SUCCESS {
+			g.Persistence = gpulib.Bool(m == nvml.FEATURE_ENABLED)
+		}
+		if cur, pend, r := d.GetMigMode(); r == nvml.SUCCESS {
+			g.MIGEnabled, g.MIGPending = gpulib.Bool(cur == nvml.DEVICE_MIG_ENABLE), cur != pend
+		}
+		p.GPUs = append(p.GPUs, g)
+	}
+	return p, nil
+}
+
+// events reads XID and double-bit ECC events from NVML for every GPU.
+type events struct {
+	set  nvml.EventSet
+	uuid map[nvml.Device]string
+}
+
+// watch registers for XID and double-bit ECC events on every GPU that supports them.
+func watch(lib nvml.Interface) (*events, error) {
+	set, r := lib.EventSetCreate()
+	if r != nvml.SUCCESS {
+		return nil, fail("event set", r)
+	}
+	w := &events{set: set, uuid: map[nvml.Device]string{}}
+	n, r := lib.DeviceGetCount()
+	if r != nvml.SUCCESS {
+		return nil, fail("device count", r)
+	}
+	for i := 0; i < n; i++ {
+		dev, r := lib.DeviceGetHandleByIndex(i)
+		if r != nvml.SUCCESS {
+			continue
+		}
+		uuid, _ := dev.GetUUID()
+		w.uuid[dev] = uuid
+		types := uint64(nvml.EventTypeXidCriticalError | nvml.EventTypeDoubleBitEccError)
+		if r := dev.RegisterEvents(types, set); r != nvml.SUCCESS && r != nvml.ERROR_NOT_SUPPORTED {
+			return nil, fail(fmt.Sprintf("events for GPU %d", i), r)
+		}
+	}
+	return w, nil
+}
+
+// next returns the next event, or ok=false after timeout.
+func (w *events) next(timeout time.Duration) (health.Event, bool, error) {
+	d, r := w.set.Wait(uint32(timeout / time.Millisecond))
+	if r == nvml.ERROR_TIMEOUT {
+		return health.Event{}, false, nil
+	}
+	if r != nvml.SUCCESS {
+		return health.Event{}, false, fail("event wait", r)
+	}
+	uuid := w.uuid[d.Device]
+	if uuid == "" && d.Device != nil {
+		uuid, _ = d.Device.GetUUID()
+	}
+	if d.EventType&nvml.EventTypeDoubleBitEccError != 0 {
+		return health.Event{UUID: uuid, Kind: "ecc-dbe"}, true, nil
+	}
+	return health.Event{UUID: uuid, Kind: "xid", XID: d.EventData}, true, nil
+}

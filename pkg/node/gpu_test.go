@@ -1,0 +1,46 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
+)
+
+// Who answers NVML calls: the mock in-process before the payload is unpacked and in the helper
+// after; the helper where the driver's library is; nobody where it is not.
+func TestGPULib(t *testing.T) {
+	root := t.TempDir()
+	c := &config.Node{Dirs: datadir.Dirs{Data: filepath.Join(root, "data")}, GPU: config.GPUOptions{Mock: "dgxa100", DriverRoot: root}}
+	if lib, err := gpuLib(c, ""); err != nil || lib == nil {
+		t.Fatal(err)
+	} else if _, ok := lib.(*mockgpu.Machine); !ok {
+		t.Errorf("mock before unpacking: %T", lib)
+	}
+	lib, err := gpuLib(c, "/bin/dir")
+	h, ok := lib.(*gpuhelper.Client)
+	if err != nil || !ok || h.Path != "/bin/dir/outpost-gpu" || !slices.Equal(h.Args, []string{"--mock", "dgxa100", "--mock-inject", c.Dirs.GPUInjectFile()}) {
+		t.Errorf("mock after unpacking: %#v %v", lib, err)
+	}
+
+	c.GPU.Mock = ""
+	if lib, err := gpuLib(c, "/bin/dir"); err != nil {
+		t.Fatal(err)
+	} else if _, ok := lib.(gpulib.NoDriver); !ok {
+		t.Errorf("no library: %T", lib)
+	}
+	so := filepath.Join(root, "usr/lib64", gpulib.LibraryName)
+	os.MkdirAll(filepath.Dir(so), 0o755)
+	os.WriteFile(so, nil, 0o644)
+	lib, err = gpuLib(c, "/bin/dir")
+	h, ok = lib.(*gpuhelper.Client)
+	if err != nil || !ok || !slices.Equal(h.Args, []string{"--library", so}) {
+		t.Errorf("driver: %#v %v", lib, err)
+	}
+}
