@@ -1,6 +1,8 @@
 package node
 
 import (
+	"io"
+
 	"github.com/outpostk8s/outpost/pkg/node/images"
 	"github.com/outpostk8s/outpost/pkg/payload"
 )
@@ -13,7 +15,8 @@ func EmbeddedImages() ([]images.Archive, error) {
 	}
 	out := make([]images.Archive, len(imgs))
 	for i, img := range imgs {
-		out[i] = images.Archive{Name: img.Name, Data: img.Data}
+		open := img.Open
+		out[i] = images.Archive{Name: img.Name, Open: func() (io.ReadCloser, error) { return open() }}
 	}
 	return out, nil
 }

@@ -224,10 +224,11 @@ func verify(dir string) error {
 	return sc.Err()
 }
 
-// Image is one embedded image archive.
+// Image is one embedded image archive, opened on demand: a start that finds it imported
+// already reads no more of it than its index.
 type Image struct {
 	Name string
-	Data []byte
+	Open func() (fs.File, error)
 }
 
 // Images lists the embedded image archives.
@@ -241,11 +242,8 @@ func Images(fsys fs.FS) ([]Image, error) {
 		if !strings.HasSuffix(e.Name(), ".tar") {
 			continue
 		}
-		data, err := fs.ReadFile(fsys, "images/"+e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Image{Name: e.Name(), Data: data})
+		name := "images/" + e.Name()
+		out = append(out, Image{Name: e.Name(), Open: func() (fs.File, error) { return fsys.Open(name) }})
 	}
 	return out, nil
 }

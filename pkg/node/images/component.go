@@ -1,10 +1,8 @@
 package images
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -12,10 +10,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/component"
 )
 
-// Archive is an image archive held in memory (the ones embedded in the binary).
+// Archive is an image archive embedded in the binary, opened on demand.
 type Archive struct {
 	Name string
-	Data []byte
+	Open Opener
 }
 
 // Images imports the embedded archives (pinned) and those in Dir once containerd runs, before
@@ -39,10 +37,10 @@ func (i *Images) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("embedded images: %w", err)
 	}
+	held := i.Importer.Held(ctx)
 	var refs []string
 	for _, img := range embedded {
-		data := img.Data
-		r, err := i.Importer.Import(ctx, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, img.Name, true)
+		r, err := i.Importer.Import(ctx, img.Open, img.Name, true, held)
 		if err != nil {
 			return err
 		}
@@ -53,7 +51,7 @@ func (i *Images) Start(ctx context.Context) error {
 		return err
 	}
 	for _, f := range files {
-		r, err := i.Importer.ImportFile(ctx, f)
+		r, err := i.Importer.ImportFile(ctx, f, held)
 		if err != nil {
 			// A user's broken archive must not keep the node down: say which and go on.
 			i.Log.Error("image archive not imported", "file", f, "err", err)

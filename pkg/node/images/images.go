@@ -57,14 +57,69 @@ func (im Importer) ctr(ctx context.Context, stdin io.Reader, args ...string) ([]
 // Opener opens an archive; it is called twice (names first, then the import).
 type Opener func() (io.ReadCloser, error)
 
+// Present is what containerd holds: image name → manifest digest and whether it is pinned.
+type Present map[string]Held
+
+// Held is one image containerd holds.
+type Held struct {
+	Digest string
+	Pinned bool
+}
+
+// Held lists the images containerd holds (one `ctr images ls`), so a restart imports only what
+// changed. On error it returns none: everything is imported, as before.
+func (im Importer) Held(ctx context.Context) Present {
+	out, err := im.ctr(ctx, nil, "images", "ls")
+	if err != nil {
+		return Present{}
+	}
+	return parseList(out)
+}
+
+// parseList reads `ctr images ls`: REF TYPE DIGEST SIZE(with a space) PLATFORMS LABELS.
+func parseList(out []byte) Present {
+	p := Present{}
+	for i, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if i == 0 || len(f) < 4 {
+			continue
+		}
+		p[f[0]] = Held{Digest: f[2], Pinned: strings.Contains(f[len(f)-1], PinnedLabel)}
+	}
+	return p
+}
+
+// current reports whether containerd holds every image of the archive at the archive's digest
+// (and pinned, when it must be).
+func (p Present) current(refs []ref, pin bool) bool {
+	if len(refs) == 0 {
+		return false
+	}
+	for _, r := range refs {
+		h, ok := p[r.Name]
+		if !ok || r.Digest == "" || h.Digest != r.Digest || (pin && !h.Pinned) {
+			return false
+		}
+	}
+	return true
+}
+
 // Import loads one archive (plain tar, or zstd-compressed when the name ends in .zst) and pins
-// every image it names. It returns the image names, read from the archive itself.
-func (im Importer) Import(ctx context.Context, open Opener, name string, pin bool) ([]string, error) {
+// every image it names, unless containerd holds them all at the archive's digests already
+// (held may be nil: import). It returns the image names, read from the archive itself.
+func (im Importer) Import(ctx context.Context, open Opener, name string, pin bool, held Present) ([]string, error) {
 	refs, err := withArchive(open, name, archiveRefs)
 	if err != nil {
 		return nil, fmt.Errorf("image archive %s: %w", name, err)
 	}
-	_, err = withArchive(open, name, func(r io.Reader) ([]string, error) {
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		names[i] = r.Name
+	}
+	if held.current(refs, pin) {
+		return names, nil
+	}
+	_, err = withArchive(open, name, func(r io.Reader) ([]ref, error) {
 		_, err := im.ctr(ctx, r, "images", "import", "-")
 		return nil, err
 	})
@@ -72,16 +127,16 @@ func (im Importer) Import(ctx context.Context, open Opener, name string, pin boo
 		return nil, fmt.Errorf("import %s: %w", name, err)
 	}
 	if pin {
-		for _, ref := range refs {
-			if _, err := im.ctr(ctx, nil, "images", "label", ref, PinnedLabel); err != nil {
-				return refs, fmt.Errorf("pin %s: %w", ref, err)
+		for _, n := range names {
+			if _, err := im.ctr(ctx, nil, "images", "label", n, PinnedLabel); err != nil {
+				return names, fmt.Errorf("pin %s: %w", n, err)
 			}
 		}
 	}
-	return refs, nil
+	return names, nil
 }
 
-func withArchive(open Opener, name string, f func(io.Reader) ([]string, error)) ([]string, error) {
+func withArchive(open Opener, name string, f func(io.Reader) ([]ref, error)) ([]ref, error) {
 	rc, err := open()
 	if err != nil {
 		return nil, err
@@ -99,11 +154,15 @@ func withArchive(open Opener, name string, f func(io.Reader) ([]string, error)) 
 	return f(r)
 }
 
-// archiveRefs reads the image names an archive carries: OCI index.json annotations, or the
-// RepoTags of a docker-save manifest.json.
-func archiveRefs(r io.Reader) ([]string, error) {
+// ref is one image an archive carries; Digest is its manifest's, "" where the archive does
+// not say (docker save).
+type ref struct{ Name, Digest string }
+
+// archiveRefs reads the images an archive carries: OCI index.json annotations, or the
+// RepoTags of a docker-save manifest.json. On a seekable archive it skips the layers.
+func archiveRefs(r io.Reader) ([]ref, error) {
 	tr := tar.NewReader(r)
-	var refs []string
+	var refs []ref
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -115,6 +174,7 @@ func archiveRefs(r io.Reader) ([]string, error) {
 		case "index.json":
 			var idx struct {
 				Manifests []struct {
+					Digest      string            `json:"digest"`
 					Annotations map[string]string `json:"annotations"`
 				} `json:"manifests"`
 			}
@@ -123,16 +183,18 @@ func archiveRefs(r io.Reader) ([]string, error) {
 			}
 			for _, m := range idx.Manifests {
 				if n := m.Annotations["io.containerd.image.name"]; n != "" {
-					refs = append(refs, n)
+					refs = append(refs, ref{n, m.Digest})
 				} else if n := m.Annotations["org.opencontainers.image.ref.name"]; strings.ContainsAny(n, "/:") {
-					refs = append(refs, n)
+					refs = append(refs, ref{n, m.Digest})
 				}
 			}
 		case "manifest.json":
 			var ms []struct{ RepoTags []string }
 			if err := json.NewDecoder(tr).Decode(&ms); err == nil {
 				for _, m := range ms {
-					refs = append(refs, m.RepoTags...)
+					for _, t := range m.RepoTags {
+						refs = append(refs, ref{Name: t})
+					}
 				}
 			}
 		}
@@ -140,24 +202,26 @@ func archiveRefs(r io.Reader) ([]string, error) {
 	return dedupe(refs), nil
 }
 
-func dedupe(in []string) []string {
+func dedupe(in []ref) []ref {
 	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+	var out []ref
+	for _, r := range in {
+		if !seen[r.Name] {
+			seen[r.Name] = true
+			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// ImportAll imports the embedded archives (pinned) and then every *.tar / *.tar.zst in dir.
+// ImportAll imports the embedded archives (pinned) and then every *.tar / *.tar.zst in dir,
+// skipping those containerd holds already.
 func (im Importer) ImportAll(ctx context.Context, embedded fs.FS, embeddedNames []string, dir string) ([]string, error) {
+	held := im.Held(ctx)
 	var all []string
 	for _, n := range embeddedNames {
 		name := n
-		refs, err := im.Import(ctx, func() (io.ReadCloser, error) { return embedded.Open(name) }, n, true)
+		refs, err := im.Import(ctx, func() (io.ReadCloser, error) { return embedded.Open(name) }, n, true, held)
 		if err != nil {
 			return all, err
 		}
@@ -168,7 +232,7 @@ func (im Importer) ImportAll(ctx context.Context, embedded fs.FS, embeddedNames 
 		return all, err
 	}
 	for _, p := range files {
-		refs, err := im.ImportFile(ctx, p)
+		refs, err := im.ImportFile(ctx, p, held)
 		if err != nil {
 			return all, err
 		}
@@ -177,9 +241,9 @@ func (im Importer) ImportAll(ctx context.Context, embedded fs.FS, embeddedNames 
 	return all, nil
 }
 
-// ImportFile imports one archive file from disk, pinned.
-func (im Importer) ImportFile(ctx context.Context, path string) ([]string, error) {
-	return im.Import(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, path, true)
+// ImportFile imports one archive file from disk, pinned, unless held has it.
+func (im Importer) ImportFile(ctx context.Context, path string, held Present) ([]string, error) {
+	return im.Import(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, path, true, held)
 }
 
 // Archives lists the image archives in dir, sorted; a missing dir has none.

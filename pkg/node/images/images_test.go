@@ -93,3 +93,55 @@ func TestArchiveRefsRejectsGarbage(t *testing.T) {
 		t.Error("no error for a non-tar archive")
 	}
 }
+
+// listing is `ctr images ls` as containerd prints it (SIZE holds a space).
+const listing = `REF                          TYPE                                       DIGEST     SIZE      PLATFORMS   LABELS
+docker.io/outpostk8s/pause:1 application/vnd.oci.image.manifest.v1+json sha256:00  318.3 KiB linux/amd64 io.cri-containerd.image=managed,io.cri-containerd.pinned=pinned
+docker.io/x/a:1              application/vnd.oci.image.manifest.v1+json sha256:00  1.0 MiB   linux/amd64 io.cri-containerd.image=managed
+sha256:00                    application/vnd.oci.image.manifest.v1+json sha256:00  1.0 MiB   linux/amd64 -
+`
+
+// A restart imports only what containerd does not hold, pinned, at the archive's digest: the
+// embedded pause image is skipped; a.tar, held but not pinned,
+// and b.tar, held at another digest, are imported again.
+func TestSkipsWhatContainerdHolds(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.tar"), ociArchive(t, "docker.io/x/a:1"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.tar"), ociArchive(t, "docker.io/x/b:1"), 0o644)
+	var imports []string
+	im := Importer{Ctr: "ctr", Socket: "/s", Run: func(_ context.Context, stdin io.Reader, _ string, args ...string) ([]byte, error) {
+		switch args[5] {
+		case "ls":
+			return []byte(listing + "docker.io/x/b:1 application/vnd.oci.image.manifest.v1+json sha256:11 1.0 MiB linux/amd64 io.cri-containerd.pinned=pinned\n"), nil
+		case "import":
+			b, _ := io.ReadAll(stdin)
+			refs, _ := archiveRefs(bytes.NewReader(b))
+			imports = append(imports, refs[0].Name)
+		}
+		return nil, nil
+	}}
+	emb := fstest.MapFS{"images/pause.tar": {Data: ociArchive(t, "docker.io/outpostk8s/pause:1")}}
+	refs, err := im.ImportAll(context.Background(), emb, []string{"images/pause.tar"}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"docker.io/outpostk8s/pause:1", "docker.io/x/a:1", "docker.io/x/b:1"}; !reflect.DeepEqual(refs, want) {
+		t.Errorf("refs %v, want %v", refs, want)
+	}
+	if want := []string{"docker.io/x/a:1", "docker.io/x/b:1"}; !reflect.DeepEqual(imports, want) {
+		t.Errorf("imported %v, want %v", imports, want)
+	}
+}
+
+func TestParseList(t *testing.T) {
+	p := parseList([]byte(listing))
+	if h := p["docker.io/outpostk8s/pause:1"]; h.Digest != "sha256:00" || !h.Pinned {
+		t.Errorf("pause %+v", h)
+	}
+	if h := p["docker.io/x/a:1"]; h.Digest != "sha256:00" || h.Pinned {
+		t.Errorf("a %+v", h)
+	}
+	if len(p) != 3 {
+		t.Errorf("%d entries: %v", len(p), p)
+	}
+}
