@@ -37,7 +37,7 @@ func checkConfigCommand() *cli.Command {
 func checkLib(dataDir string) gpulib.Lib {
 	lib, err := node.DriverGPULib("/", datadir.Dirs{Data: dataDir}.Payload(), "")
 	if err != nil {
-		return failedLib{gpulib.NoDriver{}, err}
+		return failedLib{gpulib.NoDriver{}, fmt.Errorf("found, but the GPU helper that reads it could not be unpacked into %s (run as root, or pass --data-dir): %w", dataDir, err)}
 	}
 	if _, none := lib.(gpulib.NoDriver); none {
 		return nil

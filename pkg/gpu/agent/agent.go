@@ -268,18 +268,32 @@ func (a *Agent) setHealth(c health.Change) {
 	}
 }
 
+// watchHealth feeds NVML's events to the monitor. A failing read (the GPU helper died and is
+// restarted at the next call) is logged once and retried every few seconds, not every loop.
 func (a *Agent) watchHealth(ctx context.Context) {
 	recheck := time.NewTicker(time.Second)
 	defer recheck.Stop()
+	failing := false
 	for ctx.Err() == nil {
 		e, ok, err := a.lib.NextEvent(500 * time.Millisecond)
-		if errors.Is(err, gpulib.ErrNoEvents) || errors.Is(err, gpulib.ErrGone) {
+		switch {
+		case errors.Is(err, gpulib.ErrNoEvents):
 			a.log.Warn("GPU health is not watched", "err", err)
 			return
-		} else if err != nil {
-			a.log.Warn("GPU event", "err", err)
-			time.Sleep(time.Second)
-		} else if ok {
+		case err != nil:
+			if !failing {
+				a.log.Warn("GPU events unreadable; retrying", "err", err)
+				failing = true
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
+		case failing:
+			a.log.Info("GPU events readable again")
+			failing = false
+		}
+		if ok {
 			a.monitor.Handle(e)
 		}
 		select {

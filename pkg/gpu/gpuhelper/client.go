@@ -24,17 +24,30 @@ var errNotOpen = errors.New("GPU helper: NVML is not open")
 
 // Client is gpulib.Lib answered by helper processes: Detect and Preflight each run a helper of
 // their own, which exits after the call; Open starts one that lives until Close. No helper runs
-// while the agent does not need NVML.
+// while the agent does not need NVML. A live helper that dies or stops answering is killed and
+// replaced at the next call; a call never waits on it past its deadline.
 type Client struct {
 	Path   string    // the helper binary
 	Args   []string  // its flags: the library to load, or the mock
 	Stderr io.Writer // where the helper's own log lines go
+	// Timeout bounds each call (NextEvent's own wait comes on top); 0 is 30 s.
+	Timeout time.Duration
 
 	mu   sync.Mutex
-	live *proc
+	open bool  // between Open and Close
+	live *proc // the helper serving the open session; nil until (re)started
 }
 
 var _ gpulib.Lib = (*Client)(nil)
+
+const defaultTimeout = 30 * time.Second
+
+func (c *Client) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return defaultTimeout
+}
 
 type proc struct {
 	cmd  *exec.Cmd
@@ -95,17 +108,35 @@ func (p *proc) stop() {
 	}
 }
 
-func (p *proc) call(method string, args, reply any) error {
-	err := p.rpc.Call("Lib."+method, args, reply)
+// call makes one call with a deadline. A helper that dies or does not answer in time is
+// killed: the error wraps gpulib.ErrGone.
+func (p *proc) call(method string, args, reply any, timeout time.Duration) error {
+	c := p.rpc.Go("Lib."+method, args, reply, make(chan *rpc.Call, 1))
+	var err error
+	select {
+	case <-c.Done:
+		err = c.Error
+	case <-time.After(timeout):
+		p.kill()
+		return fmt.Errorf("GPU helper %s: %w: no answer in %s", method, gpulib.ErrGone, timeout)
+	}
 	var se rpc.ServerError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &se):
 		return unwire(err)
-	default: // the transport: the helper died or never answered
+	default: // the transport: the helper died
 		return fmt.Errorf("GPU helper %s: %w: %w", method, gpulib.ErrGone, err)
 	}
+}
+
+// kill ends a helper that cannot be asked to stop.
+func (p *proc) kill() {
+	if p.cmd != nil {
+		_ = p.cmd.Process.Kill()
+	}
+	p.rpc.Close()
 }
 
 // once runs one call in a helper of its own.
@@ -115,7 +146,7 @@ func (c *Client) once(method string, reply any) error {
 		return err
 	}
 	defer p.stop()
-	return p.call(method, Empty{}, reply)
+	return p.call(method, Empty{}, reply, c.timeout())
 }
 
 func (c *Client) Detect() (*detect.Node, error) {
@@ -137,67 +168,90 @@ func (c *Client) Preflight() (*gpulib.Preflight, error) {
 func (c *Client) Open() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.live != nil {
+	if c.open {
 		return nil
 	}
+	if _, err := c.startLive(); err != nil {
+		return err
+	}
+	c.open = true
+	return nil
+}
+
+// startLive starts the session's helper and opens NVML in it; c.mu is held.
+func (c *Client) startLive() (*proc, error) {
 	p, err := c.start()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := p.call("Open", Empty{}, &Empty{}); err != nil {
+	if err := p.call("Open", Empty{}, &Empty{}, c.timeout()); err != nil {
 		p.stop()
-		return err
+		return nil, err
 	}
 	c.live = p
-	return nil
+	return p, nil
 }
 
 func (c *Client) Close() error {
 	c.mu.Lock()
-	p := c.live
-	c.live = nil
+	p, wasOpen := c.live, c.open
+	c.live, c.open = nil, false
 	c.mu.Unlock()
-	if p == nil {
+	if !wasOpen {
 		return errNotOpen
 	}
+	if p == nil {
+		return nil
+	}
 	defer p.stop()
-	return p.call("Close", Empty{}, &Empty{})
+	return p.call("Close", Empty{}, &Empty{}, c.timeout())
 }
 
-func (c *Client) proc() (*proc, error) {
+// liveCall calls the session's helper, starting a new one if the last died; a helper that
+// fails the call at the transport is dropped for the next call to replace.
+func (c *Client) liveCall(method string, args, reply any, timeout time.Duration) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.live == nil {
-		return nil, errNotOpen
+	if !c.open {
+		c.mu.Unlock()
+		return errNotOpen
 	}
-	return c.live, nil
+	p := c.live
+	if p == nil {
+		var err error
+		if p, err = c.startLive(); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+	}
+	c.mu.Unlock()
+	err := p.call(method, args, reply, timeout)
+	if errors.Is(err, gpulib.ErrGone) {
+		c.mu.Lock()
+		if c.live == p {
+			c.live = nil
+		}
+		c.mu.Unlock()
+		p.stop()
+	}
+	return err
 }
 
 func (c *Client) Readings() ([]gpulib.Reading, error) {
-	p, err := c.proc()
-	if err != nil {
+	var rs []gpulib.Reading
+	if err := c.liveCall("Readings", Empty{}, &rs, c.timeout()); err != nil {
 		return nil, err
 	}
-	var rs []gpulib.Reading
-	return rs, p.call("Readings", Empty{}, &rs)
+	return rs, nil
 }
 
 func (c *Client) Probe(uuid string) bool {
-	p, err := c.proc()
-	if err != nil {
-		return false
-	}
 	var ok bool
-	return p.call("Probe", uuid, &ok) == nil && ok
+	return c.liveCall("Probe", uuid, &ok, c.timeout()) == nil && ok
 }
 
 func (c *Client) NextEvent(timeout time.Duration) (health.Event, bool, error) {
-	p, err := c.proc()
-	if err != nil {
-		return health.Event{}, false, err
-	}
 	var r EventReply
-	if err := p.call("NextEvent", timeout, &r); err != nil {
+	if err := c.liveCall("NextEvent", timeout, &r, timeout+c.timeout()); err != nil {
 		return health.Event{}, false, err
 	}
 	return r.Event, r.OK, nil
@@ -207,5 +261,8 @@ func (c *Client) NextEvent(timeout time.Duration) (health.Event, bool, error) {
 func Call[T any](conn io.ReadWriteCloser, method string) (*T, error) {
 	p := &proc{rpc: rpc.NewClientWithCodec(jsonrpc.NewClientCodec(conn))}
 	var r T
-	return &r, p.call(method, Empty{}, &r)
+	if err := p.call(method, Empty{}, &r, defaultTimeout); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }

@@ -37,7 +37,7 @@ func TestOverTheWire(t *testing.T) {
 	m := mockgpu.DGXA100()
 	p := served(t, m)
 	var n detect.Node
-	if err := p.call("Detect", Empty{}, &n); err != nil {
+	if err := p.call("Detect", Empty{}, &n, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := m.Detect()
@@ -45,29 +45,29 @@ func TestOverTheWire(t *testing.T) {
 		t.Errorf("node %+v", n)
 	}
 	var rs []gpulib.Reading
-	if err := p.call("Readings", Empty{}, &rs); err == nil {
+	if err := p.call("Readings", Empty{}, &rs, time.Second); err == nil {
 		t.Error("readings before Open")
 	}
-	if err := p.call("Open", Empty{}, &Empty{}); err != nil {
+	if err := p.call("Open", Empty{}, &Empty{}, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.call("Readings", Empty{}, &rs); err != nil || len(rs) != 8 || *rs[2].UtilPercent != 10 {
+	if err := p.call("Readings", Empty{}, &rs, time.Second); err != nil || len(rs) != 8 || *rs[2].UtilPercent != 10 {
 		t.Errorf("readings %+v %v", rs, err)
 	}
 	var ok bool
-	if err := p.call("Probe", mockgpu.UUID(1), &ok); err != nil || !ok {
+	if err := p.call("Probe", mockgpu.UUID(1), &ok, time.Second); err != nil || !ok {
 		t.Errorf("probe %v %v", ok, err)
 	}
 	m.InjectXID(5, 48)
 	var ev EventReply
-	if err := p.call("NextEvent", time.Second, &ev); err != nil || !ev.OK || ev.Event.XID != 48 || ev.Event.UUID != mockgpu.UUID(5) {
+	if err := p.call("NextEvent", time.Second, &ev, 5*time.Second); err != nil || !ev.OK || ev.Event.XID != 48 || ev.Event.UUID != mockgpu.UUID(5) {
 		t.Errorf("event %+v %v", ev, err)
 	}
-	if err := p.call("NextEvent", time.Millisecond, &ev); err != nil || ev.OK {
+	if err := p.call("NextEvent", time.Millisecond, &ev, time.Second); err != nil || ev.OK {
 		t.Errorf("timeout %+v %v", ev, err)
 	}
 
-	err := served(t, noDriver{m}).call("Detect", Empty{}, &n)
+	err := served(t, noDriver{m}).call("Detect", Empty{}, &n, time.Second)
 	if !errors.Is(err, detect.ErrNoDriver) || !strings.Contains(err.Error(), "ERROR_LIBRARY_NOT_FOUND") {
 		t.Errorf("err = %v, want ErrNoDriver with the cause", err)
 	}
@@ -88,5 +88,66 @@ func TestHelperGone(t *testing.T) {
 	}
 	if _, err := c.Readings(); err == nil {
 		t.Error("readings without Open")
+	}
+}
+
+// TestMain: called with "serve-mock" the test binary is a helper serving the mock; with
+// "hang" one that never answers.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "serve-mock":
+			if err := ServeStdio(mockgpu.DGXA100()); err != nil {
+				os.Exit(1)
+			}
+			os.Exit(0)
+		case "hang":
+			time.Sleep(time.Hour)
+			os.Exit(0)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// A live helper that dies is replaced at the next call; one that hangs is killed at the
+// deadline, and the call says so.
+func TestHelperDiesOrHangs(t *testing.T) {
+	self, _ := os.Executable()
+	c := &Client{Path: self, Args: []string{"serve-mock"}}
+	if n, err := c.Detect(); err != nil || len(n.GPUs) != 8 {
+		t.Fatalf("detect through a helper process: %v", err)
+	}
+	if err := c.Open(); err != nil {
+		t.Fatal(err)
+	}
+	first := c.live.cmd.Process
+	first.Kill()
+	<-c.live.done
+	if _, err := c.Readings(); !errors.Is(err, gpulib.ErrGone) {
+		t.Errorf("call to the dead helper: %v, want ErrGone", err)
+	}
+	if rs, err := c.Readings(); err != nil || len(rs) != 8 {
+		t.Errorf("after the restart: %v %v", rs, err)
+	}
+	if c.live == nil || c.live.cmd.Process.Pid == first.Pid {
+		t.Error("no new helper")
+	}
+	live := c.live
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-live.done:
+	case <-time.After(5 * time.Second):
+		t.Error("helper still running after Close")
+	}
+
+	h := &Client{Path: self, Args: []string{"hang"}, Timeout: 300 * time.Millisecond}
+	start := time.Now()
+	if _, err := h.Detect(); !errors.Is(err, gpulib.ErrGone) || !strings.Contains(err.Error(), "no answer") {
+		t.Errorf("hung helper: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("hung helper held the call %s", took)
 	}
 }

@@ -77,8 +77,9 @@ func Bool(v bool) *bool { return &v }
 const LibraryName = "libnvidia-ml.so.1"
 
 // FindLibrary returns the path of libnvidia-ml under root, or "" when there is none: the GPU
-// helper is started only where the library exists. It looks where distributions and NVIDIA's
-// installer put the driver's libraries, then in the dirs the root's ld.so.conf.d names.
+// helper is started only where the library exists. It looks in LD_LIBRARY_PATH (under / only),
+// where distributions, NVIDIA's installer and NixOS put the driver's libraries, then in the
+// dirs the root's ld.so.conf.d names.
 func FindLibrary(root string) string {
 	if root == "" {
 		root = "/"
@@ -86,7 +87,10 @@ func FindLibrary(root string) string {
 	dirs := []string{
 		"/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
 		"/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/lib64", "/lib",
-		"/usr/local/nvidia/lib64", "/usr/local/nvidia/lib",
+		"/usr/local/nvidia/lib64", "/usr/local/nvidia/lib", "/run/opengl-driver/lib",
+	}
+	if root == "/" {
+		dirs = append(filepath.SplitList(os.Getenv("LD_LIBRARY_PATH")), dirs...)
 	}
 	confs, _ := filepath.Glob(filepath.Join(root, "etc/ld.so.conf.d/*.conf"))
 	for _, c := range confs {

@@ -133,6 +133,13 @@ func (im Importer) Import(ctx context.Context, open Opener, name string, pin boo
 			}
 		}
 	}
+	// The names now point here: a later archive with the same name at another digest must be
+	// imported (the last one wins, as without the skip), not skipped on the stale listing.
+	if held != nil {
+		for _, r := range refs {
+			held[r.Name] = Held{Digest: r.Digest, Pinned: pin}
+		}
+	}
 	return names, nil
 }
 

@@ -145,3 +145,32 @@ func TestParseList(t *testing.T) {
 		t.Errorf("%d entries: %v", len(p), p)
 	}
 }
+
+// Two archives naming one image at different digests: the last one wins at every start, as it
+// did before the skip (a user's archive overriding an embedded one).
+func TestLastArchiveWins(t *testing.T) {
+	dir := t.TempDir()
+	user := bytes.ReplaceAll(ociArchive(t, "docker.io/outpostk8s/pause:1"), []byte("sha256:00"), []byte("sha256:11"))
+	os.WriteFile(filepath.Join(dir, "pause.tar"), user, 0o644)
+	emb := fstest.MapFS{"images/pause.tar": {Data: ociArchive(t, "docker.io/outpostk8s/pause:1")}}
+	for start, ls := range []string{"", "docker.io/outpostk8s/pause:1 t sha256:11 1 KiB linux/amd64 " + PinnedLabel + "\n"} {
+		var imported []string
+		im := Importer{Ctr: "ctr", Socket: "/s", Run: func(_ context.Context, stdin io.Reader, _ string, args ...string) ([]byte, error) {
+			switch args[5] {
+			case "ls":
+				return []byte("REF TYPE DIGEST SIZE PLATFORMS LABELS\n" + ls), nil
+			case "import":
+				b, _ := io.ReadAll(stdin)
+				refs, _ := archiveRefs(bytes.NewReader(b))
+				imported = append(imported, refs[0].Digest)
+			}
+			return nil, nil
+		}}
+		if _, err := im.ImportAll(context.Background(), emb, []string{"images/pause.tar"}, dir); err != nil {
+			t.Fatal(err)
+		}
+		if len(imported) == 0 || imported[len(imported)-1] != "sha256:11" {
+			t.Errorf("start %d: imported %v, the user's archive (sha256:11) must be last", start, imported)
+		}
+	}
+}
