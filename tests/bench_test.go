@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -76,6 +77,13 @@ func TestBench(t *testing.T) {
 		n, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 		add("download size (gzip -9)", fmt.Sprintf("%.1f MiB", n/(1<<20)))
 	}
+	if out, err := exec.Command("sh", "-c", "zstd -q -19 --long=27 -T0 -c "+s.Bin+" | wc -c").Output(); err == nil {
+		n, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		add("download size (zstd -19 --long=27: a self-extracting layout's lower bound today)", fmt.Sprintf("%.1f MiB", n/(1<<20)))
+	}
+	for _, r := range bundledParts(t, s) {
+		add(r[0], r[1])
+	}
 	// The same idle tree without the platform components, before any load: what they cost
 	// together (the in-process metrics-server, servicelb and policy controller show only here).
 	s.Stop()
@@ -106,6 +114,34 @@ func TestBench(t *testing.T) {
 	for _, r := range rows {
 		fmt.Printf("| %s | %s |\n", r[0], r[1])
 	}
+}
+
+// bundledParts are the sizes of what the binary carries: the payload archive and each binary
+// unpacked from it, and each embedded image archive.
+func bundledParts(t *testing.T, s *harness.Server) [][2]string {
+	t.Helper()
+	mib := func(p string) string {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "?"
+		}
+		return fmt.Sprintf("%.1f MiB", float64(fi.Size())/(1<<20))
+	}
+	arch := runtime.GOARCH
+	assets := filepath.Join("..", "pkg", "payload", "assets", arch)
+	rows := [][2]string{{"  payload.tar.zst (embedded)", mib(filepath.Join(assets, "payload.tar.zst"))}}
+	bin := filepath.Join(s.DataDir(), "data", "current", "bin")
+	ents, _ := os.ReadDir(bin)
+	for _, e := range ents {
+		if e.Type().IsRegular() && e.Name() != "SHA256SUMS" {
+			rows = append(rows, [2]string{"    unpacked " + e.Name(), mib(filepath.Join(bin, e.Name()))})
+		}
+	}
+	imgs, _ := filepath.Glob(filepath.Join(assets, "images", "*"))
+	for _, p := range imgs {
+		rows = append(rows, [2]string{"  image " + filepath.Base(p) + " (embedded)", mib(p)})
+	}
+	return rows
 }
 
 // startTimes starts the server and returns seconds to node Ready (the server's own ready line,
