@@ -33,22 +33,33 @@ func (i *Images) Stop(context.Context) error { return nil }
 
 func (i *Images) Start(ctx context.Context) error {
 	t := time.Now()
+	refs, err := i.importAll(ctx)
+	if err != nil {
+		return err
+	}
+	i.Log.Info("imported images", "images", strings.Join(refs, ","), "took", time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+// importAll imports the embedded archives (pinned), then every *.tar / *.tar.zst in Dir,
+// skipping those containerd holds already; it returns the image names.
+func (i *Images) importAll(ctx context.Context) ([]string, error) {
 	embedded, err := i.Embedded()
 	if err != nil {
-		return fmt.Errorf("embedded images: %w", err)
+		return nil, fmt.Errorf("embedded images: %w", err)
 	}
 	held := i.Importer.Held(ctx)
 	var refs []string
 	for _, img := range embedded {
 		r, err := i.Importer.Import(ctx, img.Open, img.Name, true, held)
 		if err != nil {
-			return err
+			return refs, err
 		}
 		refs = append(refs, r...)
 	}
 	files, err := Archives(i.Dir)
 	if err != nil {
-		return err
+		return refs, err
 	}
 	for _, f := range files {
 		r, err := i.Importer.ImportFile(ctx, f, held)
@@ -59,6 +70,5 @@ func (i *Images) Start(ctx context.Context) error {
 		}
 		refs = append(refs, r...)
 	}
-	i.Log.Info("imported images", "images", strings.Join(refs, ","), "took", time.Since(t).Round(time.Millisecond))
-	return nil
+	return refs, nil
 }

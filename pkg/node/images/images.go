@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,33 +218,6 @@ func dedupe(in []ref) []ref {
 		}
 	}
 	return out
-}
-
-// ImportAll imports the embedded archives (pinned) and then every *.tar / *.tar.zst in dir,
-// skipping those containerd holds already.
-func (im Importer) ImportAll(ctx context.Context, embedded fs.FS, embeddedNames []string, dir string) ([]string, error) {
-	held := im.Held(ctx)
-	var all []string
-	for _, n := range embeddedNames {
-		name := n
-		refs, err := im.Import(ctx, func() (io.ReadCloser, error) { return embedded.Open(name) }, n, true, held)
-		if err != nil {
-			return all, err
-		}
-		all = append(all, refs...)
-	}
-	files, err := Archives(dir)
-	if err != nil {
-		return all, err
-	}
-	for _, p := range files {
-		refs, err := im.ImportFile(ctx, p, held)
-		if err != nil {
-			return all, err
-		}
-		all = append(all, refs...)
-	}
-	return all, nil
 }
 
 // ImportFile imports one archive file from disk, pinned, unless held has it.

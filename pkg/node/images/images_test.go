@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -59,7 +60,7 @@ func TestImportAllPinsEmbeddedAndDirArchives(t *testing.T) {
 	var calls []call
 	im := Importer{Ctr: "ctr", Socket: "/s", Run: fakeRunner(&calls)}
 	emb := fstest.MapFS{"images/pause.tar": {Data: ociArchive(t, "docker.io/outpostk8s/pause:1")}}
-	refs, err := im.ImportAll(context.Background(), emb, []string{"images/pause.tar"}, dir)
+	refs, err := node(im, emb, dir).importAll(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestSkipsWhatContainerdHolds(t *testing.T) {
 		return nil, nil
 	}}
 	emb := fstest.MapFS{"images/pause.tar": {Data: ociArchive(t, "docker.io/outpostk8s/pause:1")}}
-	refs, err := im.ImportAll(context.Background(), emb, []string{"images/pause.tar"}, dir)
+	refs, err := node(im, emb, dir).importAll(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,11 +167,21 @@ func TestLastArchiveWins(t *testing.T) {
 			}
 			return nil, nil
 		}}
-		if _, err := im.ImportAll(context.Background(), emb, []string{"images/pause.tar"}, dir); err != nil {
+		if _, err := node(im, emb, dir).importAll(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if len(imported) == 0 || imported[len(imported)-1] != "sha256:11" {
 			t.Errorf("start %d: imported %v, the user's archive (sha256:11) must be last", start, imported)
 		}
 	}
+}
+
+// node is the images component over im, with the embedded archives of emb, as a node runs it.
+func node(im Importer, emb fstest.MapFS, dir string) *Images {
+	var archives []Archive
+	for name := range emb {
+		archives = append(archives, Archive{Name: name, Open: func() (io.ReadCloser, error) { return emb.Open(name) }})
+	}
+	return &Images{Importer: im, Dir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Embedded: func() ([]Archive, error) { return archives, nil }}
 }
