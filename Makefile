@@ -8,8 +8,13 @@ VERSION      ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || 
 COMMIT       ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 GOARCH       ?= $(shell go env GOARCH)
 BUILD        := build
-ASSETS       := pkg/payload/assets/$(GOARCH)
+# bin/outpost is the file users download: the small outer binary (cmd/outpost-outer) carrying
+# the payload (pkg/payload), which holds the inner outpost program (cmd/outpost), the bundled
+# binaries and the images as one zstd archive.
+ASSETS       := pkg/payload/embedded/assets/$(GOARCH)
 BIN          := bin/outpost
+INNER        := $(BUILD)/inner/outpost
+IMAGE_TARS   := $(BUILD)/images/pause.tar $(BUILD)/images/coredns.tar $(BUILD)/images/local-path.tar
 # netgo, osusergo, no SQLite extension loading and no Antithesis SDK (kine's NATS driver links
 # it; it dlopens its library): nothing in the static binary asks glibc for NSS or dlopen, so it
 # runs with no shared library at all.
@@ -41,7 +46,7 @@ HELPER_LDFLAGS := -s -w -extldflags=-Wl,-z,lazy
 DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables ipset conntrack ethtool socat kmod iproute2 zstd \
 	util-linux mount busybox-static curl ca-certificates shellcheck systemd postgresql zsh
 
-.PHONY: all arm64-test contrib deps build payload images test-images server test unit fuzz lint integration integration-tests bench clean dist release dist-arm64 deps-arm64 gpu-hwtest
+.PHONY: all arm64-test contrib deps build inner payload images test-images server test unit fuzz lint integration integration-tests bench clean dist release dist-arm64 deps-arm64 gpu-hwtest
 
 all: build
 
@@ -51,28 +56,48 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	@command -v go >/dev/null || { echo "Go 1.26+ is required: https://go.dev/dl/"; exit 1; }
 
-# The GPU helper (cmd/outpost-gpu) is in the payload: its sources rebuild it.
+# The bundled binaries. The GPU helper (cmd/outpost-gpu) is one: its sources rebuild it.
 HELPER_SRC := $(shell find cmd/outpost-gpu pkg/gpu/gpuhelper pkg/gpu/gpulib pkg/gpu/mockgpu pkg/gpu/nvmllib pkg/gpu/detect pkg/gpu/health -name '*.go' ! -name '*_test.go')
-payload: $(ASSETS)/payload.tar.zst
-$(ASSETS)/payload.tar.zst: scripts/build-payload.sh scripts/versions.mk scripts/payload/containerd/main.go scripts/payload/containerd/go.mod scripts/payload/containerd/go.sum $(HELPER_SRC) go.sum
+BUNDLED := $(BUILD)/payload/.built
+$(BUNDLED): scripts/build-payload.sh scripts/versions.mk scripts/payload/containerd/main.go scripts/payload/containerd/go.mod scripts/payload/containerd/go.sum $(HELPER_SRC) go.sum
 	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) CRICTL_VERSION=$(CRICTL_VERSION) \
-		scripts/build-payload.sh $(BUILD)/payload $@
+		scripts/build-payload.sh $(BUILD)/payload
+	touch $@
+
+# The inner program. Only go knows its sources (FORCE); the build is reproducible, so an
+# unchanged binary keeps its file and time and the archive below is not packed again.
+inner: $(INNER)
+$(INNER): FORCE
+	@mkdir -p $(dir $@)
+	CGO_ENABLED=1 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $@.new ./cmd/outpost
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+FORCE:
+
+# The payload archive. PAYLOAD_ZSTD (zstd's options: about 2.5 min on 2 cores) can be lowered
+# for a quick local build: `make build PAYLOAD_ZSTD=-3`. A change of options packs it again.
+PAYLOAD_ZSTD ?= -19 --long=28 -T0
+PAYLOAD_OPTS := $(BUILD)/payload.zstd-options
+$(PAYLOAD_OPTS): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PAYLOAD_ZSTD)' | cmp -s - $@ || echo '$(PAYLOAD_ZSTD)' > $@
+payload: $(ASSETS)/payload.tar.zst
+$(ASSETS)/payload.tar.zst: $(INNER) $(BUNDLED) $(IMAGE_TARS) $(PAYLOAD_OPTS) scripts/pack-payload.sh
+	PAYLOAD_ZSTD='$(PAYLOAD_ZSTD)' scripts/pack-payload.sh $@ $(INNER) $(BUILD)/payload/bin $(IMAGE_TARS)
 
 # Images are single-layer OCI archives of static binaries, built without a registry or engine.
-IMAGE_TARS := $(ASSETS)/images/pause.tar $(ASSETS)/images/coredns.tar $(ASSETS)/images/local-path.tar
 images: $(IMAGE_TARS)
-$(ASSETS)/images/pause.tar: scripts/images/pause/main.go scripts/ociimage/main.go
-	@mkdir -p $(BUILD)/images $(ASSETS)/images
+$(BUILD)/images/pause.tar: scripts/images/pause/main.go scripts/ociimage/main.go
+	@mkdir -p $(BUILD)/images
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BUILD)/images/pause ./scripts/images/pause
 	go run ./scripts/ociimage -name $(PAUSE_IMAGE) -o $@ -entrypoint /pause /pause=$(BUILD)/images/pause
-$(ASSETS)/images/coredns.tar: scripts/images/coredns/main.go scripts/images/coredns/go.mod scripts/ociimage/main.go
-	@mkdir -p $(BUILD)/images $(ASSETS)/images
+$(BUILD)/images/coredns.tar: scripts/images/coredns/main.go scripts/images/coredns/go.mod scripts/ociimage/main.go
+	@mkdir -p $(BUILD)/images
 	cd scripts/images/coredns && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(BUILD)/images/coredns .
 	go run ./scripts/ociimage -name $(COREDNS_IMAGE) -o $@ -entrypoint /coredns /coredns=$(BUILD)/images/coredns
 # One image for the provisioner and its helper pods: the upstream provisioner, and our helper
 # in place of the shell scripts (manifests/local-storage.yaml).
-$(ASSETS)/images/local-path.tar: scripts/images/local-path/go.mod scripts/images/local-path/go.sum scripts/images/localpath-helper/main.go scripts/ociimage/main.go
-	@mkdir -p $(BUILD)/images $(ASSETS)/images
+$(BUILD)/images/local-path.tar: scripts/images/local-path/go.mod scripts/images/local-path/go.sum scripts/images/localpath-helper/main.go scripts/ociimage/main.go
+	@mkdir -p $(BUILD)/images
 	cd scripts/images/local-path && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(BUILD)/images/local-path-provisioner github.com/rancher/local-path-provisioner
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BUILD)/images/localpath-helper ./scripts/images/localpath-helper
 	go run ./scripts/ociimage -name $(LOCALPATH_IMAGE) -o $@ -entrypoint /local-path-provisioner \
@@ -84,8 +109,8 @@ $(BUILD)/test-images/optest.tar: $(wildcard tests/images/optest/*.go) scripts/oc
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BUILD)/test-images/optest ./tests/images/optest
 	go run ./scripts/ociimage -name $(TEST_IMAGE) -o $@ -entrypoint /optest /optest=$(BUILD)/test-images/optest
 
-build: deps payload images
-	CGO_ENABLED=1 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/outpost
+build: deps payload
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BIN) ./cmd/outpost-outer
 	@ls -l $(BIN) | awk '{printf "built %s (%.1f MiB)\n", $$9, $$5/1048576}'
 
 server: build
@@ -102,7 +127,7 @@ unit:
 FUZZTIME ?= 10s
 fuzz:
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./pkg/token
-	go test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./pkg/config
+	go test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./pkg/config/configfile
 	go test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./pkg/join
 
 # staticcheck, pinned in scripts/tools (its own module), built once into build/tools.
@@ -179,8 +204,8 @@ dist: build
 # Cross builds for arm64: Debian's aarch64 toolchain and libseccomp for arm64 (multiarch).
 ARM64_CC := aarch64-linux-gnu-gcc
 A64      := $(BUILD)/arm64
-# The binary embeds pkg/payload/assets/GOARCH (assets_GOARCH.go).
-A64_ASSETS := pkg/payload/assets/arm64
+# The outer binary embeds pkg/payload/embedded/assets/GOARCH (assets_GOARCH.go).
+A64_ASSETS := pkg/payload/embedded/assets/arm64
 # Where dist-arm64 puts the release files; make test keeps them out of dist/, which the
 # install tests serve while the cross build runs.
 A64_OUT  ?= $(DIST)
@@ -189,25 +214,27 @@ deps-arm64:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-aarch64-linux-gnu libc6-dev-arm64-cross libseccomp-dev:arm64 qemu-user-static; }
 
 dist-arm64: deps-arm64
-	@mkdir -p $(A64_ASSETS)/images $(A64_OUT)
+	@mkdir -p $(A64)/images $(A64)/inner $(A64_OUT)
 	GOARCH=arm64 CC=$(ARM64_CC) PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig \
 		CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) CRICTL_VERSION=$(CRICTL_VERSION) \
-		scripts/build-payload.sh $(A64)/payload $(A64_ASSETS)/payload.tar.zst
-	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(A64)/pause ./scripts/images/pause
-	go run ./scripts/ociimage -arch arm64 -name $(PAUSE_IMAGE) -o $(A64_ASSETS)/images/pause.tar -entrypoint /pause /pause=$(A64)/pause
-	cd scripts/images/coredns && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(A64)/coredns .
-	go run ./scripts/ociimage -arch arm64 -name $(COREDNS_IMAGE) -o $(A64_ASSETS)/images/coredns.tar -entrypoint /coredns /coredns=$(A64)/coredns
-	cd scripts/images/local-path && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(A64)/local-path-provisioner github.com/rancher/local-path-provisioner
-	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(A64)/localpath-helper ./scripts/images/localpath-helper
-	go run ./scripts/ociimage -arch arm64 -name $(LOCALPATH_IMAGE) -o $(A64_ASSETS)/images/local-path.tar -entrypoint /local-path-provisioner \
-		/local-path-provisioner=$(A64)/local-path-provisioner /helper=$(A64)/localpath-helper
-	GOARCH=arm64 CC=$(ARM64_CC) CGO_ENABLED=1 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(A64_OUT)/outpost-arm64 ./cmd/outpost
+		scripts/build-payload.sh $(A64)/payload
+	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(A64)/images/pause ./scripts/images/pause
+	go run ./scripts/ociimage -arch arm64 -name $(PAUSE_IMAGE) -o $(A64)/images/pause.tar -entrypoint /pause /pause=$(A64)/images/pause
+	cd scripts/images/coredns && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(A64)/images/coredns .
+	go run ./scripts/ociimage -arch arm64 -name $(COREDNS_IMAGE) -o $(A64)/images/coredns.tar -entrypoint /coredns /coredns=$(A64)/images/coredns
+	cd scripts/images/local-path && GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../../$(A64)/images/local-path-provisioner github.com/rancher/local-path-provisioner
+	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(A64)/images/localpath-helper ./scripts/images/localpath-helper
+	go run ./scripts/ociimage -arch arm64 -name $(LOCALPATH_IMAGE) -o $(A64)/images/local-path.tar -entrypoint /local-path-provisioner \
+		/local-path-provisioner=$(A64)/images/local-path-provisioner /helper=$(A64)/images/localpath-helper
+	GOARCH=arm64 CC=$(ARM64_CC) CGO_ENABLED=1 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(A64)/inner/outpost ./cmd/outpost
+	scripts/pack-payload.sh $(A64_ASSETS)/payload.tar.zst $(A64)/inner/outpost $(A64)/payload/bin $(A64)/images/pause.tar $(A64)/images/coredns.tar $(A64)/images/local-path.tar
+	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(A64_OUT)/outpost-arm64 ./cmd/outpost-outer
 	cd $(A64_OUT) && sha256sum outpost-arm64 > sha256sum-arm64.txt
-	go run ./scripts/ocimerge -o $(A64)/airgap.tar $(A64_ASSETS)/images/pause.tar $(A64_ASSETS)/images/coredns.tar $(A64_ASSETS)/images/local-path.tar
+	go run ./scripts/ocimerge -o $(A64)/airgap.tar $(A64)/images/pause.tar $(A64)/images/coredns.tar $(A64)/images/local-path.tar
 	zstd -q -19 -T0 -f $(A64)/airgap.tar -o $(A64_OUT)/outpost-airgap-images-arm64.tar.zst
 
 release: dist dist-arm64
-	scripts/arm64-check.sh $(A64_OUT)/outpost-arm64
+	scripts/arm64-check.sh --outer $(A64_OUT)/outpost-arm64
 
 clean:
-	rm -rf bin $(BUILD) $(DIST) pkg/payload/assets/*/payload.tar.zst* pkg/payload/assets/*/images
+	rm -rf bin $(BUILD) $(DIST) pkg/payload/embedded/assets/*/payload.tar.zst*

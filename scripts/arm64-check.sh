@@ -1,9 +1,16 @@
 #!/bin/sh
 # The arm64 build, run under qemu-user (make test): it is an AArch64 executable, and the paths
 # that need no kernel of its own work: --version, check-config's table, the mock DGX A100.
-# Usage: arm64-check.sh BINARY
+# Usage: arm64-check.sh [--outer] BINARY. With --outer, BINARY is the file users download: it
+# is unpacked (into a temp data dir) first, and the inner program it carries is checked; qemu-user
+# cannot follow the outer binary's exec without binfmt_misc.
 set -eu
-bin=${1:?usage: arm64-check.sh BINARY}
+outer=""
+if [ "${1:-}" = --outer ]; then
+	outer=$2
+	shift 2
+fi
+bin=${1:-}
 fail() {
 	echo "arm64 check: $*" >&2
 	exit 1
@@ -18,6 +25,15 @@ run() {
 	}
 }
 
+if [ -n "$outer" ]; then
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	printf 'data-dir: %s/data\n' "$tmp" >"$tmp/config.yaml"
+	bin=$outer
+	dir=$(OUTPOST_CONFIG_FILE=$tmp/config.yaml OUTPOST_UNPACK_ONLY=1 run) || fail "unpacking $outer failed: $dir"
+	bin=$dir/bin/outpost
+fi
+[ -n "$bin" ] || fail "usage: arm64-check.sh [--outer] BINARY"
 readelf -h "$bin" | grep -q 'Machine:.*AArch64' || fail "$bin is not an AArch64 executable"
 out=$(run --version) || fail "--version failed: $out"
 echo "$out" | grep -q '^outpost v' || fail "--version printed: $out"

@@ -1,10 +1,9 @@
 #!/bin/sh
 # Builds the small binaries that Outpost bundles (containerd with ctr, shim, runc, CNI plugins, crictl)
-# from their upstream Go modules, and our GPU helper, and packs them into one zstd tar with a SHA256SUMS manifest.
-# Usage: build-payload.sh OUTDIR ARCHIVE  (versions come from the environment; see versions.mk)
+# from their upstream Go modules, and our GPU helper, into OUTDIR/bin; scripts/pack-payload.sh packs them.
+# Usage: build-payload.sh OUTDIR  (versions come from the environment; see versions.mk)
 set -eu
 out=$1
-archive=$2
 : "${CONTAINERD_VERSION:?}" "${RUNC_VERSION:?}" "${CNI_VERSION:?}" "${CRICTL_VERSION:?}"
 bin=$out/bin
 mkdir -p "$bin"
@@ -69,12 +68,5 @@ absbin=$(cd "$bin" && pwd)
 (cd "$here/.." && CGO_ENABLED=1 GOARCH=$target_arch CGO_CFLAGS="-O2 -g -Wno-deprecated-declarations" \
 	go build -trimpath -tags netgo,osusergo -ldflags "-s -w -extldflags=-Wl,-z,lazy" -o "$absbin/outpost-gpu" ./cmd/outpost-gpu)
 
-# The manifest names files relative to bin/; extraction verifies every one.
-rm -f "$bin/SHA256SUMS"
-(cd "$bin" && find . -type f | sed 's|^\./||' | sort | xargs sha256sum) > "$out/SHA256SUMS.tmp"
-mv "$out/SHA256SUMS.tmp" "$bin/SHA256SUMS"
-tar -C "$out" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - bin | zstd -q -19 -T0 -f -o "$archive"
-# The archive's checksum beside it: a warm start finds its unpacked dir without reading the
-# archive, and a cold one detects a damaged binary.
-sha256sum "$archive" | cut -d' ' -f1 >"$archive.sha256"
-echo "payload: wrote $archive ($(du -h "$archive" | cut -f1))" >&2
+# Left by older versions of this script: pack-payload.sh writes the manifest and the links.
+rm -f "$bin/SHA256SUMS" "$bin/ctr"

@@ -68,13 +68,17 @@ func agentBadInput(t *testing.T, s *harness.Server) {
 			if err := os.WriteFile(conf, []byte("{}\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			harness.Seed(t, s.Bin, data)
 			out, err := exec.Command(s.Bin, "agent", "--server", tc.server, "--token", tc.token, "--node-name", tc.node,
 				"--data-dir", data, "--node-password-file", pw, "--config", conf).CombinedOutput()
 			msg := strings.TrimSpace(string(out))
 			if exitCode(err) != 1 || !strings.Contains(msg, tc.want) || strings.Count(msg, "\n") != 0 {
 				t.Errorf("exit %d, output %q; want one line with %q", exitCode(err), msg, tc.want)
 			}
-			for _, p := range []string{data, pw} {
+			if state := harness.StateIn(data); len(state) > 0 {
+				t.Errorf("%v left behind in %s", state, data)
+			}
+			for _, p := range []string{pw} {
 				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("%s left behind", p)
 				}

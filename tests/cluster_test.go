@@ -301,11 +301,13 @@ func TestServer(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		out, err := exec.Command(filepath.Join(dir, "kubectl"), "--kubeconfig", s.Kubeconfig, "get", "nodes", "-o", "name").CombinedOutput()
+		cmd := exec.Command(filepath.Join(dir, "kubectl"), "--kubeconfig", s.Kubeconfig, "get", "nodes", "-o", "name")
+		cmd.Env = append(os.Environ(), "OUTPOST_DATA_DIR="+s.DataDir())
+		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), "node/") {
 			t.Errorf("kubectl link: %v %s", err, out)
 		}
-		cmd := exec.Command(filepath.Join(dir, "ctr"), "images", "ls", "-q")
+		cmd = exec.Command(filepath.Join(dir, "ctr"), "images", "ls", "-q")
 		cmd.Env = append(os.Environ(), "OUTPOST_DATA_DIR="+s.DataDir(), "OUTPOST_RUNTIME_DIR="+s.RunDir())
 		out, err = cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "docker.io/outpostk8s/pause") {

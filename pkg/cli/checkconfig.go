@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/preflight"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/node"
+	"github.com/outpostk8s/outpost/pkg/payload"
 	"github.com/outpostk8s/outpost/pkg/prestart"
 )
 
@@ -22,7 +26,8 @@ func checkConfigCommand() *cli.Command {
 			&cli.StringFlag{Name: "data-dir", Aliases: []string{"d"}, Value: datadir.DefaultDataDir, Usage: "where the bundled GPU helper is unpacked, on a host with an NVIDIA driver"},
 		},
 		Action: func(c *cli.Context) error {
-			checks := append(hostcheck.Real().Checks(), preflight.Checks("/", checkLib(c.String("data-dir")))...)
+			checks := append(hostcheck.Real().Checks(), payloadCheck())
+			checks = append(checks, preflight.Checks("/", checkLib(c.String("data-dir")))...)
 			for _, ch := range checks {
 				fmt.Fprintln(c.App.Writer, ch.String())
 			}
@@ -32,12 +37,37 @@ func checkConfigCommand() *cli.Command {
 	}
 }
 
+// payloadCheck hashes every file of the payload this program runs from: a start only compares
+// sizes and times.
+func payloadCheck() hostcheck.Check {
+	ch := hostcheck.Check{Name: "bundled binaries", Fatal: true, Node: true}
+	self, err := os.Executable()
+	if err == nil {
+		var bin string
+		if bin, err = payload.Locate(self, ""); err == nil {
+			err = payload.Verify(filepath.Dir(bin))
+			ch.Detail = "verified in " + filepath.Dir(bin)
+		}
+	}
+	if err != nil {
+		ch.Detail = err.Error() // it names the fix
+		if self == "" {
+			ch.Detail, ch.Fix = "cannot find this program's own path: "+err.Error(), "mount /proc"
+		}
+		if errors.Is(err, payload.ErrNoPayload) {
+			ch.Detail, ch.Fix = "none beside "+self, "run the outpost file you downloaded (or bin/outpost), which unpacks them"
+		}
+	}
+	ch.OK = err == nil
+	return ch
+}
+
 // checkLib is the GPU helper where libnvidia-ml exists, nil where it does not (no helper runs
 // then), or a Lib that reports why the helper cannot be had.
 func checkLib(dataDir string) gpulib.Lib {
 	lib, err := node.DriverGPULib("/", datadir.Dirs{Data: dataDir}.Payload(), "")
 	if err != nil {
-		return failedLib{gpulib.NoDriver{}, fmt.Errorf("found, but the GPU helper that reads it could not be unpacked into %s (run as root, or pass --data-dir): %w", dataDir, err)}
+		return failedLib{gpulib.NoDriver{}, fmt.Errorf("found, but the GPU helper that reads it is not beside this program: %w", err)}
 	}
 	if _, none := lib.(gpulib.NoDriver); none {
 		return nil

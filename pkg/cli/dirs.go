@@ -4,6 +4,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/config/configfile"
 	"github.com/outpostk8s/outpost/pkg/datadir"
 )
 
@@ -32,7 +33,7 @@ func (o onlyOwn) Set(name, value string) error {
 // server and agent are valid there, and only the command's own are used.
 func applyToolConfig(flags []cli.Flag) cli.BeforeFunc {
 	return func(c *cli.Context) error {
-		files, err := config.Files(c.String("config"), c.IsSet("config"))
+		files, err := configfile.Files(c.String("config"), c.IsSet("config"))
 		if err != nil {
 			return err
 		}
@@ -40,7 +41,7 @@ func applyToolConfig(flags []cli.Flag) cli.BeforeFunc {
 		for k := range config.KnownFlags(config.AgentFlags()) {
 			known[k] = true
 		}
-		return config.Apply(files, known, onlyOwn{c: c, own: config.KnownFlags(flags)})
+		return configfile.Apply(files, known, onlyOwn{c: c, own: config.KnownFlags(flags)})
 	}
 }
 

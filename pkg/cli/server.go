@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/config/configfile"
 	"github.com/outpostk8s/outpost/pkg/gctune"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/logging"
@@ -39,11 +40,11 @@ func serverCommand() *cli.Command {
 func applyConfigFile(flags []cli.Flag) cli.BeforeFunc {
 	return func(c *cli.Context) error {
 		explicit := c.IsSet("config")
-		files, err := config.Files(c.String("config"), explicit)
+		files, err := configfile.Files(c.String("config"), explicit)
 		if err != nil {
 			return err
 		}
-		return config.Apply(files, config.KnownFlags(flags), c)
+		return configfile.Apply(files, config.KnownFlags(flags), c)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/outpostk8s/outpost/pkg/config/configfile"
 )
 
 // withFile runs an app with flags and the config file path applied, as `outpost server` and
@@ -16,11 +18,11 @@ func withFile(t *testing.T, flags []cli.Flag, path string, check func(c *cli.Con
 	t.Helper()
 	app := &cli.App{Flags: flags, Action: check, ExitErrHandler: func(*cli.Context, error) {},
 		Before: func(c *cli.Context) error {
-			files, err := Files(path, true)
+			files, err := configfile.Files(path, true)
 			if err != nil {
 				return err
 			}
-			return Apply(files, KnownFlags(flags), c)
+			return configfile.Apply(files, KnownFlags(flags), c)
 		}}
 	if err := app.Run([]string{"outpost"}); err != nil {
 		t.Fatalf("%s: %v", path, err)

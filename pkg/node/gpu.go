@@ -52,7 +52,8 @@ func gpuLib(c *config.Node, binDir string) (gpulib.Lib, error) {
 }
 
 // DriverGPULib is the GPU helper for the driver under driverRoot, or gpulib.NoDriver where
-// there is no libnvidia-ml. binDir "" unpacks the payload into payloadDir first.
+// there is no libnvidia-ml. binDir "" means the payload's
+// beside this program (PayloadBin).
 func DriverGPULib(driverRoot, payloadDir, binDir string) (gpulib.Lib, error) {
 	lib := gpulib.FindLibrary(driverRoot)
 	if lib == "" {
@@ -60,7 +61,7 @@ func DriverGPULib(driverRoot, payloadDir, binDir string) (gpulib.Lib, error) {
 	}
 	if binDir == "" {
 		var err error
-		if binDir, err = UnpackPayload(payloadDir); err != nil {
+		if binDir, err = PayloadBin(payloadDir); err != nil {
 			return nil, fmt.Errorf("the GPU helper is in the payload: %w", err)
 		}
 	}

@@ -18,21 +18,21 @@ type Role interface {
 	Phases(binDir string) ([][]component.Component, error)
 }
 
-// UnpackPayload unpacks the bundled binaries into dir (once per payload) and returns their bin
-// dir.
-func UnpackPayload(dir string) (string, error) {
+// PayloadBin is the bin dir of the payload this program runs from (the outer binary unpacked
+// it into payloadDir, DATA/data), with payloadDir/current pointed at it.
+func PayloadBin(payloadDir string) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("find own binary: %w", err)
 	}
-	return payload.Extract(payload.Assets(), dir, self)
+	return payload.Locate(self, payloadDir)
 }
 
-// Run unpacks the bundled binaries (containerd, runc, CNI plugins) into payloadDir, prepares the
-// role and runs its phases until ctx ends or a component dies, then stops everything in reverse.
-// ready runs once every phase has started.
+// Run finds the bundled binaries (containerd, runc, CNI plugins) beside this program, prepares
+// the role and runs its phases until ctx ends or a component dies, then stops everything in
+// reverse. ready runs once every phase has started.
 func Run(ctx context.Context, r Role, payloadDir string, log *slog.Logger, ready func(context.Context)) error {
-	binDir, err := UnpackPayload(payloadDir)
+	binDir, err := PayloadBin(payloadDir)
 	if err != nil {
 		return err
 	}

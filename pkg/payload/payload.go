@@ -1,138 +1,157 @@
-// Package payload carries the bundled binaries (containerd, ctr, shim, runc, CNI plugins) and
-// image archives inside the outpost binary and unpacks them into the data dir.
+// Package payload is the inner part of the file a user downloads: one zstd tar holding the
+// outpost program itself, the bundled binaries (containerd with ctr, shim, runc, CNI plugins,
+// crictl, the GPU helper) and the image archives. The small outer binary (cmd/outpost-outer)
+// carries it, unpacks it once per version into DATA/data/<hash> and runs bin/outpost from there;
+// one zstd stream over every part compresses far better than each part on its own (their Go
+// code repeats), which is what keeps the download small.
 package payload
 
 import (
-	"archive/tar"
 	"bufio"
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
-
-	"github.com/klauspost/compress/zstd"
+	"time"
 )
 
-// Assets is the embedded payload of the architecture built for (assets/GOARCH, embedded by
-// assets_GOARCH.go); tests substitute their own FS.
-func Assets() fs.FS {
-	sub, _ := fs.Sub(assets, assetsDir)
-	return sub
-}
-
-// ErrNoPayload means the binary was built without `make build`.
-var ErrNoPayload = errors.New("this outpost binary has no bundled containerd/runc/CNI payload: build it with `make build`")
+// ErrNoPayload means the running outpost was not started from an unpacked payload.
+var ErrNoPayload = errors.New("this outpost binary has no bundled containerd/runc/CNI payload beside it: run the outpost file `make build` writes to bin/ (or the one you downloaded), which unpacks it")
 
 const (
-	archiveName = "payload.tar.zst"
-	// hashName holds the archive's sha256 (hex), written by scripts/build-payload.sh.
-	hashName = "payload.tar.zst.sha256"
-	// manifestName lists "sha256  bin/NAME" for every file; extraction verifies each.
-	manifestName = "bin/SHA256SUMS"
+	// ManifestName is the payload's first entry: "sha256 size path" for each file and
+	// "link target path" for each symlink. Unpacking and checks go by it.
+	ManifestName = "MANIFEST"
+	// Program is the inner outpost binary's path in the payload.
+	Program = "bin/outpost"
 )
 
-// MulticallNames are links in the bin dir back to the outpost binary itself.
-var MulticallNames = []string{"kubectl"}
+// stamp is the modification time every unpacked file gets. A file whose size or time
+// differs was changed after unpacking, and only then is it hashed: a warm start stats the
+// payload instead of reading its 400 MB.
+func stamp() time.Time { return time.Unix(1, 0) }
 
-// Aliases are names of payload binaries that answer to more than one name: the payload's
-// containerd is also ctr when called so (scripts/payload/containerd). A link is made for each
-// alias the archive does not carry as a file of its own.
-var Aliases = map[string]string{"ctr": "containerd"}
+// Entry is one manifest line.
+type Entry struct {
+	Path   string
+	Sum    string // sha256, hex; "" for a link
+	Size   int64
+	Target string // a link's target, a name in the same dir
+}
 
-// Extract unpacks the payload to root/<hash> unless it is already there, points root/current
-// at it, and returns the bin dir. It writes into a temp dir, verifies every file against the
-// manifest, then renames: a crash leaves either nothing or a complete payload.
-func Extract(fsys fs.FS, root, self string) (string, error) {
-	// The build records the archive's sha256 beside it: a warm start then finds its dir by
-	// name without reading (and keeping resident) the 30 MB archive.
-	hash, err := recordedHash(fsys)
-	if err != nil {
-		return "", err
-	}
-	var raw []byte
-	if hash == "" || !exists(filepath.Join(root, hash, manifestName)) {
-		if raw, err = fs.ReadFile(fsys, archiveName); errors.Is(err, fs.ErrNotExist) {
-			return "", ErrNoPayload
-		} else if err != nil {
-			return "", fmt.Errorf("read embedded payload: %w", err)
-		}
-		sum := sha256.Sum256(raw)
-		got := hex.EncodeToString(sum[:])[:16]
-		if hash != "" && got != hash {
-			return "", fmt.Errorf("the embedded payload does not match its recorded checksum (%s, want %s): this outpost binary is damaged; re-download it", got, hash)
-		}
-		hash = got
-	}
-	target := filepath.Join(root, hash)
-	if _, err := os.Stat(filepath.Join(target, manifestName)); err != nil {
-		if err := os.MkdirAll(root, 0o755); err != nil {
-			return "", fmt.Errorf("create %s: %w", root, err)
-		}
-		tmp, err := os.MkdirTemp(root, ".tmp-"+hash+"-")
-		if err != nil {
-			return "", fmt.Errorf("unpack payload: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		if err := untar(raw, tmp); err != nil {
-			return "", fmt.Errorf("unpack payload: %w", err)
-		}
-		if err := verify(tmp); err != nil {
-			return "", fmt.Errorf("verify payload: %w", err)
-		}
-		if err := os.Chmod(tmp, 0o755); err != nil {
-			return "", err
-		}
-		_ = os.RemoveAll(target) // a partial dir from an older, crashed version
-		if err := os.Rename(tmp, target); err != nil {
-			return "", fmt.Errorf("install payload: %w", err)
-		}
-	}
-	if err := relink(filepath.Join(root, "current"), hash); err != nil {
-		return "", err
-	}
-	bin := filepath.Join(target, "bin")
-	for alias, to := range Aliases {
-		if fi, err := os.Lstat(filepath.Join(bin, alias)); err == nil && fi.Mode().IsRegular() {
+// ParseManifest reads a manifest, refusing paths that would leave the payload dir.
+func ParseManifest(r io.Reader) ([]Entry, error) {
+	var out []Entry
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
 			continue
 		}
-		if err := relink(filepath.Join(bin, alias), to); err != nil {
-			return "", err
+		if len(f) != 3 {
+			return nil, fmt.Errorf("manifest line %d: want 3 fields, got %d", n, len(f))
 		}
-	}
-	for _, n := range MulticallNames {
-		if err := relink(filepath.Join(bin, n), self); err != nil {
-			return "", err
+		e := Entry{Path: f[2]}
+		if !fs.ValidPath(e.Path) || e.Path == "." {
+			return nil, fmt.Errorf("manifest line %d: unsafe path %q", n, e.Path)
 		}
+		if f[0] == "link" {
+			e.Target = f[1]
+			if strings.Contains(e.Target, "/") || e.Target == ".." || e.Target == "." {
+				return nil, fmt.Errorf("manifest line %d: link target %q is not a name in the same dir", n, e.Target)
+			}
+		} else {
+			size, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil || size < 0 || len(f[0]) != 64 || strings.Trim(f[0], "0123456789abcdef") != "" {
+				return nil, fmt.Errorf("manifest line %d: want \"sha256 size path\"", n)
+			}
+			e.Sum, e.Size = f[0], size
+		}
+		out = append(out, e)
 	}
-	return bin, nil
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty manifest")
+	}
+	return out, nil
 }
 
-// recordedHash reads the build's checksum of the archive, shortened to the dir name; "" when
-// the build wrote none.
-func recordedHash(fsys fs.FS) (string, error) {
-	b, err := fs.ReadFile(fsys, hashName)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	} else if err != nil {
-		return "", fmt.Errorf("read embedded payload checksum: %w", err)
+func readManifest(dir string) ([]Entry, error) {
+	f, err := os.Open(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return nil, err
 	}
-	h := strings.TrimSpace(string(b))
-	if len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("embedded payload checksum %q is not a sha256: this outpost binary is damaged; re-download it", h)
-	}
-	return h[:16], nil
+	defer f.Close()
+	return ParseManifest(f)
 }
 
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+// Check says whether dir still holds the payload as unpacked: every file present with its size
+// and the unpack stamp, every link in place. A file that fails that is hashed, and only a
+// real difference is an error, naming the fix. check-config runs Verify, which hashes all.
+func Check(dir string) error { return check(dir, false) }
+
+// Verify hashes every file of the unpacked payload against its manifest.
+func Verify(dir string) error { return check(dir, true) }
+
+func check(dir string, full bool) error {
+	ents, err := readManifest(dir)
+	if err != nil {
+		return damaged(dir, err)
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Path)
+		if e.Target != "" {
+			if got, err := os.Readlink(p); err != nil || got != e.Target {
+				return damaged(dir, fmt.Errorf("%s is not a link to %s", e.Path, e.Target))
+			}
+			continue
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return damaged(dir, err)
+		}
+		if !fi.Mode().IsRegular() || fi.Size() != e.Size {
+			return damaged(dir, fmt.Errorf("%s: size %d, want %d", e.Path, fi.Size(), e.Size))
+		}
+		if !full && fi.ModTime().Equal(stamp()) {
+			continue
+		}
+		if err := hashFile(p, e.Sum); err != nil {
+			return damaged(dir, fmt.Errorf("%s: %w", e.Path, err))
+		}
+	}
+	return nil
+}
+
+func damaged(dir string, err error) error {
+	return fmt.Errorf("the unpacked payload in %s is damaged (%w): delete %s and run outpost again, which unpacks it afresh", dir, err, dir)
+}
+
+// Locate is the inner side: the payload dir holding self (DATA/data/<hash>/bin/outpost) and
+// its bin dir. When that dir lies in root (DATA/data), root/current is pointed at it, so tools
+// and users find the binaries of the version that last ran.
+func Locate(self, root string) (string, error) {
+	if real, err := filepath.EvalSymlinks(self); err == nil {
+		self = real
+	}
+	dir := filepath.Dir(filepath.Dir(self))
+	if _, err := os.Stat(filepath.Join(dir, ManifestName)); err != nil {
+		return "", ErrNoPayload
+	}
+	if root != "" {
+		if r, err := filepath.EvalSymlinks(root); err == nil && r == filepath.Dir(dir) {
+			if err := relink(filepath.Join(root, "current"), filepath.Base(dir)); err != nil {
+				return "", err
+			}
+		}
+	}
+	return filepath.Join(dir, "bin"), nil
 }
 
 // relink points link at dest atomically (symlink beside it, then rename over it).
@@ -151,89 +170,17 @@ func relink(link, dest string) error {
 	return nil
 }
 
-func untar(raw []byte, dir string) error {
-	zr, err := zstd.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return err
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := path.Clean(h.Name)
-		if strings.HasPrefix(name, "..") || path.IsAbs(name) {
-			return fmt.Errorf("unsafe path %q in payload", h.Name)
-		}
-		dst := filepath.Join(dir, name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode)&0o755)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(f, tr)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
-		}
-	}
-}
-
-func verify(dir string) error {
-	f, err := os.Open(filepath.Join(dir, manifestName))
-	if err != nil {
-		return fmt.Errorf("no manifest: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	n := 0
-	for sc.Scan() {
-		want, name, ok := strings.Cut(strings.TrimSpace(sc.Text()), "  ")
-		if !ok {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, "bin", name))
-		if err != nil {
-			return err
-		}
-		got := sha256.Sum256(data)
-		if hex.EncodeToString(got[:]) != want {
-			return fmt.Errorf("%s: checksum mismatch", name)
-		}
-		n++
-	}
-	if n == 0 {
-		return fmt.Errorf("empty manifest")
-	}
-	return sc.Err()
-}
-
-// Image is one embedded image archive, opened on demand: a start that finds it imported
+// Image is one image archive of the payload, opened on demand: a start that finds it imported
 // already reads no more of it than its index.
 type Image struct {
 	Name string
 	Open func() (fs.File, error)
 }
 
-// Images lists the embedded image archives.
-func Images(fsys fs.FS) ([]Image, error) {
-	entries, err := fs.ReadDir(fsys, "images")
+// Images lists the image archives beside binDir (its payload's images/).
+func Images(binDir string) ([]Image, error) {
+	dir := filepath.Join(filepath.Dir(binDir), "images")
+	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
@@ -242,8 +189,8 @@ func Images(fsys fs.FS) ([]Image, error) {
 		if !strings.HasSuffix(e.Name(), ".tar") {
 			continue
 		}
-		name := "images/" + e.Name()
-		out = append(out, Image{Name: e.Name(), Open: func() (fs.File, error) { return fsys.Open(name) }})
+		p := filepath.Join(dir, e.Name())
+		out = append(out, Image{Name: e.Name(), Open: func() (fs.File, error) { return os.Open(p) }})
 	}
 	return out, nil
 }

@@ -5,131 +5,261 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
-	"testing/fstest"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
 
-func archive(t *testing.T, files map[string]string, badSum bool) []byte {
+// build packs files (path → body) and links (path → target) as scripts/pack-payload.sh does:
+// the manifest first. lie changes the manifest's sum for that path.
+func build(t *testing.T, files, links map[string]string, lie string) Archive {
 	t.Helper()
+	var names []string
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	man := ""
+	for _, n := range names {
+		s := sha256.Sum256([]byte(files[n]))
+		sum := hex.EncodeToString(s[:])
+		if n == lie {
+			sum = strings.Repeat("0", 64)
+		}
+		man += fmt.Sprintf("%s %d %s\n", sum, len(files[n]), n)
+	}
+	for n, to := range links {
+		man += fmt.Sprintf("link %s %s\n", to, n)
+	}
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
-	sums := ""
-	for name, body := range files {
-		s := sha256.Sum256([]byte(body))
-		h := hex.EncodeToString(s[:])
-		if badSum {
-			h = hex.EncodeToString(make([]byte, 32))
-		}
-		sums += h + "  " + name + "\n"
-		tw.WriteHeader(&tar.Header{Name: "bin/" + name, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg})
-		tw.Write([]byte(body))
+	tw.WriteHeader(&tar.Header{Name: ManifestName, Mode: 0o644, Size: int64(len(man)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(man))
+	for _, n := range names {
+		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o755, Size: int64(len(files[n])), Typeflag: tar.TypeReg})
+		tw.Write([]byte(files[n]))
 	}
-	tw.WriteHeader(&tar.Header{Name: "bin/SHA256SUMS", Mode: 0o644, Size: int64(len(sums)), Typeflag: tar.TypeReg})
-	tw.Write([]byte(sums))
+	for n, to := range links {
+		tw.WriteHeader(&tar.Header{Name: n, Linkname: to, Typeflag: tar.TypeSymlink})
+	}
 	tw.Close()
 	var zb bytes.Buffer
 	zw, _ := zstd.NewWriter(&zb)
 	zw.Write(tb.Bytes())
 	zw.Close()
-	return zb.Bytes()
+	raw := zb.Bytes()
+	s := sha256.Sum256(raw)
+	return Archive{Sum: hex.EncodeToString(s[:]), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil }}
 }
 
-func TestExtractOnceAndLinks(t *testing.T) {
+// sample is a small payload: files and links.
+func sample() (map[string]string, map[string]string) {
+	return map[string]string{"bin/outpost": "#!o", "bin/containerd": "#!c", "bin/runc": "#!r", "images/pause.tar": "tar"},
+		map[string]string{"bin/ctr": "containerd", "bin/kubectl": "outpost"}
+}
+
+func TestInstallOnceThenCheck(t *testing.T) {
+	fs, ls := sample()
 	root := t.TempDir()
-	fsys := fstest.MapFS{"payload.tar.zst": {Data: archive(t, map[string]string{"containerd": "#!c", "runc": "#!r"}, false)}}
-	bin, err := Extract(fsys, root, "/usr/local/bin/outpost")
+	a := build(t, fs, ls, "")
+	dir, err := Install(a, root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(bin, "runc")); string(b) != "#!r" {
-		t.Fatalf("runc content %q", b)
+	if dir != filepath.Join(root, a.Sum[:16]) {
+		t.Fatalf("dir %s", dir)
 	}
-	if info, _ := os.Stat(filepath.Join(bin, "containerd")); info.Mode().Perm() != 0o755 {
-		t.Fatalf("mode %o", info.Mode().Perm())
-	}
-	if l, _ := os.Readlink(filepath.Join(bin, "kubectl")); l != "/usr/local/bin/outpost" {
-		t.Fatalf("kubectl link %q", l)
-	}
-	// ctr is containerd called by another name: a link beside it.
-	if b, _ := os.ReadFile(filepath.Join(bin, "ctr")); string(b) != "#!c" {
+	if b, _ := os.ReadFile(filepath.Join(dir, "bin/ctr")); string(b) != "#!c" {
 		t.Fatalf("ctr is not containerd: %q", b)
 	}
-	cur, _ := filepath.EvalSymlinks(filepath.Join(root, "current", "bin"))
-	if real, _ := filepath.EvalSymlinks(bin); cur != real {
-		t.Fatalf("current -> %s, want %s", cur, real)
+	if fi, _ := os.Stat(filepath.Join(dir, "bin/runc")); fi.Mode().Perm() != 0o755 || !fi.ModTime().Equal(stamp()) {
+		t.Fatalf("runc: mode %o, time %v", fi.Mode().Perm(), fi.ModTime())
 	}
-	// Second run: a user edit survives because nothing is unpacked again.
-	os.WriteFile(filepath.Join(bin, "runc"), []byte("edited"), 0o755)
-	if _, err := Extract(fsys, root, "/usr/local/bin/outpost"); err != nil {
+	if left, _ := filepath.Glob(filepath.Join(root, ".tmp-*")); len(left) != 0 {
+		t.Fatalf("temp dirs left: %v", left)
+	}
+	// A second run reads nothing of the archive.
+	a.Open = func() (io.ReadCloser, error) { t.Fatal("archive read on a warm start"); return nil, nil }
+	if again, err := Install(a, root); err != nil || again != dir {
+		t.Fatalf("second install: %s %v", again, err)
+	}
+	if err := Verify(dir); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(bin, "runc")); string(b) != "edited" {
-		t.Fatal("payload unpacked twice")
-	}
 }
 
-// With the build's checksum beside the archive, a warm start does not read the archive, and
-// a cold one refuses an archive that does not match it.
-func TestExtractRecordedHash(t *testing.T) {
+// A file changed after unpacking (same size, new time) is hashed and named, with the fix; one
+// only touched passes.
+func TestCheckFindsDamage(t *testing.T) {
+	fs, ls := sample()
 	root := t.TempDir()
-	arch := archive(t, map[string]string{"containerd": "#!c"}, false)
-	sum := sha256.Sum256(arch)
-	hash := hex.EncodeToString(sum[:])
-	fsys := fstest.MapFS{"payload.tar.zst": {Data: arch}, "payload.tar.zst.sha256": {Data: []byte(hash + "\n")}}
-	bin, err := Extract(fsys, root, "/usr/local/bin/outpost")
-	if err != nil || filepath.Base(filepath.Dir(bin)) != hash[:16] {
-		t.Fatalf("first start: %s %v", bin, err)
-	}
-	// Warm: the archive is not read (here it could not be).
-	fsys["payload.tar.zst"] = &fstest.MapFile{Data: []byte("not zstd")}
-	if again, err := Extract(fsys, root, "/usr/local/bin/outpost"); err != nil || again != bin {
-		t.Fatalf("warm start read the archive: %s %v", again, err)
-	}
-	// Cold, with a damaged archive: refused, nothing unpacked.
-	other := t.TempDir()
-	if _, err := Extract(fsys, other, "/usr/local/bin/outpost"); err == nil || !strings.Contains(err.Error(), "re-download") {
-		t.Fatalf("damaged archive: %v", err)
-	}
-	if ents, _ := os.ReadDir(other); len(ents) != 0 {
-		t.Fatalf("left %v", ents)
-	}
-	fsys["payload.tar.zst.sha256"] = &fstest.MapFile{Data: []byte("xyz")}
-	if _, err := Extract(fsys, other, "/usr/local/bin/outpost"); err == nil || !strings.Contains(err.Error(), "not a sha256") {
-		t.Fatalf("bad checksum file: %v", err)
-	}
-}
-
-// A payload that carries ctr as a file of its own keeps it.
-func TestExtractKeepsRealFileOverAlias(t *testing.T) {
-	fsys := fstest.MapFS{"payload.tar.zst": {Data: archive(t, map[string]string{"containerd": "#!c", "ctr": "#!ctr"}, false)}}
-	bin, err := Extract(fsys, t.TempDir(), "/usr/local/bin/outpost")
+	a := build(t, fs, ls, "")
+	dir, err := Install(a, root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Lstat(filepath.Join(bin, "ctr")); err != nil || !fi.Mode().IsRegular() {
-		t.Fatalf("ctr replaced by a link: %v %v", fi, err)
+	runc := filepath.Join(dir, "bin/runc")
+	os.Chtimes(runc, time.Now(), time.Now())
+	if err := Check(dir); err != nil {
+		t.Fatalf("touched file refused: %v", err)
+	}
+	os.WriteFile(runc, []byte("#!x"), 0o755)
+	for _, check := range []func(string) error{Check, Verify} {
+		err := check(dir)
+		if err == nil || !strings.Contains(err.Error(), "bin/runc") || !strings.Contains(err.Error(), "delete "+dir) {
+			t.Fatalf("damage not named with the fix: %v", err)
+		}
+	}
+	if _, err := Install(a, root); err == nil {
+		t.Fatal("a damaged payload dir ran")
+	}
+	os.Remove(filepath.Join(dir, "bin/ctr"))
+	os.WriteFile(runc, []byte("#!r"), 0o755)
+	if err := Check(dir); err == nil || !strings.Contains(err.Error(), "bin/ctr") {
+		t.Fatalf("missing link: %v", err)
 	}
 }
 
-func TestExtractRejectsCorruptAndLeavesNothing(t *testing.T) {
+// Verify hashes even a file whose size and time look right.
+func TestVerifyHashesAll(t *testing.T) {
+	fs, ls := sample()
+	dir, err := Install(build(t, fs, ls, ""), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "bin/containerd")
+	os.WriteFile(p, []byte("#!X"), 0o755)
+	os.Chtimes(p, stamp(), stamp())
+	if err := Check(dir); err != nil {
+		t.Fatalf("check is by size and time: %v", err)
+	}
+	if err := Verify(dir); err == nil {
+		t.Fatal("verify missed a changed file")
+	}
+}
+
+// A damaged archive or one whose content is not its manifest's leaves nothing behind.
+func TestInstallRefusesBadArchives(t *testing.T) {
+	fs, ls := sample()
+	good := build(t, fs, ls, "")
+	raw, _ := good.Open()
+	body, _ := io.ReadAll(raw)
+	flipped := append([]byte{}, body...)
+	flipped[len(flipped)/2] ^= 0xff
+	cases := map[string]struct {
+		a    Archive
+		want string
+	}{
+		"damaged download": {Archive{Sum: good.Sum, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(flipped)), nil }}, "re-download"},
+		"truncated":        {Archive{Sum: good.Sum, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body[:len(body)/2])), nil }}, "re-download"},
+		"bad recorded sum": {Archive{Sum: "zz", Open: good.Open}, "re-download"},
+		"manifest lies":    {build(t, fs, ls, "bin/runc"), "bin/runc: checksum mismatch"},
+	}
+	for name, c := range cases {
+		root := t.TempDir()
+		_, err := Install(c.a, root)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if left, _ := os.ReadDir(root); len(left) != 0 {
+			t.Errorf("%s: left %v", name, left)
+		}
+	}
+}
+
+func TestParseManifestRefusesEscapes(t *testing.T) {
+	sum := strings.Repeat("a", 64)
+	for _, m := range []string{
+		sum + " 1 ../x", sum + " 1 /etc/x", "link ../x bin/a", "link a/b bin/a", sum + " -1 bin/a", "zz 1 bin/a", sum + " 1", "",
+	} {
+		if _, err := ParseManifest(strings.NewReader(m)); err == nil {
+			t.Errorf("accepted %q", m)
+		}
+	}
+}
+
+// Locate finds the payload around the running program and points current at it when it lies
+// in the data dir.
+func TestLocate(t *testing.T) {
+	fs, ls := sample()
 	root := t.TempDir()
-	fsys := fstest.MapFS{"payload.tar.zst": {Data: archive(t, map[string]string{"runc": "x"}, true)}}
-	if _, err := Extract(fsys, root, "/x"); err == nil {
-		t.Fatal("want checksum error")
+	dir, err := Install(build(t, fs, ls, ""), root)
+	if err != nil {
+		t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(root)
-	if len(entries) != 0 {
-		t.Fatalf("left behind: %v", entries)
+	bin, err := Locate(filepath.Join(dir, "bin/kubectl"), root)
+	if err != nil || bin != filepath.Join(dir, "bin") {
+		t.Fatalf("locate: %s %v", bin, err)
+	}
+	if l, _ := os.Readlink(filepath.Join(root, "current")); l != filepath.Base(dir) {
+		t.Fatalf("current -> %q", l)
+	}
+	imgs, err := Images(bin)
+	if err != nil || len(imgs) != 1 || imgs[0].Name != "pause.tar" {
+		t.Fatalf("images %v %v", imgs, err)
+	}
+	if _, err := Locate(filepath.Join(t.TempDir(), "outpost"), root); err != ErrNoPayload {
+		t.Fatalf("no payload: %v", err)
 	}
 }
 
-func TestNoPayload(t *testing.T) {
-	if _, err := Extract(fstest.MapFS{}, t.TempDir(), "/x"); err != ErrNoPayload {
-		t.Fatalf("got %v", err)
+func TestDataDir(t *testing.T) {
+	cfgDir := t.TempDir()
+	cfg := filepath.Join(cfgDir, "config.yaml")
+	os.WriteFile(cfg, []byte("data-dir: /srv/from-file\nnode-name: a\n"), 0o600)
+	os.MkdirAll(cfg+".d", 0o755)
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	for _, c := range []struct {
+		argv []string
+		env  string
+		want string
+	}{
+		{[]string{"outpost", "server"}, "", "/var/lib/outpost"},
+		{[]string{"outpost", "server", "--data-dir", "/srv/a"}, "", "/srv/a"},
+		{[]string{"outpost", "agent", "--debug", "-d=/srv/b"}, "", "/srv/b"},
+		{[]string{"outpost", "server", "--config", cfg}, "", "/srv/from-file"},
+		{[]string{"outpost", "server", "-c", cfg, "-d", "/srv/c"}, "", "/srv/c"},
+		{[]string{"outpost", "server"}, cfg, "/srv/from-file"},
+		// A tool's arguments are its own.
+		{[]string{"outpost", "kubectl", "-d", "/srv/x"}, cfg, "/srv/from-file"},
+		{[]string{"kubectl", "--data-dir", "/srv/x"}, "", "/var/lib/outpost"},
+		{[]string{"ctr", "images", "ls"}, "env", "/srv/env"},
+		{[]string{"outpost", "server", "--", "-d", "/srv/x"}, "", "/var/lib/outpost"},
+		{[]string{"outpost", "server", "--config", filepath.Join(cfgDir, "none.yaml")}, "", "/var/lib/outpost"},
+	} {
+		env["OUTPOST_CONFIG_FILE"], env["OUTPOST_DATA_DIR"] = c.env, ""
+		if c.env == "env" {
+			env["OUTPOST_CONFIG_FILE"], env["OUTPOST_DATA_DIR"] = "", "/srv/env"
+		}
+		if c.env == "" || c.env == "env" {
+			env["OUTPOST_CONFIG_FILE"] = filepath.Join(cfgDir, "absent.yaml")
+		}
+		if got := DataDir(c.argv, getenv); got != c.want {
+			t.Errorf("%v (config %q): %s, want %s", c.argv, c.env, got, c.want)
+		}
+	}
+	wd, _ := os.Getwd()
+	if got := DataDir([]string{"outpost", "server", "-d", "rel"}, getenv); got != filepath.Join(wd, "rel") {
+		t.Errorf("relative: %s", got)
+	}
+}
+
+// A data dir the unpack makes is private, as the inner program would make it.
+func TestInstallMakesPrivateDataDir(t *testing.T) {
+	fs, ls := sample()
+	data := filepath.Join(t.TempDir(), "data-dir")
+	if _, err := Install(build(t, fs, ls, ""), filepath.Join(data, "data")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(data); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode %o", fi.Mode().Perm())
 	}
 }

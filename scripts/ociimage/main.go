@@ -53,16 +53,23 @@ func run() error {
 	out := flag.String("o", "", "output archive")
 	entry := flag.String("entrypoint", "", "entrypoint, space separated")
 	arch := flag.String("arch", runtime.GOARCH, "architecture")
+	// The payload's images are stored as plain tars: the payload's one zstd stream compresses
+	// them with everything else, far better than gzip each on its own.
+	gz := flag.Bool("gzip", false, "gzip the layer")
 	flag.Parse()
 	if *name == "" || *out == "" || flag.NArg() == 0 {
 		return errors.New("usage: ociimage -name REF -o OUT [-entrypoint CMD] /path/in/image=local/file")
 	}
-	layer, diffID, err := buildLayer(flag.Args())
+	layer, diffID, err := buildLayer(flag.Args(), *gz)
 	if err != nil {
 		return err
 	}
 	b := blobs{}
-	layerDesc := b.add("application/vnd.oci.image.layer.v1.tar+gzip", layer)
+	layerType := "application/vnd.oci.image.layer.v1.tar"
+	if *gz {
+		layerType += "+gzip"
+	}
+	layerDesc := b.add(layerType, layer)
 	cfg := map[string]any{
 		"architecture": *arch, "os": "linux", "created": epoch.Format(time.RFC3339),
 		"config": map[string]any{"Entrypoint": strings.Fields(*entry), "Env": []string{"PATH=/bin:/"}},
@@ -109,8 +116,9 @@ func run() error {
 	return os.WriteFile(*out, buf.Bytes(), 0o644)
 }
 
-// buildLayer packs dst=src pairs into a gzip tar and returns it with its uncompressed digest.
-func buildLayer(pairs []string) ([]byte, string, error) {
+// buildLayer packs dst=src pairs into a tar, gzip'd when gz, and returns it with its
+// uncompressed digest.
+func buildLayer(pairs []string, gz bool) ([]byte, string, error) {
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
 	dirs := map[string]bool{}
@@ -149,8 +157,11 @@ func buildLayer(pairs []string) ([]byte, string, error) {
 		return nil, "", err
 	}
 	sum := sha256.Sum256(raw.Bytes())
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	if !gz {
+		return raw.Bytes(), "sha256:" + hex.EncodeToString(sum[:]), nil
+	}
+	var out bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
 	zw.ModTime = epoch
 	if _, err := zw.Write(raw.Bytes()); err != nil {
 		return nil, "", err
@@ -158,5 +169,5 @@ func buildLayer(pairs []string) ([]byte, string, error) {
 	if err := zw.Close(); err != nil {
 		return nil, "", err
 	}
-	return gz.Bytes(), "sha256:" + hex.EncodeToString(sum[:]), nil
+	return out.Bytes(), "sha256:" + hex.EncodeToString(sum[:]), nil
 }

@@ -50,6 +50,9 @@ type Server struct {
 	LogPath    string
 	// Wrap, when set, builds the command (a multi-node test runs it in the node's namespaces).
 	Wrap func(bin string, args []string) *exec.Cmd
+	// Unpack leaves unpacking the payload to the outer binary, as on a new machine, instead
+	// of seeding the data dir with the run's shared copy (Seed).
+	Unpack bool
 
 	hostDirs []string
 	netns    map[string]bool // /run/netns entries before the start: pod netns after are ours
@@ -124,6 +127,9 @@ func (s *Server) Start() {
 	f, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		s.T.Fatal(err)
+	}
+	if !s.Unpack {
+		Seed(s.T, s.Bin, s.DataDir())
 	}
 	cmd := exec.Command(s.Bin, s.Args...)
 	if s.Wrap != nil {
@@ -214,6 +220,8 @@ func (s *Server) Kubectl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.Bin, append([]string{"kubectl", "--kubeconfig", s.Kubeconfig}, args...)...)
+	// The outer binary runs the payload unpacked in this server's data dir.
+	cmd.Env = append(os.Environ(), "OUTPOST_DATA_DIR="+s.DataDir())
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -1,4 +1,6 @@
-package config
+// Package configfile reads config.yaml and its drop-ins into a command's flags. It links no
+// Kubernetes code, so the small outer binary (cmd/outpost-outer) finds data-dir with it too.
+package configfile
 
 import (
 	"bytes"
@@ -11,7 +13,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -43,7 +44,8 @@ func Files(path string, explicit bool) ([]string, error) {
 }
 
 // Apply reads the files in order and sets every key the command line did not set. Keys are
-// flag names; known lists which names exist. A key set on the command line keeps the
+// flag names; known lists which names exist (nil: any name, for a reader that wants one key
+// and leaves judging the rest to the command). A key set on the command line keeps the
 // command-line value: flags beat files.
 func Apply(files []string, known map[string]bool, s Setter) error {
 	docs := make([]doc, 0, len(files))
@@ -88,7 +90,7 @@ func apply(docs []doc, known map[string]bool, s Setter) error {
 			return fmt.Errorf("config file %s: %w", d.name, err)
 		}
 		for _, e := range ents {
-			if !known[e.flag] {
+			if known != nil && !known[e.flag] {
 				return fmt.Errorf("config file %s: unknown key %q: keys are this command's flag names without dashes (see --help)", d.name, e.name)
 			}
 		}
@@ -338,49 +340,4 @@ func values(v *yaml.Node) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("value must be a string, number, boolean or list, not %s", kindName(v))
 	}
-}
-
-// KnownFlags lists the names (and aliases) of a command's flags.
-func KnownFlags(flags []cli.Flag) map[string]bool {
-	m := map[string]bool{}
-	for _, f := range flags {
-		for _, n := range f.Names() {
-			m[n] = true
-		}
-	}
-	return m
-}
-
-// Lookup reads the given keys from config.yaml and its drop-ins (later files win), for the
-// tool commands that take no flags of their own (`outpost ctr`, `outpost kubectl`). Keys of
-// server and agent are valid there; the result holds only the asked ones that are set.
-func Lookup(path string, explicit bool, keys ...string) (map[string]string, error) {
-	files, err := Files(path, explicit)
-	if err != nil {
-		return nil, err
-	}
-	known := KnownFlags(ServerFlags())
-	for k := range KnownFlags(AgentFlags()) {
-		known[k] = true
-	}
-	want := map[string]bool{}
-	for _, k := range keys {
-		want[k] = true
-	}
-	m := lookup{want: want, got: map[string]string{}}
-	if err := Apply(files, known, m); err != nil {
-		return nil, err
-	}
-	return m.got, nil
-}
-
-type lookup struct {
-	want map[string]bool
-	got  map[string]string
-}
-
-func (l lookup) IsSet(name string) bool { return !l.want[name] }
-func (l lookup) Set(name, value string) error {
-	l.got[name] = value
-	return nil
 }

@@ -1,4 +1,4 @@
-package config
+package configfile
 
 import (
 	"os"
@@ -228,24 +228,15 @@ func TestApplyShapeErrors(t *testing.T) {
 	}
 }
 
-func TestLookupReadsOnlyAskedKeys(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "config.yaml")
-	os.WriteFile(p, []byte("data-dir: /srv/outpost\nnode-name: 0123\nserver: [https://a:6443]\n"), 0o600)
-	os.MkdirAll(p+".d", 0o755)
-	os.WriteFile(filepath.Join(p+".d", "10.yaml"), []byte("runtime-dir: /run/o2\n"), 0o600)
-	got, err := Lookup(p, true, "data-dir", "runtime-dir", "write-kubeconfig")
-	if err != nil {
+// A nil known set takes any key: the outer binary reads data-dir from files it cannot judge.
+func TestApplyNilKnownTakesAnyKey(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	write(t, p, "data-dir: /srv/x\nno-such-flag: y\n")
+	s := &fakeSetter{cli: map[string]bool{}, got: map[string][]string{}}
+	if err := Apply([]string{p}, nil, s); err != nil {
 		t.Fatal(err)
 	}
-	if got["data-dir"] != "/srv/outpost" || got["runtime-dir"] != "/run/o2" || len(got) != 2 {
-		t.Errorf("lookup %v", got)
-	}
-	if got, err := Lookup(filepath.Join(dir, "none.yaml"), false, "data-dir"); err != nil || len(got) != 0 {
-		t.Errorf("missing default file: %v %v", got, err)
-	}
-	os.WriteFile(p, []byte("data-dri: /x\n"), 0o600)
-	if _, err := Lookup(p, true, "data-dir"); err == nil {
-		t.Error("unknown key accepted")
+	if s.got["data-dir"][0] != "/srv/x" || s.got["no-such-flag"][0] != "y" {
+		t.Fatalf("got %v", s.got)
 	}
 }
