@@ -27,16 +27,19 @@ V  := $(PKG)/pkg/version
 CB := k8s.io/component-base/version
 CG := k8s.io/client-go/pkg/version
 KMINOR := $(word 2,$(subst ., ,$(KUBERNETES_VERSION)))
-# Static: cgo (SQLite) linked with glibc's archive, so the binary runs on any Linux, even in an
-# empty chroot. NVML is not in it: the GPU helper in the payload loads libnvidia-ml.
-LDFLAGS := -s -w -linkmode=external -extldflags=-static \
-	-X $(V).Outpost=$(VERSION) -X $(V).GitCommit=$(COMMIT) -X $(V).Kubernetes=$(KUBERNETES_VERSION) \
+# Version strings, for the inner and the outer binary.
+VERSION_X := -X $(V).Outpost=$(VERSION) -X $(V).GitCommit=$(COMMIT) -X $(V).Kubernetes=$(KUBERNETES_VERSION) \
 	-X $(V).Containerd=$(CONTAINERD_VERSION) -X $(V).Runc=$(RUNC_VERSION) -X $(V).CNIPlugins=$(CNI_VERSION) \
 	-X $(V).CoreDNS=$(COREDNS_VERSION) -X $(V).PauseImage=$(PAUSE_IMAGE) -X $(V).CoreDNSImage=$(COREDNS_IMAGE) \
 	-X $(V).LocalPathImage=$(LOCALPATH_IMAGE) \
 	-X $(CB).gitVersion=$(KUBERNETES_VERSION) -X $(CB).gitMajor=1 -X $(CB).gitMinor=$(KMINOR) \
 	-X $(CB).gitTreeState=clean -X $(CB).gitCommit=$(COMMIT) \
 	-X $(CG).gitVersion=$(KUBERNETES_VERSION) -X $(CG).gitMajor=1 -X $(CG).gitMinor=$(KMINOR)
+# The inner binary is static: cgo (SQLite) linked with glibc's archive, so it runs on any Linux,
+# even in an empty chroot. NVML is not in it: the GPU helper in the payload loads libnvidia-ml.
+LDFLAGS := -s -w -linkmode=external -extldflags=-static $(VERSION_X)
+# The outer binary: no cgo, so static by itself; it answers --version.
+OUTER_LDFLAGS := -s -w $(VERSION_X)
 # The GPU helper: dynamic, lazy binding (go-nvml leaves NVML's symbols unresolved until
 # libnvidia-ml is loaded at run time).
 HELPER_LDFLAGS := -s -w -extldflags=-Wl,-z,lazy
@@ -75,7 +78,7 @@ FORCE:
 
 # The payload archive. PAYLOAD_ZSTD (zstd's options: about 2.5 min on 2 cores) can be lowered
 # for a quick local build: `make build PAYLOAD_ZSTD=-3`. A change of options packs it again.
-PAYLOAD_ZSTD ?= -19 --long=28 -T0
+PAYLOAD_ZSTD ?= --ultra -20 --long=28 -T0
 PAYLOAD_OPTS := $(BUILD)/payload.zstd-options
 $(PAYLOAD_OPTS): FORCE
 	@mkdir -p $(dir $@)
@@ -110,7 +113,7 @@ $(BUILD)/test-images/optest.tar: $(wildcard tests/images/optest/*.go) scripts/oc
 	go run ./scripts/ociimage -name $(TEST_IMAGE) -o $@ -entrypoint /optest /optest=$(BUILD)/test-images/optest
 
 build: deps payload
-	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BIN) ./cmd/outpost-outer
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(OUTER_LDFLAGS)" -o $(BIN) ./cmd/outpost-outer
 	@ls -l $(BIN) | awk '{printf "built %s (%.1f MiB)\n", $$9, $$5/1048576}'
 
 server: build
@@ -228,7 +231,7 @@ dist-arm64: deps-arm64
 		/local-path-provisioner=$(A64)/images/local-path-provisioner /helper=$(A64)/images/localpath-helper
 	GOARCH=arm64 CC=$(ARM64_CC) CGO_ENABLED=1 go build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $(A64)/inner/outpost ./cmd/outpost
 	scripts/pack-payload.sh $(A64_ASSETS)/payload.tar.zst $(A64)/inner/outpost $(A64)/payload/bin $(A64)/images/pause.tar $(A64)/images/coredns.tar $(A64)/images/local-path.tar
-	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(A64_OUT)/outpost-arm64 ./cmd/outpost-outer
+	GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "$(OUTER_LDFLAGS)" -o $(A64_OUT)/outpost-arm64 ./cmd/outpost-outer
 	cd $(A64_OUT) && sha256sum outpost-arm64 > sha256sum-arm64.txt
 	go run ./scripts/ocimerge -o $(A64)/airgap.tar $(A64)/images/pause.tar $(A64)/images/coredns.tar $(A64)/images/local-path.tar
 	zstd -q -19 -T0 -f $(A64)/airgap.tar -o $(A64_OUT)/outpost-airgap-images-arm64.tar.zst

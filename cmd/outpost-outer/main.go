@@ -14,8 +14,10 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/payload"
 	"github.com/outpostk8s/outpost/pkg/payload/embedded"
+	"github.com/outpostk8s/outpost/pkg/version"
 )
 
 func main() {
@@ -26,6 +28,12 @@ func main() {
 }
 
 func run(argv, env []string) error {
+	if len(argv) == 2 && (argv[1] == "--version" || argv[1] == "-v") && !isTool(argv[0]) {
+		// Answered here, as the inner program would: checking that a download runs (install.sh
+		// does) writes nothing.
+		fmt.Println(version.String())
+		return nil
+	}
 	a, err := embedded.Archive()
 	if err != nil {
 		return err
@@ -36,17 +44,17 @@ func run(argv, env []string) error {
 	}
 	dataDir := payload.DataDir(argv, os.Getenv)
 	root := filepath.Join(dataDir, "data")
-	if os.Geteuid() != 0 && !exists(a.Dir(root)) {
+	if os.Geteuid() != 0 && dataDir == datadir.DefaultDataDir && !exists(a.Dir(root)) {
 		// A user without a server's data dir (kubectl against a remote cluster, --help)
-		// unpacks into their own cache, as k3s does under ~/.rancher.
-		root, err = userRoot()
-		if err != nil {
+		// unpacks into their own cache, as k3s does under ~/.rancher. A data dir named
+		// on purpose is used as named.
+		if root, err = userRoot(); err != nil {
 			return err
 		}
 	}
 	dir, err := payload.Install(a, root)
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-		return fmt.Errorf("data dir %s is not writable, so the bundled binaries cannot be unpacked there (%w): choose another with --data-dir, or run as root", dataDir, err)
+		return fmt.Errorf("%s is not writable, so the bundled binaries cannot be unpacked there (%w): choose another data dir with --data-dir, or run as root", root, err)
 	} else if err != nil {
 		return err
 	}
@@ -68,6 +76,14 @@ func userRoot() (string, error) {
 		return "", fmt.Errorf("no data dir to unpack outpost into (not root, and %w): set HOME or XDG_CACHE_HOME", err)
 	}
 	return filepath.Join(cache, "outpost", "data"), nil
+}
+
+func isTool(argv0 string) bool {
+	switch filepath.Base(argv0) {
+	case "kubectl", "ctr", "crictl":
+		return true
+	}
+	return false
 }
 
 func help(argv []string) bool {

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"syscall"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -25,7 +27,8 @@ type Archive struct {
 // --long=28 (256 MiB), so that repeats across the bundled binaries are found.
 const maxWindow = 1 << 28
 
-func (a Archive) check() error {
+// Valid says whether the recorded checksum is a sha256.
+func (a Archive) Valid() error {
 	if len(a.Sum) != 64 || a.Sum != hexOnly(a.Sum) {
 		return fmt.Errorf("the recorded payload checksum %q is not a sha256: this outpost file is damaged; re-download it", a.Sum)
 	}
@@ -46,10 +49,12 @@ func hexOnly(s string) string {
 func (a Archive) Dir(root string) string { return filepath.Join(root, a.Sum[:16]) }
 
 // Install returns the dir under root holding the archive unpacked: checked when it is there
-// already, else unpacked into a temp dir, every file and the archive itself verified, and
-// renamed into place, so a crash or a damaged download leaves no payload that could run.
+// already, else unpacked into a temp dir, every file and the archive itself verified and
+// synced, and renamed into place, so a crash, a power cut or a damaged download leaves no
+// payload that could run. One process unpacks at a time (a lock in root); the others then
+// find its dir.
 func Install(a Archive, root string) (string, error) {
-	if err := a.check(); err != nil {
+	if err := a.Valid(); err != nil {
 		return "", err
 	}
 	dir := a.Dir(root)
@@ -63,6 +68,20 @@ func Install(a Archive, root string) (string, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("create %s: %w", root, err)
 	}
+	unlock, err := lock(filepath.Join(root, ".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(dir, ManifestName)); err == nil {
+		return dir, Check(dir) // another run unpacked it while this one waited
+	}
+	// Temp dirs of runs that were killed while unpacking: none is in use under the lock.
+	if stale, _ := filepath.Glob(filepath.Join(root, ".tmp-*")); len(stale) > 0 {
+		for _, d := range stale {
+			_ = os.RemoveAll(d)
+		}
+	}
 	tmp, err := os.MkdirTemp(root, ".tmp-"+filepath.Base(dir)+"-")
 	if err != nil {
 		return "", fmt.Errorf("unpack payload: %w", err)
@@ -74,11 +93,41 @@ func Install(a Archive, root string) (string, error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}
-	_ = os.RemoveAll(dir) // a partial dir from an older, crashed version
+	for _, d := range []string{filepath.Join(tmp, "bin"), filepath.Join(tmp, "images"), tmp} {
+		if err := syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("unpack payload: %w", err)
+		}
+	}
+	_ = os.RemoveAll(dir) // a dir without its manifest: never complete, never run
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", fmt.Errorf("install payload: %w", err)
 	}
+	if err := syncDir(root); err != nil {
+		return "", fmt.Errorf("install payload: %w", err)
+	}
 	return dir, nil
+}
+
+// lock takes an exclusive flock on path, waiting for it.
+func lock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func syncDir(p string) error {
+	d, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // unpack streams the archive into dir once: the archive's sha256 is taken as it is read, each
@@ -180,6 +229,9 @@ func writeFile(dst string, r io.Reader, mode os.FileMode, e Entry) error {
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), r)
+	if err == nil {
+		err = f.Sync() // on disk before the dir is renamed into place
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -100,6 +101,17 @@ func Check(dir string) error { return check(dir, false) }
 func Verify(dir string) error { return check(dir, true) }
 
 func check(dir string, full bool) error {
+	// What runs from here must be no one else's to change: the dir that holds it, it, and
+	// every file, owned by root or this user and writable by no one else.
+	for _, d := range []string{filepath.Dir(dir), dir, filepath.Join(dir, "bin")} {
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return damaged(dir, err)
+		}
+		if err := trusted(d, fi); err != nil {
+			return err
+		}
+	}
 	ents, err := readManifest(dir)
 	if err != nil {
 		return damaged(dir, err)
@@ -119,12 +131,26 @@ func check(dir string, full bool) error {
 		if !fi.Mode().IsRegular() || fi.Size() != e.Size {
 			return damaged(dir, fmt.Errorf("%s: size %d, want %d", e.Path, fi.Size(), e.Size))
 		}
+		if err := trusted(p, fi); err != nil {
+			return err
+		}
 		if !full && fi.ModTime().Equal(stamp()) {
 			continue
 		}
 		if err := hashFile(p, e.Sum); err != nil {
 			return damaged(dir, fmt.Errorf("%s: %w", e.Path, err))
 		}
+	}
+	return nil
+}
+
+// trusted refuses a file or dir owned by another user, or writable by others.
+func trusted(p string, fi os.FileInfo) error {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, neither root nor you: outpost runs nothing from it; delete it, or unpack as its owner", p, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is writable by others (mode %04o): outpost runs nothing from it; delete it and run outpost again", p, fi.Mode().Perm())
 	}
 	return nil
 }

@@ -168,7 +168,10 @@ func TestInstallRefusesBadArchives(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v", name, err)
 		}
-		if left, _ := os.ReadDir(root); len(left) != 0 {
+		if left, _ := filepath.Glob(filepath.Join(root, "[^.]*")); len(left) != 0 {
+			t.Errorf("%s: left %v", name, left)
+		}
+		if left, _ := filepath.Glob(filepath.Join(root, ".tmp-*")); len(left) != 0 {
 			t.Errorf("%s: left %v", name, left)
 		}
 	}
@@ -261,5 +264,95 @@ func TestInstallMakesPrivateDataDir(t *testing.T) {
 	}
 	if fi, _ := os.Stat(data); fi.Mode().Perm() != 0o700 {
 		t.Fatalf("data dir mode %o", fi.Mode().Perm())
+	}
+}
+
+// Runs started together (a service and a user's kubectl on first boot) unpack once and all
+// run from the same complete dir.
+func TestInstallConcurrent(t *testing.T) {
+	fs, ls := sample()
+	a := build(t, fs, ls, "")
+	root := t.TempDir()
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		go func() {
+			dir, err := Install(a, root)
+			if err == nil {
+				err = Verify(dir)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 6; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, ".tmp-*")); len(left) != 0 {
+		t.Fatalf("temp dirs left: %v", left)
+	}
+}
+
+// A temp dir a killed run left is swept by the next unpack.
+func TestInstallSweepsStaleTemp(t *testing.T) {
+	fs, ls := sample()
+	root := t.TempDir()
+	stale := filepath.Join(root, ".tmp-0123456789abcdef-1")
+	os.MkdirAll(filepath.Join(stale, "bin"), 0o755)
+	if _, err := Install(build(t, fs, ls, ""), root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale temp dir kept: %v", err)
+	}
+}
+
+// A symlink entry must point where the manifest says.
+func TestInstallRefusesWrongLink(t *testing.T) {
+	fs, _ := sample()
+	a := build(t, fs, map[string]string{"bin/ctr": "containerd"}, "")
+	raw, _ := a.Open()
+	body, _ := io.ReadAll(raw)
+	// Rebuild with the tar entry pointing elsewhere but the manifest unchanged.
+	zr, _ := zstd.NewReader(bytes.NewReader(body))
+	plain, _ := io.ReadAll(zr)
+	i := bytes.LastIndex(plain, []byte("containerd"))
+	copy(plain[i:], "outpost\x00\x00\x00")
+	// The tar header checksum must still match: recompute it.
+	hdr := plain[(i/512)*512 : (i/512)*512+512]
+	copy(hdr[148:156], "        ")
+	sum := 0
+	for _, c := range hdr {
+		sum += int(c)
+	}
+	copy(hdr[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	var zb bytes.Buffer
+	zw, _ := zstd.NewWriter(&zb)
+	zw.Write(plain)
+	zw.Close()
+	s := sha256.Sum256(zb.Bytes())
+	bad := Archive{Sum: hex.EncodeToString(s[:]), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(zb.Bytes())), nil }}
+	if _, err := Install(bad, t.TempDir()); err == nil || !strings.Contains(err.Error(), "bin/ctr") {
+		t.Fatalf("a link to the wrong target was accepted: %v", err)
+	}
+}
+
+// Files others could change are not run.
+func TestCheckRefusesWritableByOthers(t *testing.T) {
+	fs, ls := sample()
+	dir, err := Install(build(t, fs, ls, ""), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "bin/outpost")
+	os.Chmod(p, 0o777)
+	os.Chtimes(p, stamp(), stamp())
+	if err := Check(dir); err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Fatalf("world-writable file accepted: %v", err)
+	}
+	os.Chmod(p, 0o755)
+	os.Chmod(filepath.Join(dir, "bin"), 0o777)
+	if err := Check(dir); err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Fatalf("world-writable dir accepted: %v", err)
 	}
 }

@@ -69,6 +69,9 @@ func StateIn(dataDir string) []string {
 		}
 		sub, _ := os.ReadDir(filepath.Join(dataDir, "data"))
 		for _, p := range sub {
+			if p.Name() == ".lock" { // the unpack's
+				continue
+			}
 			if _, err := os.Stat(filepath.Join(dataDir, "data", p.Name(), "MANIFEST")); err != nil || len(p.Name()) != 16 {
 				out = append(out, "data/"+p.Name())
 			}

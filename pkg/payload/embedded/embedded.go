@@ -36,5 +36,6 @@ func archive(fsys fs.FS, dir string) (payload.Archive, error) {
 		return payload.Archive{}, fmt.Errorf("read the payload checksum: %w", err)
 	}
 	open := func() (io.ReadCloser, error) { return sub.Open(archiveName) }
-	return payload.Archive{Sum: strings.TrimSpace(string(raw)), Open: open}, nil
+	a := payload.Archive{Sum: strings.TrimSpace(string(raw)), Open: open}
+	return a, a.Valid()
 }
