@@ -162,10 +162,18 @@ func TestSnapshots(t *testing.T) {
 // serving waits until a control-plane-only server answers.
 func serving(t *testing.T, s *harness.Node) {
 	t.Helper()
-	harness.Eventually(t, 2*time.Minute, s.Name+" serving", func() error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
 		_, err := s.Kubectl("get", "--raw", "/readyz")
-		return err
-	})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			// The server's own last lines say why (it exited, etcd did not take it, …).
+			t.Fatalf("%s serving: not within 2m0s: %v\nlast lines of its log:\n%s", s.Name, err, tailLines(s.Log(), 25))
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 func readFile(t *testing.T, p string) string {
