@@ -162,7 +162,8 @@ func TestSnapshots(t *testing.T) {
 // serving waits until a control-plane-only server answers.
 func serving(t *testing.T, s *harness.Node) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	// 4 min: under a full CI run (the arm64 build beside it) a joining server took over 2.
+	deadline := time.Now().Add(4 * time.Minute)
 	for {
 		_, err := s.Kubectl("get", "--raw", "/readyz")
 		if err == nil {
@@ -170,7 +171,7 @@ func serving(t *testing.T, s *harness.Node) {
 		}
 		if time.Now().After(deadline) {
 			// The server's own last lines say why (it exited, etcd did not take it, …).
-			t.Fatalf("%s serving: not within 2m0s: %v\nlast lines of its log:\n%s", s.Name, err, tailLines(s.Log(), 25))
+			t.Fatalf("%s serving: not within 4m0s: %v\nlast lines of its log:\n%s", s.Name, err, tailLines(s.Log(), 25))
 		}
 		time.Sleep(time.Second)
 	}
