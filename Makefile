@@ -155,16 +155,13 @@ integration-tests:
 	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images OUTPOST_DIST=$(CURDIR)/$(DIST) OUTPOST_HELM=$(CURDIR)/$(HELM) \
 		go test -count=1 -v -timeout 60m ./tests/...
 
-# Every test: the unit tests, then the integration tests with the arm64 check beside them
-# (niced: the cross build is CPU, the cluster tests mostly wait), once the binary they share
-# the cores with is built.
+# Every test: the unit tests, the arm64 check, then the integration tests. The arm64 cross
+# build runs before the cluster tests, not beside them: beside them, three CI runs each had one
+# timing-bound test (a joining HA server, an idle server's quiet minute) miss its mark.
 test: unit
 	$(MAKE) --no-print-directory build test-images dist $(HELM)
-	@mkdir -p $(BUILD)
-	@nice -n 10 $(MAKE) --no-print-directory arm64-test >$(BUILD)/arm64-test.log 2>&1 & a64=$$!; \
-	$(MAKE) --no-print-directory integration-tests; rc=$$?; \
-	wait $$a64; a64rc=$$?; echo "--- arm64-test (exit $$a64rc), last lines of $(BUILD)/arm64-test.log:"; tail -5 $(BUILD)/arm64-test.log; \
-	[ $$rc = 0 ] && [ $$a64rc = 0 ]
+	$(MAKE) --no-print-directory arm64-test
+	$(MAKE) --no-print-directory integration-tests
 
 # The arm64 binary under qemu-user (Debian's qemu-user-static): --version, check-config's
 # table, gpu info --gpu-mock dgxa100. Only the binary: its payload and images are release work

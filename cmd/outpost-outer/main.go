@@ -28,7 +28,7 @@ func main() {
 }
 
 func run(argv, env []string) error {
-	if len(argv) == 2 && (argv[1] == "--version" || argv[1] == "-v") && !isTool(argv[0]) {
+	if len(argv) == 2 && (argv[1] == "--version" || argv[1] == "-v") && !payload.IsTool(filepath.Base(argv[0])) {
 		// Answered here, as the inner program would: checking that a download runs (install.sh
 		// does) writes nothing.
 		fmt.Println(version.String())
@@ -44,7 +44,7 @@ func run(argv, env []string) error {
 	}
 	dataDir := payload.DataDir(argv, os.Getenv)
 	root := filepath.Join(dataDir, "data")
-	if os.Geteuid() != 0 && dataDir == datadir.DefaultDataDir && !exists(a.Dir(root)) {
+	if os.Geteuid() != 0 && dataDir == datadir.DefaultDataDir && !a.Unpacked(root) {
 		// A user without a server's data dir (kubectl against a remote cluster, --help)
 		// unpacks into their own cache, as k3s does under ~/.rancher. A data dir named
 		// on purpose is used as named.
@@ -78,14 +78,6 @@ func userRoot() (string, error) {
 	return filepath.Join(cache, "outpost", "data"), nil
 }
 
-func isTool(argv0 string) bool {
-	switch filepath.Base(argv0) {
-	case "kubectl", "ctr", "crictl":
-		return true
-	}
-	return false
-}
-
 func help(argv []string) bool {
 	for _, a := range argv[1:] {
 		if a == "--help" || a == "-h" {
@@ -93,9 +85,4 @@ func help(argv []string) bool {
 		}
 	}
 	return false
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(filepath.Join(p, payload.ManifestName))
-	return err == nil
 }

@@ -61,7 +61,7 @@ func (a *Agent) Phases(binDir string) ([][]component.Component, error) {
 	if err != nil {
 		return nil, err
 	}
-	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.AgentTLS(), BinDir: binDir, Servers: servers, Embedded: node.EmbeddedImagesIn(binDir),
+	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.AgentTLS(), BinDir: binDir, Servers: servers,
 		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: a.Log, Out: a.Out}
 	phases, err := nd.Phases()
 	if err != nil {

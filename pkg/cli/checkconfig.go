@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
@@ -27,7 +26,7 @@ func checkConfigCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			checks := append(hostcheck.Real().Checks(), payloadCheck())
-			checks = append(checks, preflight.Checks("/", checkLib(c.String("data-dir")))...)
+			checks = append(checks, preflight.Checks("/", checkLib())...)
 			for _, ch := range checks {
 				fmt.Fprintln(c.App.Writer, ch.String())
 			}
@@ -41,22 +40,18 @@ func checkConfigCommand() *cli.Command {
 // sizes and times.
 func payloadCheck() hostcheck.Check {
 	ch := hostcheck.Check{Name: "bundled binaries", Fatal: true, Node: true}
-	self, err := os.Executable()
+	bin, err := node.PayloadBin("")
 	if err == nil {
-		var bin string
-		if bin, err = payload.Locate(self, ""); err == nil {
-			err = payload.Verify(filepath.Dir(bin))
-			ch.Detail = "verified in " + filepath.Dir(bin)
-		}
+		err = payload.Verify(filepath.Dir(bin))
+		ch.Detail = "verified in " + filepath.Dir(bin)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, payload.ErrNoPayload):
+		ch.Detail, ch.Fix = "none beside this program", "run the outpost file you downloaded (or bin/outpost), which unpacks them"
+	case errors.Is(err, node.ErrNoSelf):
+		ch.Detail, ch.Fix = err.Error(), "mount /proc"
+	case err != nil:
 		ch.Detail = err.Error() // it names the fix
-		if self == "" {
-			ch.Detail, ch.Fix = "cannot find this program's own path: "+err.Error(), "mount /proc"
-		}
-		if errors.Is(err, payload.ErrNoPayload) {
-			ch.Detail, ch.Fix = "none beside "+self, "run the outpost file you downloaded (or bin/outpost), which unpacks them"
-		}
 	}
 	ch.OK = err == nil
 	return ch
@@ -64,8 +59,8 @@ func payloadCheck() hostcheck.Check {
 
 // checkLib is the GPU helper where libnvidia-ml exists, nil where it does not (no helper runs
 // then), or a Lib that reports why the helper cannot be had.
-func checkLib(dataDir string) gpulib.Lib {
-	lib, err := node.DriverGPULib("/", datadir.Dirs{Data: dataDir}.Payload(), "")
+func checkLib() gpulib.Lib {
+	lib, err := node.DriverGPULib("/", "")
 	if err != nil {
 		return failedLib{gpulib.NoDriver{}, fmt.Errorf("found, but the GPU helper that reads it is not beside this program: %w", err)}
 	}

@@ -34,8 +34,7 @@ func gpuCommand() *cli.Command {
 					lib = mockgpu.DGXA100()
 				} else {
 					var err error
-					d := datadir.Dirs{Data: c.String("data-dir")}
-					if lib, err = node.DriverGPULib(c.String("gpu-driver-root"), d.Payload(), ""); err != nil {
+					if lib, err = node.DriverGPULib(c.String("gpu-driver-root"), ""); err != nil {
 						return err
 					}
 				}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/datadir"
-	"github.com/outpostk8s/outpost/pkg/payload"
+	"github.com/outpostk8s/outpost/pkg/node"
 )
 
 // Kubectl runs the bundled kubectl; with no KUBECONFIG and no --kubeconfig it uses Outpost's
@@ -112,10 +112,8 @@ func execBundled(name string, args []string, env func(datadir.Dirs) []string) er
 		Runtime: firstOf(os.Getenv("OUTPOST_RUNTIME_DIR"), set["runtime-dir"], datadir.DefaultRuntimeDir)}
 	// The payload this program runs from first: it is the version the user called.
 	bin := filepath.Join(d.BinDir(), name)
-	if self, err := os.Executable(); err == nil {
-		if own, err := payload.Locate(self, ""); err == nil {
-			bin = filepath.Join(own, name)
-		}
+	if own, err := node.PayloadBin(""); err == nil {
+		bin = filepath.Join(own, name)
 	}
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("no bundled %s at %s: start 'outpost server' once (it unpacks %s), or set OUTPOST_DATA_DIR", name, bin, name)

@@ -38,7 +38,7 @@ func CheckGPU(c *config.Node) error {
 // gpuLib is what answers the GPU layer's NVML calls. The mock: in-process for the check, and
 // in the GPU helper once the payload is unpacked, so the agent's path through the helper is the
 // one the tests take. A real driver: the GPU helper, started only where libnvidia-ml exists.
-// binDir is "" before the payload is unpacked.
+// binDir "": the payload's beside this program (a check before the node runs).
 func gpuLib(c *config.Node, binDir string) (gpulib.Lib, error) {
 	g := c.GPU
 	if g.Mock == "dgxa100" {
@@ -48,20 +48,20 @@ func gpuLib(c *config.Node, binDir string) (gpulib.Lib, error) {
 		return &gpuhelper.Client{Path: filepath.Join(binDir, gpuhelper.BinaryName), Stderr: os.Stderr,
 			Args: []string{"--mock", "dgxa100", "--mock-inject", c.Dirs.GPUInjectFile()}}, nil
 	}
-	return DriverGPULib(g.DriverRoot, c.Dirs.Payload(), binDir)
+	return DriverGPULib(g.DriverRoot, binDir)
 }
 
 // DriverGPULib is the GPU helper for the driver under driverRoot, or gpulib.NoDriver where
-// there is no libnvidia-ml. binDir "" means the payload's
-// beside this program (PayloadBin).
-func DriverGPULib(driverRoot, payloadDir, binDir string) (gpulib.Lib, error) {
+// there is no libnvidia-ml. binDir "" means the payload's beside this program; finding it
+// changes nothing (data/current is the node run's to point).
+func DriverGPULib(driverRoot, binDir string) (gpulib.Lib, error) {
 	lib := gpulib.FindLibrary(driverRoot)
 	if lib == "" {
 		return gpulib.NoDriver{}, nil
 	}
 	if binDir == "" {
 		var err error
-		if binDir, err = PayloadBin(payloadDir); err != nil {
+		if binDir, err = PayloadBin(""); err != nil {
 			return nil, fmt.Errorf("the GPU helper is in the payload: %w", err)
 		}
 	}

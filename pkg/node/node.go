@@ -26,6 +26,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node/netpol"
 	"github.com/outpostk8s/outpost/pkg/node/regproxy"
 	"github.com/outpostk8s/outpost/pkg/node/servicecidr"
+	"github.com/outpostk8s/outpost/pkg/payload"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
@@ -48,12 +49,10 @@ type Node struct {
 	// RuntimeClasses, on a server, is the manifest file for the NVIDIA RuntimeClasses the
 	// node's GPU layer finds; "" on an agent (cluster objects are a server's to write).
 	RuntimeClasses string
-	// Embedded are the images built into the binary.
-	Embedded  func() ([]images.Archive, error)
-	Kubelet   kubelet.Run
-	KubeProxy kubeproxy.Run
-	Log       *slog.Logger
-	Out       io.Writer // containerd's tagged log lines
+	Kubelet        kubelet.Run
+	KubeProxy      kubeproxy.Run
+	Log            *slog.Logger
+	Out            io.Writer // containerd's tagged log lines
 }
 
 // Phases are the node's components in start order: containerd; the images; the kubelet and
@@ -98,7 +97,7 @@ func (n *Node) Phases() ([][]component.Component, error) {
 	}
 	first = append(first, containerd.New(cc, n.Out))
 	imgs := &images.Images{Importer: images.Importer{Ctr: filepath.Join(n.BinDir, "ctr"), Socket: d.ContainerdSocket(), Run: images.Exec},
-		Dir: d.Images(), Embedded: n.Embedded, Log: n.Log.With("component", "images")}
+		Bundled: payload.ImagesDir(n.BinDir), Dir: d.Images(), Log: n.Log.With("component", "images")}
 
 	cl := c.Cluster
 	kl, err := kubelet.New(kubelet.Config{NodeName: c.NodeName, NodeIP: c.NodeIP, ConfigFile: d.KubeletConfig(),

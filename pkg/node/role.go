@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,12 +19,15 @@ type Role interface {
 	Phases(binDir string) ([][]component.Component, error)
 }
 
+// ErrNoSelf means this program cannot find its own path (no /proc).
+var ErrNoSelf = errors.New("cannot find this program's own path")
+
 // PayloadBin is the bin dir of the payload this program runs from (the outer binary unpacked
-// it into payloadDir, DATA/data), with payloadDir/current pointed at it.
+// it into payloadDir, DATA/data), with payloadDir/current pointed at it ("": left alone).
 func PayloadBin(payloadDir string) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("find own binary: %w", err)
+		return "", fmt.Errorf("%w: %w", ErrNoSelf, err)
 	}
 	return payload.Locate(self, payloadDir)
 }

@@ -8,8 +8,9 @@ import (
 	"github.com/outpostk8s/outpost/pkg/datadir"
 )
 
-// toolNames take every argument as the wrapped tool's: no outpost flag is parsed from them.
-func isTool(name string) bool { return name == "kubectl" || name == "ctr" || name == "crictl" }
+// IsTool says whether name (a command, or the base name the program was called by) is a
+// wrapped tool, kubectl, ctr or crictl, that takes every argument as its own.
+func IsTool(name string) bool { return name == "kubectl" || name == "ctr" || name == "crictl" }
 
 // DataDir is the data dir the command in argv will use, as the outer binary needs it before
 // the inner one runs: --data-dir (or -d), else data-dir from the config file and its drop-ins
@@ -22,7 +23,7 @@ func DataDir(argv []string, getenv func(string) string) string {
 		cfgSet = true
 	}
 	dir := ""
-	tool := len(argv) > 0 && isTool(filepath.Base(argv[0])) || len(argv) > 1 && isTool(argv[1])
+	tool := len(argv) > 0 && IsTool(filepath.Base(argv[0])) || len(argv) > 1 && IsTool(argv[1])
 	if !tool && len(argv) > 1 {
 		args := argv[1:]
 		for i := 0; i < len(args); i++ {

@@ -30,24 +30,23 @@ const maxWindow = 1 << 28
 
 // Valid says whether the recorded checksum is a sha256.
 func (a Archive) Valid() error {
-	if len(a.Sum) != 64 || a.Sum != hexOnly(a.Sum) {
+	if !isSum(a.Sum) {
 		return fmt.Errorf("the recorded payload checksum %q is not a sha256: this outpost file is damaged; re-download it", a.Sum)
 	}
 	return nil
 }
 
-func hexOnly(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			b[i] = '?'
-		}
-	}
-	return string(b)
-}
-
 // Dir is where the archive lives unpacked under root (DATA/data).
 func (a Archive) Dir(root string) string { return filepath.Join(root, a.Sum[:16]) }
+
+// Unpacked says whether root holds the archive unpacked (not whether it is intact: Check).
+func (a Archive) Unpacked(root string) bool { return unpacked(a.Dir(root)) }
+
+// unpacked: a payload dir is complete once it has its manifest (it is renamed into place whole).
+func unpacked(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, ManifestName))
+	return err == nil
+}
 
 // Install returns the dir under root holding the archive unpacked: checked when it is there
 // already, else unpacked into a temp dir, every file and the archive itself verified and
@@ -59,7 +58,7 @@ func Install(a Archive, root string) (string, error) {
 		return "", err
 	}
 	dir := a.Dir(root)
-	if _, err := os.Stat(filepath.Join(dir, ManifestName)); err == nil {
+	if unpacked(dir) {
 		return dir, Check(dir)
 	}
 	// The data dir, when this makes it, is as private as the inner program makes it.
@@ -74,7 +73,7 @@ func Install(a Archive, root string) (string, error) {
 		return "", err
 	}
 	defer unlock()
-	if _, err := os.Stat(filepath.Join(dir, ManifestName)); err == nil {
+	if unpacked(dir) {
 		return dir, Check(dir) // another run unpacked it while this one waited
 	}
 	// Temp dirs of runs that were killed while unpacking: none is in use under the lock.

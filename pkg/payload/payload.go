@@ -67,7 +67,7 @@ func ParseManifest(r io.Reader) ([]Entry, error) {
 			}
 		} else {
 			size, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil || size < 0 || len(f[0]) != 64 || strings.Trim(f[0], "0123456789abcdef") != "" {
+			if err != nil || size < 0 || !isSum(f[0]) {
 				return nil, fmt.Errorf("manifest line %d: want \"sha256 size path\"", n)
 			}
 			e.Sum, e.Size = f[0], size
@@ -82,6 +82,9 @@ func ParseManifest(r io.Reader) ([]Entry, error) {
 	}
 	return out, nil
 }
+
+// isSum says whether s is a sha256 in lower-case hex.
+func isSum(s string) bool { return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == "" }
 
 func readManifest(dir string) ([]Entry, error) {
 	f, err := os.Open(filepath.Join(dir, ManifestName))
@@ -167,7 +170,7 @@ func Locate(self, root string) (string, error) {
 		self = real
 	}
 	dir := filepath.Dir(filepath.Dir(self))
-	if _, err := os.Stat(filepath.Join(dir, ManifestName)); err != nil {
+	if !unpacked(dir) {
 		return "", ErrNoPayload
 	}
 	if root != "" {
@@ -196,27 +199,5 @@ func relink(link, dest string) error {
 	return nil
 }
 
-// Image is one image archive of the payload, opened on demand: a start that finds it imported
-// already reads no more of it than its index.
-type Image struct {
-	Name string
-	Open func() (fs.File, error)
-}
-
-// Images lists the image archives beside binDir (its payload's images/).
-func Images(binDir string) ([]Image, error) {
-	dir := filepath.Join(filepath.Dir(binDir), "images")
-	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	var out []Image
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".tar") {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		out = append(out, Image{Name: e.Name(), Open: func() (fs.File, error) { return os.Open(p) }})
-	}
-	return out, nil
-}
+// ImagesDir is where the image archives of the payload whose bin dir is binDir lie.
+func ImagesDir(binDir string) string { return filepath.Join(filepath.Dir(binDir), "images") }

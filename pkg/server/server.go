@@ -112,7 +112,7 @@ func (s *Server) Phases(binDir string) ([][]component.Component, error) {
 		return control, nil
 	}
 	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.TLS(), BinDir: binDir, RuntimeClasses: n.Dirs.RuntimeClassesManifest(),
-		Embedded: node.EmbeddedImagesIn(binDir), Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: s.Log, Out: s.Out}
+		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: s.Log, Out: s.Out}
 	np, err := nd.Phases()
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package images
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -10,18 +9,13 @@ import (
 	"github.com/outpostk8s/outpost/pkg/component"
 )
 
-// Archive is an image archive embedded in the binary, opened on demand.
-type Archive struct {
-	Name string
-	Open Opener
-}
-
-// Images imports the embedded archives (pinned) and those in Dir once containerd runs, before
-// the kubelet needs the pause image.
+// Images imports the archives in Bundled (the payload's: pause, CoreDNS, local-path), then
+// those in Dir (the user's), all pinned, once containerd runs, before the kubelet needs the
+// pause image. The user's come last, so an archive of theirs naming the same image wins.
 type Images struct {
 	Importer Importer
+	Bundled  string
 	Dir      string
-	Embedded func() ([]Archive, error)
 	Log      *slog.Logger
 }
 
@@ -41,34 +35,27 @@ func (i *Images) Start(ctx context.Context) error {
 	return nil
 }
 
-// importAll imports the embedded archives (pinned), then every *.tar / *.tar.zst in Dir,
-// skipping those containerd holds already; it returns the image names.
+// importAll imports every *.tar / *.tar.zst in Bundled, then in Dir, skipping those
+// containerd holds already; it returns the image names.
 func (i *Images) importAll(ctx context.Context) ([]string, error) {
-	embedded, err := i.Embedded()
-	if err != nil {
-		return nil, fmt.Errorf("embedded images: %w", err)
-	}
 	held := i.Importer.Held(ctx)
 	var refs []string
-	for _, img := range embedded {
-		r, err := i.Importer.Import(ctx, img.Open, img.Name, true, held)
+	for n, dir := range []string{i.Bundled, i.Dir} {
+		files, err := Archives(dir)
 		if err != nil {
 			return refs, err
 		}
-		refs = append(refs, r...)
-	}
-	files, err := Archives(i.Dir)
-	if err != nil {
-		return refs, err
-	}
-	for _, f := range files {
-		r, err := i.Importer.ImportFile(ctx, f, held)
-		if err != nil {
-			// A user's broken archive must not keep the node down: say which and go on.
-			i.Log.Error("image archive not imported", "file", f, "err", err)
-			continue
+		for _, f := range files {
+			r, err := i.Importer.ImportFile(ctx, f, held)
+			if err != nil && n == 0 {
+				return refs, err // the node cannot run without its own images
+			} else if err != nil {
+				// A user's broken archive must not keep the node down: say which and go on.
+				i.Log.Error("image archive not imported", "file", f, "err", err)
+				continue
+			}
+			refs = append(refs, r...)
 		}
-		refs = append(refs, r...)
 	}
 	return refs, nil
 }

@@ -60,7 +60,7 @@ func TestImportAllPinsEmbeddedAndDirArchives(t *testing.T) {
 	var calls []call
 	im := Importer{Ctr: "ctr", Socket: "/s", Run: fakeRunner(&calls)}
 	emb := fstest.MapFS{"images/pause.tar": {Data: ociArchive(t, "docker.io/outpostk8s/pause:1")}}
-	refs, err := node(im, emb, dir).importAll(context.Background())
+	refs, err := node(t, im, emb, dir).importAll(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestSkipsWhatContainerdHolds(t *testing.T) {
 		return nil, nil
 	}}
 	emb := fstest.MapFS{"images/pause.tar": {Data: ociArchive(t, "docker.io/outpostk8s/pause:1")}}
-	refs, err := node(im, emb, dir).importAll(context.Background())
+	refs, err := node(t, im, emb, dir).importAll(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestLastArchiveWins(t *testing.T) {
 			}
 			return nil, nil
 		}}
-		if _, err := node(im, emb, dir).importAll(context.Background()); err != nil {
+		if _, err := node(t, im, emb, dir).importAll(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if len(imported) == 0 || imported[len(imported)-1] != "sha256:11" {
@@ -176,12 +176,14 @@ func TestLastArchiveWins(t *testing.T) {
 	}
 }
 
-// node is the images component over im, with the embedded archives of emb, as a node runs it.
-func node(im Importer, emb fstest.MapFS, dir string) *Images {
-	var archives []Archive
-	for name := range emb {
-		archives = append(archives, Archive{Name: name, Open: func() (io.ReadCloser, error) { return emb.Open(name) }})
+// node is the images component over im, with the bundled archives of emb, as a node runs it.
+func node(t *testing.T, im Importer, emb fstest.MapFS, dir string) *Images {
+	t.Helper()
+	bundled := t.TempDir()
+	for name, f := range emb {
+		if err := os.WriteFile(filepath.Join(bundled, filepath.Base(name)), f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return &Images{Importer: im, Dir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Embedded: func() ([]Archive, error) { return archives, nil }}
+	return &Images{Importer: im, Bundled: bundled, Dir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
