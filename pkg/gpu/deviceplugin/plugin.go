@@ -33,6 +33,8 @@ type Plugin struct {
 	Dir      string // the kubelet's device-plugin dir, holding kubelet.sock
 	Links    map[string][]string
 	Log      *slog.Logger
+	// RegisterTimeout bounds the wait for the kubelet to answer a registration (a minute).
+	RegisterTimeout time.Duration
 
 	mu      sync.Mutex
 	devices []resources.Device
@@ -74,6 +76,11 @@ func (p *Plugin) Start(ctx context.Context) error {
 }
 
 func (p *Plugin) serveAndRegister(ctx context.Context) error {
+	// A starting kubelet empties the dir before it listens: a socket made before then is
+	// removed under the plugin, and the kubelet cannot dial it back.
+	if err := p.waitKubelet(ctx); err != nil {
+		return err
+	}
 	sock := filepath.Join(p.Dir, p.Socket())
 	_ = os.Remove(sock)
 	l, err := net.Listen("unix", sock)
@@ -94,8 +101,37 @@ func (p *Plugin) serveAndRegister(ctx context.Context) error {
 	return nil
 }
 
+func (p *Plugin) registerTimeout() time.Duration {
+	if p.RegisterTimeout <= 0 {
+		return time.Minute
+	}
+	return p.RegisterTimeout
+}
+
+// waitKubelet waits until the kubelet accepts connections: after a restart of the node,
+// kubelet.sock is the last kubelet's until the new one replaces it, and refuses them meanwhile.
+func (p *Plugin) waitKubelet(ctx context.Context) error {
+	sock := filepath.Join(p.Dir, "kubelet.sock")
+	deadline := time.Now().Add(p.registerTimeout())
+	for {
+		c, err := net.DialTimeout("unix", sock, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("device plugin %s: register with the kubelet: %s does not answer: %w", p.Resource, sock, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 func (p *Plugin) register(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, p.registerTimeout())
 	defer cancel()
 	conn, err := grpc.NewClient("unix://"+filepath.Join(p.Dir, "kubelet.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -105,7 +141,7 @@ func (p *Plugin) register(ctx context.Context) error {
 	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
 		Version: pluginapi.Version, Endpoint: p.Socket(), ResourceName: p.Resource,
 		Options: &pluginapi.DevicePluginOptions{GetPreferredAllocationAvailable: true},
-	})
+	}, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("device plugin %s: register with the kubelet: %w", p.Resource, err)
 	}

@@ -2,6 +2,7 @@ package deviceplugin
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,5 +164,45 @@ func TestReRegistersAfterKubeletRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, p.Socket())); err != nil {
 		t.Errorf("plugin socket not served again: %v", err)
+	}
+}
+
+// After a node restart kubelet.sock is the last kubelet's, refusing connections until the new
+// kubelet replaces it: registration waits for it instead of failing the GPU layer's start.
+func TestRegisterWaitsForARestartedKubelet(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(dir, "kubelet.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // a stale socket file: connect gets ECONNREFUSED
+	r, links := dgxResource(t, 1)
+	p := New(r, dir, links, nil)
+	p.RegisterTimeout = 20 * time.Second
+	kc := make(chan *gputest.FakeKubelet, 1)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		kc <- startKubelet(t, dir)
+	}()
+	start := time.Now()
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("start with the kubelet coming up later: %v", err)
+	}
+	defer p.Stop()
+	waited := time.Since(start)
+	if k := <-kc; waited < time.Second || k.Count() != 1 {
+		t.Errorf("registered after %s, %d registrations", waited, k.Count())
+	}
+
+	// No kubelet at all: an error within the timeout, naming the registration.
+	dir2 := t.TempDir()
+	l, _ = net.Listen("unix", filepath.Join(dir2, "kubelet.sock"))
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	p2 := New(r, dir2, links, nil)
+	p2.RegisterTimeout = time.Second
+	if err := p2.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "register with the kubelet") {
+		t.Errorf("no kubelet: %v", err)
 	}
 }
