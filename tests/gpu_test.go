@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,8 +47,13 @@ func TestGPUMock(t *testing.T) {
 	pluginDirExisted := exists("/var/lib/kubelet/device-plugins")
 	root := t.TempDir()
 	devRoot, driverRoot := fakeGPUHost(t, root)
+	// Time-slicing configs in the device plugin's format, a node picking one by its label; no
+	// default.yaml, so whole GPUs until it does.
+	sharingDir := filepath.Join(root, "sharing")
+	os.MkdirAll(sharingDir, 0o755)
+	os.WriteFile(filepath.Join(sharingDir, "ts4.yaml"), []byte("version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n"), 0o644)
 	s := harness.NewServer(t, "--gpu-mock", "dgxa100", "--gpu-dev-root", devRoot, "--gpu-driver-root", driverRoot,
-		"--gpu-health-quiet", "20s")
+		"--gpu-health-quiet", "20s", "--gpu-sharing-config", sharingDir)
 	s.Args = append(s.Args, "--gpu-cdi-dir", filepath.Join(s.Root, "cdi"))
 	t.Cleanup(func() {
 		if left := harness.Leftovers(s.Root); len(left) > 0 {
@@ -174,7 +180,9 @@ func TestGPUMock(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, name := range []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_TOTAL",
-			"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "outpost_gpu_xid_errors_total"} {
+			"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK",
+			"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
+			"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "outpost_gpu_xid_errors_total"} {
 			if c := strings.Count(string(body), "\n"+name+"{"); c != 8 {
 				t.Errorf("%s: %d samples, want 8", name, c)
 			}
@@ -182,7 +190,63 @@ func TestGPUMock(t *testing.T) {
 		if !strings.Contains(string(body), `outpost_gpu_xid_errors_total{gpu="5"`) || !strings.Contains(string(body), `Hostname=`) {
 			t.Errorf("metrics:\n%s", body)
 		}
+		// The pod holding two GPUs is named on their series (the kubelet's PodResources API),
+		// and on no other GPU's.
+		env := strings.TrimSpace(s.MustKubectl("exec", "gpu2", "--", "/optest", "env", "NVIDIA_VISIBLE_DEVICES"))
+		held := strings.Split(strings.TrimPrefix(env, "NVIDIA_VISIBLE_DEVICES="), ",")
+		var named []string
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, "DCGM_FI_DEV_GPU_UTIL{") && strings.Contains(l, `,container="c",namespace="default",pod="gpu2"}`) {
+				named = append(named, l)
+			}
+		}
+		if len(held) != 2 || len(named) != 2 || !strings.Contains(strings.Join(named, " "), `UUID="`+held[0]+`"`) ||
+			!strings.Contains(strings.Join(named, " "), `UUID="`+held[1]+`"`) {
+			t.Errorf("pod gpu2 holds %v; util series naming it: %v", held, named)
+		}
 	})
+	t.Run("SharingConfigByLabel", func(t *testing.T) { sharingChecks(t, s, alloc) })
+}
+
+// sharingChecks: the node's label picks a time-slicing config; the device plugin advertises
+// it without a restart, the labels say so, and a name with no config is refused with an Event.
+func sharingChecks(t *testing.T, s *harness.Server, alloc func() (string, string)) {
+	node := strings.TrimSpace(s.MustKubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"))
+	labelsSay := func(replicas, strategy string) func() error {
+		return func() error {
+			l := s.MustKubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.nvidia\.com/gpu\.replicas} {.metadata.labels.nvidia\.com/gpu\.sharing-strategy}`)
+			if n, _ := alloc(); n != fmt.Sprint(8*mustAtoi(replicas)) || l != replicas+" "+strategy {
+				return fmt.Errorf("allocatable %s, labels %q", n, l)
+			}
+			return nil
+		}
+	}
+	if err := labelsSay("1", "none")(); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+	s.MustKubectl("label", "node", node, "nvidia.com/device-plugin.config=ts4")
+	harness.Eventually(t, 90*time.Second, "ts4: 32 allocatable, replicas 4, time-slicing", labelsSay("4", "time-slicing"))
+	s.MustKubectl("label", "--overwrite", "node", node, "nvidia.com/device-plugin.config=ts9")
+	harness.Eventually(t, 60*time.Second, "SharingConfigFailed event naming ts9", func() error {
+		out, err := s.Kubectl("get", "events", "--field-selector", "reason=SharingConfigFailed", "-o", "jsonpath={.items[*].message}")
+		if err != nil || !strings.Contains(out, "nvidia.com/device-plugin.config=ts9: no such config") {
+			return fmt.Errorf("events %q %v", out, err)
+		}
+		return nil
+	})
+	if err := labelsSay("4", "time-slicing")(); err != nil {
+		t.Errorf("after a refused name the node should keep ts4: %v", err)
+	}
+	s.MustKubectl("label", "node", node, "nvidia.com/device-plugin.config-")
+	harness.Eventually(t, 90*time.Second, "back to whole GPUs", labelsSay("1", "none"))
+}
+
+func mustAtoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
 }
 
 func applyGPUPod(t *testing.T, s *harness.Server, name, image string, gpus int) {

@@ -33,7 +33,8 @@ func TestMultiNode(t *testing.T) {
 		t.Fatalf("token create: %s", ttlToken)
 	}
 	ttlCreated := time.Now()
-	a3 := startAgent(t, c, img, "a3", ttlToken, srv.URL())
+	// a3 is the cluster's GPU node: the NVML mock, and the NVIDIA runtime (a fake) that only it has.
+	a3 := startGPUAgent(t, c, img, "a3", ttlToken, srv.URL())
 	t.Run("AllNodesReady", func(t *testing.T) {
 		for _, a := range append(agents, a3) {
 			start := a.Started()
@@ -43,6 +44,7 @@ func TestMultiNode(t *testing.T) {
 		out := srv.MustKubectl("get", "nodes", "-o", "wide")
 		t.Logf("\n%s", out)
 	})
+	t.Run("GPURuntimeClassFromAgent", func(t *testing.T) { runtimeClassChecks(t, srv, a3, imgName) })
 	nodes := []string{"s1", "a1", "a2"}
 	t.Run("PodNetworkAcrossNodes", func(t *testing.T) {
 		var y strings.Builder
@@ -191,8 +193,8 @@ func TestMultiNode(t *testing.T) {
 		before := len(a3.Log())
 		a3.Start()
 		harness.Eventually(t, 2*time.Minute, "a3 ready again", func() error {
-			if !strings.Contains(a3.Log()[before:], "Outpost agent is ready") {
-				return fmt.Errorf("no ready line since the restart")
+			if log := a3.Log()[before:]; !strings.Contains(log, "Outpost agent is ready") {
+				return fmt.Errorf("no ready line since the restart; log since:\n%s", log[max(0, len(log)-3000):])
 			}
 			return nil
 		})
@@ -396,6 +398,70 @@ func startAgentWith(t *testing.T, c *harness.Cluster, img, name, token string, s
 	withImage(t, a, img)
 	a.Start()
 	return a
+}
+
+// startGPUAgent starts an agent on the NVML mock (8 x A100, fake device nodes) with a fake
+// nvidia-container-runtime on its PATH: a script that notes each call and runs the payload's
+// runc, so pods of the nvidia RuntimeClass really run through it.
+func startGPUAgent(t *testing.T, c *harness.Cluster, img, name, token, server string) *harness.Node {
+	t.Helper()
+	gpuRoot := filepath.Join(c.Root, name+"-gpu")
+	devRoot, driverRoot := fakeGPUHost(t, gpuRoot)
+	a := c.AddNode(name, "agent", "--token", token, "--node-password-file", filepath.Join(c.Root, name, "node-password"),
+		"--server", server, "--gpu-mode", "auto", "--gpu-mock", "dgxa100", "--gpu-dev-root", devRoot, "--gpu-driver-root", driverRoot)
+	toolkit := filepath.Join(gpuRoot, "toolkit")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >>%s\nexec %s \"$@\"\n",
+		filepath.Join(gpuRoot, "runtime-calls"), filepath.Join(a.DataDir(), "data", "current", "bin", "runc"))
+	if err := os.MkdirAll(toolkit, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(toolkit, "nvidia-container-runtime"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a.Env = []string{"PATH=" + toolkit + ":" + os.Getenv("PATH")}
+	withImage(t, a, img)
+	a.Start()
+	return a
+}
+
+// runtimeClassChecks: the GPU agent's runtime, which the server's own node lacks, leads the
+// servers to the nvidia RuntimeClass, whose pods land on that agent and run through it.
+func runtimeClassChecks(t *testing.T, srv, gpuNode *harness.Node, imgName string) {
+	harness.Eventually(t, time.Minute, "RuntimeClass nvidia with its node selector", func() error {
+		out, err := srv.Kubectl("get", "runtimeclass", "-o", "jsonpath={range .items[*]}{.metadata.name}={.handler}={.scheduling.nodeSelector}{\"\\n\"}{end}")
+		if err != nil || strings.TrimSpace(out) != `nvidia=nvidia={"runtime.outpost.io/nvidia":"true"}` {
+			return fmt.Errorf("runtimeclasses %q %v", out, err)
+		}
+		return nil
+	})
+	labelled := strings.Fields(srv.MustKubectl("get", "nodes", "-l", "runtime.outpost.io/nvidia=true", "-o", "jsonpath={.items[*].metadata.name}"))
+	if len(labelled) != 1 || labelled[0] != gpuNode.Name {
+		t.Errorf("nodes with the runtime label: %v, want only %s", labelled, gpuNode.Name)
+	}
+	apply(t, srv, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: cuda}
+spec:
+  runtimeClassName: nvidia
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: %s
+    imagePullPolicy: Never
+    args: [sleep]
+    resources: {limits: {nvidia.com/gpu: 1}}
+`, imgName))
+	defer srv.Kubectl("delete", "pod", "cuda", "--wait=false")
+	if out, err := srv.Kubectl("wait", "--for=condition=Ready", "pod/cuda", "--timeout=2m"); err != nil {
+		t.Fatal(out, err)
+	}
+	if on := srv.MustKubectl("get", "pod", "cuda", "-o", "jsonpath={.spec.nodeName}"); on != gpuNode.Name {
+		t.Errorf("pod of the nvidia RuntimeClass on %q, want %s", on, gpuNode.Name)
+	}
+	calls, _ := os.ReadFile(filepath.Join(filepath.Dir(gpuNode.Root), gpuNode.Name+"-gpu", "runtime-calls"))
+	if !strings.Contains(string(calls), "create") {
+		t.Errorf("the nvidia runtime was not called to create the container: %q", calls)
+	}
 }
 
 // withImage puts the test image where the node imports it at start.

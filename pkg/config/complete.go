@@ -13,6 +13,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/encryption"
+	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
 	"github.com/outpostk8s/outpost/pkg/node/registries"
 	"github.com/outpostk8s/outpost/pkg/snapshot"
 	"github.com/outpostk8s/outpost/pkg/token"
@@ -335,6 +336,13 @@ func gpuOptions(g GPUOptions) (GPUOptions, error) {
 	}
 	if g.Replicas < 1 {
 		return g, fmt.Errorf("--gpu-time-slicing-replicas %d must be 1 or more", g.Replicas)
+	}
+	if g.SharingConfig != "" {
+		s, err := sharing.Load(g.SharingConfig)
+		if err != nil {
+			return g, fmt.Errorf("--gpu-sharing-config: %w", err)
+		}
+		g.Sharing = s
 	}
 	if g.MetricsPort < 0 || g.MetricsPort > 65535 {
 		return g, fmt.Errorf("--gpu-metrics-port %d is out of range 0-65535", g.MetricsPort)

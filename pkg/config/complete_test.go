@@ -124,6 +124,10 @@ func TestEtcdOptions(t *testing.T) {
 }
 
 func TestCompleteGPUOptions(t *testing.T) {
+	badSharing := filepath.Join(t.TempDir(), "sharing.yaml")
+	if err := os.WriteFile(badSharing, []byte("version: v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		mut  func(*GPUOptions)
 		want string
@@ -132,6 +136,8 @@ func TestCompleteGPUOptions(t *testing.T) {
 		{func(g *GPUOptions) { g.MIGStrategy = "all" }, "--gpu-mig-strategy"},
 		{func(g *GPUOptions) { g.Replicas = 0 }, "--gpu-time-slicing-replicas"},
 		{func(g *GPUOptions) { g.Mock = "dgx-z" }, "--gpu-mock"},
+		{func(g *GPUOptions) { g.SharingConfig = "/nonexistent/sharing.yaml" }, "--gpu-sharing-config: GPU sharing config: stat /nonexistent"},
+		{func(g *GPUOptions) { g.SharingConfig = badSharing }, "--gpu-sharing-config: GPU sharing config " + badSharing + `: version "v2": only v1 is known`},
 	} {
 		o := defaults()
 		tc.mut(&o.GPU)

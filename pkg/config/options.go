@@ -4,7 +4,11 @@
 // an agent has only the node part and where to join.
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
+)
 
 // NodeOptions are the flags a server and an agent share: this machine's node.
 type NodeOptions struct {
@@ -85,9 +89,13 @@ type AgentOptions struct {
 
 // GPUOptions are the gpu: section's settings (flags --gpu-*).
 type GPUOptions struct {
-	Mode           string // auto | off
-	MIGStrategy    string
-	Replicas       int
+	Mode        string // auto | off
+	MIGStrategy string
+	Replicas    int
+	// SharingConfig names the time-slicing config file or directory; Sharing is what it holds,
+	// read and checked when the config completes.
+	SharingConfig  string
+	Sharing        *sharing.Set
 	DriverRoot     string
 	DefaultRuntime string
 	MetricsPort    int

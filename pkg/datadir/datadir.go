@@ -68,7 +68,8 @@ func (d Dirs) TokenFile() string { return d.p("server", "token") }
 // EncryptionConfig is the apiserver's Secrets encryption config, with its keys.
 func (d Dirs) EncryptionConfig() string { return d.p("server", "cred", "encryption-config.json") }
 
-// RuntimeClassesManifest is where a server puts the NVIDIA RuntimeClasses its node found.
+// RuntimeClassesManifest is where servers before the RuntimeClass controller wrote the NVIDIA
+// RuntimeClasses their own node found; the controller removes it.
 func (d Dirs) RuntimeClassesManifest() string {
 	return d.p("server", "manifests", "gpu-runtimeclasses.yaml")
 }

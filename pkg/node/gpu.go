@@ -1,23 +1,20 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/gpu/agent"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
-	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
 	"github.com/outpostk8s/outpost/pkg/node/containerd"
-	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
 // CheckGPU validates the GPU settings against the hardware before the command touches the
@@ -89,52 +86,39 @@ func gpuConfig(c *config.Node) agent.Config {
 		DriverRoot: g.DriverRoot, DevRoot: g.DevRoot, CDIDir: g.CDIDir, DefaultRuntime: g.DefaultRuntime,
 		MetricsPort: g.MetricsPort, NodeIP: c.NodeIP, PluginDir: devicePluginDir,
 		HealthQuiet: g.HealthQuiet, PathEnv: os.Getenv("PATH"), Hostname: c.NodeName,
+		MachineFile: "/sys/class/dmi/id/product_name", PodResourcesSocket: podResourcesSocket(c.KubeletArgs),
+		Sharing: g.Sharing,
 	}
+}
+
+// podResourcesSocket is the kubelet's PodResources socket, under its root dir: the default, or
+// a --kubelet-arg root-dir= the user gave (the last one wins, as for the kubelet's flags).
+func podResourcesSocket(kubeletArgs []string) string {
+	root := "/var/lib/kubelet"
+	for _, a := range kubeletArgs {
+		if v, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), "root-dir="); ok {
+			root = v
+		}
+	}
+	return filepath.Join(root, "pod-resources", "kubelet.sock")
 }
 
 // devicePluginDir is where the kubelet's device manager listens: fixed by the kubelet,
 // whatever its --root-dir.
 const devicePluginDir = "/var/lib/kubelet/device-plugins"
 
-// gpuContainerd adds the NVIDIA runtime handlers and the CDI dirs to containerd's config and
-// returns the runtimes found.
-func gpuContainerd(g config.GPUOptions, a *agent.Agent, cc *containerd.Config) []gpuruntime.Runtime {
+// gpuContainerd adds the NVIDIA runtime handlers and the CDI dirs to containerd's config. The
+// GPU layer labels the Node per runtime; the servers make the RuntimeClasses from the labels.
+func gpuContainerd(g config.GPUOptions, a *agent.Agent, cc *containerd.Config) {
 	cc.CDISpecDirs = []string{"/etc/cdi", "/var/run/cdi"}
 	if d := g.CDIDir; d != "/var/run/cdi" && d != "/etc/cdi" {
 		cc.CDISpecDirs = append(cc.CDISpecDirs, d)
 	}
 	cc.DefaultRuntime = g.DefaultRuntime
 	if a == nil {
-		return nil
+		return
 	}
 	for _, r := range a.Runtimes {
 		cc.Runtimes = append(cc.Runtimes, containerd.Runtime{Name: r.Name, BinaryName: r.Path})
 	}
-	return a.Runtimes
-}
-
-// runtimeClasses writes a server's RuntimeClasses manifest for the NVIDIA runtimes its node
-// found, or removes it when there are none (the deploy controller applies the dir).
-type runtimeClasses struct {
-	path     string
-	runtimes []gpuruntime.Runtime
-}
-
-var _ component.Component = (*runtimeClasses)(nil)
-
-func (r *runtimeClasses) Name() string                { return "gpu-runtimeclasses" }
-func (r *runtimeClasses) Start(context.Context) error { return nil }
-func (r *runtimeClasses) Stop(context.Context) error  { return nil }
-
-func (r *runtimeClasses) Init(context.Context) error {
-	if len(r.runtimes) == 0 {
-		if err := os.Remove(r.path); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("remove RuntimeClasses manifest: %w", err)
-		}
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
-		return fmt.Errorf("manifests dir: %w", err)
-	}
-	return pki.WriteFile(r.path, []byte(gpuruntime.RuntimeClasses(r.runtimes)), 0o600)
 }

@@ -44,3 +44,15 @@ func TestGPULib(t *testing.T) {
 		t.Errorf("driver: %#v %v", lib, err)
 	}
 }
+
+// The metrics ask the kubelet's PodResources socket where its root dir puts it.
+func TestPodResourcesSocket(t *testing.T) {
+	for want, args := range map[string][]string{
+		"/var/lib/kubelet/pod-resources/kubelet.sock": {"max-pods=42"},
+		"/data/kubelet/pod-resources/kubelet.sock":    {"root-dir=/srv/k", "--root-dir=/data/kubelet"},
+	} {
+		if got := podResourcesSocket(args); got != want {
+			t.Errorf("%v: %s, want %s", args, got, want)
+		}
+	}
+}

@@ -1,7 +1,7 @@
 // Package node assembles this machine's node part from its completed config: containerd, the
 // images, the kubelet and kube-proxy, the pod network (CNI, flannel) and the GPU layer. A
 // server and an agent run the same assembly; they differ only in where the node's
-// credentials are and whether the node writes cluster objects (the RuntimeClasses manifest).
+// credentials are.
 package node
 
 import (
@@ -45,14 +45,11 @@ type Node struct {
 	BinDir string
 	// Servers, on an agent, are the servers (host:port) its load balancer forwards to, the one
 	// that answered the join first; none on a server, whose node talks to its own apiserver.
-	Servers []string
-	// RuntimeClasses, on a server, is the manifest file for the NVIDIA RuntimeClasses the
-	// node's GPU layer finds; "" on an agent (cluster objects are a server's to write).
-	RuntimeClasses string
-	Kubelet        kubelet.Run
-	KubeProxy      kubeproxy.Run
-	Log            *slog.Logger
-	Out            io.Writer // containerd's tagged log lines
+	Servers   []string
+	Kubelet   kubelet.Run
+	KubeProxy kubeproxy.Run
+	Log       *slog.Logger
+	Out       io.Writer // containerd's tagged log lines
 }
 
 // Phases are the node's components in start order: containerd; the images; the kubelet and
@@ -84,12 +81,7 @@ func (n *Node) Phases() ([][]component.Component, error) {
 	if gpu != nil {
 		first = append(first, gpu.CDISpec())
 	}
-	rts := gpuContainerd(c.GPU, gpu, &cc)
-	if n.RuntimeClasses != "" {
-		first = append(first, &runtimeClasses{path: n.RuntimeClasses, runtimes: rts})
-	} else if len(rts) > 0 {
-		n.Log.Info("NVIDIA runtimes found: create their RuntimeClasses on a server", "runtimes", len(rts))
-	}
+	gpuContainerd(c.GPU, gpu, &cc)
 	if c.Registries != nil && len(c.Registries.RewriteRoutes()) > 0 {
 		proxy := &regproxy.Proxy{Routes: c.Registries.RewriteRoutes(), Config: c.Registries.ConfigFor, Log: n.Log.With("component", "registry-proxy")}
 		cc.RegistryProxy = proxy

@@ -28,6 +28,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/leader"
 	"github.com/outpostk8s/outpost/pkg/control/metricsserver"
 	"github.com/outpostk8s/outpost/pkg/control/nodepassword"
+	"github.com/outpostk8s/outpost/pkg/control/runtimeclass"
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
 	"github.com/outpostk8s/outpost/pkg/control/servicelb"
 	"github.com/outpostk8s/outpost/pkg/control/static"
@@ -130,6 +131,8 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 				API:    strings.TrimPrefix(cl.adminCfg.Host, "https://"),
 				APITLS: helm.TLSFiles{CA: c.Dirs.ServerCAFile(), Cert: filepath.Join(c.Dirs.TLS(), pki.Admin+".crt"), Key: filepath.Join(c.Dirs.TLS(), pki.Admin+".key")}}})
 	}
+	rest = append(rest, &runtimeclass.Controller{Client: cl.admin, Legacy: c.Dirs.RuntimeClassesManifest(),
+		Log: s.Log.With("component", "gpu-runtimeclasses")})
 	if p := s.encryptionConfigPath(); p != "" {
 		log := s.Log.With("component", "secrets-encryption")
 		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
@@ -181,7 +184,7 @@ type datastoreComponent interface {
 // runs them only while this server holds the Lease: with servers sharing a datastore, one
 // applies the manifests, installs charts, and assigns load-balancer addresses.
 func electLeader(rest []component.Component, client kubernetes.Interface, identity string, log *slog.Logger) []component.Component {
-	one := map[string]bool{"deploy": true, "node-password-cleaner": true, "servicelb": true, "helm-controller": true}
+	one := map[string]bool{"deploy": true, "node-password-cleaner": true, "servicelb": true, "helm-controller": true, "gpu-runtimeclasses": true}
 	e := &leader.Elected{Lease: "outpost-controllers", Identity: identity, Client: client, Log: log}
 	var out []component.Component
 	for _, c := range rest {

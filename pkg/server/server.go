@@ -111,7 +111,7 @@ func (s *Server) Phases(binDir string) ([][]component.Component, error) {
 	if n == nil {
 		return control, nil
 	}
-	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.TLS(), BinDir: binDir, RuntimeClasses: n.Dirs.RuntimeClassesManifest(),
+	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.TLS(), BinDir: binDir,
 		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: s.Log, Out: s.Out}
 	np, err := nd.Phases()
 	if err != nil {

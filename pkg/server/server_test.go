@@ -106,7 +106,7 @@ func TestServerPhases(t *testing.T) {
 	want := [][]string{
 		{"kine"},
 		{"kube-apiserver"},
-		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "bootstrap-data", "etcd-snapshot", "sysctl", "gpu-runtimeclasses", "containerd"},
+		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot", "sysctl", "containerd"},
 		{"images", "node-password"},
 		{"kubelet", "kube-proxy", "service-cidr"},
 		{"flannel", "cni", "network-policy"},
@@ -116,7 +116,7 @@ func TestServerPhases(t *testing.T) {
 	}
 	d := s.Cfg.Control.Dirs
 	// Assembling writes nothing: each component writes its files in its own Init.
-	for _, f := range []string{d.KubeletConfig(), d.KubeProxyConfig(), d.ContainerdConfig(), d.RuntimeClassesManifest(), d.CNIConfDir()} {
+	for _, f := range []string{d.KubeletConfig(), d.KubeProxyConfig(), d.ContainerdConfig(), d.CNIConfDir()} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s written while assembling", f)
 		}
@@ -138,10 +138,11 @@ func TestServerPhases(t *testing.T) {
 	}
 }
 
-// --disable-agent: the control plane only; no containerd, kubelet or node password.
+// --disable-agent: the control plane only; no containerd, kubelet or node password. The
+// RuntimeClass controller runs all the same: the GPUs are on the agents.
 func TestServerWithoutNodePhases(t *testing.T) {
 	_, phases := assemble(t, func(o *config.ServerOptions) { o.DisableAgent = true })
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "bootstrap-data", "etcd-snapshot"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}
@@ -155,7 +156,7 @@ func TestServerDisablePackaged(t *testing.T) {
 		o.DisableAgent, o.Disable, o.DisableHelm = true, []string{"servicelb", "metrics-server"}, true
 		o.Snapshots.Disable = true
 	})
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "bootstrap-data"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "gpu-runtimeclasses", "bootstrap-data"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}

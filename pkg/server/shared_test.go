@@ -21,7 +21,7 @@ func TestServersShareADatastore(t *testing.T) {
 	first, phases := assemble(t, func(o *config.ServerOptions) { o.DatastoreEndpoint, o.DisableAgent = dsn, true })
 	names := component.Names(phases)
 	if last := names[len(names)-1]; !slices.Contains(last, "leader-elected") || slices.Contains(last, "deploy") ||
-		slices.Contains(last, "helm-controller") || slices.Contains(last, "etcd-snapshot") {
+		slices.Contains(last, "helm-controller") || slices.Contains(last, "gpu-runtimeclasses") || slices.Contains(last, "etcd-snapshot") {
 		t.Errorf("shared datastore phases %v", names)
 	}
 	d1 := first.Cfg.Control.Dirs

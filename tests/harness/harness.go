@@ -50,6 +50,8 @@ type Server struct {
 	LogPath    string
 	// Wrap, when set, builds the command (a multi-node test runs it in the node's namespaces).
 	Wrap func(bin string, args []string) *exec.Cmd
+	// Env is added to the process's environment.
+	Env []string
 	// Unpack leaves unpacking the payload to the outer binary, as on a new machine, instead
 	// of seeding the data dir with the run's shared copy (Seed).
 	Unpack bool
@@ -134,6 +136,12 @@ func (s *Server) Start() {
 	cmd := exec.Command(s.Bin, s.Args...)
 	if s.Wrap != nil {
 		cmd = s.Wrap(s.Bin, s.Args)
+	}
+	if len(s.Env) > 0 {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, s.Env...)
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -367,8 +375,8 @@ func Unmount(root string) {
 	}
 }
 
-// CleanNetwork removes the pod bridge and veths, and the iptables chains kube-proxy and the CNI
-// plugins created (IPv4 and IPv6).
+// CleanNetwork removes the pod bridge and veths, and the iptables chains kube-proxy, flannel and
+// the CNI plugins created (IPv4 and IPv6).
 func CleanNetwork() {
 	_ = exec.Command("ip", "link", "delete", "outpost0").Run()
 	for _, tool := range []string{"iptables", "ip6tables"} {
@@ -397,7 +405,8 @@ func policySets() []string {
 }
 
 func ours(chain string) bool {
-	return strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(chain, "CNI-") || strings.HasPrefix(chain, "OUTPOST-")
+	return strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(chain, "CNI-") || strings.HasPrefix(chain, "OUTPOST-") ||
+		strings.HasPrefix(chain, "FLANNEL-")
 }
 
 func cleanTable(tool, table string) {

@@ -28,8 +28,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/health"
 	"github.com/outpostk8s/outpost/pkg/gpu/labels"
 	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
+	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
+	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
 )
 
 // Config is the GPU layer's slice of the node config.
@@ -47,6 +49,15 @@ type Config struct {
 	HealthQuiet    time.Duration
 	PathEnv        string
 	Hostname       string
+	// MachineFile holds the host's model for the nvidia.com/gpu.machine label (DMI's
+	// product_name); "" or unreadable: no label.
+	MachineFile string
+	// PodResourcesSocket is the kubelet's PodResources API, which names the pods holding each
+	// GPU in the metrics; "" leaves the names out.
+	PodResourcesSocket string
+	// Sharing is the time-slicing configs the node may pick by its nvidia.com/device-plugin.config
+	// label; nil: Replicas for every resource.
+	Sharing *sharing.Set
 }
 
 // Agent is the component. Prepare runs before containerd is configured.
@@ -60,12 +71,17 @@ type Agent struct {
 	Runtimes []gpuruntime.Runtime
 	spec     *cdi.Spec
 
-	plugins []*deviceplugin.Plugin
-	monitor *health.Monitor
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	srv     *http.Server
-	nvmlUp  bool
+	// mu guards the plugins, Res and the sharing config, which a label change replaces.
+	mu          sync.Mutex
+	plugins     []*deviceplugin.Plugin
+	sharingName string          // the label value applied ("" the default)
+	sharingCfg  *sharing.Config // nil: no config, Replicas everywhere
+	refused     string          // a label value whose config was refused, reported once
+	monitor     *health.Monitor
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	srv         *http.Server
+	nvmlUp      bool
 }
 
 // Check detects the GPUs and runtimes and checks the settings against them, writing nothing:
@@ -82,7 +98,11 @@ func Check(cfg Config, lib gpulib.Lib) (node *detect.Node, res []resources.Resou
 	} else if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("GPU detection: %w", err)
 	}
-	if res, err = resources.Build(node, resources.Config{Strategy: cfg.Strategy, Replicas: cfg.Replicas}); err != nil {
+	if b, err := os.ReadFile(cfg.MachineFile); cfg.MachineFile != "" && err == nil {
+		node.Machine = strings.TrimSpace(string(b))
+	}
+	def, _ := cfg.Sharing.Pick("")
+	if res, err = resources.Build(node, resources.Config{Strategy: cfg.Strategy, Replicas: cfg.Replicas, Sharing: def}); err != nil {
 		return nil, nil, nil, nil, err
 	}
 	if spec, err = cdi.Generate(node, cfg.DriverRoot, cfg.DevRoot); err != nil {
@@ -103,13 +123,14 @@ func New(cfg Config, lib gpulib.Lib, client kubernetes.Interface, log *slog.Logg
 	if node == nil {
 		log.Info("no NVIDIA driver found: GPU support off")
 		if len(runtimes) > 0 {
-			return &Agent{cfg: cfg, log: log, Runtimes: runtimes}, nil // runtimes still usable
+			return &Agent{cfg: cfg, log: log, client: client, Runtimes: runtimes}, nil // runtimes still usable
 		}
 		return nil, nil
 	}
 	log.Info("GPUs found", "count", len(node.GPUs), "product", firstProduct(node), "driver", node.DriverVersion,
 		"resources", resourceSummary(res), "runtimes", len(runtimes))
-	return &Agent{cfg: cfg, lib: lib, log: log, client: client, Node: node, Res: res, Runtimes: runtimes, spec: spec}, nil
+	def, _ := cfg.Sharing.Pick("")
+	return &Agent{cfg: cfg, lib: lib, log: log, client: client, Node: node, Res: res, Runtimes: runtimes, spec: spec, sharingCfg: def}, nil
 }
 
 // Config is what the agent was given.
@@ -155,10 +176,20 @@ func (c *cdiSpec) Init(context.Context) error {
 }
 
 // Start serves the plugins (once the kubelet's socket exists), labels the node, and watches
-// health and serves metrics in the background.
+// health and serves metrics in the background. A node with runtimes and no GPU gets only
+// their labels.
 func (a *Agent) Start(ctx context.Context) error {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	st := &status{client: a.client, node: a.cfg.NodeName, log: a.log}
 	if a.Node == nil {
-		return nil // runtimes only
+		runtimes := labels.Runtimes(a.Runtimes)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			st.keepLabels(rctx, func(map[string]string) map[string]string { return runtimes })
+		}()
+		return nil
 	}
 	// Detect shut NVML down again; the plugins' health, the events and the metrics need it up
 	// for as long as the agent runs.
@@ -169,30 +200,25 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := waitFile(ctx, filepath.Join(a.cfg.PluginDir, "kubelet.sock"), time.Minute); err != nil {
 		return fmt.Errorf("kubelet device-plugin socket: %w", err)
 	}
-	links := map[string][]string{}
-	for _, g := range a.Node.GPUs {
-		links[g.PCIBusID] = g.NVLinkPeers
-	}
-	for _, r := range a.Res {
-		p := deviceplugin.New(r, a.cfg.PluginDir, links, a.log)
-		if err := p.Start(ctx); err != nil {
-			a.stopPlugins()
-			return err
-		}
-		a.plugins = append(a.plugins, p)
-	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
-	st := &status{client: a.client, node: a.cfg.NodeName, log: a.log}
 	a.monitor = health.NewMonitor(a.lib.Probe, a.cfg.HealthQuiet, func(c health.Change) {
 		a.setHealth(c)
 		st.report(rctx, c, a.monitor.Unhealthy(), true)
 	})
+	a.initialSharing(ctx)
+	a.mu.Lock()
+	err := a.startPlugins(ctx, a.Res)
+	a.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); st.report(rctx, health.Change{Healthy: true}, nil, false) }()
 	go func() {
 		defer a.wg.Done()
-		st.keepLabels(rctx, labels.For(a.Node, resources.Config{Strategy: a.cfg.Strategy, Replicas: a.cfg.Replicas}))
+		st.keepLabels(rctx, func(cur map[string]string) map[string]string {
+			a.applySharing(rctx, st, cur[sharing.ConfigLabel])
+			return a.labels()
+		})
 	}()
 	go func() { defer a.wg.Done(); a.watchHealth(rctx) }()
 	if a.cfg.MetricsPort > 0 {
@@ -209,12 +235,37 @@ func (a *Agent) serveMetrics() error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Source{Lib: a.lib, Hostname: a.cfg.Hostname, XIDs: a.monitor.XIDs}.Handler())
+	src := metrics.Source{Lib: a.lib, Hostname: a.cfg.Hostname, XIDs: a.monitor.XIDs}
+	if a.cfg.PodResourcesSocket != "" {
+		src.Holders = func() (map[string][]podresources.Holder, error) {
+			pr := podresources.Client{Socket: a.cfg.PodResourcesSocket, Devices: a.deviceGPUs()}
+			return pr.Holders(context.Background())
+		}
+	}
+	mux.Handle("/metrics", src.Handler())
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	for _, l := range ls {
 		go a.srv.Serve(l)
 	}
 	return nil
+}
+
+// deviceGPUs maps each advertised device ID to its physical GPU's UUID: a pod holding a
+// time-slicing replica or a MIG device is named on that GPU's series.
+func (a *Agent) deviceGPUs() map[string]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	uuids := map[int]string{}
+	for _, g := range a.Node.GPUs {
+		uuids[g.Index] = g.UUID
+	}
+	m := map[string]string{}
+	for _, r := range a.Res {
+		for _, d := range r.Devices {
+			m[d.ID] = uuids[d.GPUIndex]
+		}
+	}
+	return m
 }
 
 // metricsAddrs are where the metrics port listens: the node IP, for a Prometheus elsewhere in
@@ -249,6 +300,18 @@ func listenMetrics(nodeIP net.IP, port int) ([]net.Listener, error) {
 
 // setHealth tells every plugin holding the GPU (or its MIG devices).
 func (a *Agent) setHealth(c health.Change) {
+	a.mu.Lock()
+	a.markHealth(c)
+	a.mu.Unlock()
+	if c.Healthy {
+		a.log.Info("GPU healthy again", "reason", c.Reason)
+	} else {
+		a.log.Warn("GPU unhealthy: removed from allocatable", "reason", c.Reason)
+	}
+}
+
+// markHealth is setHealth's part under a.mu.
+func (a *Agent) markHealth(c health.Change) {
 	for _, p := range a.plugins {
 		for _, r := range a.Res {
 			if r.Name != p.Resource {
@@ -260,11 +323,6 @@ func (a *Agent) setHealth(c health.Change) {
 				}
 			}
 		}
-	}
-	if c.Healthy {
-		a.log.Info("GPU healthy again", "reason", c.Reason)
-	} else {
-		a.log.Warn("GPU unhealthy: removed from allocatable", "reason", c.Reason)
 	}
 }
 
@@ -304,6 +362,7 @@ func (a *Agent) watchHealth(ctx context.Context) {
 	}
 }
 
+// stopPlugins stops every plugin; the caller holds a.mu.
 func (a *Agent) stopPlugins() {
 	for _, p := range a.plugins {
 		p.Stop()
@@ -319,8 +378,10 @@ func (a *Agent) Stop(ctx context.Context) error {
 	if a.srv != nil {
 		_ = a.srv.Shutdown(ctx)
 	}
-	a.stopPlugins()
 	a.wg.Wait()
+	a.mu.Lock()
+	a.stopPlugins()
+	a.mu.Unlock()
 	if a.nvmlUp {
 		if err := a.lib.Close(); err != nil {
 			a.log.Warn("GPU library close", "err", err)

@@ -29,13 +29,16 @@ type status struct {
 }
 
 // keepLabels applies the labels once the Node exists, and again whenever someone changes them.
-func (s *status) keepLabels(ctx context.Context, want map[string]string) {
+// want is asked each time with the Node's current labels: a label the user sets (the sharing
+// config's name) can change what the node advertises.
+func (s *status) keepLabels(ctx context.Context, want func(current map[string]string) map[string]string) {
 	for ctx.Err() == nil {
 		n, err := s.client.CoreV1().Nodes().Get(ctx, s.node, metav1.GetOptions{})
 		if err == nil {
+			want := want(n.Labels)
 			patch := labels.Patch(n.Labels, want)
 			if len(patch) == 0 {
-				sleep(ctx, 30*time.Second)
+				sleep(ctx, 10*time.Second) // a user's label change (the sharing config) shows within 10 s
 				continue
 			}
 			body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": patch}})
@@ -46,6 +49,20 @@ func (s *status) keepLabels(ctx context.Context, want map[string]string) {
 			}
 		}
 		sleep(ctx, 2*time.Second)
+	}
+}
+
+// event records an Event on the Node, as the GPU layer.
+func (s *status) event(ctx context.Context, typ, reason, msg string) {
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: s.node + ".gpu.", Namespace: metav1.NamespaceDefault},
+		InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: s.node, UID: types.UID(s.node)},
+		Reason:         reason, Message: msg, Type: typ,
+		Source:         corev1.EventSource{Component: "outpost-gpu", Host: s.node},
+		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
+	}
+	if _, err := s.client.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		s.log.Warn("GPU event", "err", err)
 	}
 }
 

@@ -13,20 +13,26 @@ type Node struct {
 	CUDADriverMajor int    `json:"cudaDriverMajor"`
 	CUDADriverMinor int    `json:"cudaDriverMinor"`
 	GPUs            []GPU  `json:"gpus"`
+	// Machine is the host's model (DMI product name), read by the agent, not NVML.
+	Machine string `json:"machine,omitempty"`
 }
 
 // GPU is one physical GPU.
 type GPU struct {
-	Index       int         `json:"index"`
-	Minor       int         `json:"minor"` // /dev/nvidiaN
-	UUID        string      `json:"uuid"`
-	Product     string      `json:"product"`
-	MemoryMiB   uint64      `json:"memoryMiB"`
-	PCIBusID    string      `json:"pciBusID"`
-	MIGCapable  bool        `json:"migCapable"`
-	MIGEnabled  bool        `json:"migEnabled"`
-	MIG         []MIGDevice `json:"migDevices,omitempty"`
-	NVLinkPeers []string    `json:"nvlinkPeers,omitempty"` // PCI bus IDs of GPUs linked by NVLink
+	Index     int    `json:"index"`
+	Minor     int    `json:"minor"` // /dev/nvidiaN
+	UUID      string `json:"uuid"`
+	Product   string `json:"product"`
+	MemoryMiB uint64 `json:"memoryMiB"`
+	// ComputeMajor and ComputeMinor are the CUDA compute capability (8.0 for an A100); 0 when
+	// NVML does not say.
+	ComputeMajor int         `json:"computeMajor,omitempty"`
+	ComputeMinor int         `json:"computeMinor,omitempty"`
+	PCIBusID     string      `json:"pciBusID"`
+	MIGCapable   bool        `json:"migCapable"`
+	MIGEnabled   bool        `json:"migEnabled"`
+	MIG          []MIGDevice `json:"migDevices,omitempty"`
+	NVLinkPeers  []string    `json:"nvlinkPeers,omitempty"` // PCI bus IDs of GPUs linked by NVLink
 }
 
 // MIGDevice is one MIG partition (a compute instance inside a GPU instance).

@@ -51,6 +51,14 @@ type Reading struct {
 	FBTotalMiB  *float64 `json:"fbTotalMiB,omitempty"`
 	TempC       *float64 `json:"tempC,omitempty"`
 	PowerW      *float64 `json:"powerW,omitempty"`
+	SMClockMHz  *float64 `json:"smClockMHz,omitempty"`
+	MemClockMHz *float64 `json:"memClockMHz,omitempty"`
+	// EnergyMJ is the energy used since the driver loaded, in millijoules.
+	EnergyMJ    *float64 `json:"energyMJ,omitempty"`
+	PCIeReplays *float64 `json:"pcieReplays,omitempty"`
+	// ECC errors since the driver loaded (volatile): single-bit corrected, double-bit not.
+	ECCSingleBit *float64 `json:"eccSingleBit,omitempty"`
+	ECCDoubleBit *float64 `json:"eccDoubleBit,omitempty"`
 }
 
 // Preflight is the driver's state as check-config judges it.

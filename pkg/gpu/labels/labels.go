@@ -9,10 +9,8 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
+	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
 )
-
-// Prefix of every label Outpost owns; stale ones are removed by comparing against it.
-const Prefix = "nvidia.com/"
 
 // For returns the labels; a node without GPUs gets none.
 func For(n *detect.Node, c resources.Config) map[string]string {
@@ -29,15 +27,16 @@ func For(n *detect.Node, c resources.Config) map[string]string {
 		strategy = resources.None
 	}
 	l := map[string]string{
-		"nvidia.com/gpu.present":        "true",
-		"nvidia.com/gpu.product":        Value(g.Product),
-		"nvidia.com/gpu.count":          strconv.Itoa(len(n.GPUs)),
-		"nvidia.com/gpu.memory":         strconv.FormatUint(g.MemoryMiB, 10),
-		"nvidia.com/mig.capable":        strconv.FormatBool(capable),
-		"nvidia.com/mig.strategy":       string(strategy),
-		"nvidia.com/gpu.replicas":       strconv.Itoa(max(c.Replicas, 1)),
-		"nvidia.com/cuda.runtime.major": strconv.Itoa(n.CUDADriverMajor),
-		"nvidia.com/cuda.runtime.minor": strconv.Itoa(n.CUDADriverMinor),
+		"nvidia.com/gpu.present":          "true",
+		"nvidia.com/gpu.product":          Value(g.Product),
+		"nvidia.com/gpu.count":            strconv.Itoa(len(n.GPUs)),
+		"nvidia.com/gpu.memory":           strconv.FormatUint(g.MemoryMiB, 10),
+		"nvidia.com/mig.capable":          strconv.FormatBool(capable),
+		"nvidia.com/mig.strategy":         string(strategy),
+		"nvidia.com/gpu.replicas":         strconv.Itoa(replicas(c, resources.GPUResource)),
+		"nvidia.com/gpu.sharing-strategy": "none",
+		"nvidia.com/cuda.runtime.major":   strconv.Itoa(n.CUDADriverMajor),
+		"nvidia.com/cuda.runtime.minor":   strconv.Itoa(n.CUDADriverMinor),
 	}
 	// As GPU feature discovery: cuda.driver.* is the driver's own version, e.g. 550.54.15.
 	parts := strings.SplitN(n.DriverVersion, ".", 3)
@@ -47,6 +46,114 @@ func For(n *detect.Node, c resources.Config) map[string]string {
 	}
 	if len(parts) == 3 {
 		l["nvidia.com/cuda.driver.rev"] = parts[2]
+	}
+	if g.ComputeMajor > 0 {
+		l["nvidia.com/gpu.family"] = Family(g.ComputeMajor, g.ComputeMinor)
+		l["nvidia.com/gpu.compute.major"] = strconv.Itoa(g.ComputeMajor)
+		l["nvidia.com/gpu.compute.minor"] = strconv.Itoa(g.ComputeMinor)
+	}
+	if m := Value(n.Machine); m != "" {
+		l["nvidia.com/gpu.machine"] = m
+	}
+	if replicas(c, resources.GPUResource) > 1 {
+		l["nvidia.com/gpu.sharing-strategy"] = "time-slicing"
+	}
+	migLabels(l, n, strategy, c)
+	return l
+}
+
+// replicas is how many times the resource's devices are advertised.
+func replicas(c resources.Config, name string) int {
+	if r, _ := c.Sharing.For(name); r > 0 {
+		return r
+	}
+	return max(c.Replicas, 1)
+}
+
+// migLabels describes the MIG devices as GPU feature discovery does: with the single strategy
+// the gpu.* labels describe the MIG device pods get; with mixed, each profile has its own
+// nvidia.com/mig-<profile>.* labels.
+func migLabels(l map[string]string, n *detect.Node, strategy resources.Strategy, c resources.Config) {
+	type profile struct {
+		count   int
+		memory  uint64
+		product string
+	}
+	byProfile := map[string]*profile{}
+	total := 0
+	for _, g := range n.GPUs {
+		if !g.MIGEnabled {
+			continue
+		}
+		for _, m := range g.MIG {
+			p := byProfile[m.Profile]
+			if p == nil {
+				p = &profile{memory: m.MemoryMiB, product: Value(g.Product + "-MIG-" + m.Profile)}
+				byProfile[m.Profile] = p
+			}
+			p.count++
+			total++
+		}
+	}
+	switch strategy {
+	case resources.Single:
+		if len(byProfile) != 1 {
+			return // the device plugin refuses this layout; the whole-GPU labels stay
+		}
+		for _, p := range byProfile {
+			l["nvidia.com/gpu.count"] = strconv.Itoa(total)
+			l["nvidia.com/gpu.memory"] = strconv.FormatUint(p.memory, 10)
+			l["nvidia.com/gpu.product"] = p.product
+		}
+	case resources.Mixed:
+		for name, p := range byProfile {
+			k := "nvidia.com/mig-" + name
+			l[k+".count"] = strconv.Itoa(p.count)
+			l[k+".memory"] = strconv.FormatUint(p.memory, 10)
+			l[k+".product"] = p.product
+			l[k+".replicas"] = strconv.Itoa(replicas(c, "nvidia.com/mig-"+name))
+		}
+	}
+}
+
+// Family is the GPU architecture for a CUDA compute capability, named as GPU feature
+// discovery names it.
+func Family(major, minor int) string {
+	switch major {
+	case 1:
+		return "tesla"
+	case 2:
+		return "fermi"
+	case 3:
+		return "kepler"
+	case 5:
+		return "maxwell"
+	case 6:
+		return "pascal"
+	case 7:
+		if minor < 5 {
+			return "volta"
+		}
+		return "turing"
+	case 8:
+		if minor < 9 {
+			return "ampere"
+		}
+		return "ada-lovelace"
+	case 9:
+		return "hopper"
+	case 10, 12:
+		return "blackwell"
+	}
+	return "undefined"
+}
+
+// Runtimes returns a label per NVIDIA runtime the node has: the servers create a RuntimeClass
+// for each runtime some Node carries, with a node selector on its label.
+func Runtimes(rs []gpuruntime.Runtime) map[string]string {
+	l := map[string]string{}
+	for _, r := range rs {
+		l[gpuruntime.Label(r.Name)] = "true"
 	}
 	return l
 }
@@ -85,8 +192,14 @@ func Patch(current, want map[string]string) map[string]*string {
 	return p
 }
 
+// userLabels are under Outpost's prefixes but set by users: the MIG layout a node should have.
+var userLabels = map[string]bool{"nvidia.com/mig.config": true}
+
 func owned(k string) bool {
-	for _, p := range []string{"nvidia.com/gpu.", "nvidia.com/mig.", "nvidia.com/cuda."} {
+	if userLabels[k] {
+		return false
+	}
+	for _, p := range []string{"nvidia.com/gpu.", "nvidia.com/mig.", "nvidia.com/mig-", "nvidia.com/cuda.", gpuruntime.LabelPrefix} {
 		if strings.HasPrefix(k, p) {
 			return true
 		}

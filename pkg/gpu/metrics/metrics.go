@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
 )
 
 // DefaultPort is the agent's GPU metrics port (dcgm-exporter's own default is 9400).
@@ -21,6 +22,10 @@ type Source struct {
 	Hostname string
 	// XIDs returns the XID events seen for a GPU since start.
 	XIDs func(uuid string) uint64
+	// Holders returns GPU UUID -> the containers holding it (the kubelet's PodResources
+	// API); each holder gets the GPU's series with pod, namespace and container labels, as
+	// dcgm-exporter does. nil, or an error: series without them.
+	Holders func() (map[string][]podresources.Holder, error)
 }
 
 type metric struct{ name, help, typ string }
@@ -32,11 +37,18 @@ var (
 	fbTot  = metric{"DCGM_FI_DEV_FB_TOTAL", "Framebuffer memory total (in MiB).", "gauge"}
 	temp   = metric{"DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", "gauge"}
 	power  = metric{"DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", "gauge"}
+	smClk  = metric{"DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", "gauge"}
+	memClk = metric{"DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", "gauge"}
+	energy = metric{"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since the driver loaded (in mJ).", "counter"}
+	replay = metric{"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.", "counter"}
+	sbe    = metric{"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.", "counter"}
+	dbe    = metric{"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.", "counter"}
 	xids   = metric{"outpost_gpu_xid_errors_total", "XID errors seen since the agent started (dcgm-exporter has only the last XID).", "counter"}
 )
 
 // All is every metric name served.
-var All = []string{util.name, fbUsed.name, fbFree.name, fbTot.name, temp.name, power.name, xids.name}
+var All = []string{util.name, fbUsed.name, fbFree.name, fbTot.name, temp.name, power.name,
+	smClk.name, memClk.name, energy.name, replay.name, sbe.name, dbe.name, xids.name}
 
 // Write renders the current values. A value NVML cannot read is left out, not faked.
 func (s Source) Write(w io.Writer) error {
@@ -44,22 +56,41 @@ func (s Source) Write(w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("GPU readings: %w", err)
 	}
-	samples := map[metric][]string{}
-	add := func(m metric, labels string, v *float64) {
-		if v != nil {
-			samples[m] = append(samples[m], fmt.Sprintf("%s{%s} %g", m.name, labels, *v))
-		}
+	var holders map[string][]podresources.Holder
+	if s.Holders != nil {
+		holders, _ = s.Holders() // the GPUs' own values count more than naming their pods
 	}
+	samples := map[metric][]string{}
 	for _, g := range rs {
-		labels := fmt.Sprintf(`gpu="%d",UUID="%s",device="nvidia%d",modelName="%s",Hostname="%s"`, g.Index, g.UUID, g.Minor, esc(g.Name), esc(s.Hostname))
-		add(util, labels, g.UtilPercent)
-		add(fbUsed, labels, g.FBUsedMiB)
-		add(fbFree, labels, g.FBFreeMiB)
-		add(fbTot, labels, g.FBTotalMiB)
-		add(temp, labels, g.TempC)
-		add(power, labels, g.PowerW)
+		base := fmt.Sprintf(`gpu="%d",UUID="%s",device="nvidia%d",modelName="%s",Hostname="%s"`, g.Index, g.UUID, g.Minor, esc(g.Name), esc(s.Hostname))
+		sets := []string{base}
+		if hs := holders[g.UUID]; len(hs) > 0 {
+			sets = sets[:0]
+			for _, h := range hs {
+				sets = append(sets, fmt.Sprintf(`%s,container="%s",namespace="%s",pod="%s"`, base, esc(h.Container), esc(h.Namespace), esc(h.Pod)))
+			}
+		}
+		add := func(m metric, v *float64) {
+			for _, labels := range sets {
+				if v != nil {
+					samples[m] = append(samples[m], fmt.Sprintf("%s{%s} %g", m.name, labels, *v))
+				}
+			}
+		}
+		add(util, g.UtilPercent)
+		add(fbUsed, g.FBUsedMiB)
+		add(fbFree, g.FBFreeMiB)
+		add(fbTot, g.FBTotalMiB)
+		add(temp, g.TempC)
+		add(power, g.PowerW)
+		add(smClk, g.SMClockMHz)
+		add(memClk, g.MemClockMHz)
+		add(energy, g.EnergyMJ)
+		add(replay, g.PCIeReplays)
+		add(sbe, g.ECCSingleBit)
+		add(dbe, g.ECCDoubleBit)
 		if s.XIDs != nil {
-			add(xids, labels, gpulib.Float(float64(s.XIDs(g.UUID))))
+			add(xids, gpulib.Float(float64(s.XIDs(g.UUID))))
 		}
 	}
 	ms := make([]metric, 0, len(samples))

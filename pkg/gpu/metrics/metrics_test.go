@@ -8,6 +8,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
+	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
 )
 
 // noPower is the mock with one GPU whose power NVML cannot read.
@@ -25,15 +26,22 @@ func TestEveryMetricPerGPU(t *testing.T) {
 	m := mockgpu.DGXA100()
 	m.Open()
 	defer m.Close()
-	src := Source{Lib: noPower{m}, Hostname: "dgx", XIDs: func(string) uint64 { return 2 }}
+	// GPU 3 held by one container, GPU 5 by two (time-slicing): a series per holder.
+	src := Source{Lib: noPower{m}, Hostname: "dgx", XIDs: func(string) uint64 { return 2 },
+		Holders: func() (map[string][]podresources.Holder, error) {
+			return map[string][]podresources.Holder{
+				mockgpu.UUID(3): {{Pod: "train-0", Namespace: "ml", Container: "worker"}},
+				mockgpu.UUID(5): {{Pod: "a", Namespace: "default", Container: "c"}, {Pod: "b", Namespace: "default", Container: "c"}},
+			}, nil
+		}}
 	rec := httptest.NewRecorder()
 	src.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	out := string(body)
 	for _, name := range All {
-		want := 8
+		want := 9 // 8 GPUs, GPU 5 twice
 		if name == power.name {
-			want = 7 // left out, not faked
+			want = 8 // left out, not faked
 		}
 		if c := strings.Count(out, "\n"+name+"{"); c != want {
 			t.Errorf("%s: %d samples, want %d", name, c, want)
@@ -43,7 +51,13 @@ func TestEveryMetricPerGPU(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`DCGM_FI_DEV_GPU_UTIL{gpu="3",UUID="` + mockgpu.UUID(3) + `",device="nvidia3",modelName="NVIDIA A100-SXM4-40GB",Hostname="dgx"} 15`,
+		`DCGM_FI_DEV_GPU_UTIL{gpu="3",UUID="` + mockgpu.UUID(3) + `",device="nvidia3",modelName="NVIDIA A100-SXM4-40GB",Hostname="dgx",container="worker",namespace="ml",pod="train-0"} 15`,
+		`DCGM_FI_DEV_GPU_UTIL{gpu="4",UUID="` + mockgpu.UUID(4) + `",device="nvidia4",modelName="NVIDIA A100-SXM4-40GB",Hostname="dgx"} 20`,
+		`DCGM_FI_DEV_SM_CLOCK{gpu="5"`, `Hostname="dgx",container="c",namespace="default",pod="a"} 1410`,
+		`Hostname="dgx",container="c",namespace="default",pod="b"} 1410`,
+		`DCGM_FI_DEV_MEM_CLOCK{gpu="0"`, "} 1215\n",
+		"# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n",
+		`DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{gpu="1"`,
 		`DCGM_FI_DEV_POWER_USAGE{gpu="3"`, "} 62\n",
 		`DCGM_FI_DEV_FB_TOTAL{gpu="0"`, "} 40960",
 		`outpost_gpu_xid_errors_total{gpu="7"`, "} 2",
@@ -60,5 +74,20 @@ func TestLibraryDown(t *testing.T) {
 	Source{Lib: mockgpu.DGXA100()}.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 500 {
 		t.Errorf("status %d", rec.Code)
+	}
+}
+
+// The kubelet unreachable: the GPUs' series all the same, without pod labels.
+func TestHoldersUnavailable(t *testing.T) {
+	m := mockgpu.DGXA100()
+	m.Open()
+	defer m.Close()
+	var b strings.Builder
+	src := Source{Lib: m, Holders: func() (map[string][]podresources.Holder, error) { return nil, io.ErrUnexpectedEOF }}
+	if err := src.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Count(b.String(), "\nDCGM_FI_DEV_GPU_UTIL{"); c != 8 || strings.Contains(b.String(), "pod=") {
+		t.Errorf("%d util samples, pod labels: %v", c, strings.Contains(b.String(), "pod="))
 	}
 }

@@ -31,6 +31,7 @@ var errUninitialized = errors.New("nvml: Uninitialized")
 // Machine is the mock: gpulib.Lib for a DGX A100.
 type Machine struct {
 	GPUs   int
+	born   time.Time // energy counts from here, at the mock's 62 W
 	events chan health.Event
 	opens  atomic.Int32 // NVML counts Init and Shutdown; calls between none fail
 }
@@ -44,14 +45,16 @@ func BusID(i int) string { return fmt.Sprintf("00000000:%02x:00.0", 0x10+i) }
 func UUID(i int) string { return fmt.Sprintf("GPU-0a100000-0000-4000-8000-%012d", i) }
 
 // DGXA100 returns the machine.
-func DGXA100() *Machine { return &Machine{GPUs: 8, events: make(chan health.Event, 64)} }
+func DGXA100() *Machine {
+	return &Machine{GPUs: 8, born: time.Now(), events: make(chan health.Event, 64)}
+}
 
 // Detect returns the eight GPUs, each linked to the seven others.
 func (m *Machine) Detect() (*detect.Node, error) {
 	n := &detect.Node{DriverVersion: "550.54.15", CUDADriverMajor: 12, CUDADriverMinor: 4}
 	for i := 0; i < m.GPUs; i++ {
 		g := detect.GPU{Index: i, Minor: i, UUID: UUID(i), Product: Product, MemoryMiB: memMiB,
-			PCIBusID: BusID(i), MIGCapable: true}
+			ComputeMajor: 8, ComputeMinor: 0, PCIBusID: BusID(i), MIGCapable: true}
 		for j := 0; j < m.GPUs; j++ {
 			if j != i {
 				g.NVLinkPeers = append(g.NVLinkPeers, BusID(j))
@@ -94,7 +97,9 @@ func (m *Machine) Readings() ([]gpulib.Reading, error) {
 		out = append(out, gpulib.Reading{Index: i, UUID: UUID(i), Name: Product, Minor: i,
 			UtilPercent: gpulib.Float(float64(5 * i)), FBUsedMiB: gpulib.Float(float64(i)),
 			FBFreeMiB: gpulib.Float(float64(memMiB - i)), FBTotalMiB: gpulib.Float(memMiB),
-			TempC: gpulib.Float(35), PowerW: gpulib.Float(62)})
+			TempC: gpulib.Float(35), PowerW: gpulib.Float(62), SMClockMHz: gpulib.Float(1410), MemClockMHz: gpulib.Float(1215),
+			EnergyMJ: gpulib.Float(float64(62000 * time.Since(m.born).Seconds())), PCIeReplays: gpulib.Float(0),
+			ECCSingleBit: gpulib.Float(0), ECCDoubleBit: gpulib.Float(0)})
 	}
 	return out, nil
 }

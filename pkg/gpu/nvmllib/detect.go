@@ -70,6 +70,9 @@ func readGPU(dev nvml.Device, i int) (detect.GPU, error) {
 		return g, fail(fmt.Sprintf("device %d memory", i), r)
 	}
 	g.MemoryMiB = mem.Total / (1 << 20)
+	if major, minor, r := dev.GetCudaComputeCapability(); ok(r) {
+		g.ComputeMajor, g.ComputeMinor = major, minor
+	}
 	if pci, r := dev.GetPciInfo(); ok(r) {
 		g.PCIBusID = busID(pci)
 	}

@@ -55,7 +55,8 @@ func (l *Lib) Close() error {
 	return nil
 }
 
-// Readings reads every GPU's utilization, memory, temperature and power.
+// Readings reads every GPU's utilization, memory, temperature, power, clocks, energy, PCIe
+// replays and ECC counts.
 func (l *Lib) Readings() ([]gpulib.Reading, error) {
 	n, r := l.nvml.DeviceGetCount()
 	if r != nvml.SUCCESS {
@@ -82,6 +83,25 @@ func (l *Lib) Readings() ([]gpulib.Reading, error) {
 		}
 		if p, r := dev.GetPowerUsage(); r == nvml.SUCCESS {
 			g.PowerW = gpulib.Float(float64(p) / 1000)
+		}
+		if c, r := dev.GetClockInfo(nvml.CLOCK_SM); r == nvml.SUCCESS {
+			g.SMClockMHz = gpulib.Float(float64(c))
+		}
+		if c, r := dev.GetClockInfo(nvml.CLOCK_MEM); r == nvml.SUCCESS {
+			g.MemClockMHz = gpulib.Float(float64(c))
+		}
+		if e, r := dev.GetTotalEnergyConsumption(); r == nvml.SUCCESS {
+			g.EnergyMJ = gpulib.Float(float64(e))
+		}
+		if n, r := dev.GetPcieReplayCounter(); r == nvml.SUCCESS {
+			g.PCIeReplays = gpulib.Float(float64(n))
+		}
+		// ECC counts exist only where ECC is on (datacenter GPUs): NOT_SUPPORTED elsewhere.
+		if n, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC); r == nvml.SUCCESS {
+			g.ECCSingleBit = gpulib.Float(float64(n))
+		}
+		if n, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC); r == nvml.SUCCESS {
+			g.ECCDoubleBit = gpulib.Float(float64(n))
 		}
 		out = append(out, g)
 	}

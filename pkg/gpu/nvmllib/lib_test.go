@@ -71,6 +71,23 @@ func TestReadings(t *testing.T) {
 		i := i
 		dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: uint32(10 * i)}, nvml.SUCCESS }
 		dev.GetTemperatureFunc = func(nvml.TemperatureSensors) (uint32, nvml.Return) { return 40, nvml.SUCCESS }
+		dev.GetClockInfoFunc = func(c nvml.ClockType) (uint32, nvml.Return) {
+			if c == nvml.CLOCK_SM {
+				return 1410, nvml.SUCCESS
+			}
+			return 1215, nvml.SUCCESS
+		}
+		dev.GetTotalEnergyConsumptionFunc = func() (uint64, nvml.Return) { return 123456789, nvml.SUCCESS }
+		dev.GetPcieReplayCounterFunc = func() (int, nvml.Return) { return i, nvml.SUCCESS }
+		dev.GetTotalEccErrorsFunc = func(t nvml.MemoryErrorType, c nvml.EccCounterType) (uint64, nvml.Return) {
+			if i == 7 || c != nvml.VOLATILE_ECC {
+				return 0, nvml.ERROR_NOT_SUPPORTED
+			}
+			if t == nvml.MEMORY_ERROR_TYPE_CORRECTED {
+				return 5, nvml.SUCCESS
+			}
+			return 1, nvml.SUCCESS
+		}
 		dev.GetPowerUsageFunc = func() (uint32, nvml.Return) {
 			if i == 7 {
 				return 0, nvml.ERROR_NOT_SUPPORTED
@@ -89,8 +106,11 @@ func TestReadings(t *testing.T) {
 	if r.Index != 3 || r.Name != "Mock NVIDIA A100-SXM4-40GB" || *r.UtilPercent != 30 || *r.PowerW != 250.5 || *r.FBTotalMiB != 40960 || *r.TempC != 40 {
 		t.Errorf("reading 3: %+v", r)
 	}
-	if rs[7].PowerW != nil {
-		t.Errorf("GPU 7 power %v, want none", *rs[7].PowerW)
+	if *r.SMClockMHz != 1410 || *r.MemClockMHz != 1215 || *r.EnergyMJ != 123456789 || *r.PCIeReplays != 3 || *r.ECCSingleBit != 5 || *r.ECCDoubleBit != 1 {
+		t.Errorf("reading 3 clocks, energy, replays, ECC: %+v", r)
+	}
+	if rs[7].PowerW != nil || rs[7].ECCSingleBit != nil || rs[7].ECCDoubleBit != nil {
+		t.Errorf("GPU 7 power or ECC counts where NVML has none: %+v", rs[7])
 	}
 	if !New(srv).Probe(r.UUID) || New(srv).Probe("GPU-nope") {
 		t.Error("probe")

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
 )
 
 // Strategy is how MIG devices are exposed.
@@ -35,6 +36,9 @@ func ParseStrategy(s string) (Strategy, error) {
 type Config struct {
 	Strategy Strategy
 	Replicas int // time-slicing: each device is advertised this many times (1: no sharing)
+	// Sharing, when set, gives per-resource replicas and names (the device plugin's format);
+	// resources it does not list keep Replicas.
+	Sharing *sharing.Config
 }
 
 // Device is one allocatable unit.
@@ -103,9 +107,19 @@ func Build(n *detect.Node, c Config) ([]Resource, error) {
 	}
 	sort.Strings(names)
 	out := make([]Resource, 0, len(names))
+	from := map[string]string{}
 	for _, name := range names {
-		out = append(out, Resource{Name: name, Devices: replicate(byName[name], c.Replicas)})
+		replicas, advertised := c.Sharing.For(name)
+		if replicas == 0 {
+			replicas = c.Replicas
+		}
+		if prev, ok := from[advertised]; ok {
+			return nil, fmt.Errorf("GPU sharing config: %s and %s would both be advertised as %s: rename one", prev, name, advertised)
+		}
+		from[advertised] = name
+		out = append(out, Resource{Name: advertised, Devices: replicate(byName[name], replicas)})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 

@@ -1,5 +1,5 @@
-// Package runtime finds the NVIDIA container runtimes on a host and describes the containerd
-// runtime handlers and RuntimeClasses Outpost creates for them.
+// Package runtime finds the NVIDIA container runtimes on a host and names the containerd
+// runtime handlers and Node labels Outpost makes for them.
 package runtime
 
 import (
@@ -76,11 +76,10 @@ func Default(requested string, found []Runtime) error {
 	return fmt.Errorf("--default-runtime %s: its binary was not found on PATH, in /usr/local/nvidia/toolkit or /usr/bin: install the NVIDIA container toolkit, or drop --default-runtime", requested)
 }
 
-// RuntimeClasses is the manifest of one RuntimeClass per runtime.
-func RuntimeClasses(rs []Runtime) string {
-	var b strings.Builder
-	for _, r := range rs {
-		fmt.Fprintf(&b, "---\napiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: %s\n  labels:\n    app.kubernetes.io/managed-by: outpost\nhandler: %s\n", r.Name, r.Name)
-	}
-	return b.String()
-}
+// LabelPrefix starts the Node label the GPU layer sets for each runtime the node has; the
+// servers' RuntimeClass controller creates a RuntimeClass for every runtime some Node carries,
+// scheduling its pods onto the nodes with the label.
+const LabelPrefix = "runtime.outpost.io/"
+
+// Label is the Node label that says the node has runtime name ("true").
+func Label(name string) string { return LabelPrefix + name }
