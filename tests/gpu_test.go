@@ -251,10 +251,21 @@ func mustAtoi(s string) int {
 
 func applyGPUPod(t *testing.T, s *harness.Server, name, image string, gpus int) {
 	t.Helper()
-	m := fmt.Sprintf(`apiVersion: v1
+	f := filepath.Join(s.Root, name+".yaml")
+	os.WriteFile(f, []byte(gpuPodYAML(name, image, "", gpus)), 0o600)
+	s.MustKubectl("apply", "-f", f)
+}
+
+// gpuPodYAML is a pod of the test image asking for gpus GPUs, through runtimeClass if set.
+func gpuPodYAML(name, image, runtimeClass string, gpus int) string {
+	rc := ""
+	if runtimeClass != "" {
+		rc = "\n  runtimeClassName: " + runtimeClass
+	}
+	return fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: %s}
-spec:
+spec:%s
   terminationGracePeriodSeconds: 1
   containers:
   - name: c
@@ -262,10 +273,7 @@ spec:
     imagePullPolicy: Never
     args: [sleep]
     resources: {limits: {nvidia.com/gpu: %d}}
-`, name, image, gpus)
-	f := filepath.Join(s.Root, name+".yaml")
-	os.WriteFile(f, []byte(m), 0o600)
-	s.MustKubectl("apply", "-f", f)
+`, name, rc, image, gpus)
 }
 
 func exists(p string) bool {

@@ -438,19 +438,7 @@ func runtimeClassChecks(t *testing.T, srv, gpuNode *harness.Node, imgName string
 	if len(labelled) != 1 || labelled[0] != gpuNode.Name {
 		t.Errorf("nodes with the runtime label: %v, want only %s", labelled, gpuNode.Name)
 	}
-	apply(t, srv, fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: cuda}
-spec:
-  runtimeClassName: nvidia
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: %s
-    imagePullPolicy: Never
-    args: [sleep]
-    resources: {limits: {nvidia.com/gpu: 1}}
-`, imgName))
+	apply(t, srv, gpuPodYAML("cuda", imgName, "nvidia", 1))
 	defer srv.Kubectl("delete", "pod", "cuda", "--wait=false")
 	if out, err := srv.Kubectl("wait", "--for=condition=Ready", "pod/cuda", "--timeout=2m"); err != nil {
 		t.Fatal(out, err)

@@ -31,11 +31,35 @@ func (s *KlogSink) Init(info logr.RuntimeInfo) { s.depth += info.CallDepth }
 
 // Enabled hides the upstream components' info lines (klog's warnings among them) at the
 // default verbosity 0: their start-up and shutdown chatter is hundreds of lines. Errors always
-// pass; -v N shows levels 0 to N.
-func (s *KlogSink) Enabled(level int) bool { return *s.verbosity > 0 && level <= *s.verbosity }
+// pass; -v N shows levels 0 to N. klog's Fatal and Exit calls reach a logr sink as level-0
+// info too, just before klog ends the process (exit 255): those always pass, as FATAL, or the
+// process would end without a word.
+func (s *KlogSink) Enabled(level int) bool {
+	return (*s.verbosity > 0 && level <= *s.verbosity) || (level == 0 && fromKlogFatal())
+}
 
 func (s *KlogSink) Info(level int, msg string, kv ...any) {
-	s.out.Line(s.component(), "INFO", s.format(msg, kv))
+	severity := "INFO"
+	if level == 0 && fromKlogFatal() {
+		severity = "FATAL"
+	}
+	s.out.Line(s.component(), severity, s.format(msg, kv))
+}
+
+// fromKlogFatal reports whether klog's Fatal* or Exit* functions are on the caller's stack:
+// klog passes a logr sink no severity but error or info.
+func fromKlogFatal() bool {
+	var pcs [32]uintptr
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs[:])])
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, "k8s.io/klog/v2.Fatal") || strings.HasPrefix(f.Function, "k8s.io/klog/v2.Exit") {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 func (s *KlogSink) Error(err error, msg string, kv ...any) {

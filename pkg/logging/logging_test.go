@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 )
 
 func TestComponentOf(t *testing.T) {
@@ -47,6 +49,30 @@ func TestKlogSinkTagsAndFilters(t *testing.T) {
 	l.Error(errors.New("boom"), "failed")
 	if got := b.String(); strings.Contains(got, "chatter") || !strings.Contains(got, "ERROR failed err=boom") {
 		t.Errorf("at -v 0: %q", got)
+	}
+}
+
+// klog's Fatal and Exit end the process right after the line: at -v 0 it must still show, or
+// the process exits 255 without a word (a joining server did, in the HA tests).
+func TestKlogFatalShown(t *testing.T) {
+	var b bytes.Buffer
+	v := 0
+	sink := NewKlogSink(NewOut(&b), &v)
+	sink.resolve = filepath.Base
+	klog.SetLogger(logr.New(sink))
+	type exit int
+	exited := exit(-1)
+	// klog does not expect its exit to return: a panic stands in for it.
+	klog.OsExit = func(code int) { panic(exit(code)) }
+	t.Cleanup(func() { klog.ClearLogger(); klog.OsExit = os.Exit })
+	klog.Info("chatter")
+	func() {
+		defer func() { exited, _ = recover().(exit) }()
+		klog.Exitf("storage failed: %s", "boom")
+	}()
+	got := b.String()
+	if strings.Contains(got, "chatter") || !strings.Contains(got, "FATAL storage failed: boom") || exited != 1 {
+		t.Errorf("exit %d, output %q", exited, got)
 	}
 }
 

@@ -99,12 +99,14 @@ func (c *Cluster) AddNode(name, role string, args ...string) *Node {
 	if role == "server" {
 		n.Server.Args = append(n.Server.Args, "--write-kubeconfig", n.Kubeconfig, "--node-password-file", filepath.Join(root, "node-password"))
 	}
-	// The node's own view of the shared dirs, then the binary, all in the node's namespaces.
-	script := `set -e; for d in ` + strings.Join(nodeDirs, " ") + `; do mkdir -p "$R$d" "$d"; mount --bind "$R$d" "$d"; done; exec "$@"`
+	// The node's own hostname and view of the shared dirs, then the binary, all in the node's
+	// namespaces. Machines have hostnames of their own: kube-apiserver names its identity Lease
+	// after the hostname, and servers sharing one fight over a single Lease.
+	script := `set -e; hostname "$H"; for d in ` + strings.Join(nodeDirs, " ") + `; do mkdir -p "$R$d" "$d"; mount --bind "$R$d" "$d"; done; exec "$@"`
 	n.Server.Wrap = func(bin string, args []string) *exec.Cmd {
-		cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.NS, "--", "unshare", "-m", "--propagation", "private",
+		cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.NS, "--", "unshare", "-m", "-u", "--propagation", "private",
 			"--", "sh", "-c", script, "sh", bin}, args...)...)
-		cmd.Env = append(os.Environ(), "R="+filepath.Join(root, "fs"))
+		cmd.Env = append(os.Environ(), "R="+filepath.Join(root, "fs"), "H="+name)
 		return cmd
 	}
 	return n

@@ -151,6 +151,8 @@ func (s *Server) Start() {
 	s.cmd, s.exited, s.started = cmd, make(chan struct{}), time.Now()
 	go func(c *exec.Cmd, done chan struct{}) {
 		err := c.Wait()
+		// The log says how the process ended: a SIGKILL from outside leaves no line of its own.
+		fmt.Fprintf(f, "[harness] process ended: %s\n", endedHow(err))
 		f.Close()
 		s.mu.Lock()
 		s.waitErr = err

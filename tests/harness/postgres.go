@@ -74,6 +74,10 @@ func StartPostgres(t testing.TB, listenIP string) *Postgres {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() { // the database's side of a failure: conflicts, deadlocks, dropped connections
+			b, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
+			t.Logf("last lines of the postgres log:\n%s", tail(string(b), 30))
+		}
 		// pg_ctl's fast shutdown reaches the postmaster (runuser may not pass a signal on).
 		done := make(chan struct{})
 		go func() { p.cmd.Wait(); close(done) }()

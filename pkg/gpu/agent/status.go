@@ -84,21 +84,11 @@ func (s *status) report(ctx context.Context, c health.Change, unhealthy map[stri
 	if c.Healthy {
 		reason, typ = "GPUHealthy", corev1.EventTypeNormal
 	}
-	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: s.node + ".gpu.", Namespace: metav1.NamespaceDefault},
-		InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: s.node, UID: types.UID(s.node)},
-		Reason:         reason, Message: c.Reason, Type: typ,
-		Source:         corev1.EventSource{Component: "outpost-gpu", Host: s.node},
-		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
-	}
 	for i := 0; i < 30 && ctx.Err() == nil; i++ {
 		_, err := s.client.CoreV1().Nodes().PatchStatus(ctx, s.node, body)
 		if err == nil {
-			if !event {
-				return
-			}
-			if _, err := s.client.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-				s.log.Warn("GPU event", "err", err)
+			if event {
+				s.event(ctx, typ, reason, c.Reason)
 			}
 			return
 		}

@@ -6,6 +6,7 @@ package podresources
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -55,7 +56,7 @@ func Map(resp *podresourcesapi.ListPodResourcesResponse, devices map[string]stri
 			for _, d := range ctr.GetDevices() {
 				for _, id := range d.GetDeviceIds() {
 					gpu, ok := devices[id]
-					if !ok || holds(out[gpu], h) {
+					if !ok || slices.Contains(out[gpu], h) {
 						continue
 					}
 					out[gpu] = append(out[gpu], h)
@@ -64,13 +65,4 @@ func Map(resp *podresourcesapi.ListPodResourcesResponse, devices map[string]stri
 		}
 	}
 	return out
-}
-
-func holds(hs []Holder, h Holder) bool {
-	for _, x := range hs {
-		if x == h {
-			return true
-		}
-	}
-	return false
 }
