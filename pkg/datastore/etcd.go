@@ -235,15 +235,21 @@ func (e *Etcd) watch(ctx context.Context, srv *embed.Etcd) {
 // promote makes a member that joined as a learner a voting member once it caught up. A new
 // member joins as a learner so that the cluster keeps its quorum while it catches up; the
 // call goes to the leader from inside the member (a learner's gRPC API refuses it).
+// The leader applies the promotion before this member does, which until then still refuses
+// reads as a learner: it is done only once the member itself is no learner.
 func promote(ctx context.Context, srv *embed.Etcd) error {
+	promoted := false
 	for srv.Server.IsLearner() {
-		if _, err := srv.Server.PromoteMember(ctx, uint64(srv.Server.MemberID())); err == nil {
-			return nil
+		wait := 500 * time.Millisecond // not caught up yet: the leader refuses
+		if promoted {
+			wait = 20 * time.Millisecond
+		} else if _, err := srv.Server.PromoteMember(ctx, uint64(srv.Server.MemberID())); err == nil {
+			promoted, wait = true, 20*time.Millisecond
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 	return nil
