@@ -244,6 +244,19 @@ for p in $(ps -eo pid=,args= | awk '/\/var\/lib\/outpost\/data\/[^ ]*\/(containe
 	pids="$pids $p $(descendants "$p")"
 done
 [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+# SIGKILL lands asynchronously: wait until they are gone (zombies count as gone), or a file one
+# was writing can appear again after the removals below.
+alive() {
+	for p in $pids; do
+		[ -r "/proc/$p/stat" ] && [ "$(sed 's/.*) //' "/proc/$p/stat" | cut -c1)" != Z ] && return 0
+	done
+	return 1
+}
+i=0
+while [ -n "$pids" ] && [ "$i" -lt 10 ] && alive; do
+	sleep 1
+	i=$((i + 1))
+done
 # Mounts under Outpost's dirs, deepest first. The data dir itself stays mounted if it is a
 # disk of its own (only what is mounted inside it goes); the kubelet's dir is a bind mount of
 # itself and goes too.

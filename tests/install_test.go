@@ -241,7 +241,11 @@ func TestInstallServerUpgradeUninstall(t *testing.T) {
 		t.Error("uninstall removed the user's config.yaml")
 	}
 	if ents, _ := os.ReadDir(filepath.Join(r.Scratch, "var_lib_outpost")); len(ents) > 0 {
-		t.Errorf("data dir not emptied: %d entries", len(ents))
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("data dir not emptied: %v", names)
 	}
 }
 

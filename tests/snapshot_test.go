@@ -188,7 +188,8 @@ func waitServing(t *testing.T, s *harness.Node, restartOnce bool) {
 		if time.Now().After(deadline) {
 			// The server's own last lines say why (it exited, etcd did not take it, …); when they
 			// do not, its own readiness checks and its goroutines do.
-			ready, _ := s.Exec(s.Bin, "kubectl", "--kubeconfig", s.Kubeconfig, "--server", "https://127.0.0.1:6443",
+			// OUTPOST_DATA_DIR: the outer binary unpacks into the node's data dir, not the host's.
+			ready, _ := s.Exec("env", "OUTPOST_DATA_DIR="+s.DataDir(), s.Bin, "kubectl", "--kubeconfig", s.Kubeconfig, "--server", "https://127.0.0.1:6443",
 				"--request-timeout", "10s", "get", "--raw", "/readyz?verbose")
 			log := tailLines(s.Log(), 25)
 			t.Fatalf("%s serving: not within 4m0s: %v\nlast lines of its log:\n%s\n/readyz?verbose on its loopback:\n%s\n%s",

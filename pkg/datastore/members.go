@@ -32,6 +32,9 @@ func Members(ctx context.Context, cli *clientv3.Client) ([]Member, error) {
 	return out, nil
 }
 
+// addMemberPatience bounds AddMember's retries below the joining server's 20 s per request.
+const addMemberPatience = 12 * time.Second
+
 // AddMember adds a member (a learner) named name at peerURL and returns the initial cluster it must start
 // with. A member of the same name or peer address is removed first: a server that joins
 // again with an empty data dir replaces its old self, whose state is gone.
@@ -48,7 +51,18 @@ func AddMember(ctx context.Context, cli *clientv3.Client, name, peerURL string) 
 		}
 	}
 	// As a learner: it does not count for the quorum until it caught up and promoted itself.
+	// etcd refuses while the voting members have not all been connected for a few seconds
+	// (a member just promoted): that passes, so it is retried, within the joiner's patience.
+	deadline := time.Now().Add(addMemberPatience)
 	resp, err := cli.MemberAddAsLearner(ctx, []string{peerURL})
+	for errors.Is(err, rpctypes.ErrUnhealthy) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("etcd member add %s: %w", peerURL, err)
+		case <-time.After(time.Second):
+		}
+		resp, err = cli.MemberAddAsLearner(ctx, []string{peerURL})
+	}
 	if err != nil {
 		return "", fmt.Errorf("etcd member add %s: %w", peerURL, err)
 	}
