@@ -56,6 +56,15 @@ func TestGPUMock(t *testing.T) {
 		"--gpu-health-quiet", "20s", "--gpu-sharing-config", sharingDir)
 	s.Args = append(s.Args, "--gpu-cdi-dir", filepath.Join(s.Root, "cdi"))
 	t.Cleanup(func() {
+		if t.Failed() { // the GPU layer's own account: labels, plugins, layouts
+			var gpu []string
+			for _, l := range strings.Split(s.Log(), "\n") {
+				if strings.Contains(l, "component=gpu") || strings.Contains(l, "[gpu") {
+					gpu = append(gpu, l)
+				}
+			}
+			t.Logf("the GPU layer's last log lines:\n%s", tailLines(strings.Join(gpu, "\n"), 40))
+		}
 		if left := harness.Leftovers(s.Root); len(left) > 0 {
 			t.Errorf("left on the host after cleanup: %v", left)
 		}
@@ -206,6 +215,53 @@ func TestGPUMock(t *testing.T) {
 		}
 	})
 	t.Run("SharingConfigByLabel", func(t *testing.T) { sharingChecks(t, s, alloc) })
+	t.Run("MIGLayoutByLabel", func(t *testing.T) { migChecks(t, s) })
+}
+
+// migChecks: the node's nvidia.com/mig.config label lays out the GPUs. While pod gpu2 holds two
+// GPUs the layout waits (pending, an Event naming the pod); once it is gone the layout is
+// applied and its MIG devices are allocatable under the implied mixed strategy; all-disabled
+// brings whole GPUs back; a profile the A100 does not offer fails with an Event.
+func migChecks(t *testing.T, s *harness.Server) {
+	node := strings.TrimSpace(s.MustKubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"))
+	state := func(want, mig, gpus string) func() error {
+		return func() error {
+			out := s.MustKubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.nvidia\.com/mig\.config\.state}/{.status.allocatable.nvidia\.com/mig-1g\.5gb}/{.status.allocatable.nvidia\.com/gpu}`)
+			if out != want+"/"+mig+"/"+gpus {
+				return fmt.Errorf("state/mig-1g.5gb/gpu %q, want %s/%s/%s", out, want, mig, gpus)
+			}
+			return nil
+		}
+	}
+	event := func(reason, text string) func() error {
+		return func() error {
+			out, err := s.Kubectl("get", "events", "--field-selector", "reason="+reason, "-o", "jsonpath={.items[*].message}")
+			if err != nil || !strings.Contains(out, text) {
+				return fmt.Errorf("%s events %q %v", reason, out, err)
+			}
+			return nil
+		}
+	}
+	s.MustKubectl("label", "node", node, "nvidia.com/mig.config=all-1g.5gb")
+	harness.Eventually(t, 60*time.Second, "pending while gpu2 holds two GPUs", event("MIGLayoutPending", "held by pod default/gpu2"))
+	if err := state("pending", "", "8")(); err != nil {
+		t.Fatal(err)
+	}
+	s.MustKubectl("delete", "pod", "gpu2", "--grace-period=1")
+	harness.Eventually(t, 90*time.Second, "all-1g.5gb: 56 MIG devices allocatable", state("success", "56", "0"))
+	if out := s.MustKubectl("get", "node", node, "-o", `jsonpath={.metadata.labels.nvidia\.com/mig-1g\.5gb\.count} {.metadata.labels.nvidia\.com/mig\.strategy}`); out != "56 mixed" {
+		t.Errorf("labels: %q", out)
+	}
+	if spec := readFile(t, filepath.Join(s.Root, "cdi", "nvidia.yaml")); !strings.Contains(spec, `name: "7:7"`) {
+		t.Errorf("the CDI spec does not name GPU 7's seventh MIG device")
+	}
+	s.MustKubectl("label", "--overwrite", "node", node, "nvidia.com/mig.config=all-2g.20gb")
+	harness.Eventually(t, 60*time.Second, "failed: the A100 40GB has no 2g.20gb", event("MIGLayoutFailed", "does not offer MIG profile 2g.20gb"))
+	if err := state("failed", "56", "0")(); err != nil {
+		t.Errorf("a failed layout changed the GPUs: %v", err)
+	}
+	s.MustKubectl("label", "--overwrite", "node", node, "nvidia.com/mig.config=all-disabled")
+	harness.Eventually(t, 90*time.Second, "all-disabled: 8 whole GPUs", state("success", "0", "8"))
 }
 
 // sharingChecks: the node's label picks a time-slicing config; the device plugin advertises

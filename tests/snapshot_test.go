@@ -160,43 +160,76 @@ func TestSnapshots(t *testing.T) {
 }
 
 // serving waits until a control-plane-only server answers.
-func serving(t *testing.T, s *harness.Node) { t.Helper(); waitServing(t, s, false) }
+func serving(t *testing.T, s *harness.Node) { t.Helper(); waitServing(t, s, false, nil) }
 
 // servingAsUnit is serving for a server the systemd unit would restart after a failure
 // (Restart=on-failure): the test restarts it once, saying why it had to. A joining server on
 // PostgreSQL has, in full CI runs, ended with a FATAL a minute into its first start (its apiserver's
 // storage never became ready); the cause is not found yet.
-func servingAsUnit(t *testing.T, s *harness.Node) { t.Helper(); waitServing(t, s, true) }
+// more, when not nil, says what else to print when it restarts (the datastore's side).
+func servingAsUnit(t *testing.T, s *harness.Node, more func() string) {
+	t.Helper()
+	waitServing(t, s, true, more)
+}
 
-func waitServing(t *testing.T, s *harness.Node, restartOnce bool) {
+func waitServing(t *testing.T, s *harness.Node, restartOnce bool, more func() string) {
 	t.Helper()
 	// 4 min: under a full CI run (the arm64 build beside it) a joining server took over 2.
 	deadline := time.Now().Add(4 * time.Minute)
+	// A server that has not served 40 s after its start is asked once for its readiness
+	// checks: a joining server that never serves ends after its apiserver's 1-minute hooks,
+	// and then nothing can be asked.
+	var early string
 	for {
 		_, err := s.Kubectl("get", "--raw", "/readyz")
 		if err == nil {
+			if early != "" { // slow, but it served: what held it up
+				t.Logf("%s served %.0fs after its start; %s", s.Name, time.Since(s.Started()).Seconds(), early)
+			}
 			return
+		}
+		if early == "" && time.Since(s.Started()) > 40*time.Second && !s.Exited() {
+			early = fmt.Sprintf("/readyz?verbose on its loopback %.0fs after its start:\n%s",
+				time.Since(s.Started()).Seconds(), tailLines(s.LoopbackReadyz(), 40))
 		}
 		if restartOnce && s.Exited() {
 			restartOnce = false
-			t.Logf("%s ended before it served; restarting it as its unit would. %s; its last lines:\n%s",
-				s.Name, s.Diagnose(), tailLines(s.Log(), 8))
+			if more != nil {
+				early += "\n" + more()
+			}
+			t.Logf("%s ended before it served; restarting it as its unit would. %s; its warnings and errors:\n%s\n%s",
+				s.Name, s.Diagnose(), problemLines(s.Log(), 30), early)
 			time.Sleep(5 * time.Second) // RestartSec
 			s.Start()
+			early = ""
 			continue
 		}
 		if time.Now().After(deadline) {
 			// The server's own last lines say why (it exited, etcd did not take it, …); when they
 			// do not, its own readiness checks and its goroutines do.
-			// OUTPOST_DATA_DIR: the outer binary unpacks into the node's data dir, not the host's.
-			ready, _ := s.Exec("env", "OUTPOST_DATA_DIR="+s.DataDir(), s.Bin, "kubectl", "--kubeconfig", s.Kubeconfig, "--server", "https://127.0.0.1:6443",
-				"--request-timeout", "10s", "get", "--raw", "/readyz?verbose")
-			log := tailLines(s.Log(), 25)
 			t.Fatalf("%s serving: not within 4m0s: %v\nlast lines of its log:\n%s\n/readyz?verbose on its loopback:\n%s\n%s",
-				s.Name, err, log, tailLines(ready, 40), s.Diagnose())
+				s.Name, err, tailLines(s.Log(), 25), tailLines(s.LoopbackReadyz(), 40), s.Diagnose())
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// problemLines is the first n lines of a log that are not INFO: what went wrong first says more
+// than a crash's last lines. Lines are cut at 400 bytes.
+func problemLines(log string, n int) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, " INFO ") || strings.TrimSpace(l) == "" {
+			continue
+		}
+		if len(l) > 400 {
+			l = l[:400] + "…"
+		}
+		if out = append(out, l); len(out) == n {
+			break
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func readFile(t *testing.T, p string) string {

@@ -32,6 +32,7 @@ func run(args []string, serve func(gpulib.Lib) error) error {
 	library := fs.String("library", gpulib.LibraryName, "path of libnvidia-ml")
 	mock := fs.String("mock", "", "test only: serve the mock machine (dgxa100) instead of the driver")
 	inject := fs.String("mock-inject", "", "test only: the file the mock reads driver events from")
+	state := fs.String("mock-state", "", "test only: the file the mock keeps its MIG layout in")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +42,7 @@ func run(args []string, serve func(gpulib.Lib) error) error {
 		lib = nvmllib.New(nvml.New(nvml.WithLibraryPath(*library)))
 	case "dgxa100":
 		m := mockgpu.DGXA100()
+		m.StateFile = *state
 		if *inject != "" {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

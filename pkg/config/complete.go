@@ -13,6 +13,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/encryption"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
 	"github.com/outpostk8s/outpost/pkg/node/registries"
 	"github.com/outpostk8s/outpost/pkg/snapshot"
@@ -330,9 +331,19 @@ func gpuOptions(g GPUOptions) (GPUOptions, error) {
 		return g, fmt.Errorf("--gpu-mode %q is not auto or off", g.Mode)
 	}
 	switch g.MIGStrategy {
-	case "none", "single", "mixed":
+	case "", "none", "single", "mixed":
 	default:
 		return g, fmt.Errorf("--gpu-mig-strategy %q is not one of none, single, mixed", g.MIGStrategy)
+	}
+	if g.MIGConfigFile != "" {
+		f, err := mig.Load(g.MIGConfigFile)
+		if err != nil {
+			return g, fmt.Errorf("--gpu-mig-config-file: %w", err)
+		}
+		g.MIGLayouts = f
+	}
+	if g.MIGConfig != "" && !g.MIGLayouts.Has(g.MIGConfig) {
+		return g, fmt.Errorf("--gpu-mig-config %q is not a MIG layout: use all-disabled, all-enabled, all-balanced, all-<profile> or a layout of --gpu-mig-config-file", g.MIGConfig)
 	}
 	if g.Replicas < 1 {
 		return g, fmt.Errorf("--gpu-time-slicing-replicas %d must be 1 or more", g.Replicas)

@@ -7,6 +7,7 @@ package config
 import (
 	"time"
 
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
 )
 
@@ -90,7 +91,11 @@ type AgentOptions struct {
 // GPUOptions are the gpu: section's settings (flags --gpu-*).
 type GPUOptions struct {
 	Mode        string // auto | off
-	MIGStrategy string
+	MIGStrategy string // "": mixed where a MIG layout is declared, else none
+	// MIGConfig names the node's MIG layout; MIGLayouts holds MIGConfigFile's custom layouts.
+	MIGConfig     string
+	MIGConfigFile string
+	MIGLayouts    *mig.File
 	Replicas    int
 	// SharingConfig names the time-slicing config file or directory; Sharing is what it holds,
 	// read and checked when the config completes.

@@ -94,6 +94,7 @@ func (d Dirs) KubeProxyConfig() string     { return d.p("agent", "etc", "kube-pr
 func (d Dirs) KubeletKubeconfig() string   { return d.p("agent", "kubelet.kubeconfig") }
 func (d Dirs) KubeProxyKubeconfig() string { return d.p("agent", "kubeproxy.kubeconfig") }
 func (d Dirs) GPUInjectFile() string       { return d.p("agent", "gpu-mock-inject") }
+func (d Dirs) GPUMockState() string        { return d.p("agent", "gpu-mock-state.json") }
 
 // Payload is where bundled binaries are unpacked, one folder per payload hash; BinDir is the
 // running version's.

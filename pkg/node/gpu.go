@@ -40,10 +40,12 @@ func gpuLib(c *config.Node, binDir string) (gpulib.Lib, error) {
 	g := c.GPU
 	if g.Mock == "dgxa100" {
 		if binDir == "" {
-			return mockgpu.DGXA100(), nil
+			m := mockgpu.DGXA100()
+			m.StateFile = c.Dirs.GPUMockState()
+			return m, nil
 		}
 		return &gpuhelper.Client{Path: filepath.Join(binDir, gpuhelper.BinaryName), Stderr: os.Stderr,
-			Args: []string{"--mock", "dgxa100", "--mock-inject", c.Dirs.GPUInjectFile()}}, nil
+			Args: []string{"--mock", "dgxa100", "--mock-inject", c.Dirs.GPUInjectFile(), "--mock-state", c.Dirs.GPUMockState()}}, nil
 	}
 	return DriverGPULib(g.DriverRoot, binDir)
 }
@@ -87,7 +89,7 @@ func gpuConfig(c *config.Node) agent.Config {
 		MetricsPort: g.MetricsPort, NodeIP: c.NodeIP, PluginDir: devicePluginDir,
 		HealthQuiet: g.HealthQuiet, PathEnv: os.Getenv("PATH"), Hostname: c.NodeName,
 		MachineFile: "/sys/class/dmi/id/product_name", PodResourcesSocket: podResourcesSocket(c.KubeletArgs),
-		Sharing: g.Sharing,
+		Sharing: g.Sharing, MIGConfig: g.MIGConfig, MIGLayouts: g.MIGLayouts,
 	}
 }
 

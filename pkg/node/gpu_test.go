@@ -20,12 +20,12 @@ func TestGPULib(t *testing.T) {
 	c := &config.Node{Dirs: datadir.Dirs{Data: filepath.Join(root, "data")}, GPU: config.GPUOptions{Mock: "dgxa100", DriverRoot: root}}
 	if lib, err := gpuLib(c, ""); err != nil || lib == nil {
 		t.Fatal(err)
-	} else if _, ok := lib.(*mockgpu.Machine); !ok {
-		t.Errorf("mock before unpacking: %T", lib)
+	} else if m, ok := lib.(*mockgpu.Machine); !ok || m.StateFile != c.Dirs.GPUMockState() {
+		t.Errorf("mock before unpacking: %T %+v", lib, lib)
 	}
 	lib, err := gpuLib(c, "/bin/dir")
 	h, ok := lib.(*gpuhelper.Client)
-	if err != nil || !ok || h.Path != "/bin/dir/outpost-gpu" || !slices.Equal(h.Args, []string{"--mock", "dgxa100", "--mock-inject", c.Dirs.GPUInjectFile()}) {
+	if err != nil || !ok || h.Path != "/bin/dir/outpost-gpu" || !slices.Equal(h.Args, []string{"--mock", "dgxa100", "--mock-inject", c.Dirs.GPUInjectFile(), "--mock-state", c.Dirs.GPUMockState()}) {
 		t.Errorf("mock after unpacking: %#v %v", lib, err)
 	}
 

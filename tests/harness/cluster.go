@@ -120,6 +120,17 @@ func (n *Node) Kubectl(args ...string) (string, error) {
 	return n.Server.Kubectl(append([]string{"--server", n.URL()}, args...)...)
 }
 
+// LoopbackReadyz is the node's own /readyz?verbose, asked inside its network namespace over
+// loopback: it answers when the node's address does not (a server that has not served yet).
+func (n *Node) LoopbackReadyz() string {
+	out, err := n.Exec("env", "OUTPOST_DATA_DIR="+n.DataDir(), n.Bin, "kubectl", "--kubeconfig", n.Kubeconfig,
+		"--server", "https://127.0.0.1:6443", "--request-timeout", "10s", "get", "--raw", "/readyz?verbose")
+	if err != nil {
+		return fmt.Sprintf("%s(%v)", out, err)
+	}
+	return out
+}
+
 // MustKubectl is Kubectl that fails the test on error.
 func (n *Node) MustKubectl(args ...string) string {
 	n.T.Helper()

@@ -17,6 +17,7 @@ import (
 type Postgres struct {
 	Addr string // host:port
 	cmd  *exec.Cmd
+	log  string
 }
 
 // postgresBin finds the newest installed PostgreSQL's bin dir.
@@ -65,9 +66,11 @@ func StartPostgres(t testing.TB, listenIP string) *Postgres {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	p := &Postgres{Addr: net.JoinHostPort(listenIP, fmt.Sprint(port))}
+	p := &Postgres{Addr: net.JoinHostPort(listenIP, fmt.Sprint(port)), log: filepath.Join(dir, "postgres.log")}
 	p.cmd = exec.Command("runuser", "-u", "postgres", "--", filepath.Join(bin, "postgres"), "-D", data, "-k", sock,
-		"-h", listenIP, "-p", fmt.Sprint(port), "-c", "fsync=off", "-c", "max_connections=200")
+		"-h", listenIP, "-p", fmt.Sprint(port), "-c", "fsync=off", "-c", "max_connections=200",
+		// What a stuck client would be stuck on: lock waits and statements slower than 5 s.
+		"-c", "log_lock_waits=on", "-c", "log_min_duration_statement=5000")
 	logf, _ := os.Create(filepath.Join(dir, "postgres.log"))
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
@@ -75,8 +78,7 @@ func StartPostgres(t testing.TB, listenIP string) *Postgres {
 	}
 	t.Cleanup(func() {
 		if t.Failed() { // the database's side of a failure: conflicts, deadlocks, dropped connections
-			b, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-			t.Logf("last lines of the postgres log:\n%s", tail(string(b), 30))
+			t.Logf("last lines of the postgres log:\n%s", p.LogTail(30))
 		}
 		// pg_ctl's fast shutdown reaches the postmaster (runuser may not pass a signal on).
 		done := make(chan struct{})
@@ -103,6 +105,12 @@ func StartPostgres(t testing.TB, listenIP string) *Postgres {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return p
+}
+
+// LogTail is the last n lines of the database's log.
+func (p *Postgres) LogTail(n int) string {
+	b, _ := os.ReadFile(p.log)
+	return tail(string(b), n)
 }
 
 // DSN is kine's endpoint for database db (kine creates it).

@@ -28,6 +28,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/health"
 	"github.com/outpostk8s/outpost/pkg/gpu/labels"
 	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
@@ -58,6 +59,10 @@ type Config struct {
 	// Sharing is the time-slicing configs the node may pick by its nvidia.com/device-plugin.config
 	// label; nil: Replicas for every resource.
 	Sharing *sharing.Set
+	// MIGConfig names the MIG layout the GPUs must have unless the node's nvidia.com/mig.config
+	// label names another; MIGLayouts are the custom layouts. "" and no label: MIG is left as it is.
+	MIGConfig  string
+	MIGLayouts *mig.File
 }
 
 // Agent is the component. Prepare runs before containerd is configured.
@@ -82,6 +87,9 @@ type Agent struct {
 	wg          sync.WaitGroup
 	srv         *http.Server
 	nvmlUp      bool
+	mig         migStatus // the declared MIG layout and how applying it went
+	// podHolders, when set, stands in for the kubelet's PodResources API (tests).
+	podHolders func(context.Context) (map[string][]podresources.Holder, error)
 }
 
 // Check detects the GPUs and runtimes and checks the settings against them, writing nothing:
@@ -101,8 +109,14 @@ func Check(cfg Config, lib gpulib.Lib) (node *detect.Node, res []resources.Resou
 	if b, err := os.ReadFile(cfg.MachineFile); cfg.MachineFile != "" && err == nil {
 		node.Machine = strings.TrimSpace(string(b))
 	}
+	if cfg.MIGConfig != "" {
+		if _, err := mig.Resolve(cfg.MIGConfig, cfg.MIGLayouts, node); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("--gpu-mig-config: %w", err)
+		}
+	}
 	def, _ := cfg.Sharing.Pick("")
-	if res, err = resources.Build(node, resources.Config{Strategy: cfg.Strategy, Replicas: cfg.Replicas, Sharing: def}); err != nil {
+	st := strategy(cfg.Strategy, cfg.MIGConfig != "", node)
+	if res, err = resources.Build(node, resources.Config{Strategy: st, Replicas: cfg.Replicas, Sharing: def}); err != nil {
 		return nil, nil, nil, nil, err
 	}
 	if spec, err = cdi.Generate(node, cfg.DriverRoot, cfg.DevRoot); err != nil {
@@ -204,7 +218,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		a.setHealth(c)
 		st.report(rctx, c, a.monitor.Unhealthy(), true)
 	})
-	a.initialSharing(ctx)
+	a.initialLabels(ctx)
 	a.mu.Lock()
 	err := a.startPlugins(ctx, a.Res)
 	a.mu.Unlock()
@@ -216,6 +230,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	go func() {
 		defer a.wg.Done()
 		st.keepLabels(rctx, func(cur map[string]string) map[string]string {
+			a.applyMIG(rctx, st, cur[mig.ConfigLabel])
 			a.applySharing(rctx, st, cur[sharing.ConfigLabel])
 			return a.labels()
 		})

@@ -12,39 +12,46 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/deviceplugin"
 	"github.com/outpostk8s/outpost/pkg/gpu/health"
 	"github.com/outpostk8s/outpost/pkg/gpu/labels"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
 )
 
-// initialSharing picks the config the Node's label names before the plugins first start, so
-// a restarted node advertises its chosen config at once rather than the default first.
-func (a *Agent) initialSharing(ctx context.Context) {
-	if a.cfg.Sharing == nil || a.client == nil {
+// initialLabels reads the Node's labels before the plugins first start, so a restarted node
+// advertises its chosen sharing config and its declared MIG layout's strategy at once rather
+// than the defaults first.
+func (a *Agent) initialLabels(ctx context.Context) {
+	if a.client == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	n, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 	if err != nil {
-		return // a new node: the label loop applies it once the Node exists
+		return // a new node: the label loop applies them once the Node exists
 	}
 	label := n.Labels[sharing.ConfigLabel]
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// The layout's name only: the label loop applies it (and records its state).
+	a.mig.name = a.migName(n.Labels[mig.ConfigLabel])
+	if a.cfg.Sharing == nil {
+		label = ""
+	}
 	res, c, err := a.build(label)
 	if err != nil {
 		return // the label loop reports it
 	}
-	a.mu.Lock()
 	a.Res, a.sharingCfg, a.sharingName = res, c, label
-	a.mu.Unlock()
 }
 
-// build computes the resources under the config label names.
+// build computes the resources under the config label names. The caller holds a.mu.
 func (a *Agent) build(label string) ([]resources.Resource, *sharing.Config, error) {
 	c, err := a.cfg.Sharing.Pick(label)
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := resources.Build(a.Node, resources.Config{Strategy: a.cfg.Strategy, Replicas: a.cfg.Replicas, Sharing: c})
+	res, err := resources.Build(a.Node, resources.Config{Strategy: a.strategy(), Replicas: a.cfg.Replicas, Sharing: c})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,9 +122,11 @@ func (a *Agent) startPlugins(ctx context.Context, res []resources.Resource) erro
 // labels are the Node labels for the GPUs under the current sharing config, and the runtimes.
 func (a *Agent) labels() map[string]string {
 	a.mu.Lock()
-	c := resources.Config{Strategy: a.cfg.Strategy, Replicas: a.cfg.Replicas, Sharing: a.sharingCfg}
+	c := resources.Config{Strategy: a.strategy(), Replicas: a.cfg.Replicas, Sharing: a.sharingCfg}
+	node := a.Node
 	a.mu.Unlock()
 	l := labels.Runtimes(a.Runtimes)
-	maps.Copy(l, labels.For(a.Node, c))
+	maps.Copy(l, labels.For(node, c))
+	a.migLabels(l)
 	return l
 }

@@ -79,22 +79,31 @@ func (s *status) report(ctx context.Context, c health.Change, unhealthy map[stri
 		sort.Strings(msgs)
 		cond.Status, cond.Reason, cond.Message = corev1.ConditionFalse, "GPUUnhealthy", strings.Join(msgs, "; ")
 	}
-	body, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{cond}}})
 	reason, typ := "GPUUnhealthy", corev1.EventTypeWarning
 	if c.Healthy {
 		reason, typ = "GPUHealthy", corev1.EventTypeNormal
 	}
 	for i := 0; i < 30 && ctx.Err() == nil; i++ {
-		_, err := s.client.CoreV1().Nodes().PatchStatus(ctx, s.node, body)
+		err := s.condition(ctx, cond)
 		if err == nil {
 			if event {
 				s.event(ctx, typ, reason, c.Reason)
 			}
 			return
 		}
-		s.log.Warn("GPUHealthy condition", "err", fmt.Errorf("patch node %s: %w", s.node, err))
+		s.log.Warn("GPUHealthy condition", "err", err)
 		sleep(ctx, time.Second)
 	}
+}
+
+// condition sets one condition on the Node's status (a strategic merge by type), stamped now.
+func (s *status) condition(ctx context.Context, cond corev1.NodeCondition) error {
+	cond.LastHeartbeatTime, cond.LastTransitionTime = metav1.Now(), metav1.Now()
+	body, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{cond}}})
+	if _, err := s.client.CoreV1().Nodes().PatchStatus(ctx, s.node, body); err != nil {
+		return fmt.Errorf("patch node %s: %w", s.node, err)
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -26,13 +26,18 @@ type GPU struct {
 	MemoryMiB uint64 `json:"memoryMiB"`
 	// ComputeMajor and ComputeMinor are the CUDA compute capability (8.0 for an A100); 0 when
 	// NVML does not say.
-	ComputeMajor int         `json:"computeMajor,omitempty"`
-	ComputeMinor int         `json:"computeMinor,omitempty"`
-	PCIBusID     string      `json:"pciBusID"`
-	MIGCapable   bool        `json:"migCapable"`
-	MIGEnabled   bool        `json:"migEnabled"`
-	MIG          []MIGDevice `json:"migDevices,omitempty"`
-	NVLinkPeers  []string    `json:"nvlinkPeers,omitempty"` // PCI bus IDs of GPUs linked by NVLink
+	ComputeMajor int    `json:"computeMajor,omitempty"`
+	ComputeMinor int    `json:"computeMinor,omitempty"`
+	PCIBusID     string `json:"pciBusID"`
+	MIGCapable   bool   `json:"migCapable"`
+	MIGEnabled   bool   `json:"migEnabled"`
+	// MIGPending is a MIG mode change that waits for a GPU reset or a reboot.
+	MIGPending bool        `json:"migPending,omitempty"`
+	MIG        []MIGDevice `json:"migDevices,omitempty"`
+	// MIGProfiles are the GPU instance profiles the GPU offers; empty where NVML does not say
+	// (MIG off on some drivers).
+	MIGProfiles []MIGProfile `json:"migProfiles,omitempty"`
+	NVLinkPeers []string     `json:"nvlinkPeers,omitempty"` // PCI bus IDs of GPUs linked by NVLink
 }
 
 // MIGDevice is one MIG partition (a compute instance inside a GPU instance).
@@ -42,4 +47,21 @@ type MIGDevice struct {
 	GPUInstanceID     int    `json:"gpuInstanceID"`
 	ComputeInstanceID int    `json:"computeInstanceID"`
 	MemoryMiB         uint64 `json:"memoryMiB"`
+}
+
+// MIGProfile is a GPU instance profile a GPU offers.
+type MIGProfile struct {
+	ID        int    `json:"id"`   // NVML's GPU instance profile ID
+	Name      string `json:"name"` // NVIDIA's name: 1g.5gb, 1g.5gb+me, 7g.40gb
+	Slices    int    `json:"slices"`
+	Max       int    `json:"max"` // instances of it an empty GPU holds
+	MemoryMiB uint64 `json:"memoryMiB"`
+	// Placements are where an instance of it may start, in memory slices.
+	Placements []Placement `json:"placements,omitempty"`
+}
+
+// Placement is a run of a GPU's memory slices.
+type Placement struct {
+	Start int `json:"start"`
+	Size  int `json:"size"`
 }

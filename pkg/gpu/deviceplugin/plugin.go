@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +45,7 @@ type Plugin struct {
 	server  *grpc.Server
 	stop    chan struct{}
 	done    chan struct{}
+	sock    string
 }
 
 // New returns a plugin for one resource and its devices, all healthy.
@@ -57,13 +59,16 @@ func New(r resources.Resource, dir string, links map[string][]string, log *slog.
 	if p.Log == nil {
 		p.Log = slog.Default()
 	}
+	// A name of its own for each plugin: one replacing another for the same resource (a new
+	// sharing config or MIG layout) registers before the kubelet has seen the old one go, and
+	// the kubelet refuses a second plugin on a socket path it still holds.
+	p.sock = fmt.Sprintf("outpost-%s-%s.sock", strings.NewReplacer("/", "-", ".", "-").Replace(p.Resource),
+		strconv.FormatInt(time.Now().UnixNano(), 36))
 	return p
 }
 
 // Socket is the plugin's endpoint file name in Dir.
-func (p *Plugin) Socket() string {
-	return "outpost-" + strings.NewReplacer("/", "-", ".", "-").Replace(p.Resource) + ".sock"
-}
+func (p *Plugin) Socket() string { return p.sock }
 
 // Start serves and registers, then keeps watching for kubelet restarts until Stop.
 func (p *Plugin) Start(ctx context.Context) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/health"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 )
 
 // BinaryName is the helper's name in the payload's bin dir.
@@ -255,6 +256,20 @@ func (c *Client) NextEvent(timeout time.Duration) (health.Event, bool, error) {
 		return health.Event{}, false, err
 	}
 	return r.Event, r.OK, nil
+}
+
+// ApplyMIG runs in a helper of its own, as Detect does: a MIG change is rare, and the live
+// helper (if any) keeps serving readings meanwhile.
+func (c *Client) ApplyMIG(p mig.GPUPlan) (mig.Result, error) {
+	h, err := c.start()
+	if err != nil {
+		return mig.Result{}, err
+	}
+	defer h.stop()
+	var r mig.Result
+	// Creating instances on eight GPUs takes seconds on real hardware; a mode change longer.
+	err = h.call("ApplyMIG", p, &r, 2*time.Minute+c.timeout())
+	return r, err
 }
 
 // Call makes one argument-less call over conn: for tests of a helper's main.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 )
 
@@ -149,5 +150,30 @@ func TestHelperDiesOrHangs(t *testing.T) {
 	}
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("hung helper held the call %s", took)
+	}
+}
+
+// A MIG plan crosses the wire and the mock keeps the layout in its state file, which a later
+// helper process reads.
+func TestApplyMIGOverTheWire(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "mig.json")
+	m := mockgpu.DGXA100()
+	m.StateFile = state
+	p := served(t, m)
+	plan := mig.GPUPlan{Index: 2, UUID: mockgpu.UUID(2), Enabled: true,
+		Instances: []mig.Instance{{Profile: "7g.40gb", ProfileID: 4, Placement: detect.Placement{Start: 0, Size: 8}}}}
+	var r mig.Result
+	if err := p.call("ApplyMIG", plan, &r, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	later := mockgpu.DGXA100()
+	later.StateFile = state
+	n, err := later.Detect()
+	if err != nil || !n.GPUs[2].MIGEnabled || len(n.GPUs[2].MIG) != 1 || n.GPUs[2].MIG[0].Profile != "7g.40gb" || n.GPUs[1].MIGEnabled {
+		t.Fatalf("after: %+v %v", n.GPUs[2], err)
+	}
+	plan.Instances = append(plan.Instances, mig.Instance{Profile: "1g.5gb", ProfileID: 0, Placement: detect.Placement{Start: 0, Size: 1}})
+	if err := p.call("ApplyMIG", plan, &r, time.Second); err == nil || !strings.Contains(err.Error(), "Insufficient Resources") {
+		t.Fatalf("overlapping plan: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/health"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 )
 
 // service is the RPC face of a gpulib.Lib; net/rpc wants methods of the form M(args, *reply).
@@ -61,6 +62,12 @@ func (s *service) Probe(uuid string, ok *bool) error { *ok = s.lib.Probe(uuid); 
 func (s *service) NextEvent(timeout time.Duration, r *EventReply) error {
 	var err error
 	r.Event, r.OK, err = s.lib.NextEvent(timeout)
+	return wire(err)
+}
+
+func (s *service) ApplyMIG(p mig.GPUPlan, r *mig.Result) error {
+	var err error
+	*r, err = s.lib.ApplyMIG(p)
 	return wire(err)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/health"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 )
 
 // ErrNoEvents means the driver cannot deliver XID/ECC events: health is then not watched.
@@ -37,6 +38,9 @@ type Lib interface {
 	// NextEvent waits up to timeout for an XID or double-bit ECC event; ok is false on timeout.
 	// ErrNoEvents (wrapped) when the driver cannot deliver events at all.
 	NextEvent(timeout time.Duration) (e health.Event, ok bool, err error)
+	// ApplyMIG makes one GPU's MIG mode and instances what the plan says, with NVML up only
+	// for the call.
+	ApplyMIG(p mig.GPUPlan) (mig.Result, error)
 }
 
 // Reading is one GPU's live values; a value NVML cannot read is nil, never faked.
@@ -135,3 +139,4 @@ func (NoDriver) Probe(string) bool              { return false }
 func (NoDriver) NextEvent(time.Duration) (health.Event, bool, error) {
 	return health.Event{}, false, detect.ErrNoDriver
 }
+func (NoDriver) ApplyMIG(mig.GPUPlan) (mig.Result, error) { return mig.Result{}, detect.ErrNoDriver }

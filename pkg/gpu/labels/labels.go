@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
 )
@@ -192,11 +193,10 @@ func Patch(current, want map[string]string) map[string]*string {
 	return p
 }
 
-// userLabels are under Outpost's prefixes but set by users: the MIG layout a node should have.
-var userLabels = map[string]bool{"nvidia.com/mig.config": true}
-
+// owned reports whether the GPU layer keeps label k. The MIG layout a node should have is
+// under its prefixes but the user's (the layer owns its state label, nvidia.com/mig.config.state).
 func owned(k string) bool {
-	if userLabels[k] {
+	if k == mig.ConfigLabel {
 		return false
 	}
 	for _, p := range []string{"nvidia.com/gpu.", "nvidia.com/mig.", "nvidia.com/mig-", "nvidia.com/cuda.", gpuruntime.LabelPrefix} {

@@ -1,6 +1,6 @@
 // Package mockgpu is a small NVIDIA machine in software for the hidden --gpu-mock mode: eight
-// A100-SXM4-40GB GPUs in an NVSwitch full mesh, with readings and an event queue fed by
-// InjectXID. It implements gpulib.Lib in plain Go, so the mock runs wherever the outpost binary
+// A100-SXM4-40GB GPUs in an NVSwitch full mesh, with readings, an event queue fed by
+// InjectXID, and MIG layouts (the A100's profiles and placements). It implements gpulib.Lib in plain Go, so the mock runs wherever the outpost binary
 // runs (arm64 under qemu too) and in the GPU helper; the NVML calls behind gpulib.Lib are
 // tested against go-nvml's own mocks (pkg/gpu/nvmllib).
 package mockgpu
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +31,12 @@ var errUninitialized = errors.New("nvml: Uninitialized")
 
 // Machine is the mock: gpulib.Lib for a DGX A100.
 type Machine struct {
-	GPUs   int
+	GPUs int
+	// StateFile keeps the MIG layout across processes; "" keeps it in memory.
+	StateFile string
+	migMu     sync.Mutex
+	mig       migState
+
 	born   time.Time // energy counts from here, at the mock's 62 W
 	events chan health.Event
 	opens  atomic.Int32 // NVML counts Init and Shutdown; calls between none fail
@@ -49,12 +55,17 @@ func DGXA100() *Machine {
 	return &Machine{GPUs: 8, born: time.Now(), events: make(chan health.Event, 64)}
 }
 
-// Detect returns the eight GPUs, each linked to the seven others.
+// Detect returns the eight GPUs, each linked to the seven others, in their MIG layout.
 func (m *Machine) Detect() (*detect.Node, error) {
+	st, err := m.loadMIG()
+	if err != nil {
+		return nil, err
+	}
 	n := &detect.Node{DriverVersion: "550.54.15", CUDADriverMajor: 12, CUDADriverMinor: 4}
 	for i := 0; i < m.GPUs; i++ {
 		g := detect.GPU{Index: i, Minor: i, UUID: UUID(i), Product: Product, MemoryMiB: memMiB,
-			ComputeMajor: 8, ComputeMinor: 0, PCIBusID: BusID(i), MIGCapable: true}
+			ComputeMajor: 8, ComputeMinor: 0, PCIBusID: BusID(i), MIGCapable: true, MIGProfiles: Profiles(),
+			MIGEnabled: st[i].Enabled, MIG: migDevices(i, st[i])}
 		for j := 0; j < m.GPUs; j++ {
 			if j != i {
 				g.NVLinkPeers = append(g.NVLinkPeers, BusID(j))
@@ -65,11 +76,15 @@ func (m *Machine) Detect() (*detect.Node, error) {
 	return n, nil
 }
 
-// Preflight: persistence on, MIG off, nothing pending.
+// Preflight: persistence on, MIG as laid out, nothing pending.
 func (m *Machine) Preflight() (*gpulib.Preflight, error) {
+	st, err := m.loadMIG()
+	if err != nil {
+		return nil, err
+	}
 	p := &gpulib.Preflight{DriverVersion: "550.54.15"}
 	for i := 0; i < m.GPUs; i++ {
-		p.GPUs = append(p.GPUs, gpulib.PreflightGPU{Index: i, Persistence: gpulib.Bool(true), MIGEnabled: gpulib.Bool(false)})
+		p.GPUs = append(p.GPUs, gpulib.PreflightGPU{Index: i, Persistence: gpulib.Bool(true), MIGEnabled: gpulib.Bool(st[i].Enabled)})
 	}
 	return p, nil
 }

@@ -2,12 +2,12 @@ package nvmllib
 
 import (
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 )
 
 func ok(r nvml.Return) bool { return r == nvml.SUCCESS }
@@ -76,20 +76,21 @@ func readGPU(dev nvml.Device, i int) (detect.GPU, error) {
 	if pci, r := dev.GetPciInfo(); ok(r) {
 		g.PCIBusID = busID(pci)
 	}
-	cur, _, r := dev.GetMigMode()
+	cur, pend, r := dev.GetMigMode()
 	switch {
 	case ok(r):
-		g.MIGCapable, g.MIGEnabled = true, cur == nvml.DEVICE_MIG_ENABLE
+		g.MIGCapable, g.MIGEnabled, g.MIGPending = true, cur == nvml.DEVICE_MIG_ENABLE, cur != pend
+		g.MIGProfiles = migProfiles(dev, g.MemoryMiB)
 	case r == nvml.ERROR_NOT_SUPPORTED:
 	default:
 		return g, fail(fmt.Sprintf("device %d MIG mode", i), r)
 	}
 	if g.MIGEnabled {
-		mig, err := migDevices(dev, g.UUID)
+		devs, err := migDevices(dev, g.UUID, g.MemoryMiB)
 		if err != nil {
 			return g, fmt.Errorf("device %d: %w", i, err)
 		}
-		g.MIG = mig
+		g.MIG = devs
 	}
 	g.NVLinkPeers = nvlinkPeers(dev)
 	return g, nil
@@ -107,7 +108,7 @@ func busID(p nvml.PciInfo) string {
 }
 
 // migDevices walks GPU instances of every profile, then their compute instances.
-func migDevices(dev nvml.Device, uuid string) ([]detect.MIGDevice, error) {
+func migDevices(dev nvml.Device, uuid string, gpuMiB uint64) ([]detect.MIGDevice, error) {
 	var out []detect.MIGDevice
 	for p := 0; p < nvml.GPU_INSTANCE_PROFILE_COUNT; p++ {
 		info, r := dev.GetGpuInstanceProfileInfo(p)
@@ -139,7 +140,7 @@ func migDevices(dev nvml.Device, uuid string) ([]detect.MIGDevice, error) {
 					}
 					out = append(out, detect.MIGDevice{
 						ID:            fmt.Sprintf("MIG-%s/%d/%d", uuid, giInfo.Id, ciInfo.Id),
-						Profile:       ProfileName(info, ciProf),
+						Profile:       mig.ProfileName(int(info.Id), int(info.SliceCount), info.MemorySizeMB, gpuMiB, int(ciProf.SliceCount)),
 						GPUInstanceID: int(giInfo.Id), ComputeInstanceID: int(ciInfo.Id),
 						MemoryMiB: info.MemorySizeMB,
 					})
@@ -148,20 +149,6 @@ func migDevices(dev nvml.Device, uuid string) ([]detect.MIGDevice, error) {
 		}
 	}
 	return out, nil
-}
-
-// ProfileName is NVIDIA's MIG profile name: "1g.5gb", or "1c.2g.10gb" for a compute instance
-// smaller than its GPU instance.
-func ProfileName(gi nvml.GpuInstanceProfileInfo, ci nvml.ComputeInstanceProfileInfo) string {
-	gb := int(math.Round(float64(gi.MemorySizeMB) / 1024))
-	if gi.MemorySizeMB < 1024 {
-		gb = 1
-	}
-	name := fmt.Sprintf("%dg.%dgb", gi.SliceCount, gb)
-	if ci.SliceCount != 0 && ci.SliceCount < gi.SliceCount {
-		name = fmt.Sprintf("%dc.%s", ci.SliceCount, name)
-	}
-	return name
 }
 
 // nvlinkPeers lists the PCI bus IDs at the far end of every active NVLink. GPUs without

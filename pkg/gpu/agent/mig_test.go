@@ -1,0 +1,232 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
+	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
+	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
+	"github.com/outpostk8s/outpost/pkg/gpu/resources"
+)
+
+type migRig struct {
+	a       *Agent
+	st      *status
+	cs      *fake.Clientset
+	machine *mockgpu.Machine
+	cdiDir  string
+	kubelet *gputest.FakeKubelet
+	held    map[string][]podresources.Holder
+}
+
+// newMIGRig is an agent on the lean DGX A100 mock with MIG off, its plugins registered with a
+// fake kubelet, and a fake API server holding its Node.
+func newMIGRig(t *testing.T, cfg Config) *migRig {
+	t.Helper()
+	root := t.TempDir()
+	for i := 0; i < 8; i++ {
+		touch(t, filepath.Join(root, fmt.Sprintf("dev/nvidia%d", i)))
+	}
+	touch(t, filepath.Join(root, "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.54.15"))
+	r := &migRig{machine: mockgpu.DGXA100(), cdiDir: t.TempDir()}
+	plugins := t.TempDir()
+	r.kubelet = gputest.StartKubelet(t, plugins)
+	r.cs = fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}})
+	n := 0
+	r.cs.PrependReactor("create", "events", func(act k8stesting.Action) (bool, runtime.Object, error) {
+		e := act.(k8stesting.CreateAction).GetObject().(*corev1.Event)
+		n++
+		e.Name = fmt.Sprintf("%s%d", e.GenerateName, n)
+		return false, nil, nil
+	})
+	cfg.NodeName, cfg.Replicas, cfg.PluginDir, cfg.CDIDir, cfg.DriverRoot, cfg.DevRoot = "n1", 1, plugins, r.cdiDir, root, root
+	node, res, _, _, err := Check(cfg, r.machine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.a = &Agent{cfg: cfg, lib: r.machine, log: slog.New(slog.DiscardHandler), client: r.cs, Node: node, Res: res,
+		podHolders: func(context.Context) (map[string][]podresources.Holder, error) { return r.held, nil }}
+	r.a.mu.Lock()
+	if err := r.a.startPlugins(context.Background(), res); err != nil {
+		t.Fatal(err)
+	}
+	r.a.mu.Unlock()
+	t.Cleanup(func() { r.a.mu.Lock(); r.a.stopPlugins(); r.a.mu.Unlock() })
+	r.st = &status{client: r.cs, node: "n1", log: r.a.log}
+	return r
+}
+
+func touch(t *testing.T, p string) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *migRig) state() string { return r.a.labels()[mig.StateLabel] }
+
+func (r *migRig) events(reason string) []string {
+	ev, _ := r.cs.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{})
+	var out []string
+	for _, e := range ev.Items {
+		if e.Reason == reason {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+func (r *migRig) condition(t *testing.T) corev1.NodeCondition {
+	t.Helper()
+	n, err := r.cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == MIGConditionType {
+			return c
+		}
+	}
+	return corev1.NodeCondition{}
+}
+
+// Layout changes through the label: disabled to all-1g.5gb, to all-balanced, back to
+// all-disabled; each advertised at once (plugins, labels, CDI spec) under the implied mixed
+// strategy.
+func TestMIGLayoutByLabel(t *testing.T) {
+	r := newMIGRig(t, Config{})
+	ctx := context.Background()
+	if got := devices(r.a); got["nvidia.com/gpu"] != 8 || r.state() != "" {
+		t.Fatalf("before: %v, state %q", got, r.state())
+	}
+	r.a.applyMIG(ctx, r.st, "all-1g.5gb")
+	if got := devices(r.a); got["nvidia.com/mig-1g.5gb"] != 56 || len(got) != 1 {
+		t.Fatalf("all-1g.5gb: %v", got)
+	}
+	l := r.a.labels()
+	if l[mig.StateLabel] != mig.StateSuccess || l["nvidia.com/mig-1g.5gb.count"] != "56" || l["nvidia.com/mig.strategy"] != "mixed" {
+		t.Fatalf("labels %v", l)
+	}
+	spec, _ := os.ReadFile(filepath.Join(r.cdiDir, "nvidia.yaml"))
+	if !strings.Contains(string(spec), `name: "7:7"`) {
+		t.Fatalf("the CDI spec does not name GPU 7's seventh MIG device:\n%s", spec)
+	}
+	if c := r.condition(t); c.Status != corev1.ConditionTrue || !strings.Contains(c.Message, "all-1g.5gb applied") {
+		t.Fatalf("condition %+v", c)
+	}
+	if last := r.kubelet.Requests(); last[len(last)-1].ResourceName != "nvidia.com/mig-1g.5gb" {
+		t.Fatalf("registrations %v", last)
+	}
+
+	r.a.applyMIG(ctx, r.st, "all-balanced")
+	if got := devices(r.a); got["nvidia.com/mig-1g.5gb"] != 16 || got["nvidia.com/mig-2g.10gb"] != 8 || got["nvidia.com/mig-3g.20gb"] != 8 {
+		t.Fatalf("all-balanced: %v", got)
+	}
+	r.a.applyMIG(ctx, r.st, "all-disabled")
+	if got := devices(r.a); got["nvidia.com/gpu"] != 8 || len(got) != 1 {
+		t.Fatalf("all-disabled: %v", got)
+	}
+	if len(r.events("MIGLayoutApplied")) != 3 {
+		t.Fatalf("events %q", r.events("MIGLayoutApplied"))
+	}
+	r.a.applyMIG(ctx, r.st, "all-disabled") // nothing new: no second Event
+	if len(r.events("MIGLayoutApplied")) != 3 {
+		t.Fatalf("events after a repeat %q", r.events("MIGLayoutApplied"))
+	}
+}
+
+// A GPU a pod holds is not changed: pending, until the pod is gone.
+func TestMIGLayoutWaitsForPods(t *testing.T) {
+	r := newMIGRig(t, Config{})
+	ctx := context.Background()
+	r.held = map[string][]podresources.Holder{mockgpu.UUID(3): {{Pod: "train", Namespace: "ml", Container: "c"}}}
+	r.a.applyMIG(ctx, r.st, "all-7g.40gb")
+	if r.state() != mig.StatePending || devices(r.a)["nvidia.com/gpu"] != 8 {
+		t.Fatalf("state %q, devices %v", r.state(), devices(r.a))
+	}
+	if n, _ := r.machine.Detect(); n.GPUs[0].MIGEnabled || n.GPUs[3].MIGEnabled {
+		t.Fatal("a GPU changed while a pod held one the layout changes")
+	}
+	if ev := r.events("MIGLayoutPending"); len(ev) != 1 || !strings.Contains(ev[0], "GPU 3 is held by pod ml/train") {
+		t.Fatalf("pending events %q", ev)
+	}
+	r.a.applyMIG(ctx, r.st, "all-7g.40gb") // still held: no second Event
+	if len(r.events("MIGLayoutPending")) != 1 {
+		t.Fatal("pending reported twice")
+	}
+	r.held = nil
+	r.a.applyMIG(ctx, r.st, "all-7g.40gb")
+	if r.state() != mig.StateSuccess || devices(r.a)["nvidia.com/mig-7g.40gb"] != 8 {
+		t.Fatalf("after the pod: state %q, devices %v", r.state(), devices(r.a))
+	}
+}
+
+// Bad layouts fail with the GPUs as they were and an Event naming the cause; the config's
+// layout applies when the node has no label.
+func TestMIGLayoutFailures(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "layouts.yaml")
+	os.WriteFile(file, []byte("version: v1\nmig-configs:\n  two-halves:\n    - devices: all\n      mig-enabled: true\n      mig-devices: {\"4g.20gb\": 1, \"3g.20gb\": 1}\n"), 0o644)
+	layouts, err := mig.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newMIGRig(t, Config{MIGConfig: "two-halves", MIGLayouts: layouts})
+	ctx := context.Background()
+	for _, c := range []struct{ label, want string }{
+		{"all-9g.90gb", "does not offer MIG profile 9g.90gb"},
+		{"nonsense", `unknown MIG layout "nonsense"`},
+	} {
+		r.a.applyMIG(ctx, r.st, c.label)
+		if r.state() != mig.StateFailed {
+			t.Fatalf("%s: state %q", c.label, r.state())
+		}
+		if ev := r.events("MIGLayoutFailed"); len(ev) == 0 || !strings.Contains(ev[len(ev)-1], c.want) {
+			t.Fatalf("%s: events %q", c.label, ev)
+		}
+		if n, _ := r.machine.Detect(); n.GPUs[0].MIGEnabled {
+			t.Fatalf("%s: GPU 0 changed", c.label)
+		}
+		if cond := r.condition(t); cond.Status != corev1.ConditionFalse || cond.Reason != "MIGLayoutFailed" {
+			t.Fatalf("%s: condition %+v", c.label, cond)
+		}
+	}
+	r.a.applyMIG(ctx, r.st, "") // no label: the config's layout
+	if got := devices(r.a); r.state() != mig.StateSuccess || got["nvidia.com/mig-4g.20gb"] != 8 || got["nvidia.com/mig-3g.20gb"] != 8 {
+		t.Fatalf("config layout: state %q, devices %v", r.state(), got)
+	}
+}
+
+// A config naming a layout the GPUs cannot take stops the start, with one line.
+func TestMIGConfigCheckedAtStart(t *testing.T) {
+	root := t.TempDir()
+	for i := 0; i < 8; i++ {
+		touch(t, filepath.Join(root, fmt.Sprintf("dev/nvidia%d", i)))
+	}
+	touch(t, filepath.Join(root, "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.54.15"))
+	_, _, _, _, err := Check(Config{MIGConfig: "all-2g.20gb", Replicas: 1}, mockgpu.DGXA100())
+	if err == nil || !strings.Contains(err.Error(), "--gpu-mig-config: MIG layout all-2g.20gb: GPU 0") {
+		t.Fatalf("err %v", err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Fatalf("more than one line: %v", err)
+	}
+	_, res, _, _, err := Check(Config{MIGConfig: "all-disabled", Replicas: 1, DevRoot: root, DriverRoot: root}, mockgpu.DGXA100())
+	if err != nil || len(res) != 1 || res[0].Name != resources.GPUResource {
+		t.Fatalf("all-disabled: %v %v", res, err)
+	}
+}
