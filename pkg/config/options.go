@@ -96,7 +96,7 @@ type GPUOptions struct {
 	MIGConfig     string
 	MIGConfigFile string
 	MIGLayouts    *mig.File
-	Replicas    int
+	Replicas      int
 	// SharingConfig names the time-slicing config file or directory; Sharing is what it holds,
 	// read and checked when the config completes.
 	SharingConfig  string
