@@ -255,6 +255,16 @@ func migChecks(t *testing.T, s *harness.Server) {
 	if spec := readFile(t, filepath.Join(s.Root, "cdi", "nvidia.yaml")); !strings.Contains(spec, `name: "7:7"`) {
 		t.Errorf("the CDI spec does not name GPU 7's seventh MIG device")
 	}
+	// Each MIG device has its own memory series, as dcgm-exporter serves them.
+	resp, err := http.Get("http://127.0.0.1:9401/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if c := strings.Count(string(body), `GPU_I_PROFILE="1g.5gb"`); c != 56*3 {
+		t.Errorf("%d MIG memory samples, want 56 devices × 3 series", c)
+	}
 	s.MustKubectl("label", "--overwrite", "node", node, "nvidia.com/mig.config=all-2g.20gb")
 	harness.Eventually(t, 60*time.Second, "failed: the A100 40GB has no 2g.20gb", event("MIGLayoutFailed", "does not offer MIG profile 2g.20gb"))
 	if err := state("failed", "56", "0")(); err != nil {

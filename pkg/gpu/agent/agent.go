@@ -265,8 +265,8 @@ func (a *Agent) serveMetrics() error {
 	return nil
 }
 
-// deviceGPUs maps each advertised device ID to its physical GPU's UUID: a pod holding a
-// time-slicing replica or a MIG device is named on that GPU's series.
+// deviceGPUs maps each advertised device ID to what the metrics name its holders on: a
+// time-slicing replica to its GPU's UUID, a MIG device (or its replica) to its MIG ID.
 func (a *Agent) deviceGPUs() map[string]string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -278,6 +278,9 @@ func (a *Agent) deviceGPUs() map[string]string {
 	for _, r := range a.Res {
 		for _, d := range r.Devices {
 			m[d.ID] = uuids[d.GPUIndex]
+			if strings.HasPrefix(d.Visible, "MIG-") {
+				m[d.ID] = d.Visible
+			}
 		}
 	}
 	return m

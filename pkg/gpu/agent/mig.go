@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -197,11 +197,17 @@ func differing(n *detect.Node, plan []mig.GPUPlan) []mig.GPUPlan {
 func busy(plans []mig.GPUPlan, held map[string][]podresources.Holder) string {
 	var parts []string
 	for _, p := range plans {
-		for _, h := range held[p.UUID] {
-			parts = append(parts, fmt.Sprintf("GPU %d is held by pod %s/%s", p.Index, h.Namespace, h.Pod))
+		for dev, hs := range held { // the GPU, or one of its MIG devices
+			if dev != p.UUID && !strings.HasPrefix(dev, "MIG-"+p.UUID+"/") {
+				continue
+			}
+			for _, h := range hs {
+				parts = append(parts, fmt.Sprintf("GPU %d is held by pod %s/%s", p.Index, h.Namespace, h.Pod))
+			}
 		}
 	}
-	sort.Strings(parts)
+	slices.Sort(parts)
+	parts = slices.Compact(parts)
 	return strings.Join(parts, "; ")
 }
 

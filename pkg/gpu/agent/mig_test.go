@@ -173,6 +173,16 @@ func TestMIGLayoutWaitsForPods(t *testing.T) {
 	if r.state() != mig.StateSuccess || devices(r.a)["nvidia.com/mig-7g.40gb"] != 8 {
 		t.Fatalf("after the pod: state %q, devices %v", r.state(), devices(r.a))
 	}
+	// A pod holding a MIG device holds its GPU too; the metrics name it on that device.
+	mid := "MIG-" + mockgpu.UUID(5) + "/1/0"
+	if got := r.a.deviceGPUs()[mid]; got != mid {
+		t.Fatalf("MIG device %s is named on %q in the metrics", mid, got)
+	}
+	r.held = map[string][]podresources.Holder{mid: {{Pod: "infer", Namespace: "ml", Container: "c"}}}
+	r.a.applyMIG(ctx, r.st, "all-disabled")
+	if ev := r.events("MIGLayoutPending"); r.state() != mig.StatePending || len(ev) != 2 || !strings.Contains(ev[1], "GPU 5 is held by pod ml/infer") {
+		t.Fatalf("state %q, pending events %q", r.state(), ev)
+	}
 }
 
 // Bad layouts fail with the GPUs as they were and an Event naming the cause; the config's

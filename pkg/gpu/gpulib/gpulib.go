@@ -63,6 +63,20 @@ type Reading struct {
 	// ECC errors since the driver loaded (volatile): single-bit corrected, double-bit not.
 	ECCSingleBit *float64 `json:"eccSingleBit,omitempty"`
 	ECCDoubleBit *float64 `json:"eccDoubleBit,omitempty"`
+	// MIG are the GPU's MIG devices' own values, while MIG is on.
+	MIG []MIGReading `json:"mig,omitempty"`
+}
+
+// MIGReading is one MIG device's values: NVML has its memory, not its utilization.
+type MIGReading struct {
+	// ID is the device as the device plugin advertises it: MIG-<GPU UUID>/<GI>/<CI>.
+	ID                string   `json:"id"`
+	Profile           string   `json:"profile"`
+	GPUInstanceID     int      `json:"gpuInstanceID"`
+	ComputeInstanceID int      `json:"computeInstanceID"`
+	FBUsedMiB         *float64 `json:"fbUsedMiB,omitempty"`
+	FBFreeMiB         *float64 `json:"fbFreeMiB,omitempty"`
+	FBTotalMiB        *float64 `json:"fbTotalMiB,omitempty"`
 }
 
 // Preflight is the driver's state as check-config judges it.

@@ -3,6 +3,7 @@ package hwtest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,15 @@ func TestDetectInfoLabels(t *testing.T) {
 	}
 	if n.DriverVersion == "" || n.CUDADriverMajor == 0 {
 		t.Errorf("driver %q CUDA %d.%d", n.DriverVersion, n.CUDADriverMajor, n.CUDADriverMinor)
+	}
+	// What MIG layouts resolve against (read only: the machine's MIG mode is not changed). Some
+	// drivers list profiles only with MIG on; the agent then resolves in a second pass.
+	for _, g := range n.GPUs {
+		var names []string
+		for _, p := range g.MIGProfiles {
+			names = append(names, fmt.Sprintf("%s(id %d, max %d, %d placements)", p.Name, p.ID, p.Max, len(p.Placements)))
+		}
+		t.Logf("GPU %d: MIG capable %v, enabled %v, pending %v, profiles listed: %v", g.Index, g.MIGCapable, g.MIGEnabled, g.MIGPending, names)
 	}
 	l := labels.For(n, resources.Config{Strategy: resources.None, Replicas: 1})
 	t.Logf("labels: %v", l)

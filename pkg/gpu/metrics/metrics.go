@@ -22,9 +22,10 @@ type Source struct {
 	Hostname string
 	// XIDs returns the XID events seen for a GPU since start.
 	XIDs func(uuid string) uint64
-	// Holders returns GPU UUID -> the containers holding it (the kubelet's PodResources
-	// API); each holder gets the GPU's series with pod, namespace and container labels, as
-	// dcgm-exporter does. nil, or an error: series without them.
+	// Holders returns GPU UUID (or MIG device ID, MIG-<GPU UUID>/<GI>/<CI>) -> the containers
+	// holding it (the kubelet's PodResources API); each holder gets the device's series with
+	// pod, namespace and container labels, as dcgm-exporter does. nil, or an error: series
+	// without them.
 	Holders func() (map[string][]podresources.Holder, error)
 }
 
@@ -91,6 +92,28 @@ func (s Source) Write(w io.Writer) error {
 		add(dbe, g.ECCDoubleBit)
 		if s.XIDs != nil {
 			add(xids, gpulib.Float(float64(s.XIDs(g.UUID))))
+		}
+		// Each MIG device has its own memory series, labelled as dcgm-exporter labels them
+		// and naming the pods that hold it.
+		for _, m := range g.MIG {
+			mb := fmt.Sprintf(`%s,GPU_I_PROFILE="%s",GPU_I_ID="%d"`, base, esc(m.Profile), m.GPUInstanceID)
+			msets := []string{mb}
+			if hs := holders[m.ID]; len(hs) > 0 {
+				msets = msets[:0]
+				for _, h := range hs {
+					msets = append(msets, fmt.Sprintf(`%s,container="%s",namespace="%s",pod="%s"`, mb, esc(h.Container), esc(h.Namespace), esc(h.Pod)))
+				}
+			}
+			for _, mv := range []struct {
+				m metric
+				v *float64
+			}{{fbUsed, m.FBUsedMiB}, {fbFree, m.FBFreeMiB}, {fbTot, m.FBTotalMiB}} {
+				for _, labels := range msets {
+					if mv.v != nil {
+						samples[mv.m] = append(samples[mv.m], fmt.Sprintf("%s{%s} %g", mv.m.name, labels, *mv.v))
+					}
+				}
+			}
 		}
 	}
 	ms := make([]metric, 0, len(samples))

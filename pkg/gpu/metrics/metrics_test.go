@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
 )
@@ -89,5 +91,40 @@ func TestHoldersUnavailable(t *testing.T) {
 	}
 	if c := strings.Count(b.String(), "\nDCGM_FI_DEV_GPU_UTIL{"); c != 8 || strings.Contains(b.String(), "pod=") {
 		t.Errorf("%d util samples, pod labels: %v", c, strings.Contains(b.String(), "pod="))
+	}
+}
+
+// A GPU in MIG mode: each MIG device has its memory series, labelled GPU_I_PROFILE and
+// GPU_I_ID as dcgm-exporter labels them, naming the pod that holds that device.
+func TestMIGDeviceSeries(t *testing.T) {
+	m := mockgpu.DGXA100()
+	p := mig.GPUPlan{Index: 2, UUID: mockgpu.UUID(2), Enabled: true, Instances: []mig.Instance{
+		{Profile: "3g.20gb", ProfileID: 2, Placement: detect.Placement{Start: 0, Size: 4}},
+		{Profile: "3g.20gb", ProfileID: 2, Placement: detect.Placement{Start: 4, Size: 4}}}}
+	if _, err := m.ApplyMIG(p); err != nil {
+		t.Fatal(err)
+	}
+	m.Open()
+	defer m.Close()
+	held := "MIG-" + mockgpu.UUID(2) + "/2/0"
+	src := Source{Lib: m, Hostname: "dgx", Holders: func() (map[string][]podresources.Holder, error) {
+		return map[string][]podresources.Holder{held: {{Pod: "infer", Namespace: "ml", Container: "triton"}}}, nil
+	}}
+	var b strings.Builder
+	if err := src.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	base := `gpu="2",UUID="` + mockgpu.UUID(2) + `",device="nvidia2",modelName="NVIDIA A100-SXM4-40GB",Hostname="dgx"`
+	for _, want := range []string{
+		`DCGM_FI_DEV_FB_TOTAL{` + base + `,GPU_I_PROFILE="3g.20gb",GPU_I_ID="1"} 19968`,
+		`DCGM_FI_DEV_FB_USED{` + base + `,GPU_I_PROFILE="3g.20gb",GPU_I_ID="2",container="triton",namespace="ml",pod="infer"} 2`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("no %s in\n%s", want, out)
+		}
+	}
+	if c := strings.Count(out, `GPU_I_ID=`); c != 6 {
+		t.Errorf("%d MIG samples, want 2 devices × 3 memory series", c)
 	}
 }

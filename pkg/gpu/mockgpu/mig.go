@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 )
 
@@ -97,6 +98,17 @@ func migDevices(i int, g gpuMIG) []detect.MIGDevice {
 		}
 		out = append(out, detect.MIGDevice{ID: fmt.Sprintf("MIG-%s/%d/0", UUID(i), gi+1), Profile: in.Profile,
 			GPUInstanceID: gi + 1, MemoryMiB: mem})
+	}
+	return out
+}
+
+// migReadings are GPU i's MIG devices' memory values.
+func migReadings(i int, g gpuMIG) []gpulib.MIGReading {
+	var out []gpulib.MIGReading
+	for _, d := range migDevices(i, g) {
+		out = append(out, gpulib.MIGReading{ID: d.ID, Profile: d.Profile, GPUInstanceID: d.GPUInstanceID, ComputeInstanceID: d.ComputeInstanceID,
+			FBUsedMiB: gpulib.Float(float64(d.GPUInstanceID)), FBFreeMiB: gpulib.Float(float64(d.MemoryMiB) - float64(d.GPUInstanceID)),
+			FBTotalMiB: gpulib.Float(float64(d.MemoryMiB))})
 	}
 	return out
 }

@@ -102,10 +102,14 @@ func (m *Machine) Close() error {
 // up is what the real library checks first: calls outside Open/Close fail.
 func (m *Machine) up() bool { return m.opens.Load() > 0 }
 
-// Readings: GPU i is 5·i % busy and uses i MiB.
+// Readings: GPU i is 5·i % busy and uses i MiB; its MIG device on GPU instance g uses g MiB.
 func (m *Machine) Readings() ([]gpulib.Reading, error) {
 	if !m.up() {
 		return nil, errUninitialized
+	}
+	st, err := m.loadMIG()
+	if err != nil {
+		return nil, err
 	}
 	var out []gpulib.Reading
 	for i := 0; i < m.GPUs; i++ {
@@ -114,7 +118,7 @@ func (m *Machine) Readings() ([]gpulib.Reading, error) {
 			FBFreeMiB: gpulib.Float(float64(memMiB - i)), FBTotalMiB: gpulib.Float(memMiB),
 			TempC: gpulib.Float(35), PowerW: gpulib.Float(62), SMClockMHz: gpulib.Float(1410), MemClockMHz: gpulib.Float(1215),
 			EnergyMJ: gpulib.Float(float64(62000 * time.Since(m.born).Seconds())), PCIeReplays: gpulib.Float(0),
-			ECCSingleBit: gpulib.Float(0), ECCDoubleBit: gpulib.Float(0)})
+			ECCSingleBit: gpulib.Float(0), ECCDoubleBit: gpulib.Float(0), MIG: migReadings(i, st[i])})
 	}
 	return out, nil
 }

@@ -103,9 +103,53 @@ func (l *Lib) Readings() ([]gpulib.Reading, error) {
 		if n, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC); r == nvml.SUCCESS {
 			g.ECCDoubleBit = gpulib.Float(float64(n))
 		}
+		g.MIG = migReadings(dev, g.UUID)
 		out = append(out, g)
 	}
 	return out, nil
+}
+
+// migReadings are the memory values of dev's MIG devices, named by GPU and compute instance
+// as the device plugin names them; none while MIG is off.
+func migReadings(dev nvml.Device, uuid string) []gpulib.MIGReading {
+	if cur, _, r := dev.GetMigMode(); r != nvml.SUCCESS || cur != nvml.DEVICE_MIG_ENABLE {
+		return nil
+	}
+	mem, r := dev.GetMemoryInfo()
+	if r != nvml.SUCCESS {
+		return nil
+	}
+	devs, err := migDevices(dev, uuid, mem.Total>>20)
+	if err != nil {
+		return nil
+	}
+	n, r := dev.GetMaxMigDeviceCount()
+	if r != nvml.SUCCESS {
+		return nil
+	}
+	var out []gpulib.MIGReading
+	for i := 0; i < n; i++ {
+		h, r := dev.GetMigDeviceHandleByIndex(i)
+		if r != nvml.SUCCESS {
+			continue // an unused slot
+		}
+		gi, r1 := h.GetGpuInstanceId()
+		ci, r2 := h.GetComputeInstanceId()
+		if r1 != nvml.SUCCESS || r2 != nvml.SUCCESS {
+			continue
+		}
+		m := gpulib.MIGReading{ID: fmt.Sprintf("MIG-%s/%d/%d", uuid, gi, ci), GPUInstanceID: gi, ComputeInstanceID: ci}
+		for _, d := range devs {
+			if d.GPUInstanceID == gi && d.ComputeInstanceID == ci {
+				m.Profile = d.Profile
+			}
+		}
+		if mi, r := h.GetMemoryInfo(); r == nvml.SUCCESS {
+			m.FBUsedMiB, m.FBFreeMiB, m.FBTotalMiB = gpulib.Float(float64(mi.Used>>20)), gpulib.Float(float64(mi.Free>>20)), gpulib.Float(float64(mi.Total>>20))
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // Probe asks NVML whether the GPU answers.

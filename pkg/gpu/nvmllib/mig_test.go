@@ -1,11 +1,13 @@
 package nvmllib
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
@@ -176,5 +178,60 @@ func TestApplyMIGCreateFails(t *testing.T) {
 	}
 	if len(dev.GpuInstances) != 0 {
 		t.Fatalf("%d GPU instances left", len(dev.GpuInstances))
+	}
+}
+
+// A GPU in MIG mode reads each MIG device's memory through its handle, named as the device
+// plugin names it.
+func TestMIGReadings(t *testing.T) {
+	srv := dgxa100.New()
+	gputest.FullMesh(srv)
+	l := New(srv)
+	apply(t, l, "all-3g.20gb")
+	dev := srv.Devices[4].(*server.Device)
+	var handles []nvml.Device
+	for gi := range dev.GpuInstances {
+		id := int(gi.Info.Id)
+		handles = append(handles, &mock.Device{
+			GetGpuInstanceIdFunc:     func() (int, nvml.Return) { return id, nvml.SUCCESS },
+			GetComputeInstanceIdFunc: func() (int, nvml.Return) { return 0, nvml.SUCCESS },
+			GetMemoryInfoFunc: func() (nvml.Memory, nvml.Return) {
+				return nvml.Memory{Total: 19968 << 20, Used: uint64(id+1) << 30, Free: (19968 << 20) - uint64(id+1)<<30}, nvml.SUCCESS
+			},
+		})
+	}
+	dev.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 7, nvml.SUCCESS }
+	dev.GetMigDeviceHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		if i >= len(handles) {
+			return nil, nvml.ERROR_NOT_FOUND
+		}
+		return handles[i], nvml.SUCCESS
+	}
+	for _, d := range srv.Devices {
+		d := d.(*server.Device)
+		if d != dev {
+			d.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 0, nvml.SUCCESS }
+		}
+		d.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.ERROR_NOT_SUPPORTED }
+		d.GetTemperatureFunc = func(nvml.TemperatureSensors) (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+		d.GetPowerUsageFunc = func() (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+		d.GetClockInfoFunc = func(nvml.ClockType) (uint32, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+		d.GetTotalEnergyConsumptionFunc = func() (uint64, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+		d.GetPcieReplayCounterFunc = func() (int, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+		d.GetTotalEccErrorsFunc = func(nvml.MemoryErrorType, nvml.EccCounterType) (uint64, nvml.Return) { return 0, nvml.ERROR_NOT_SUPPORTED }
+	}
+	rs, err := l.Readings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rs[4].MIG
+	if len(m) != 2 || m[0].Profile != "3g.20gb" || *m[0].FBTotalMiB != 19968 || *m[0].FBUsedMiB != float64((m[0].GPUInstanceID+1)*1024) {
+		t.Fatalf("GPU 4 MIG readings %+v", m)
+	}
+	if want := fmt.Sprintf("MIG-%s/%d/0", rs[4].UUID, m[1].GPUInstanceID); m[1].ID != want {
+		t.Fatalf("MIG id %s, want %s", m[1].ID, want)
+	}
+	if len(rs[3].MIG) != 0 {
+		t.Fatalf("GPU 3 has no MIG handles: %+v", rs[3].MIG)
 	}
 }
