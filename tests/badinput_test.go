@@ -151,6 +151,17 @@ func TestBadInput(t *testing.T) {
 		out, code := run(t, exec.Command(bin, append(base, "--gpu-mock", "dgxa100", "--gpu-mig-strategy", "single")...))
 		assertRefused(t, out, code, 1, data, "MIG strategy single", "MIG mode")
 	})
+	t.Run("MIGLayoutBad", func(t *testing.T) {
+		// A profile the A100 40GB does not offer: named, with what it does offer.
+		out, code := run(t, exec.Command(bin, append(base, "--gpu-mock", "dgxa100", "--gpu-mig-config", "all-2g.20gb")...))
+		assertRefused(t, out, code, 1, data, "--gpu-mig-config", "does not offer MIG profile 2g.20gb", "1g.5gb")
+		out, code = run(t, exec.Command(bin, append(base, "--gpu-mock", "dgxa100", "--gpu-mig-config", "half")...))
+		assertRefused(t, out, code, 1, data, `--gpu-mig-config "half" is not a MIG layout`)
+		f := filepath.Join(root, "layouts.yaml")
+		os.WriteFile(f, []byte("version: v1\nmig-configs:\n  half:\n    - devices: all\n      device-filter: 0x20B010DE\n"), 0o600)
+		out, code = run(t, exec.Command(bin, append(base, "--gpu-mock", "dgxa100", "--gpu-mig-config-file", f, "--gpu-mig-config", "half")...))
+		assertRefused(t, out, code, 1, data, "--gpu-mig-config-file", "device-filter")
+	})
 	t.Run("UnknownGPUConfigKey", func(t *testing.T) {
 		cfg := filepath.Join(root, "gpu.yaml")
 		os.WriteFile(cfg, []byte("gpu:\n  mig-stratgy: mixed\n"), 0o600)
