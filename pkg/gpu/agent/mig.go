@@ -108,9 +108,11 @@ func (a *Agent) layOut(ctx context.Context, name string) (state, why string) {
 	for pass := 0; len(changing) > 0 && pass < 2; pass++ {
 		reset, err := a.applyPlans(changing)
 		if err != nil {
+			a.readopt(ctx, name) // GPUs before the failing one did change
 			return mig.StateFailed, fmt.Sprintf("MIG layout %s: %v", name, err)
 		}
 		if len(reset) > 0 {
+			a.readopt(ctx, name)
 			return mig.StateRebooting, fmt.Sprintf("MIG layout %s: MIG mode of GPU %s changes only after a GPU reset or a reboot: reset the GPU (nvidia-smi -r) or reboot the node", name, strings.Join(reset, ", "))
 		}
 		if node, err = a.lib.Detect(); err != nil {
@@ -119,14 +121,30 @@ func (a *Agent) layOut(ctx context.Context, name string) (state, why string) {
 		// GPUs that list their profiles only with MIG on are resolved now that it is.
 		if plan, err = mig.Resolve(name, a.cfg.MIGLayouts, node); err != nil {
 			a.undoUnresolved(changing)
+			a.readopt(ctx, name)
 			return mig.StateFailed, err.Error()
 		}
 		changing = differing(node, plan)
 	}
 	if len(changing) > 0 {
-		return mig.StateFailed, fmt.Sprintf("MIG layout %s: GPU %d is still not in it after the change", name, changing[0].Index)
+		a.undoUnresolved(changing)
+		a.readopt(ctx, name)
+		return mig.StateFailed, fmt.Sprintf("MIG layout %s: GPU %d is still not in it after the change (its driver lists no MIG profiles even with MIG on?)", name, changing[0].Index)
 	}
 	return a.adopt(ctx, node, name)
+}
+
+// readopt advertises what the GPUs are after a change that stopped partway, so no plugin
+// offers a device that is gone.
+func (a *Agent) readopt(ctx context.Context, name string) {
+	node, err := a.lib.Detect()
+	if err != nil {
+		a.log.Warn("GPU detection after a partial MIG change", "err", err)
+		return
+	}
+	if state, why := a.adopt(ctx, node, name); state != mig.StateSuccess {
+		a.log.Warn(why)
+	}
 }
 
 // applyPlans applies each plan; it returns the GPUs whose mode change waits for a reset.

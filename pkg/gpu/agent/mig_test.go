@@ -240,3 +240,33 @@ func TestMIGConfigCheckedAtStart(t *testing.T) {
 		t.Fatalf("all-disabled: %v %v", res, err)
 	}
 }
+
+// failOn is the mock with one GPU whose MIG change the driver refuses.
+type failOn struct {
+	*mockgpu.Machine
+	uuid string
+}
+
+func (f failOn) ApplyMIG(p mig.GPUPlan) (mig.Result, error) {
+	if p.UUID == f.uuid {
+		return mig.Result{}, fmt.Errorf("GPU %d: nvml set MIG mode: In use by another client", p.Index)
+	}
+	return f.Machine.ApplyMIG(p)
+}
+
+// A change that stops partway fails, and what did change is advertised: no plugin offers a
+// whole GPU that is now in MIG mode.
+func TestMIGLayoutPartialFailure(t *testing.T) {
+	r := newMIGRig(t, Config{})
+	r.a.lib = failOn{r.machine, mockgpu.UUID(3)}
+	r.a.applyMIG(context.Background(), r.st, "all-7g.40gb")
+	if r.state() != mig.StateFailed {
+		t.Fatalf("state %q", r.state())
+	}
+	if ev := r.events("MIGLayoutFailed"); len(ev) != 1 || !strings.Contains(ev[0], "In use by another client") {
+		t.Fatalf("events %q", ev)
+	}
+	if got := devices(r.a); got["nvidia.com/mig-7g.40gb"] != 3 || got["nvidia.com/gpu"] != 5 {
+		t.Fatalf("after GPUs 0-2 changed and 3 refused: %v", got)
+	}
+}
