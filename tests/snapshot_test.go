@@ -215,15 +215,15 @@ func waitServing(t *testing.T, s *harness.Node, restartOnce bool, more func() st
 }
 
 // problemLines is the first n lines of a log that are not INFO: what went wrong first says more
-// than a crash's last lines. Lines are cut at 400 bytes.
+// than a crash's last lines. Lines over 400 bytes keep their first and last 200.
 func problemLines(log string, n int) string {
 	var out []string
 	for _, l := range strings.Split(log, "\n") {
 		if strings.Contains(l, " INFO ") || strings.TrimSpace(l) == "" {
 			continue
 		}
-		if len(l) > 400 {
-			l = l[:400] + "…"
+		if len(l) > 400 { // keep both ends: a JSON line's error is at its end
+			l = l[:200] + " … " + l[len(l)-200:]
 		}
 		if out = append(out, l); len(out) == n {
 			break

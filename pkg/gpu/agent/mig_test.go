@@ -9,15 +9,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
 	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
+	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
 	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 )
@@ -34,7 +37,10 @@ type migRig struct {
 
 // newMIGRig is an agent on the lean DGX A100 mock with MIG off, its plugins registered with a
 // fake kubelet, and a fake API server holding its Node.
-func newMIGRig(t *testing.T, cfg Config) *migRig {
+func newMIGRig(t *testing.T, cfg Config) *migRig { return newMIGRigOn(t, cfg, nil) }
+
+// newMIGRigOn is newMIGRig with another library than the lean mock (nil: the lean mock).
+func newMIGRigOn(t *testing.T, cfg Config, lib gpulib.Lib) *migRig {
 	t.Helper()
 	root := t.TempDir()
 	for i := 0; i < 8; i++ {
@@ -53,11 +59,14 @@ func newMIGRig(t *testing.T, cfg Config) *migRig {
 		return false, nil, nil
 	})
 	cfg.NodeName, cfg.Replicas, cfg.PluginDir, cfg.CDIDir, cfg.DriverRoot, cfg.DevRoot = "n1", 1, plugins, r.cdiDir, root, root
-	node, res, _, _, err := Check(cfg, r.machine)
+	if lib == nil {
+		lib = r.machine
+	}
+	node, res, _, _, err := Check(cfg, lib)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.a = &Agent{cfg: cfg, lib: r.machine, log: slog.New(slog.DiscardHandler), client: r.cs, Node: node, Res: res,
+	r.a = &Agent{cfg: cfg, lib: lib, log: slog.New(slog.DiscardHandler), client: r.cs, Node: node, Res: res,
 		podHolders: func(context.Context) (map[string][]podresources.Holder, error) { return r.held, nil }}
 	r.a.mu.Lock()
 	if err := r.a.startPlugins(context.Background(), res); err != nil {
@@ -268,5 +277,42 @@ func TestMIGLayoutPartialFailure(t *testing.T) {
 	}
 	if got := devices(r.a); got["nvidia.com/mig-7g.40gb"] != 3 || got["nvidia.com/gpu"] != 5 {
 		t.Fatalf("after GPUs 0-2 changed and 3 refused: %v", got)
+	}
+}
+
+// The same changes through nvmllib on go-nvml's DGX A100 server mock, which creates and
+// destroys GPU and compute instances as NVML calls ask: disabled → all-1g.5gb → (a pod holds
+// GPU 3: pending) → all-balanced → a profile the A100 lacks (failed, untouched) → all-disabled.
+func TestMIGLayoutsOnGoNVMLMock(t *testing.T) {
+	srv := dgxa100.New()
+	gputest.FullMesh(srv)
+	lib := nvmllib.New(srv)
+	r := newMIGRigOn(t, Config{}, lib)
+	ctx := context.Background()
+	r.a.applyMIG(ctx, r.st, "all-1g.5gb")
+	if got := devices(r.a); r.state() != mig.StateSuccess || got["nvidia.com/mig-1g.5gb"] != 56 || len(got) != 1 {
+		t.Fatalf("all-1g.5gb: state %q, devices %v", r.state(), got)
+	}
+	n, _ := lib.Detect()
+	r.held = map[string][]podresources.Holder{n.GPUs[3].MIG[0].ID: {{Pod: "p", Namespace: "ns", Container: "c"}}}
+	r.a.applyMIG(ctx, r.st, "all-balanced")
+	if got := devices(r.a); r.state() != mig.StatePending || got["nvidia.com/mig-1g.5gb"] != 56 {
+		t.Fatalf("held: state %q, devices %v", r.state(), got)
+	}
+	r.held = nil
+	r.a.applyMIG(ctx, r.st, "all-balanced")
+	if got := devices(r.a); r.state() != mig.StateSuccess || got["nvidia.com/mig-1g.5gb"] != 16 || got["nvidia.com/mig-2g.10gb"] != 8 || got["nvidia.com/mig-3g.20gb"] != 8 {
+		t.Fatalf("all-balanced: state %q, devices %v", r.state(), got)
+	}
+	r.a.applyMIG(ctx, r.st, "all-4g.40gb")
+	if got := devices(r.a); r.state() != mig.StateFailed || got["nvidia.com/mig-3g.20gb"] != 8 {
+		t.Fatalf("all-4g.40gb: state %q, devices %v", r.state(), got)
+	}
+	if n, _ := lib.Detect(); len(n.GPUs[0].MIG) != 4 {
+		t.Fatalf("a refused layout changed GPU 0: %+v", n.GPUs[0].MIG)
+	}
+	r.a.applyMIG(ctx, r.st, "all-disabled")
+	if got := devices(r.a); r.state() != mig.StateSuccess || got["nvidia.com/gpu"] != 8 || len(got) != 1 {
+		t.Fatalf("all-disabled: state %q, devices %v", r.state(), got)
 	}
 }
