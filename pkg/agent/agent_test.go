@@ -98,7 +98,7 @@ func TestAgentPhases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{{"certificates", "load-balancer", "sysctl", "containerd"}, {"images"}, {"kubelet", "kube-proxy", "service-cidr"}, {"flannel", "cni", "network-policy", "server-list"}}
+	want := [][]string{{"certificates", "load-balancer", "sysctl", "containerd"}, {"images"}, {"kubelet", "kube-proxy", "service-cidr"}, {"flannel", "cni", "network-policy", "server-list", "page-release"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}

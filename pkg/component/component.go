@@ -30,6 +30,23 @@ type Readier interface {
 // Component methods show through, so the Manager sees no Readier.
 type NotGating struct{ Component }
 
+// After starts its Component only once Dep is ready, within the Component's own Start: work
+// that needs a component of an earlier phase whose readiness that phase does not wait for
+// (the server's image import needs containerd, which starts beside the datastore so that the
+// apiserver does not wait for it). Dep must be a Readier; a Dep that dies first fails Start.
+type After struct {
+	Component
+	Dep     Component
+	Timeout time.Duration // default 2 minutes
+}
+
+func (a After) Start(ctx context.Context) error {
+	if err := waitFor(ctx, a.Dep, a.Timeout, nil); err != nil {
+		return fmt.Errorf("waiting for %s: %w", a.Dep.Name(), err)
+	}
+	return a.Component.Start(ctx)
+}
+
 // Dier is implemented by components that can die on their own; Done fires with the reason.
 type Dier interface {
 	Done() <-chan error
@@ -69,11 +86,20 @@ func (m *Manager) Start(ctx context.Context) error {
 }
 
 func (m *Manager) waitReady(ctx context.Context, c Component) error {
+	return waitFor(ctx, c, m.ReadyTimeout, m.Log)
+}
+
+// readyPoll is how often readiness is probed: each phase waits on it, so a coarse one adds
+// up at every start.
+const readyPoll = 50 * time.Millisecond
+
+// waitFor polls c's readiness (nil at once if c has none) until it is ready, dies, or the
+// timeout (default 2 minutes) passes.
+func waitFor(ctx context.Context, c Component, timeout time.Duration, log *slog.Logger) error {
 	r, ok := c.(Readier)
 	if !ok {
 		return nil
 	}
-	timeout := m.ReadyTimeout
 	if timeout == 0 {
 		timeout = 2 * time.Minute
 	}
@@ -86,8 +112,8 @@ func (m *Manager) waitReady(ctx context.Context, c Component) error {
 	var last error
 	for {
 		if last = r.Ready(rctx); last == nil {
-			if m.Log != nil {
-				m.Log.Debug("ready", "component", c.Name())
+			if log != nil {
+				log.Debug("ready", "component", c.Name())
 			}
 			return nil
 		}
@@ -99,7 +125,7 @@ func (m *Manager) waitReady(ctx context.Context, c Component) error {
 				return ctx.Err()
 			}
 			return fmt.Errorf("%s: not ready after %s: %w", c.Name(), timeout, last)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(readyPoll):
 		}
 	}
 }

@@ -90,6 +90,32 @@ func TestManagerDeathBeforeReady(t *testing.T) {
 	}
 }
 
+// After starts its component only once the dependency is ready, and fails when the
+// dependency dies first: the phase around it is not held up by the dependency.
+func TestAfterWaitsForItsDependency(t *testing.T) {
+	var log []string
+	dep := &fake{name: "runtime", log: &log, readyAfter: 2}
+	imgs := &fake{name: "images", log: &log}
+	m := &Manager{Phases: [][]Component{{NotGating{Component: dep}}, {After{Component: imgs, Dep: dep}}}}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if dep.readyCalls != 3 {
+		t.Errorf("dependency probed %d times, want 3", dep.readyCalls)
+	}
+	want := []string{"init runtime", "start runtime", "init images", "start images"}
+	if !reflect.DeepEqual(log, want) {
+		t.Fatalf("got %v\nwant %v", log, want)
+	}
+
+	died := &fake{name: "runtime", log: &log, readyAfter: 1 << 30, done: make(chan error, 1)}
+	died.done <- errors.New("exit status 1")
+	err := After{Component: imgs, Dep: died}.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "waiting for runtime") || !strings.Contains(err.Error(), "exit status 1") {
+		t.Fatalf("got %v, want the dependency's death", err)
+	}
+}
+
 // A NotGating component is started but never probed: the next phase goes on at once.
 func TestNotGatingDoesNotHoldUpThePhase(t *testing.T) {
 	var log []string

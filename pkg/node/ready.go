@@ -26,7 +26,7 @@ func WaitReady(ctx context.Context, kubeconfig, name string, since time.Time) bo
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond): // a Get: cheap, and the line is the start's measure
 		}
 	}
 	return false

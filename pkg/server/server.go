@@ -98,10 +98,11 @@ func (s *Server) ensureToken() (token.Token, error) {
 	return t, nil
 }
 
-// Phases composes the control plane and, unless --disable-agent, the node: containerd starts
-// beside the scheduler and controller-manager, the server's node claims its name beside the
-// image import (once deploy applied the RBAC rules its supervisor identity needs), and the
-// rest of the node follows.
+// Phases composes the control plane and, unless --disable-agent, the node. The node's runtime
+// (containerd) starts beside the datastore without gating it, and the image import (CPU-bound
+// on a first start) runs beside the apiserver's start once containerd is ready: the kubelet,
+// after the controllers, finds both done. The server's node claims its name beside the
+// controllers (retrying until deploy applied the RBAC rules its supervisor identity needs).
 func (s *Server) Phases(binDir string) ([][]component.Component, error) {
 	control, clients, err := s.controlPlane()
 	if err != nil {
@@ -113,13 +114,16 @@ func (s *Server) Phases(binDir string) ([][]component.Component, error) {
 	}
 	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.TLS(), BinDir: binDir,
 		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: s.Log, Out: s.Out}
-	np, err := nd.Phases()
+	p, err := nd.Parts()
 	if err != nil {
 		return nil, err
 	}
-	np[1] = append(np[1], &claimNodeName{passwords: join.Passwords{Client: clients.supervisor}, node: n.NodeName,
-		file: n.NodePasswordFile, log: s.Log.With("component", "node-password")})
+	for _, c := range p.Runtime {
+		control[0] = append(control[0], component.NotGating{Component: c})
+	}
+	control[1] = append(control[1], component.After{Component: p.Images, Dep: p.Containerd})
 	last := len(control) - 1
-	control[last] = append(control[last], np[0]...)
-	return append(control, np[1:]...), nil
+	control[last] = append(control[last], &claimNodeName{passwords: join.Passwords{Client: clients.supervisor}, node: n.NodeName,
+		file: n.NodePasswordFile, log: s.Log.With("component", "node-password")})
+	return append(control, p.Kubelet, p.Network), nil
 }

@@ -92,6 +92,12 @@ func defaultsFor(t *testing.T) config.ServerOptions {
 func find[T component.Component](phases [][]component.Component) T {
 	for _, p := range phases {
 		for _, c := range p {
+			switch w := c.(type) { // the phases wrap some: see them through
+			case component.NotGating:
+				c = w.Component
+			case component.After:
+				c = w.Component
+			}
 			if t, ok := c.(T); ok {
 				return t
 			}
@@ -104,15 +110,22 @@ func find[T component.Component](phases [][]component.Component) T {
 func TestServerPhases(t *testing.T) {
 	s, phases := assemble(t, nil)
 	want := [][]string{
-		{"kine"},
-		{"kube-apiserver"},
-		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot", "sysctl", "containerd"},
-		{"images", "node-password"},
+		{"kine", "sysctl", "containerd"},
+		{"kube-apiserver", "images"},
+		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot", "node-password"},
 		{"kubelet", "kube-proxy", "service-cidr"},
-		{"flannel", "cni", "network-policy"},
+		{"flannel", "cni", "network-policy", "page-release"},
 	}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
+	}
+	// containerd starts beside the datastore without holding up the apiserver; the image
+	// import beside the apiserver waits for containerd itself.
+	if _, gating := phases[0][2].(component.Readier); gating {
+		t.Error("containerd gates the apiserver's start")
+	}
+	if a, ok := phases[1][1].(component.After); !ok || a.Dep.Name() != "containerd" {
+		t.Errorf("images: %#v, want it to wait for containerd", phases[1][1])
 	}
 	d := s.Cfg.Control.Dirs
 	// Assembling writes nothing: each component writes its files in its own Init.
@@ -191,12 +204,12 @@ func TestServerOptionalPhases(t *testing.T) {
 		t.Error("CDI spec written while assembling")
 	}
 	names := component.Names(phases)
-	if !slices.Equal(names[0], []string{"kine", "secrets-encryption"}) || !slices.Contains(names[2], "secrets-reencrypt") ||
-		slices.Index(names[2], "gpu-cdi") > slices.Index(names[2], "containerd") || !slices.Contains(names[2], "gpu-cdi") {
+	// The CDI spec is written (its Init) before containerd, which reads it, starts.
+	if !slices.Equal(names[0], []string{"kine", "secrets-encryption", "sysctl", "gpu-cdi", "containerd"}) || !slices.Contains(names[2], "secrets-reencrypt") {
 		t.Errorf("encryption components missing: %v", names)
 	}
 	last := names[len(names)-1]
-	if !slices.Equal(last, []string{"cni", "gpu", "network-policy"}) {
+	if !slices.Equal(last, []string{"cni", "gpu", "network-policy", "page-release"}) {
 		t.Errorf("last phase %v: want cni, gpu and network-policy, no flannel with backend none", last)
 	}
 	if a := find[*agent.Agent](phases); a.Config().NodeName != "s1" || a.Node == nil || len(a.Node.GPUs) != 8 {

@@ -28,6 +28,9 @@ type Deploy struct {
 	Embedded fs.FS
 	Values   Values
 	Disabled map[string]bool
+	// First are file names applied before the others, in this order: the RBAC rules the
+	// node's start waits for (its name claim), ahead of the workloads.
+	First []string
 
 	mu      sync.Mutex
 	applied map[string][32]byte
@@ -106,7 +109,7 @@ func (c *Deploy) Sync(ctx context.Context) {
 	more, _ := filepath.Glob(filepath.Join(c.Dir, "*.yml"))
 	files = append(files, more...)
 	sort.Strings(files)
-	for _, f := range files {
+	for _, f := range c.ordered(files) {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			continue // removed while listing
@@ -133,6 +136,20 @@ func (c *Deploy) Sync(ctx context.Context) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// ordered puts the files named in First ahead of the others, keeping both in their order.
+func (c *Deploy) ordered(files []string) []string {
+	rank := func(f string) int {
+		for i, n := range c.First {
+			if filepath.Base(f) == n {
+				return i
+			}
+		}
+		return len(c.First)
+	}
+	sort.SliceStable(files, func(i, j int) bool { return rank(files[i]) < rank(files[j]) })
+	return files
 }
 
 func (c *Deploy) applyFile(ctx context.Context, data []byte) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -74,6 +75,28 @@ func TestControllerAppliesNewAndChangedFiles(t *testing.T) {
 	c.Sync(ctx)
 	if err := c.Ready(ctx); err == nil || !strings.Contains(err.Error(), "b.yaml") {
 		t.Errorf("Ready = %v, want the failed file named", err)
+	}
+}
+
+// The files First names are applied ahead of the others, in First's order.
+func TestControllerAppliesFirstFilesFirst(t *testing.T) {
+	dir := t.TempDir()
+	client := dynfake.NewSimpleDynamicClient(runtime.NewScheme())
+	var order []string
+	client.PrependReactor("patch", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		order = append(order, a.(k8stesting.PatchAction).GetName())
+		return true, nil, nil
+	})
+	c := &Deploy{Dir: dir, Applier: Applier{Client: client, Mapper: mapper()}, First: []string{"rbac.yaml", "join.yaml"}}
+	if err := c.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a", "join", "rbac", "z"} {
+		os.WriteFile(filepath.Join(dir, n+".yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: "+n+"}\n"), 0o600)
+	}
+	c.Sync(context.Background())
+	if want := []string{"rbac", "join", "a", "z"}; !slices.Equal(order, want) {
+		t.Fatalf("applied %v, want %v", order, want)
 	}
 }
 

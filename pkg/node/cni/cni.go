@@ -115,7 +115,7 @@ func (w *CNI) wait(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond): // only until the PodCIDR is in: node Ready waits on it
 		}
 	}
 }
