@@ -94,6 +94,14 @@ func (c *Containerd) Stop(ctx context.Context) error {
 	return c.sup.Stop(ctx)
 }
 
+// Pid is the running containerd's process ID, 0 when none runs.
+func (c *Containerd) Pid() int {
+	if c.sup == nil {
+		return 0
+	}
+	return c.sup.Pid()
+}
+
 // Config is what containerd was given.
 func (c *Containerd) Config() Config { return c.cfg }
 
