@@ -181,9 +181,12 @@ gpu-hwtest:
 	go test -c -o $(BUILD)/device/hwtest.test ./pkg/gpu/hwtest
 	CGO_ENABLED=1 go build -trimpath -tags netgo,osusergo -ldflags "$(HELPER_LDFLAGS)" -o $(BUILD)/device/outpost-gpu ./cmd/outpost-gpu
 
+# It also saves pprof profiles of the outpost process in build/bench: its heap at idle and its
+# CPU during the 50-pod burst (`go tool pprof -top build/bench/burst-cpu.pprof`).
 bench: build test-images
+	@mkdir -p $(BUILD)/bench
 	set -o pipefail; OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_TEST_IMAGES=$(CURDIR)/$(BUILD)/test-images \
-		OUTPOST_BENCH=1 go test -count=1 -run TestBench -v -timeout 30m ./tests/ | grep -v "^=== \|^--- \|^PASS\|^ok"
+		OUTPOST_BENCH_PROFILES=$(CURDIR)/$(BUILD)/bench OUTPOST_BENCH=1 go test -count=1 -run TestBench -v -timeout 30m ./tests/ | grep -v "^=== \|^--- \|^PASS\|^ok"
 
 # contrib/: the service files install.sh writes and the completion scripts, regenerated.
 contrib: build

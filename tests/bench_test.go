@@ -43,7 +43,9 @@ func benchIdle(t *testing.T) time.Duration {
 // TestBench is `make bench`: a report, not a test. It runs only with OUTPOST_BENCH=1.
 func TestBench(t *testing.T) {
 	idle := benchIdle(t)
-	s := harness.NewServer(t)
+	// Profiling on: the heap at idle and the CPU of the pod burst are saved for pprof.
+	s := harness.NewServer(t, "--kube-apiserver-arg", "profiling=true")
+	profDir := os.Getenv("OUTPOST_BENCH_PROFILES")
 	s.Unpack = true // cold means a new machine: the download unpacks its payload first
 	t.Cleanup(s.Cleanup)
 	img, imgName := harness.TestImage(t)
@@ -67,6 +69,9 @@ func TestBench(t *testing.T) {
 	mem := measureTree(t, s)
 	add(fmt.Sprintf("idle RSS after %s (outpost, containerd, shims: %d procs)", idle, mem.roots), fmt.Sprintf("%.0f MiB", mem.rootsRSS))
 	pssAll := mem.pss
+	add("  of which outpost (one process: the control plane, kubelet, network, GPU layer)", fmt.Sprintf("%.0f MiB", mem.by["outpost"]))
+	add("  of which containerd", fmt.Sprintf("%.0f MiB", mem.by["containerd"]))
+	saveProfile(t, s, profDir, "heap", "idle-heap.pprof")
 	add(fmt.Sprintf("idle PSS after %s, whole tree with every component (%d procs incl. containers)", idle, mem.procs), fmt.Sprintf("%.0f MiB", pssAll))
 	for _, c := range []string{"coredns", "local-path-prov"} {
 		add("  of which the "+c+" container", fmt.Sprintf("%.0f MiB", mem.by[c]))
@@ -104,8 +109,17 @@ func TestBench(t *testing.T) {
 	add("API writes on SQLite (ConfigMap create, 50/s for 60 s, idle server): p50 / p99", fmt.Sprintf("%.1f / %.1f ms", w50, w99))
 	add("etcd-snapshot save on the running server (SQLite, after those writes)", fmt.Sprintf("%.2f s", snapshotTime(t, s)))
 
+	burstProfile := make(chan struct{})
+	go func() { // the burst lasts about this long on two cores
+		defer close(burstProfile)
+		saveProfile(t, s, profDir, "profile?seconds=15", "burst-cpu.pprof")
+	}()
+	cpu0 := treeCPU(t, s)
 	p50, p99, max := podStartup(t, s, imgName, 50)
+	cpu := treeCPU(t, s) - cpu0
+	<-burstProfile
 	add("50 pods at once: startup p50 / p99 / max", fmt.Sprintf("%.2f / %.2f / %.2f s", p50, p99, max))
+	add("50 pods at once: CPU of the tree (outpost, containerd, shims, runc, CNI, the pods) per pod", fmt.Sprintf("%.2f s", cpu/50))
 
 	fmt.Println()
 	fmt.Println("| measurement | value |")
@@ -197,13 +211,21 @@ type treeMem struct {
 	by       map[string]float64 // PSS per command name
 }
 
-func measureTree(t *testing.T, s *harness.Server) treeMem {
+// serverTree is outpost, containerd and the shims (the roots: binaries of this server) and
+// every descendant (the containers' processes), with each one's command name.
+type serverTree struct {
+	roots map[int]bool
+	comm  map[int]string
+	all   []int
+}
+
+func treeOf(t *testing.T, s *harness.Server) serverTree {
 	out, err := exec.Command("ps", "-eo", "pid=,ppid=,comm=").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	children := map[int][]int{}
-	comm := map[int]string{}
+	tr := serverTree{roots: map[int]bool{}, comm: map[int]string{}}
 	var roots []int
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
@@ -213,16 +235,12 @@ func measureTree(t *testing.T, s *harness.Server) treeMem {
 		pid, _ := strconv.Atoi(f[0])
 		ppid, _ := strconv.Atoi(f[1])
 		children[ppid] = append(children[ppid], pid)
-		comm[pid] = f[2]
+		tr.comm[pid] = f[2]
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		if exe == s.Bin || strings.HasPrefix(exe, s.DataDir()) {
 			roots = append(roots, pid)
+			tr.roots[pid] = true
 		}
-	}
-	m := treeMem{roots: len(roots), by: map[string]float64{}}
-	isRoot := map[int]bool{}
-	for _, r := range roots {
-		isRoot[r] = true
 	}
 	seen := map[int]bool{}
 	var walk func(int)
@@ -231,6 +249,21 @@ func measureTree(t *testing.T, s *harness.Server) treeMem {
 			return
 		}
 		seen[pid] = true
+		tr.all = append(tr.all, pid)
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	for _, r := range roots {
+		walk(r)
+	}
+	return tr
+}
+
+func measureTree(t *testing.T, s *harness.Server) treeMem {
+	tr := treeOf(t, s)
+	m := treeMem{roots: len(tr.roots), procs: len(tr.all), by: map[string]float64{}}
+	for _, pid := range tr.all {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 		for _, l := range strings.Split(string(b), "\n") {
 			f := strings.Fields(l)
@@ -241,20 +274,48 @@ func measureTree(t *testing.T, s *harness.Server) treeMem {
 			switch {
 			case f[0] == "Pss:":
 				m.pss += kb / 1024
-				m.by[comm[pid]] += kb / 1024
-			case f[0] == "Rss:" && isRoot[pid]:
+				m.by[tr.comm[pid]] += kb / 1024
+			case f[0] == "Rss:" && tr.roots[pid]:
 				m.rootsRSS += kb / 1024
 			}
 		}
-		for _, c := range children[pid] {
-			walk(c)
+	}
+	return m
+}
+
+// treeCPU is the CPU seconds (user and system, with the children they waited for: runc, the
+// CNI plugins) of outpost, containerd, the shims and their containers so far.
+func treeCPU(t *testing.T, s *harness.Server) float64 {
+	tick := 100.0 // USER_HZ on Linux
+	var sum float64
+	for _, pid := range treeOf(t, s).all {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// the fields after the command, which is in parentheses and may hold spaces
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			v, _ := strconv.ParseFloat(f[i], 64)
+			sum += v / tick
 		}
 	}
-	for _, r := range roots {
-		walk(r)
+	return sum
+}
+
+// saveProfile writes the apiserver's (this process's) pprof endpoint p to dir/name.
+func saveProfile(t *testing.T, s *harness.Server, dir, p, name string) {
+	if dir == "" {
+		return
 	}
-	m.procs = len(seen)
-	return m
+	out, err := s.Kubectl("get", "--raw", "/debug/pprof/"+p)
+	if err != nil {
+		t.Logf("profile %s: %v", p, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(out), 0o644); err != nil {
+		t.Log(err)
+	}
 }
 
 // podStartup creates n pods at once and measures, by a watch, each pod's time from being added
