@@ -38,7 +38,14 @@ func TestBenchGPU(t *testing.T) {
 		ready = time.Since(s.Started()).Seconds()
 		return nil
 	})
-	conn, err := grpc.NewClient("unix:///var/lib/kubelet/device-plugins/outpost-nvidia-com-gpu.sock", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The plugin's socket name carries a per-start suffix (the kubelet refuses a re-registration
+	// on the same path): the newest one for the resource.
+	socks, _ := filepath.Glob("/var/lib/kubelet/device-plugins/outpost-nvidia-com-gpu*.sock")
+	if len(socks) == 0 {
+		t.Fatal("no nvidia.com/gpu device plugin socket")
+	}
+	sort.Slice(socks, func(i, j int) bool { return modTime(socks[i]).After(modTime(socks[j])) })
+	conn, err := grpc.NewClient("unix://"+socks[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,4 +76,12 @@ func TestBenchGPU(t *testing.T) {
 	fmt.Println("|---|---|")
 	fmt.Printf("| start to nvidia.com/gpu=8 allocatable | %.1f s |\n", ready)
 	fmt.Printf("| Allocate (2 GPUs) latency p50 / p99, 500 calls | %.0f / %.0f µs |\n", lat[len(lat)/2], lat[len(lat)*99/100])
+}
+
+func modTime(p string) time.Time {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
