@@ -5,14 +5,12 @@
 package node
 
 import (
-	"os"
-	"time"
-
-	"github.com/outpostk8s/outpost/pkg/memtrim"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	utiliptables "k8s.io/kubernetes/pkg/util/iptables"
@@ -20,6 +18,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/kubeclient"
+	"github.com/outpostk8s/outpost/pkg/memtrim"
 	"github.com/outpostk8s/outpost/pkg/node/cni"
 	"github.com/outpostk8s/outpost/pkg/node/containerd"
 	"github.com/outpostk8s/outpost/pkg/node/flannel"
