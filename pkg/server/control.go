@@ -91,8 +91,9 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	dep := &deploy.Deploy{Dir: c.Dirs.Manifests(), Log: s.Log.With("component", "deploy"),
 		Applier:  deploy.Applier{Client: cl.dynamic, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(cl.discovery)},
 		Embedded: manifests.FS, Disabled: c.Disabled,
-		// The RBAC rules the server's own node waits for (its name claim, flannel) go first.
-		First: []string{"join.yaml", "flannel-rbac.yaml"},
+		// The RBAC rules the server's own node waits for go first: its name claim (before the
+		// kubelet starts), flannel, and the policy controller (its first sync ends the start).
+		First: []string{"join.yaml", "flannel-rbac.yaml", "network-policy.yaml"},
 		Values: deploy.Values{ClusterDNS: c.Cluster.ClusterDNS.String(), ClusterDomain: c.Cluster.ClusterDomain,
 			CoreDNSImage: version.CoreDNSImage, PauseImage: version.PauseImage,
 			MetricsAddress: c.NodeIP.String(), MetricsAddressType: addressType(c.NodeIP), MetricsPort: metricsserver.Port,
