@@ -36,6 +36,10 @@ func (d Dirs) RestoreMarker() string { return d.p("server", "db", "restored-from
 func (d Dirs) ServerDir() string     { return d.p("server") }
 func (d Dirs) TLS() string           { return d.p("server", "tls") }
 
+// PolicyMarker names the Kubernetes version whose apiserver last passed its whole /readyz on
+// this datastore: its default RBAC policy and system PriorityClasses are in it.
+func (d Dirs) PolicyMarker() string { return d.p("server", "db", "policy-version") }
+
 // ServerCAFile is the cluster's server CA: what tokens pin.
 func (d Dirs) ServerCAFile() string { return d.p("server", "tls", "server-ca.crt") }
 func (d Dirs) Manifests() string    { return d.p("server", "manifests") }

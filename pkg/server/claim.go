@@ -37,11 +37,13 @@ func (c *claimNodeName) Start(ctx context.Context) error {
 			}
 			break
 		}
-		// RBAC for the supervisor identity may still be on its way in.
+		// RBAC for the supervisor identity may still be on its way in (deploy applies it
+		// first, within a second of the apiserver's start). The kubelet waits for this claim:
+		// a short retry keeps a first start from waiting most of a second more than it must.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("record this server's node password: %w", err)
-		case <-time.After(time.Second):
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	if fresh {

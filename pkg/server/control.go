@@ -74,12 +74,12 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	api, err := apiserver.New(apiserver.Config{Handlers: handlers, Anonymous: anonymous, TLSDir: c.Dirs.TLS(), ConfDir: c.Dirs.APIServerConf(),
 		EtcdEndpoint: kine.EtcdEndpoint(), AdvertiseIP: c.NodeIP.String(), BindAddress: c.BindAddress,
 		Port: c.HTTPSPort, ServiceCIDR: c.Cluster.ServiceCIDR.String(), ClusterDomain: c.Cluster.ClusterDomain,
-		Verbosity: c.Verbosity, Extra: c.Args.APIServer, EncryptionConfig: s.encryptionConfigPath()})
+		Verbosity: c.Verbosity, Extra: c.Args.APIServer, EncryptionConfig: s.encryptionConfigPath(), PolicyCurrent: s.policyCurrent})
 	if err != nil {
 		return nil, nil, err
 	}
 	shared := c.Datastore.Endpoint != "" || c.Etcd // other servers may run on it
-	sched, err := scheduler.New(scheduler.Config{Kubeconfig: c.Dirs.SchedulerKubeconfig(), LeaderElect: shared, Extra: c.Args.Scheduler})
+	sched, err := scheduler.New(scheduler.Config{Kubeconfig: c.Dirs.SchedulerKubeconfig(), TLSDir: c.Dirs.TLS(), LeaderElect: shared, Extra: c.Args.Scheduler})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -103,13 +103,15 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	first := []component.Component{kine}
 	// The manifests apply in the background (a few seconds on two cores): the node's image
 	// import need not wait for them, and the node-password claim retries until its RBAC is in.
-	rest := []component.Component{sched, cm, component.NotGating{Component: dep}, s.renewer(),
+	rest := []component.Component{&policyMarker{path: c.Dirs.PolicyMarker(), version: version.Kubernetes, current: s.policyCurrent},
+		sched, cm, component.NotGating{Component: dep}, s.renewer(),
 		&nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}}
 	if !c.Disabled["metrics-server"] {
 		tls := func(name, ext string) string { return filepath.Join(c.Dirs.TLS(), name+ext) }
 		ms, err := metricsserver.New(metricsserver.Config{BindIP: c.NodeIP, Kubeconfig: c.Dirs.MetricsServerKubeconfig(),
 			ServingCert: tls(pki.MetricsServerServing, ".crt"), ServingKey: tls(pki.MetricsServerServing, ".key"),
 			KubeletCA: tls(pki.KubeletCABundle, ".crt"), ClientCert: tls(pki.MetricsServer, ".crt"), ClientKey: tls(pki.MetricsServer, ".key"),
+			RequestHeaderCA: tls(pki.RequestHeaderCA, ".crt"), AllowedNames: []string{pki.AuthProxyName}, ClientCA: tls(pki.ClientCA, ".crt"),
 			Log: s.Log.With("component", "metrics-server")})
 		if err != nil {
 			return nil, nil, err

@@ -121,6 +121,9 @@ func (s *Server) restore() error {
 	if err := pki.WriteFile(c.Dirs.RestoreMarker(), []byte(r.sum+"\n"), 0o600); err != nil {
 		return err
 	}
+	if err := forgetPolicy(c.Dirs.PolicyMarker()); err != nil {
+		return err
+	}
 	s.Log.Info("snapshot restored: starting as a single server on it", "snapshot", r.from, "previous", previous)
 	return nil
 }

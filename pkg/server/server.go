@@ -19,6 +19,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/token"
+	"github.com/outpostk8s/outpost/pkg/version"
 )
 
 // Server is one run of `outpost server`.
@@ -36,6 +37,8 @@ type Server struct {
 	token *token.File
 	// forceNewCluster: this start resets the etcd membership (Prepare decides, once).
 	forceNewCluster bool
+	// policyCurrent: the datastore holds this version's default policy (Prepare decides).
+	policyCurrent bool
 }
 
 // Run prepares the data dir, starts every component and blocks until ctx ends or a component
@@ -74,6 +77,14 @@ func (s *Server) Prepare() error {
 	if c.Etcd {
 		s.forceNewCluster = s.resetMembers()
 	}
+	datastore := c.Dirs.DBFile()
+	switch {
+	case c.Etcd:
+		datastore = c.Dirs.EtcdDataDir()
+	case c.Datastore.Endpoint != "":
+		datastore = ""
+	}
+	s.policyCurrent = policyCurrent(c.Dirs.PolicyMarker(), version.Kubernetes, datastore)
 	// Charts dropped here are served at /static/charts/ (k3s's layout).
 	if err := os.MkdirAll(filepath.Join(c.Dirs.Static(), "charts"), 0o700); err != nil {
 		return fmt.Errorf("static dir: %w", err)

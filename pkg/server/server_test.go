@@ -112,7 +112,7 @@ func TestServerPhases(t *testing.T) {
 	want := [][]string{
 		{"kine", "sysctl", "containerd"},
 		{"kube-apiserver", "images"},
-		{"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot", "node-password"},
+		{"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot", "node-password"},
 		{"kubelet", "kube-proxy", "service-cidr"},
 		{"flannel", "cni", "network-policy", "page-release"},
 	}
@@ -155,7 +155,7 @@ func TestServerPhases(t *testing.T) {
 // RuntimeClass controller runs all the same: the GPUs are on the agents.
 func TestServerWithoutNodePhases(t *testing.T) {
 	_, phases := assemble(t, func(o *config.ServerOptions) { o.DisableAgent = true })
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}
@@ -169,7 +169,7 @@ func TestServerDisablePackaged(t *testing.T) {
 		o.DisableAgent, o.Disable, o.DisableHelm = true, []string{"servicelb", "metrics-server"}, true
 		o.Snapshots.Disable = true
 	})
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "gpu-runtimeclasses", "bootstrap-data"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "gpu-runtimeclasses", "bootstrap-data"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}

@@ -48,6 +48,11 @@ type Config struct {
 	Handlers map[string]http.Handler
 	// Anonymous are the paths, beside health, that anonymous requests may reach.
 	Anonymous []string
+	// PolicyCurrent: the datastore holds the default RBAC policy and system PriorityClasses
+	// of this Kubernetes version (an earlier start's /readyz passed on it). Readiness then
+	// does not wait for the two post-start hooks that re-check them: each sleeps a second
+	// before its first try, so they are the last checks a restart's /readyz waits for.
+	PolicyCurrent bool
 }
 
 // Args is the deterministic argv: defaults merged with the user's extra flags.
@@ -212,9 +217,18 @@ func (quietDeprecations) HandleWarningHeader(code int, agent, text string) {
 	rest.WarningLogger{}.HandleWarningHeader(code, agent, text)
 }
 
+// ReadyURL is the loopback /readyz, without the policy hooks when the policy is current.
+func ReadyURL(c Config) string {
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", c.Port)
+	if c.PolicyCurrent {
+		url += "?exclude=poststarthook/rbac/bootstrap-roles&exclude=poststarthook/scheduling/bootstrap-system-priority-classes"
+	}
+	return url
+}
+
 // readyProbe asks /readyz on loopback, trusting only the cluster's server CA.
 func readyProbe(c Config) (func(context.Context) error, error) {
-	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", c.Port)
+	url := ReadyURL(c)
 	return func(ctx context.Context) error {
 		caPEM, err := os.ReadFile(filepath.Join(c.TLSDir, pki.ServerCA+".crt"))
 		if err != nil {

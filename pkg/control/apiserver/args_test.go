@@ -36,3 +36,20 @@ func TestAuthConfigAnonymousPaths(t *testing.T) {
 		t.Error("no handlers, yet extra anonymous paths")
 	}
 }
+
+func TestReadyURLSkipsPolicyHooksOnlyWhenCurrent(t *testing.T) {
+	c := Config{Port: 6443}
+	if got := ReadyURL(c); got != "https://127.0.0.1:6443/readyz" {
+		t.Errorf("first start: %s", got)
+	}
+	c.PolicyCurrent = true
+	got := ReadyURL(c)
+	for _, hook := range []string{"exclude=poststarthook/rbac/bootstrap-roles", "exclude=poststarthook/scheduling/bootstrap-system-priority-classes"} {
+		if !strings.Contains(got, hook) {
+			t.Errorf("policy current, %s missing: %s", hook, got)
+		}
+	}
+	if strings.Count(got, "exclude=") != 2 {
+		t.Errorf("only the two policy hooks may be skipped: %s", got)
+	}
+}
