@@ -31,8 +31,8 @@ func TestEnsureClusterModesAndReuse(t *testing.T) {
 			}
 		}
 	}
-	if keys != 18 {
-		t.Errorf("got %d keys, want 18", keys)
+	if keys != 20 {
+		t.Errorf("got %d keys, want 20", keys)
 	}
 	// The admin cert must chain to the client CA and be a cluster admin.
 	raw, _ := os.ReadFile(b.Path(Admin, ".crt"))
@@ -45,6 +45,18 @@ func TestEnsureClusterModesAndReuse(t *testing.T) {
 	}
 	if cert.Subject.Organization[0] != "system:masters" || cert.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
 		t.Errorf("admin subject %v usage %v", cert.Subject, cert.ExtKeyUsage)
+	}
+	// The scheduler and controller-manager serve on loopback with server-CA certificates
+	// (without them each makes a self-signed RSA key at every start).
+	for _, n := range []string{SchedulerServing, ControllerServing} {
+		raw, _ := os.ReadFile(b.Path(n, ".crt"))
+		c, err := parseCert(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if err := c.CheckSignatureFrom(b.ServerCA.Cert); err != nil || c.VerifyHostname("127.0.0.1") != nil || c.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth {
+			t.Errorf("%s: signed %v, names %v %v, usage %v", n, err, c.DNSNames, c.IPAddresses, c.ExtKeyUsage)
+		}
 	}
 	before, _ := os.ReadFile(b.Path(APIServerServing, ".crt"))
 	ca1, _ := os.ReadFile(b.Path(ServerCA, ".crt"))

@@ -53,7 +53,7 @@ func TestShortLifetimeRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.Renewed) != 13 || !slices.Contains(b.Renewed, APIServerServing) {
+	if len(b.Renewed) != 15 || !slices.Contains(b.Renewed, APIServerServing) {
 		t.Errorf("renewed %v", b.Renewed)
 	}
 	if !bytes.Equal(ca, readCert(t, filepath.Join(dir, ServerCA+".crt"))) {
@@ -103,7 +103,7 @@ func TestRotateLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(done) != 13 || slices.Contains(done, ServerCA) {
+	if len(done) != 15 || slices.Contains(done, ServerCA) {
 		t.Errorf("rotated %v", done)
 	}
 	if !bytes.Equal(before[ServerCA], readCert(t, b.Path(ServerCA, ".crt"))) {

@@ -63,6 +63,8 @@ func Args(c Config) ([]string, error) {
 		"service-account-private-key-file": tls(pki.ServiceAccountKeyFile, ""),
 		"service-cluster-ip-range":         c.ServiceCIDR,
 		"terminated-pod-gc-threshold":      "1000",
+		"tls-cert-file":                    tls(pki.ControllerServing, ".crt"),
+		"tls-private-key-file":             tls(pki.ControllerServing, ".key"),
 		"use-service-account-credentials":  "true",
 	}, c.Extra)
 }

@@ -38,8 +38,14 @@ type Config struct {
 	ServingCert, ServingKey string
 	KubeletCA               string // what kubelet serving certificates chain to
 	ClientCert, ClientKey   string // towards the kubelets
-	Resolution              time.Duration
-	Log                     *slog.Logger
+	// RequestHeaderCA and AllowedNames: the apiserver's aggregation proxy, which signs its
+	// requests' identity headers; ClientCA: clients with certificates. Given as files, not
+	// read from the extension-apiserver-authentication ConfigMap: until that lookup had
+	// synced, a fresh metrics-server refused the proxy's first requests.
+	RequestHeaderCA, ClientCA string
+	AllowedNames              []string
+	Resolution                time.Duration
+	Log                       *slog.Logger
 }
 
 // MetricsServer is the component.
@@ -73,6 +79,9 @@ func New(c Config) (*MetricsServer, error) {
 	o.SecureServing.ServerCert.CertKey.CertFile = c.ServingCert
 	o.SecureServing.ServerCert.CertKey.KeyFile = c.ServingKey
 	o.Authentication.RemoteKubeConfigFile = c.Kubeconfig
+	o.Authentication.ClientCert.ClientCA = c.ClientCA
+	rh := &o.Authentication.RequestHeader
+	rh.ClientCAFile, rh.AllowedNames = c.RequestHeaderCA, c.AllowedNames
 	o.Authorization.RemoteKubeConfigFile = c.Kubeconfig
 	k := o.KubeletClient
 	k.KubeletCAFile, k.KubeletClientCertFile, k.KubeletClientKeyFile = c.KubeletCA, c.ClientCert, c.ClientKey
@@ -96,10 +105,10 @@ func New(c Config) (*MetricsServer, error) {
 func (m *MetricsServer) Name() string               { return "metrics-server" }
 func (m *MetricsServer) Init(context.Context) error { return nil }
 
-// Start runs the server until Stop, in the background. Building it reads the
-// extension-apiserver-authentication ConfigMap, which its RBAC (applied by deploy, in the same
-// phase) may not allow yet; and it is an add-on: whatever fails (its port taken, say), it is
-// logged and tried again, never taking the control plane down with it.
+// Start runs the server until Stop, in the background. Its delegated authorization needs RBAC
+// that deploy (in the same phase) may not have applied yet; and it is an add-on: whatever
+// fails (its port taken, say), it is logged and tried again, never taking the control plane
+// down with it.
 func (m *MetricsServer) Start(context.Context) error {
 	m.running = true
 	go func() {

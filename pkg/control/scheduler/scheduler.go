@@ -5,6 +5,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/pflag"
@@ -14,11 +15,13 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/args"
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
 // Config is the scheduler's slice of the server config.
 type Config struct {
 	Kubeconfig string
+	TLSDir     string
 	// LeaderElect when other servers may run beside this one (a shared datastore): one
 	// scheduler acts, the others wait on the Lease.
 	LeaderElect bool
@@ -33,9 +36,11 @@ func Args(c Config) ([]string, error) {
 		"bind-address":              "127.0.0.1",
 		"kubeconfig":                c.Kubeconfig,
 		// One server: no lease to wait for after a restart.
-		"leader-elect": strconv.FormatBool(c.LeaderElect),
-		"profiling":    "false",
-		"secure-port":  "10259",
+		"leader-elect":         strconv.FormatBool(c.LeaderElect),
+		"profiling":            "false",
+		"secure-port":          "10259",
+		"tls-cert-file":        filepath.Join(c.TLSDir, pki.SchedulerServing+".crt"),
+		"tls-private-key-file": filepath.Join(c.TLSDir, pki.SchedulerServing+".key"),
 	}, c.Extra)
 }
 
