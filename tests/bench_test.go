@@ -55,14 +55,16 @@ func TestBench(t *testing.T) {
 	var rows [][2]string
 	add := func(k, v string) { rows = append(rows, [2]string{k, v}) }
 
-	coldNode, coldDNS := startTimes(t, s)
-	add("node Ready, cold first start (unpacking included)", fmt.Sprintf("%.1f s", coldNode))
-	add("CoreDNS Ready, cold first start", fmt.Sprintf("%.1f s", coldDNS))
+	cold := startTimes(t, s)
+	add("node Ready, cold first start (unpacking included; to the first heartbeat)", fmt.Sprintf("%.1f s", cold.heartbeat))
+	add("  the server's ready line (the node's network and policy controller up too)", fmt.Sprintf("%.1f s", cold.line))
+	add("CoreDNS Ready, cold first start", fmt.Sprintf("%.1f s", cold.dns))
 	add("every packaged component Ready (kube-system pods, metrics API), cold", fmt.Sprintf("%.1f s", componentsReady(t, s)))
 	s.Stop()
-	warmNode, warmDNS := startTimes(t, s)
-	add("node Ready, warm restart", fmt.Sprintf("%.1f s", warmNode))
-	add("CoreDNS Ready, warm restart", fmt.Sprintf("%.1f s", warmDNS))
+	warm := startTimes(t, s)
+	add("node Ready, warm restart (to the first heartbeat)", fmt.Sprintf("%.1f s", warm.heartbeat))
+	add("  the server's ready line", fmt.Sprintf("%.1f s", warm.line))
+	add("CoreDNS Ready, warm restart", fmt.Sprintf("%.1f s", warm.dns))
 	componentsReady(t, s)
 
 	time.Sleep(idle)
@@ -154,31 +156,84 @@ func bundledParts(t *testing.T, s *harness.Server) [][2]string {
 	return rows
 }
 
-// startTimes starts the server and returns seconds to node Ready (the server's own ready line,
-// which counts only a kubelet heartbeat from this run) and to CoreDNS Ready after that.
-func startTimes(t *testing.T, s *harness.Server) (float64, float64) {
+// startup is seconds from a start's exec to: the node's first Ready heartbeat of this run (what
+// the start-time limits count; a watch sees it), the server's ready line (which also waits for
+// the node's network and policy controller), and CoreDNS Ready.
+type startup struct{ heartbeat, line, dns float64 }
+
+// startTimes starts the server and measures its startup.
+func startTimes(t *testing.T, s *harness.Server) startup {
 	before := strings.Count(s.Log(), readyLine)
 	s.Start()
 	start := s.Started()
-	var node float64
-	harness.Eventually(t, 3*time.Minute, "ready line", func() error {
-		if strings.Count(s.Log(), readyLine) == before {
-			return fmt.Errorf("not yet")
+	hb := make(chan float64, 1)
+	go func() { hb <- firstHeartbeat(s.Kubeconfig, start, 3*time.Minute) }()
+	var r startup
+	// Polled finely: the figure is compared with limits a few tenths of a second apart.
+	for strings.Count(s.Log(), readyLine) == before {
+		if time.Since(start) > 3*time.Minute {
+			t.Fatal("no ready line within 3m")
 		}
-		node = time.Since(start).Seconds()
-		return nil
-	})
-	var dns float64
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.line = time.Since(start).Seconds()
+	if r.heartbeat = <-hb; r.heartbeat < 0 {
+		t.Fatal("no Ready heartbeat of this run within 3m")
+	}
 	harness.Eventually(t, 3*time.Minute, "coredns Ready", func() error {
 		out, err := s.Kubectl("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o",
 			"jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
 		if err != nil || strings.TrimSpace(out) != "True" {
 			return fmt.Errorf("%q", out)
 		}
-		dns = time.Since(start).Seconds()
+		r.dns = time.Since(start).Seconds()
 		return nil
 	})
-	return node, dns
+	return r
+}
+
+// firstHeartbeat watches the nodes from as soon as the apiserver answers and returns the
+// seconds since start at which one is Ready with a heartbeat of this run (heartbeats carry
+// whole seconds, so "of this run" is from the second before start), or -1.
+func firstHeartbeat(kubeconfig string, start time.Time, timeout time.Duration) float64 {
+	since := metav1.NewTime(start.Add(-time.Second).Truncate(time.Second))
+	for time.Since(start) < timeout {
+		if took, ok := watchHeartbeat(kubeconfig, since, start, timeout); ok {
+			return took
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return -1
+}
+
+func watchHeartbeat(kubeconfig string, since metav1.Time, start time.Time, timeout time.Duration) (float64, bool) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return 0, false
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return 0, false
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(timeout))
+	defer cancel()
+	w, err := cs.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, false
+	}
+	defer w.Stop()
+	for ev := range w.ResultChan() {
+		n, ok := ev.Object.(*corev1.Node)
+		if !ok {
+			continue
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Before(&since) {
+				return time.Since(start).Seconds(), true
+			}
+		}
+	}
+	return 0, false
 }
 
 // componentsReady waits until every kube-system pod is Ready and the metrics API is Available;
