@@ -85,6 +85,9 @@ func (d Dirs) AgentTLS() string          { return d.p("agent", "tls") }
 func (d Dirs) AgentServerCAFile() string { return d.p("agent", "tls", "server-ca.crt") }
 func (d Dirs) Images() string            { return d.p("agent", "images") }
 
+// ImagesRecord keeps what was imported from image archives without digests.
+func (d Dirs) ImagesRecord() string { return d.p("agent", "images-imported.json") }
+
 // Storage is local-path volumes' default home (--default-local-storage-path).
 func (d Dirs) Storage() string             { return d.p("storage") }
 func (d Dirs) ContainerdRoot() string      { return d.p("agent", "containerd") }

@@ -116,7 +116,7 @@ func (n *Node) Parts() (*Parts, error) {
 	ctrd := containerd.New(cc, n.Out)
 	first = append(first, ctrd)
 	imgs := &images.Images{Importer: images.Importer{Ctr: filepath.Join(n.BinDir, "ctr"), Socket: d.ContainerdSocket(), Run: images.Exec},
-		Bundled: payload.ImagesDir(n.BinDir), Dir: d.Images(), Log: n.Log.With("component", "images")}
+		Bundled: payload.ImagesDir(n.BinDir), Dir: d.Images(), RecordFile: d.ImagesRecord(), Log: n.Log.With("component", "images")}
 
 	cl := c.Cluster
 	kl, err := kubelet.New(kubelet.Config{NodeName: c.NodeName, NodeIP: c.NodeIP, ConfigFile: d.KubeletConfig(),

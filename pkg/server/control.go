@@ -103,7 +103,7 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	first := []component.Component{kine}
 	// The manifests apply in the background (a few seconds on two cores): the node's image
 	// import need not wait for them, and the node-password claim retries until its RBAC is in.
-	rest := []component.Component{&policyMarker{path: c.Dirs.PolicyMarker(), version: version.Kubernetes, current: s.policyCurrent},
+	rest := []component.Component{&policyMarker{path: c.Dirs.PolicyMarker(), record: s.policyRecord(), current: s.policyCurrent},
 		sched, cm, component.NotGating{Component: dep}, s.renewer(),
 		&nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}}
 	if !c.Disabled["metrics-server"] {

@@ -4,37 +4,41 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/version"
 )
 
 func TestPolicyCurrent(t *testing.T) {
 	dir := t.TempDir()
 	marker, db := filepath.Join(dir, "policy-version"), filepath.Join(dir, "state.db")
-	if policyCurrent(marker, "v1.37.2", db) {
+	if policyCurrent(marker, "v1.37.2 sqlite", db) {
 		t.Error("no marker: current")
 	}
 	// The first start records the version once the apiserver's whole /readyz passed.
-	m := &policyMarker{path: marker, version: "v1.37.2"}
+	m := &policyMarker{path: marker, record: "v1.37.2 sqlite"}
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if policyCurrent(marker, "v1.37.2", db) {
+	if policyCurrent(marker, "v1.37.2 sqlite", db) {
 		t.Error("datastore gone (deleted state.db): current")
 	}
 	if err := os.WriteFile(db, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if !policyCurrent(marker, "v1.37.2", db) || !policyCurrent(marker, "v1.37.2", "") {
+	if !policyCurrent(marker, "v1.37.2 sqlite", db) || !policyCurrent(marker, "v1.37.2 sqlite", "") {
 		t.Error("same version, datastore there: not current")
 	}
-	if policyCurrent(marker, "v1.38.0", db) {
+	if policyCurrent(marker, "v1.38.0 sqlite", db) || policyCurrent(marker, "v1.37.2 etcd", db) {
 		t.Error("an upgrade must wait for its own policy: current")
 	}
 	// A start with the policy current writes nothing; a restore forgets it.
 	if err := os.Remove(marker); err != nil {
 		t.Fatal(err)
 	}
-	if err := (&policyMarker{path: marker, version: "v1.37.2", current: true}).Start(context.Background()); err != nil {
+	if err := (&policyMarker{path: marker, record: "v1.37.2 sqlite", current: true}).Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(marker); !os.IsNotExist(err) {
@@ -43,10 +47,30 @@ func TestPolicyCurrent(t *testing.T) {
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := forgetPolicy(marker); err != nil || policyCurrent(marker, "v1.37.2", db) {
-		t.Errorf("after a restore: %v, current %v", err, policyCurrent(marker, "v1.37.2", db))
+	if err := forgetPolicy(marker); err != nil || policyCurrent(marker, "v1.37.2 sqlite", db) {
+		t.Errorf("after a restore: %v, current %v", err, policyCurrent(marker, "v1.37.2 sqlite", db))
 	}
 	if err := forgetPolicy(marker); err != nil {
 		t.Errorf("forgetting twice: %v", err)
+	}
+}
+
+// The record names the datastore: another database, or a move to etcd, starts by waiting.
+func TestPolicyRecordNamesTheDatastore(t *testing.T) {
+	record := func(etcd bool, endpoint string) string {
+		s := &Server{Cfg: &config.Server{Control: &config.Control{Etcd: etcd, Datastore: config.Datastore{Endpoint: endpoint}}}}
+		return s.policyRecord()
+	}
+	pg1, pg2 := record(false, "postgres://a@db1/outpost"), record(false, "postgres://a@db2/outpost")
+	all := []string{record(false, ""), record(true, ""), pg1, pg2}
+	for i := range all {
+		for j := range all {
+			if i != j && all[i] == all[j] {
+				t.Errorf("records %d and %d are the same: %q", i, j, all[i])
+			}
+		}
+	}
+	if strings.Contains(pg1, "db1") || !strings.HasPrefix(pg1, version.Kubernetes+" ") {
+		t.Errorf("record %q: want the version first and no endpoint in the clear", pg1)
 	}
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/token"
-	"github.com/outpostk8s/outpost/pkg/version"
 )
 
 // Server is one run of `outpost server`.
@@ -77,14 +76,7 @@ func (s *Server) Prepare() error {
 	if c.Etcd {
 		s.forceNewCluster = s.resetMembers()
 	}
-	datastore := c.Dirs.DBFile()
-	switch {
-	case c.Etcd:
-		datastore = c.Dirs.EtcdDataDir()
-	case c.Datastore.Endpoint != "":
-		datastore = ""
-	}
-	s.policyCurrent = policyCurrent(c.Dirs.PolicyMarker(), version.Kubernetes, datastore)
+	s.policyCurrent = policyCurrent(c.Dirs.PolicyMarker(), s.policyRecord(), s.datastorePath())
 	// Charts dropped here are served at /static/charts/ (k3s's layout).
 	if err := os.MkdirAll(filepath.Join(c.Dirs.Static(), "charts"), 0o700); err != nil {
 		return fmt.Errorf("static dir: %w", err)

@@ -107,28 +107,43 @@ func (p Present) current(refs []ref, pin bool) bool {
 // every image it names, unless containerd holds them all at the archive's digests already
 // (held may be nil: import). It returns the image names, read from the archive itself.
 func (im Importer) Import(ctx context.Context, open Opener, name string, pin bool, held Present) ([]string, error) {
-	refs, err := withArchive(open, name, archiveRefs)
-	if err != nil {
-		return nil, fmt.Errorf("image archive %s: %w", name, err)
-	}
+	refs, _, err := im.importRefs(ctx, open, name, pin, held, nil)
 	names := make([]string, len(refs))
 	for i, r := range refs {
 		names[i] = r.Name
 	}
-	if held.current(refs, pin) {
-		return names, nil
+	return names, err
+}
+
+// importRefs is Import, returning the archive's refs and whether it imported. known gives the
+// digests an earlier import of this unchanged archive got, for images it names without one.
+func (im Importer) importRefs(ctx context.Context, open Opener, name string, pin bool, held Present, known map[string]string) ([]ref, bool, error) {
+	refs, err := withArchive(open, name, archiveRefs)
+	if err != nil {
+		return nil, false, fmt.Errorf("image archive %s: %w", name, err)
+	}
+	names := make([]string, len(refs))
+	check := make([]ref, len(refs))
+	for i, r := range refs {
+		names[i] = r.Name
+		if check[i] = r; r.Digest == "" {
+			check[i].Digest = known[r.Name]
+		}
+	}
+	if held.current(check, pin) {
+		return refs, false, nil
 	}
 	_, err = withArchive(open, name, func(r io.Reader) ([]ref, error) {
 		_, err := im.ctr(ctx, r, "images", "import", "-")
 		return nil, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", name, err)
+		return nil, false, fmt.Errorf("import %s: %w", name, err)
 	}
 	if pin {
 		for _, n := range names {
 			if _, err := im.ctr(ctx, nil, "images", "label", n, PinnedLabel); err != nil {
-				return names, fmt.Errorf("pin %s: %w", n, err)
+				return refs, true, fmt.Errorf("pin %s: %w", n, err)
 			}
 		}
 	}
@@ -139,7 +154,7 @@ func (im Importer) Import(ctx context.Context, open Opener, name string, pin boo
 			held[r.Name] = Held{Digest: r.Digest, Pinned: pin}
 		}
 	}
-	return names, nil
+	return refs, true, nil
 }
 
 func withArchive(open Opener, name string, f func(io.Reader) ([]ref, error)) ([]ref, error) {
@@ -220,9 +235,9 @@ func dedupe(in []ref) []ref {
 	return out
 }
 
-// ImportFile imports one archive file from disk, pinned, unless held has it.
-func (im Importer) ImportFile(ctx context.Context, path string, held Present) ([]string, error) {
-	return im.Import(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, path, true, held)
+// importFile imports one archive file from disk, pinned, unless held has it.
+func (im Importer) importFile(ctx context.Context, path string, held Present, known map[string]string) ([]ref, bool, error) {
+	return im.importRefs(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, path, true, held, known)
 }
 
 // Archives lists the image archives in dir, sorted; a missing dir has none.

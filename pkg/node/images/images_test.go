@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -186,4 +187,97 @@ func node(t *testing.T, im Importer, emb fstest.MapFS, dir string) *Images {
 		}
 	}
 	return &Images{Importer: im, Bundled: bundled, Dir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// dockerArchive is a docker-save archive: manifest.json with RepoTags, no digests.
+func dockerArchive(t *testing.T, tags ...string) []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	m := fmt.Sprintf(`[{"Config":"c.json","RepoTags":["%s"],"Layers":[]}]`, strings.Join(tags, `","`))
+	tw.WriteHeader(&tar.Header{Name: "manifest.json", Mode: 0o644, Size: int64(len(m))})
+	tw.Write([]byte(m))
+	tw.Close()
+	return b.Bytes()
+}
+
+// fakeContainerd imports by recording each image at a digest of its own (the digest containerd
+// would make from a docker-save archive) and lists what it holds.
+type fakeContainerd struct {
+	held    map[string]string // name → digest
+	next    int
+	imports []string
+}
+
+func (f *fakeContainerd) run(_ context.Context, stdin io.Reader, _ string, args ...string) ([]byte, error) {
+	switch args[5] {
+	case "ls":
+		out := "REF TYPE DIGEST SIZE PLATFORMS LABELS\n"
+		for n, d := range f.held {
+			out += n + " application/vnd.oci.image.manifest.v1+json " + d + " 1.0 MiB linux/amd64 " + PinnedLabel + "\n"
+		}
+		return []byte(out), nil
+	case "import":
+		b, _ := io.ReadAll(stdin)
+		refs, _ := archiveRefs(bytes.NewReader(b))
+		for _, r := range refs {
+			f.next++
+			f.held[r.Name] = fmt.Sprintf("sha256:%02d", f.next)
+			f.imports = append(f.imports, r.Name)
+		}
+	}
+	return nil, nil
+}
+
+func TestUndigestedArchivesImportedOnce(t *testing.T) {
+	dir := t.TempDir()
+	record := filepath.Join(t.TempDir(), "images-imported.json")
+	a := filepath.Join(dir, "a.tar")
+	os.WriteFile(a, dockerArchive(t, "docker.io/x/a:1", "docker.io/x/a:2"), 0o644)
+	ctrd := &fakeContainerd{held: map[string]string{}}
+	start := func() []string {
+		t.Helper()
+		ctrd.imports = nil
+		n := node(t, Importer{Ctr: "ctr", Socket: "/s", Run: ctrd.run}, nil, dir)
+		n.RecordFile = record
+		if _, err := n.importAll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return ctrd.imports
+	}
+	if got := start(); len(got) != 2 {
+		t.Fatalf("first start imported %v", got)
+	}
+	if got := start(); len(got) != 0 {
+		t.Errorf("unchanged archive imported again: %v", got)
+	}
+	// containerd lost an image (pruned by hand): imported again.
+	delete(ctrd.held, "docker.io/x/a:2")
+	if got := start(); len(got) != 2 {
+		t.Errorf("after a prune imported %v", got)
+	}
+	// The file changed (a new time): imported again.
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(a, later, later)
+	if got := start(); len(got) != 2 {
+		t.Errorf("after a change imported %v", got)
+	}
+	if got := start(); len(got) != 0 {
+		t.Errorf("changed archive imported twice: %v", got)
+	}
+	// Two archives naming one image: neither is recorded, the last one wins at every start.
+	os.WriteFile(filepath.Join(dir, "b.tar"), dockerArchive(t, "docker.io/x/a:1"), 0o644)
+	start()
+	if got := start(); !reflect.DeepEqual(got, []string{"docker.io/x/a:1", "docker.io/x/a:2", "docker.io/x/a:1"}) {
+		t.Errorf("with an overlap imported %v", got)
+	}
+	// With the overlap gone the archive is recorded again; a damaged record means importing again.
+	os.Remove(filepath.Join(dir, "b.tar"))
+	start()
+	if r := LoadRecord(record); len(r.Archives) != 1 || len(r.Archives[a].Images) != 2 {
+		t.Errorf("record %+v", r)
+	}
+	os.WriteFile(record, []byte("{garbage"), 0o600)
+	if got := start(); len(got) != 2 {
+		t.Errorf("with a damaged record imported %v", got)
+	}
 }
