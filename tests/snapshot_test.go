@@ -225,9 +225,14 @@ func problemLines(log string, n int) string {
 		if len(l) > 400 { // keep both ends: a JSON line's error is at its end
 			l = l[:200] + " … " + l[len(l)-200:]
 		}
-		if out = append(out, l); len(out) == n {
-			break
-		}
+		out = append(out, l)
+	}
+	// The first lines show what went wrong first, the last ones why the process ended (a
+	// post-start hook's fatal error comes after a minute of retries).
+	if len(out) > n {
+		head := n / 3
+		skipped := fmt.Sprintf("… (%d lines)", len(out)-n)
+		out = append(append(out[:head:head], skipped), out[len(out)-(n-head):]...)
 	}
 	return strings.Join(out, "\n")
 }
