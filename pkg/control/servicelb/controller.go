@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/hostport"
 )
 
 // Controller keeps the Services' load-balancer status in line with Plan. Any change to a
@@ -129,9 +130,13 @@ func (c *Controller) Sync(ctx context.Context) error {
 	for _, d := range Plan(svcs, nodes, c.Reserved) {
 		k := string(d.Service.UID) + "/" + key(d.Service)
 		if d.Holder != "" {
-			msg := fmt.Sprintf("port %s on the nodes' addresses is held by %s", d.Port, d.Holder)
+			reason, msg := "PortInUse", fmt.Sprintf("port %s on the nodes' addresses is held by %s", d.Port, d.Holder)
+			// Its own reason: no deletion frees a reserved port, so the Service must move.
+			if why, ok := c.Reserved[d.Port]; ok && why == d.Holder {
+				reason, msg = "PortReserved", fmt.Sprintf("port %s on the nodes' addresses is reserved for %s: pick another port", d.Port, why)
+			}
 			if c.warned[k] != msg {
-				c.recorder.Event(d.Service, corev1.EventTypeWarning, "PortInUse", msg)
+				c.recorder.Event(d.Service, corev1.EventTypeWarning, reason, msg)
 			}
 			warned[k] = msg
 		}
@@ -148,15 +153,33 @@ func (c *Controller) Sync(ctx context.Context) error {
 	return firstErr
 }
 
-// Reserved is what Outpost itself listens on at a node's address: a Service there would
-// take the port from it.
-func Reserved(apiPort int) map[Port]string {
-	return map[Port]string{
+// Reserved is what Outpost itself, or the host, listens on at a node's address: a Service
+// there would take the port from it. Loopback-only ports are in too, in case a flag moves
+// them. etcd: embedded etcd runs, serving clients and peers on the node's address (its
+// metrics ride on the client port). extra are the admin's (--servicelb-reserved-ports).
+func Reserved(apiPort int, etcd bool, extra []hostport.Port) map[Port]string {
+	r := map[Port]string{
 		{corev1.ProtocolTCP, int32(apiPort)}: "the Kubernetes API server",
 		{corev1.ProtocolTCP, 6444}:           "the agents' API load balancer",
 		{corev1.ProtocolTCP, 10250}:          "the kubelet",
+		{corev1.ProtocolTCP, 10248}:          "the kubelet's health check",
 		{corev1.ProtocolTCP, 10256}:          "kube-proxy's health check",
+		{corev1.ProtocolTCP, 10257}:          "kube-controller-manager",
 		{corev1.ProtocolTCP, 10258}:          "the metrics API",
+		{corev1.ProtocolTCP, 10259}:          "kube-scheduler",
 		{corev1.ProtocolUDP, 8472}:           "flannel's VXLAN",
+		{corev1.ProtocolTCP, 9401}:           "the GPU metrics endpoint", // pkg/gpu/metrics.DefaultPort
+		{corev1.ProtocolTCP, 22}:             "SSH",
 	}
+	if etcd {
+		r[Port{corev1.ProtocolTCP, 2379}] = "embedded etcd's clients"
+		r[Port{corev1.ProtocolTCP, 2380}] = "embedded etcd's peers"
+	}
+	for _, p := range extra {
+		k := Port{corev1.Protocol(p.Protocol), p.Number}
+		if _, ok := r[k]; !ok {
+			r[k] = "the admin (--servicelb-reserved-ports)"
+		}
+	}
+	return r
 }

@@ -103,7 +103,7 @@ func TestReservedNodePortAndClassHonoured(t *testing.T) {
 	class := "example.com/other"
 	foreign := lbService("foreign", time.Hour, 9000)
 	foreign.Spec.LoadBalancerClass = &class
-	d := Plan([]*corev1.Service{api, np, onNP, own, foreign}, nodes, Reserved(6443))
+	d := Plan([]*corev1.Service{api, np, onNP, own, foreign}, nodes, Reserved(6443, false, nil))
 	got := map[string]Decision{}
 	for _, x := range d {
 		got[x.Service.Name] = x
