@@ -31,8 +31,8 @@ func TestEnsureClusterModesAndReuse(t *testing.T) {
 			}
 		}
 	}
-	if keys != 20 {
-		t.Errorf("got %d keys, want 20", keys)
+	if keys != 21 {
+		t.Errorf("got %d keys, want 21", keys)
 	}
 	// The admin cert must chain to the client CA and be a cluster admin.
 	raw, _ := os.ReadFile(b.Path(Admin, ".crt"))

@@ -41,6 +41,7 @@ func (s *Server) writeKubeconfigs() error {
 		{c.Dirs.SupervisorKubeconfig(), pki.Supervisor},
 		{c.Dirs.MetricsServerKubeconfig(), pki.MetricsServer},
 		{c.Dirs.ServiceLBKubeconfig(), pki.ServiceLB},
+		{c.Dirs.HelmKubeconfig(), pki.Helm},
 		{c.Dirs.KubeletKubeconfig(), pki.Kubelet},
 		{c.Dirs.KubeProxyKubeconfig(), pki.KubeProxy},
 	} {

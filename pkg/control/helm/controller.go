@@ -49,6 +49,9 @@ type Controller struct {
 	APIExt   apiextclient.Interface
 	Releaser *Releaser
 	Log      *slog.Logger
+	// Resync is how often every chart is looked at again without an event; 0 is 3 minutes.
+	// The resync re-reads what charts reference (values Secrets): a change there upgrades.
+	Resync time.Duration
 
 	charts, configs cache.GenericLister
 	queue           workqueue.TypedRateLimitingInterface[string]
@@ -59,9 +62,6 @@ type Controller struct {
 }
 
 var _ component.Component = (*Controller)(nil)
-
-// resync is how often every chart is looked at again without an event.
-const resync = 3 * time.Minute
 
 func (c *Controller) Name() string               { return "helm-controller" }
 func (c *Controller) Init(context.Context) error { return nil }
@@ -74,7 +74,10 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.events = record.NewBroadcaster(record.WithContext(ctx))
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events("")})
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "outpost-helm-controller"})
-	// The resync re-reads what charts reference (values Secrets): a change there upgrades.
+	resync := c.Resync
+	if resync <= 0 {
+		resync = 3 * time.Minute
+	}
 	f := dynamicinformer.NewDynamicSharedInformerFactory(c.Dynamic, resync)
 	charts, configs := f.ForResource(chartsGVR), f.ForResource(configsGVR)
 	c.charts, c.configs = charts.Lister(), configs.Lister()
@@ -204,7 +207,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if !slices.Contains(hc.Finalizers, Finalizer) {
 			return nil
 		}
-		if err := c.Releaser.Remove(&hc); err != nil {
+		if err := c.Releaser.Remove(ctx, &hc); err != nil {
+			var untrusted *UntrustedError
+			if errors.As(err, &untrusted) {
+				// The finalizer stays until an administrator deletes the records.
+				c.Log.Warn("release records not written by the controller: not uninstalled", "chart", key, "err", err)
+				c.recorder.Event(u, corev1.EventTypeWarning, "UntrustedRelease", err.Error())
+				return nil
+			}
 			c.recorder.Event(u, corev1.EventTypeWarning, "UninstallFailed", err.Error())
 			return err
 		}
@@ -231,11 +241,19 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	cond := helmv1.HelmChartCondition{Type: helmv1.HelmChartFailed, Status: corev1.ConditionFalse, Reason: string(out)}
 	var held *HeldError
-	if errors.As(applyErr, &held) {
+	var untrusted *UntrustedError
+	if errors.As(applyErr, &held) || errors.As(applyErr, &untrusted) {
 		// Reported once; the chart waits for a change (or the administrator).
-		cond = helmv1.HelmChartCondition{Type: helmv1.HelmChartFailed, Status: corev1.ConditionTrue, Reason: "Held", Message: held.Error()}
+		reason, event := "Held", "ChartHeld"
+		if untrusted != nil {
+			reason, event = "Untrusted", "UntrustedRelease"
+		}
+		cond = helmv1.HelmChartCondition{Type: helmv1.HelmChartFailed, Status: corev1.ConditionTrue, Reason: reason, Message: applyErr.Error()}
 		if !hasCondition(hc.Status.Conditions, cond) {
-			c.recorder.Event(u, corev1.EventTypeWarning, "ChartHeld", held.Error())
+			if untrusted != nil {
+				c.Log.Warn("release records not written by the controller: release left alone", "chart", key, "err", applyErr)
+			}
+			c.recorder.Event(u, corev1.EventTypeWarning, event, applyErr.Error())
 		}
 		return c.setCondition(ctx, u, hc.Status.Conditions, cond)
 	}

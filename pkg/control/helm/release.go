@@ -38,14 +38,14 @@ const (
 )
 
 // Releaser runs Helm's install, upgrade and uninstall actions in this process; releases are
-// stored as Secrets in the target namespace, as the helm CLI stores them.
+// stored as Secrets (as the helm CLI stores them) in the HelmChart's namespace.
 type Releaser struct {
-	Kubeconfig string // charts may create anything: a cluster-admin identity
+	Kubeconfig string // charts may create anything: a cluster-admin identity (system:outpost-helm)
 	CacheDir   string // repository index and chart downloads
 	Timeout    time.Duration
 	// API (host:port) stands for %{KUBERNETES_API}% in spec.chart and spec.repo, for charts the
-	// server serves under /static/; APITLS is how to fetch them: the server CA and the admin
-	// client certificate (the path is behind the apiserver's authorization).
+	// server serves under /static/; APITLS is how to fetch them: the server CA and the
+	// controller's client certificate (the path is behind the apiserver's authorization).
 	API    string
 	APITLS TLSFiles
 	Log    *slog.Logger
@@ -94,7 +94,7 @@ func (r *Releaser) timeout(hc *helmv1.HelmChart) time.Duration {
 	return 5 * time.Minute
 }
 
-// TargetNamespace is where the release and its objects go.
+// TargetNamespace is where the release's objects go.
 func TargetNamespace(hc *helmv1.HelmChart) string {
 	if hc.Spec.TargetNamespace != "" {
 		return hc.Spec.TargetNamespace
@@ -102,9 +102,30 @@ func TargetNamespace(hc *helmv1.HelmChart) string {
 	return hc.Namespace
 }
 
-// config is Helm's, for the chart's target namespace; registryCreds is a docker config.json for OCI charts
-// ("" for the cache's own).
-func (r *Releaser) config(hc *helmv1.HelmChart, registryCreds string) (*action.Configuration, error) {
+// config is Helm's for a chart, its release records held to their ledger (records.go);
+// registryCreds is a docker config.json for OCI charts ("" for the cache's own).
+func (r *Releaser) config(ctx context.Context, hc *helmv1.HelmChart, registryCreds string) (*action.Configuration, *guard, error) {
+	cfg, err := r.helmConfig(hc, registryCreds)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := cfg.KubernetesClientSet()
+	if err != nil {
+		return nil, nil, fmt.Errorf("helm: %w", err)
+	}
+	g, err := newGuard(ctx, cs, cfg.Releases.Driver, hc)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Releases.Driver = g
+	return cfg, g, nil
+}
+
+// helmConfig puts the chart's objects in its target namespace and the release records in its
+// own (StorageNamespace). Records an older Outpost left in the target namespace are not read:
+// the release counts as not installed, and the install adopts its objects (their Helm
+// annotations name the same release and namespace); only its hooks run again.
+func (r *Releaser) helmConfig(hc *helmv1.HelmChart, registryCreds string) (*action.Configuration, error) {
 	ns := TargetNamespace(hc)
 	storage := "secret" // spec.driver: where release records go, as in k3s
 	if hc.Spec.Driver == helmv1.HelmDriver("configmap") {
@@ -116,7 +137,7 @@ func (r *Releaser) config(hc *helmv1.HelmChart, registryCreds string) (*action.C
 	cache := filepath.Join(r.CacheDir, "discovery")
 	flags.KubeConfig, flags.Namespace, flags.CacheDir = &kc, &ns, &cache
 	cfg := new(action.Configuration)
-	if err := cfg.Init(flags, ns, storage, func(format string, v ...any) { r.Log.Debug(fmt.Sprintf(format, v...)) }); err != nil {
+	if err := cfg.Init(flags, StorageNamespace(hc), storage, func(format string, v ...any) { r.Log.Debug(fmt.Sprintf(format, v...)) }); err != nil {
 		return nil, fmt.Errorf("helm: %w", err)
 	}
 	if registryCreds == "" {
@@ -216,12 +237,19 @@ func (r *Releaser) Apply(ctx context.Context, in *Inputs) (Outcome, error) {
 			return "", err
 		}
 	}
-	cfg, err := r.config(hc, creds)
+	cfg, g, err := r.config(ctx, hc, creds)
 	if err != nil {
 		return "", err
 	}
 	hist, err := action.NewHistory(cfg).Run(hc.Name)
-	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+	switch {
+	case errors.Is(err, driver.ErrReleaseNotFound):
+		// No records (deleted, or in the target namespace where an older Outpost kept them):
+		// digests of records gone must not vouch for copies of them.
+		if err := g.ledger.reset(); err != nil {
+			return "", err
+		}
+	case err != nil:
 		return "", fmt.Errorf("release history: %w", err)
 	}
 	var last *release.Release
@@ -241,8 +269,8 @@ func (r *Releaser) Apply(ctx context.Context, in *Inputs) (Outcome, error) {
 	if failed {
 		switch in.FailurePolicy() {
 		case helmv1.FailurePolicyAbort:
-			return "", &HeldError{fmt.Sprintf("release %s/%s revision %d failed (%s) and failurePolicy is abort: resolve it with helm (rollback or uninstall)",
-				ns, hc.Name, last.Version, last.Info.Description)}
+			return "", &HeldError{fmt.Sprintf("release %s/%s revision %d failed (%s) and failurePolicy is abort: uninstall it (helm -n %s uninstall %s) to have it installed afresh",
+				ns, hc.Name, last.Version, last.Info.Description, StorageNamespace(hc), hc.Name)}
 		case helmv1.FailurePolicyRetry:
 			if last.Labels[HashLabel] == hash {
 				return "", &HeldError{fmt.Sprintf("release %s/%s revision %d failed (%s); failurePolicy retry: tried again when the HelmChart changes",
@@ -295,13 +323,16 @@ func (r *Releaser) Apply(ctx context.Context, in *Inputs) (Outcome, error) {
 }
 
 // Remove uninstalls the release; one that is not there is removed already. The chart's
-// cached credentials and CA go with it.
-func (r *Releaser) Remove(hc *helmv1.HelmChart) error {
-	cfg, err := r.config(hc, "")
+// ledger, cached credentials and CA go with it.
+func (r *Releaser) Remove(ctx context.Context, hc *helmv1.HelmChart) error {
+	cfg, g, err := r.config(ctx, hc, "")
 	if err != nil {
 		return err
 	}
 	if err := r.uninstall(cfg, hc); err != nil {
+		return err
+	}
+	if err := g.ledger.remove(); err != nil {
 		return err
 	}
 	for _, kind := range []string{"ca", "registry"} {

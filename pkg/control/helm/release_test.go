@@ -1,11 +1,65 @@
 package helm
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	helmv1 "github.com/k3s-io/helm-controller/pkg/apis/helm.cattle.io/v1"
+	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// Release records go where the HelmChart is (tenants of the target namespace may write
+// Secrets there), the chart's objects to the target namespace.
+func TestRecordsLiveWithTheChart(t *testing.T) {
+	paths := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case paths <- r.URL.Path:
+		default:
+		}
+		kind := "SecretList"
+		if strings.HasSuffix(r.URL.Path, "/configmaps") {
+			kind = "ConfigMapList"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"kind":%q,"apiVersion":"v1","items":[]}`, kind)
+	}))
+	defer srv.Close()
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "+srv.URL+"}}]\n"+
+		"contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\nusers: [{name: u, user: {}}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &Releaser{Kubeconfig: kc, CacheDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)}
+	for _, storage := range []string{"secrets", "configmaps"} {
+		hc := &helmv1.HelmChart{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "app"}, Spec: helmv1.HelmChartSpec{TargetNamespace: "team"}}
+		if storage == "configmaps" {
+			hc.Spec.Driver = "configmap"
+		}
+		cfg, err := r.helmConfig(hc, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cfg.Releases.History("app"); !errors.Is(err, driver.ErrReleaseNotFound) {
+			t.Errorf("%s: %v", storage, err)
+		}
+		if p := <-paths; p != "/api/v1/namespaces/kube-system/"+storage {
+			t.Errorf("records read from %s", p)
+		}
+		if ns, _, err := cfg.KubeClient.(*kube.Client).Factory.ToRawKubeConfigLoader().Namespace(); err != nil || ns != "team" {
+			t.Errorf("objects go to %q (%v), want the target namespace", ns, err)
+		}
+	}
+}
 
 func TestAPIPlaceholderOnlyReachesStatic(t *testing.T) {
 	r := &Releaser{API: "127.0.0.1:6443"}
