@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/tests/harness"
 )
 
@@ -182,12 +186,17 @@ func TestGPUMock(t *testing.T) {
 		})
 	})
 	t.Run("Metrics", func(t *testing.T) {
-		resp, err := http.Get("http://127.0.0.1:9401/metrics")
-		if err != nil {
-			t.Fatal(err)
+		// Anyone on the pod network reaches the port: only a caller the apiserver names and
+		// allows to get /metrics reads it, over HTTPS.
+		if resp, err := http.Get("http://127.0.0.1:9401/metrics"); err == nil {
+			if resp.Body.Close(); resp.StatusCode == http.StatusOK {
+				t.Error("GPU metrics served over plain HTTP")
+			}
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		if code := gpuMetricsStatus(t, s, false); code != http.StatusUnauthorized {
+			t.Errorf("GPU metrics without credentials: %d, want 401", code)
+		}
+		body := gpuMetrics(t, s)
 		for _, name := range []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_TOTAL",
 			"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK",
 			"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
@@ -256,12 +265,7 @@ func migChecks(t *testing.T, s *harness.Server) {
 		t.Errorf("the CDI spec does not name GPU 7's seventh MIG device")
 	}
 	// Each MIG device has its own memory series, as dcgm-exporter serves them.
-	resp, err := http.Get("http://127.0.0.1:9401/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := gpuMetrics(t, s)
 	if c := strings.Count(string(body), `GPU_I_PROFILE="1g.5gb"`); c != 56*3 {
 		t.Errorf("%d MIG memory samples, want 56 devices × 3 series", c)
 	}
@@ -362,4 +366,49 @@ func helpers(arg string) int {
 		}
 	}
 	return n
+}
+
+// gpuMetricsClient speaks HTTPS to the node's GPU metrics, checking the kubelet's serving
+// certificate, as the cluster admin (its client certificate) or as nobody.
+func gpuMetricsClient(t *testing.T, s *harness.Server, admin bool) *http.Client {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CAData, cfg.CAFile = nil, filepath.Join(s.DataDir(), "server", "tls", pki.KubeletCABundle+".crt")
+	if !admin {
+		cfg.CertData, cfg.KeyData = nil, nil
+	}
+	tc, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 10 * time.Second}
+}
+
+func gpuMetricsStatus(t *testing.T, s *harness.Server, admin bool) int {
+	t.Helper()
+	resp, err := gpuMetricsClient(t, s, admin).Get("https://127.0.0.1:9401/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// gpuMetrics is the node's GPU metrics, read as the cluster admin: x509 authentication, and
+// system:masters may get /metrics.
+func gpuMetrics(t *testing.T, s *harness.Server) string {
+	t.Helper()
+	resp, err := gpuMetricsClient(t, s, true).Get("https://127.0.0.1:9401/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GPU metrics as the admin: %s: %s", resp.Status, body)
+	}
+	return string(body)
 }

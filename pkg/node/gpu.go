@@ -12,9 +12,11 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/agent"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 	"github.com/outpostk8s/outpost/pkg/node/containerd"
+	"github.com/outpostk8s/outpost/pkg/pki"
 )
 
 // CheckGPU validates the GPU settings against the hardware before the command touches the
@@ -78,7 +80,11 @@ func (n *Node) gpu(client kubernetes.Interface) (*agent.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agent.New(gpuConfig(n.Cfg), lib, client, n.Log.With("component", "gpu"))
+	cfg := gpuConfig(n.Cfg)
+	// The metrics are served as the kubelet serves: its certificate, the cluster's client CA.
+	cfg.MetricsTLS = metrics.TLSFiles{CertFile: filepath.Join(n.TLSDir, pki.KubeletServing+".crt"),
+		KeyFile: filepath.Join(n.TLSDir, pki.KubeletServing+".key"), ClientCAFile: filepath.Join(n.TLSDir, pki.ClientCA+".crt")}
+	return agent.New(cfg, lib, client, n.Log.With("component", "gpu"))
 }
 
 func gpuConfig(c *config.Node) agent.Config {
@@ -86,7 +92,7 @@ func gpuConfig(c *config.Node) agent.Config {
 	return agent.Config{
 		NodeName: c.NodeName, Strategy: resources.Strategy(g.MIGStrategy), Replicas: g.Replicas,
 		DriverRoot: g.DriverRoot, DevRoot: g.DevRoot, CDIDir: g.CDIDir, DefaultRuntime: g.DefaultRuntime,
-		MetricsPort: g.MetricsPort, NodeIP: c.NodeIP, PluginDir: devicePluginDir,
+		MetricsPort: g.MetricsPort, MetricsAnonymous: g.MetricsAnonymous, NodeIP: c.NodeIP, PluginDir: devicePluginDir,
 		HealthQuiet: g.HealthQuiet, PathEnv: os.Getenv("PATH"), Hostname: c.NodeName,
 		MachineFile: "/sys/class/dmi/id/product_name", PodResourcesSocket: podResourcesSocket(c.KubeletArgs),
 		Sharing: g.Sharing, MIGConfig: g.MIGConfig, MIGLayouts: g.MIGLayouts,

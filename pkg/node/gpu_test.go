@@ -1,6 +1,7 @@
 package node
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 )
 
@@ -54,5 +56,30 @@ func TestPodResourcesSocket(t *testing.T) {
 		if got := podResourcesSocket(args); got != want {
 			t.Errorf("%v: %s, want %s", args, got, want)
 		}
+	}
+}
+
+// The GPU metrics are served with the kubelet's serving certificate and the cluster's client
+// CA, from the node's TLS dir, and anonymously only when the config says so.
+func TestGPUMetricsConfig(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"dev/nvidia0", "dev/nvidia1", "dev/nvidia2", "dev/nvidia3", "dev/nvidia4", "dev/nvidia5",
+		"dev/nvidia6", "dev/nvidia7", "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.54.15"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &config.Node{Dirs: datadir.Dirs{Data: filepath.Join(root, "data")},
+		GPU: config.GPUOptions{Mock: "dgxa100", DriverRoot: root, DevRoot: root, Replicas: 1, MetricsPort: 9401, MetricsAnonymous: true}}
+	n := &Node{Cfg: c, TLSDir: "/tls", Log: slog.New(slog.DiscardHandler)}
+	a, err := n.gpu(nil)
+	if err != nil || a == nil {
+		t.Fatalf("agent %v, err %v", a, err)
+	}
+	got := a.Config()
+	want := metrics.TLSFiles{CertFile: "/tls/serving-kubelet.crt", KeyFile: "/tls/serving-kubelet.key", ClientCAFile: "/tls/client-ca.crt"}
+	if got.MetricsTLS != want || !got.MetricsAnonymous {
+		t.Errorf("metrics TLS %+v anonymous %v, want %+v true", got.MetricsTLS, got.MetricsAnonymous, want)
 	}
 }

@@ -5,6 +5,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,10 +47,15 @@ type Config struct {
 	DefaultRuntime string
 	MetricsPort    int
 	NodeIP         net.IP // metrics listen here and on loopback; nil: loopback only
-	PluginDir      string // the kubelet's device-plugins dir
-	HealthQuiet    time.Duration
-	PathEnv        string
-	Hostname       string
+	// MetricsAnonymous serves the metrics to anyone over plain HTTP, as dcgm-exporter does;
+	// else over HTTPS with MetricsTLS, to callers the apiserver authenticates (the client's
+	// TokenReview, or a certificate of MetricsTLS's client CA) and allows to get /metrics.
+	MetricsAnonymous bool
+	MetricsTLS       metrics.TLSFiles
+	PluginDir        string // the kubelet's device-plugins dir
+	HealthQuiet      time.Duration
+	PathEnv          string
+	Hostname         string
 	// MachineFile holds the host's model for the nvidia.com/gpu.machine label (DMI's
 	// product_name); "" or unreadable: no label.
 	MachineFile string
@@ -237,14 +243,24 @@ func (a *Agent) Start(ctx context.Context) error {
 	}()
 	go func() { defer a.wg.Done(); a.watchHealth(rctx) }()
 	if a.cfg.MetricsPort > 0 {
-		if err := a.serveMetrics(); err != nil {
+		if err := a.serveMetrics(rctx); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (a *Agent) serveMetrics() error {
+// serveMetrics serves /metrics until ctx ends or Stop; unless anonymous, behind TLS and the
+// apiserver's TokenReview and SubjectAccessReview, asked as the node.
+func (a *Agent) serveMetrics(ctx context.Context) error {
+	var tlsCfg *tls.Config
+	var guard metrics.Guard
+	if !a.cfg.MetricsAnonymous {
+		var err error
+		if tlsCfg, guard, err = metrics.Secure(ctx, a.cfg.MetricsTLS, a.client, a.log); err != nil {
+			return err
+		}
+	}
 	ls, err := listenMetrics(a.cfg.NodeIP, a.cfg.MetricsPort)
 	if err != nil {
 		return err
@@ -257,9 +273,17 @@ func (a *Agent) serveMetrics() error {
 			return pr.Holders(context.Background())
 		}
 	}
-	mux.Handle("/metrics", src.Handler())
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	h := src.Handler()
+	if tlsCfg != nil {
+		h = guard.Wrap(h)
+	}
+	mux.Handle("/metrics", h)
+	// A failed TLS handshake (a scanner, a plain-HTTP client) is the caller's problem: debug.
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
 	for _, l := range ls {
+		if tlsCfg != nil {
+			l = tls.NewListener(l, tlsCfg)
+		}
 		go a.srv.Serve(l)
 	}
 	return nil

@@ -65,7 +65,11 @@ func TestContribScrapeConfig(t *testing.T) {
 	}
 	var c struct {
 		ScrapeConfigs []struct {
-			JobName        string `json:"job_name"`
+			JobName       string `json:"job_name"`
+			Scheme        string `json:"scheme"`
+			Authorization struct {
+				CredentialsFile string `json:"credentials_file"`
+			} `json:"authorization"`
 			RelabelConfigs []struct {
 				TargetLabel string `json:"target_label"`
 				Replacement string `json:"replacement"`
@@ -84,5 +88,41 @@ func TestContribScrapeConfig(t *testing.T) {
 	}
 	if !port {
 		t.Errorf("no relabelling of __address__ to port %d", DefaultPort)
+	}
+	// The port answers HTTPS callers the apiserver names: the job brings its ServiceAccount's token.
+	if j := c.ScrapeConfigs[0]; j.Scheme != "https" || j.Authorization.CredentialsFile != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
+		t.Errorf("scheme %q, credentials %q: want https and the ServiceAccount token", j.Scheme, j.Authorization.CredentialsFile)
+	}
+}
+
+// The RBAC example lets its ServiceAccount get /metrics, which the endpoint asks the apiserver.
+func TestContribRBAC(t *testing.T) {
+	b, err := os.ReadFile("../../../contrib/monitoring/prometheus-rbac.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed, bound := false, false
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var o struct {
+			Kind  string
+			Rules []struct {
+				NonResourceURLs []string `json:"nonResourceURLs"`
+				Verbs           []string
+			}
+			RoleRef  struct{ Kind, Name string } `json:"roleRef"`
+			Subjects []struct{ Kind, Name, Namespace string }
+		}
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("RBAC example: %v", err)
+		}
+		for _, r := range o.Rules {
+			allowed = allowed || slices.Contains(r.NonResourceURLs, "/metrics") && slices.Contains(r.Verbs, "get")
+		}
+		for _, s := range o.Subjects {
+			bound = bound || o.Kind == "ClusterRoleBinding" && o.RoleRef.Kind == "ClusterRole" && s.Kind == "ServiceAccount" && s.Name != ""
+		}
+	}
+	if !allowed || !bound {
+		t.Errorf("get on /metrics granted %v, bound to a ServiceAccount %v", allowed, bound)
 	}
 }
