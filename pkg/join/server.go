@@ -223,8 +223,9 @@ func CheckRequest(req Request, reserved []string) error {
 	return nil
 }
 
-// sign issues the node's certificates. The serving certificate names the node and only the
-// address the request came from, whatever IP the agent claims, and comes from the kubelet CA.
+// sign issues the node's certificates and records on the node's password record that its
+// serving certificate comes from the kubelet CA. That certificate names the node and only the
+// address the request came from, whatever IP the agent claims.
 func (h *Handler) sign(r *http.Request, req *Request) (*Response, int, *Failure) {
 	kubelet, _ := parseCSR(req.KubeletCSR)
 	serving, _ := parseCSR(req.ServingCSR)
@@ -260,6 +261,11 @@ func (h *Handler) sign(r *http.Request, req *Request) (*Response, int, *Failure)
 			return refuse(http.StatusInternalServerError, ReasonInternal, "sign: %v", err)
 		}
 		*s.out = string(b)
+	}
+	// Kubelets are verified without the server CA once every node's record says this. A
+	// failure only keeps the server CA trusted until the node renews again: not worth a refusal.
+	if err := h.Passwords.MarkKubeletServing(r.Context(), req.NodeName); err != nil && h.Log != nil {
+		h.Log.Warn("the kubelet CA bundle keeps the server CA until this node renews again", "node", req.NodeName, "err", err)
 	}
 	return resp, http.StatusOK, nil
 }

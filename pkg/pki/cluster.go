@@ -1,9 +1,11 @@
 package pki
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 )
@@ -30,6 +32,7 @@ const (
 	SchedulerServing      = "serving-kube-scheduler"
 	ControllerServing     = "serving-kube-controller-manager"
 	ServiceLB             = "client-servicelb"
+	Helm                  = "client-helm"
 	ServiceAccountKeyFile = "service.key"
 )
 
@@ -44,6 +47,7 @@ const SupervisorName = "system:outpost-supervisor"
 // MetricsServerDNSName the name the aggregator checks its serving certificate for.
 const (
 	ServiceLBName        = "system:outpost-servicelb" // the in-process service load balancer
+	HelmName             = "system:outpost-helm"      // the Helm controller: cluster admin by RBAC, removable with it
 	MetricsServerName    = "system:metrics-server"
 	MetricsServerDNSName = "metrics-server.kube-system.svc"
 )
@@ -77,9 +81,18 @@ func (b *Bundle) Path(name, ext string) string { return filepath.Join(b.Dir, nam
 
 // EnsureCluster creates whatever is missing or stale and keeps everything else.
 func EnsureCluster(s ClusterSpec) (*Bundle, error) {
+	_, err := os.Stat(filepath.Join(s.Dir, ServerCA+".crt"))
+	newCluster := errors.Is(err, fs.ErrNotExist)
 	serverCA, err := LoadOrCreateCA(s.Dir, ServerCA, "outpost-server-ca")
 	if err != nil {
 		return nil, err
+	}
+	// A new cluster's server CA never signs a kubelet certificate: kubelets are never
+	// verified with it. (A server joining a cluster is given its CA: not new.)
+	if newCluster {
+		if err := recordKubeletCAOnly(s.Dir, serverCA.CertPEM); err != nil {
+			return nil, err
+		}
 	}
 	clientCA, err := LoadOrCreateCA(s.Dir, ClientCA, "outpost-client-ca")
 	if err != nil {
@@ -97,8 +110,9 @@ func EnsureCluster(s ClusterSpec) (*Bundle, error) {
 		ca.LeafLifetime = s.LeafLifetime
 	}
 	// The apiserver trusts kubelet serving certificates from their own CA and, until every
-	// node has renewed, from the server CA that signed them before it existed.
-	if err := WriteFile(filepath.Join(s.Dir, KubeletCABundle+".crt"), bytes.Join([][]byte{kubeletCA.CertPEM, serverCA.CertPEM}, nil), 0o644); err != nil {
+	// node has renewed (TrustKubeletCAOnly), from the server CA that signed them before it
+	// existed.
+	if err := writeKubeletCABundle(s.Dir, kubeletCA, serverCA); err != nil {
 		return nil, err
 	}
 	type leaf struct {
@@ -121,6 +135,7 @@ func EnsureCluster(s ClusterSpec) (*Bundle, error) {
 		{clientCA, Supervisor, Spec{CommonName: SupervisorName}},
 		{clientCA, MetricsServer, Spec{CommonName: MetricsServerName}},
 		{clientCA, ServiceLB, Spec{CommonName: ServiceLBName}},
+		{clientCA, Helm, Spec{CommonName: HelmName}},
 		{serverCA, MetricsServerServing, Spec{CommonName: MetricsServerDNSName, DNSNames: []string{MetricsServerDNSName}, Server: true}},
 		// The scheduler and controller-manager serve health and metrics on loopback. Without
 		// a certificate each made a self-signed RSA one at every start (0.1-0.5 s of CPU).

@@ -19,8 +19,8 @@ func readCert(t *testing.T, p string) []byte {
 	return b
 }
 
-// Kubelet serving certificates come from a CA of their own, which the apiserver trusts (with
-// the server CA, for nodes that joined before) and nothing else does.
+// Kubelet serving certificates come from a CA of their own, which the apiserver trusts and
+// nothing else does; a new cluster's bundle has no server CA in it (kubeletbundle_test.go).
 func TestKubeletServingCAIsSeparate(t *testing.T) {
 	dir := t.TempDir()
 	b, err := EnsureCluster(spec(dir))
@@ -32,7 +32,7 @@ func TestKubeletServingCAIsSeparate(t *testing.T) {
 		t.Error("kubelet serving certificate not from the kubelet CA alone")
 	}
 	certs, err := PEMCerts(readCert(t, b.Path(KubeletCABundle, ".crt")))
-	if err != nil || len(certs) != 2 || !certs[0].Equal(b.KubeletCA.Cert) || !certs[1].Equal(b.ServerCA.Cert) {
+	if err != nil || len(certs) != 1 || !certs[0].Equal(b.KubeletCA.Cert) {
 		t.Errorf("bundle %d certs, %v", len(certs), err)
 	}
 	if bytes.Equal(b.KubeletCA.CertPEM, b.ServerCA.CertPEM) {
@@ -53,7 +53,7 @@ func TestShortLifetimeRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.Renewed) != 15 || !slices.Contains(b.Renewed, APIServerServing) {
+	if len(b.Renewed) != 16 || !slices.Contains(b.Renewed, APIServerServing) {
 		t.Errorf("renewed %v", b.Renewed)
 	}
 	if !bytes.Equal(ca, readCert(t, filepath.Join(dir, ServerCA+".crt"))) {
@@ -103,7 +103,7 @@ func TestRotateLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(done) != 15 || slices.Contains(done, ServerCA) {
+	if len(done) != 16 || slices.Contains(done, ServerCA) {
 		t.Errorf("rotated %v", done)
 	}
 	if !bytes.Equal(before[ServerCA], readCert(t, b.Path(ServerCA, ".crt"))) {

@@ -46,6 +46,12 @@ func (c *claimNodeName) Start(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	// Prepare issued this server's serving certificate from the kubelet CA (pki re-issues one
+	// from another CA), and the record says so: kubelets are verified without the server CA
+	// once every node's record does.
+	if err := c.passwords.MarkKubeletServing(ctx, c.node); err != nil {
+		c.log.Warn("the kubelet CA bundle keeps the server CA until this server's next start", "node", c.node, "err", err)
+	}
 	if fresh {
 		return join.SaveNodePassword(c.file, pw)
 	}
