@@ -24,6 +24,9 @@ import (
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
+// AgentTokenFile is the agent token's path in the data, relative to DATA/server.
+const AgentTokenFile = "agent-token"
+
 // KeyPrefix is where sealed bootstrap data lives in the datastore, one key per token.
 const KeyPrefix = "/outpost/bootstrap/"
 
@@ -38,11 +41,13 @@ func files() []string {
 		"tls/service.key",
 		"tls/etcd/ca.crt", "tls/etcd/ca.key",
 		"cred/encryption-config.json",
+		AgentTokenFile, // every server joins agents with the same one
 	}
 }
 
 // Required are those a cluster always has (the encryption config only with
-// --secrets-encryption, the etcd CA only with embedded etcd).
+// --secrets-encryption, the etcd CA only with embedded etcd, the agent token only since
+// servers make one).
 func required(name string) bool {
 	return strings.HasPrefix(name, "tls/") && !strings.HasPrefix(name, "tls/etcd/")
 }
@@ -118,11 +123,43 @@ func valid(name string) bool {
 	return false
 }
 
-// Key is the datastore key of the data sealed with t: named by a hash of the token's
-// secret part, so the key reveals nothing and a rotated token gets a new one.
+// keySalt separates the key name's PBKDF2 from the sealing key's (which has a random salt).
+// It is fixed because the name must follow from the token alone.
+const keySalt = "outpost-bootstrap-key"
+
+// Key is the datastore key of the data sealed with t, a rotated token getting a new one. The
+// name is readable by whoever reads the datastore or a snapshot, so it costs a guesser as
+// much as the sealing key does: PBKDF2, not one hash per guessed token.
 func Key(t token.Token) string {
+	// 16 bytes: FIPS 140-only mode refuses shorter PBKDF2 output, the only way this fails.
+	k, err := pbkdf2.Key(sha256.New, t.ID+"."+t.Secret, []byte(keySalt), iterations, 16)
+	if err != nil {
+		panic(fmt.Sprintf("bootstrap key name: %v", err))
+	}
+	return KeyPrefix + hex.EncodeToString(k)
+}
+
+// LegacyKey is where versions before Key's PBKDF2 stored the data (and what they sealed it
+// for): still looked up and opened, never written.
+func LegacyKey(t token.Token) string {
 	h := sha256.Sum256([]byte("outpost-bootstrap-key:" + t.ID + "." + t.Secret))
 	return KeyPrefix + hex.EncodeToString(h[:12])
+}
+
+// Find reads the data sealed with t through get (a datastore's or a snapshot's): under
+// Key(t), else under LegacyKey(t). key is the name it was found under, for OpenAs; "" when
+// neither holds it.
+func Find(t token.Token, get func(key string) ([]byte, bool, error)) (blob []byte, key string, err error) {
+	for _, k := range []string{Key(t), LegacyKey(t)} {
+		b, ok, err := get(k)
+		if err != nil {
+			return nil, "", err
+		}
+		if ok && b != nil {
+			return b, k, nil
+		}
+	}
+	return nil, "", nil
 }
 
 // sealed is the stored form.
@@ -151,9 +188,14 @@ func aead(t token.Token, salt []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// Seal encrypts d with a key derived from t (AES-256-GCM; the datastore key is the
-// additional data, so a sealed value cannot be moved under another key).
+// Seal encrypts d with a key derived from t (AES-256-GCM), for storing under Key(t).
 func Seal(d *Data, t token.Token) ([]byte, error) {
+	return SealAs(d, t, Key(t))
+}
+
+// SealAs is Seal for a caller that has Key(t) already (each costs a PBKDF2). The key name is
+// the additional data, so a sealed value cannot be moved under another key.
+func SealAs(d *Data, t token.Token, key string) ([]byte, error) {
 	plain, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
@@ -170,30 +212,63 @@ func Seal(d *Data, t token.Token) ([]byte, error) {
 	if _, err := rand.Read(s.Nonce); err != nil {
 		return nil, err
 	}
-	s.Data = g.Seal(nil, s.Nonce, plain, []byte(Key(t)))
+	s.Data = g.Seal(nil, s.Nonce, plain, []byte(key))
 	return json.Marshal(s)
 }
 
 // ErrWrongToken is returned when the data was sealed with another token.
 var ErrWrongToken = errors.New("the bootstrap data was sealed with another token: give the cluster's token (--token)")
 
-// Open decrypts what Seal made with the same token.
+// Open decrypts what Seal made with the same token, or what an older version sealed for
+// LegacyKey(t) (a joining server gets it from a server, without a key name).
 func Open(b []byte, t token.Token) (*Data, error) {
-	var s sealed
-	if err := json.Unmarshal(b, &s); err != nil || s.Version != 1 {
-		return nil, errors.New("bootstrap data: not in a format this version reads")
-	}
-	g, err := aead(t, s.Salt)
+	s, g, err := unseal(b, t)
 	if err != nil {
 		return nil, err
 	}
-	if len(s.Nonce) != g.NonceSize() {
-		return nil, errors.New("bootstrap data: damaged")
+	// The legacy name is one hash: tried first, so Key's PBKDF2 runs only when it fails.
+	plain, err := g.Open(nil, s.Nonce, s.Data, []byte(LegacyKey(t)))
+	if err != nil {
+		plain, err = g.Open(nil, s.Nonce, s.Data, []byte(Key(t)))
 	}
-	plain, err := g.Open(nil, s.Nonce, s.Data, []byte(Key(t)))
 	if err != nil {
 		return nil, ErrWrongToken
 	}
+	return decode(plain)
+}
+
+// OpenAs is Open for data read from the datastore key named key (from Find), which it
+// was sealed for.
+func OpenAs(b []byte, t token.Token, key string) (*Data, error) {
+	s, g, err := unseal(b, t)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := g.Open(nil, s.Nonce, s.Data, []byte(key))
+	if err != nil {
+		return nil, ErrWrongToken
+	}
+	return decode(plain)
+}
+
+// unseal parses the stored form and derives its AEAD from t.
+func unseal(b []byte, t token.Token) (*sealed, cipher.AEAD, error) {
+	var s sealed
+	if err := json.Unmarshal(b, &s); err != nil || s.Version != 1 {
+		return nil, nil, errors.New("bootstrap data: not in a format this version reads")
+	}
+	g, err := aead(t, s.Salt)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(s.Nonce) != g.NonceSize() {
+		return nil, nil, errors.New("bootstrap data: damaged")
+	}
+	return &s, g, nil
+}
+
+// decode checks the opened data names bootstrap files only, and all required ones.
+func decode(plain []byte) (*Data, error) {
 	var d Data
 	if err := json.Unmarshal(plain, &d); err != nil {
 		return nil, fmt.Errorf("bootstrap data: %w", err)

@@ -1,6 +1,9 @@
 package bootstrap
 
 import (
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -75,5 +78,70 @@ func TestCollectNeedsTheCAs(t *testing.T) {
 	os.Remove(filepath.Join(dir, "tls", "server-ca.key"))
 	if _, err := Collect(dir); err == nil {
 		t.Error("a missing CA key was accepted")
+	}
+}
+
+// The key name, readable in the datastore and in snapshots, is not the unsalted SHA-256 that
+// older versions used (one hash per guessed token) but a PBKDF2 of the token's secret.
+func TestKeyIsPBKDF2(t *testing.T) {
+	tok := token.Token{ID: "abcdef", Secret: "0123456789abcdef"}
+	h := sha256.Sum256([]byte("outpost-bootstrap-key:abcdef.0123456789abcdef"))
+	if Key(tok) == KeyPrefix+hex.EncodeToString(h[:12]) || LegacyKey(tok) != KeyPrefix+hex.EncodeToString(h[:12]) {
+		t.Errorf("key %s, legacy %s: the name is the plain hash", Key(tok), LegacyKey(tok))
+	}
+	k, err := pbkdf2.Key(sha256.New, "abcdef.0123456789abcdef", []byte("outpost-bootstrap-key"), iterations, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := KeyPrefix + hex.EncodeToString(k); Key(tok) != want {
+		t.Errorf("key %s, want %s", Key(tok), want)
+	}
+}
+
+// Data an older version sealed for the legacy name is still found and opened; new data is
+// stored and found under the new name.
+func TestLegacyDataOpens(t *testing.T) {
+	tok := token.Token{ID: "abcdef", Secret: "0123456789abcdef"}
+	d, err := Collect(serverDir(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey, oldKey := Key(tok), LegacyKey(tok)
+	// What older versions stored: sealed for the legacy name.
+	old, err := SealAs(d, tok, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Seal(d, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, store := range map[string]map[string][]byte{
+		"legacy": {oldKey: old},
+		"new":    {newKey: fresh},
+		"both":   {oldKey: old, newKey: fresh},
+	} {
+		get := func(k string) ([]byte, bool, error) { b, ok := store[k]; return b, ok, nil }
+		blob, key, err := Find(tok, get)
+		if err != nil || key == "" || (name != "legacy" && key != newKey) {
+			t.Fatalf("%s: found under %q: %v", name, key, err)
+		}
+		if got, err := OpenAs(blob, tok, key); err != nil || !got.Equal(d) {
+			t.Errorf("%s: OpenAs: %v", name, err)
+		}
+		if got, err := Open(blob, tok); err != nil || !got.Equal(d) {
+			t.Errorf("%s: Open: %v", name, err)
+		}
+		// The name is bound: data is not opened as if stored under the other one.
+		other := map[string]string{newKey: oldKey, oldKey: newKey}[key]
+		if _, err := OpenAs(blob, tok, other); !errors.Is(err, ErrWrongToken) {
+			t.Errorf("%s: opened under another name: %v", name, err)
+		}
+	}
+	if _, key, err := Find(token.Token{ID: "abcdef", Secret: "fedcba9876543210"}, func(k string) ([]byte, bool, error) {
+		b, ok := map[string][]byte{oldKey: old, newKey: fresh}[k]
+		return b, ok, nil
+	}); err != nil || key != "" {
+		t.Errorf("another token found %q: %v", key, err)
 	}
 }

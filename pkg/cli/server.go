@@ -62,6 +62,7 @@ func runServer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer restore.Discard() // its snapshot copy, when the start ends before the restore
 	if err := server.CheckShared(cfg.Control); err != nil {
 		return err
 	}

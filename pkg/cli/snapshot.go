@@ -89,7 +89,7 @@ func snapshotSave(c *cli.Context) error {
 	fmt.Fprintf(c.App.Writer, "Snapshot %s saved: %s (%d bytes)\n", in.Name, in.Path, in.Size)
 	// A restore on another machine needs the bootstrap data, which a running server stores.
 	if tok, err := (&token.File{Path: d.TokenFile()}).Current(); err == nil {
-		if _, ok, err := get(ctx, in.Path, bootstrap.Key(tok)); err == nil && !ok {
+		if _, key, err := bootstrap.Find(tok, func(k string) ([]byte, bool, error) { return get(ctx, in.Path, k) }); err == nil && key == "" {
 			fmt.Fprintln(c.App.ErrWriter, "warning: the snapshot holds no bootstrap data for the current token (the server stores it within 30 s of starting or of a token change): a restore elsewhere would lack the CAs")
 		}
 	}

@@ -98,13 +98,13 @@ func (b *bootstrapKeeper) Sync(ctx context.Context) error {
 		return err
 	}
 	defer kv.Close()
-	key := bootstrap.Key(tok)
+	key := bootstrap.Key(tok) // a PBKDF2: once, for the read, the seal and the cleanup
 	cur, _, err := kv.Get(ctx, key)
 	if err != nil {
 		return err
 	}
-	if have, err := bootstrap.Open(cur, tok); cur == nil || err != nil || !have.Equal(d) {
-		blob, err := bootstrap.Seal(d, tok)
+	if have, err := bootstrap.OpenAs(cur, tok, key); cur == nil || err != nil || !have.Equal(d) {
+		blob, err := bootstrap.SealAs(d, tok, key)
 		if err != nil {
 			return err
 		}
@@ -114,6 +114,11 @@ func (b *bootstrapKeeper) Sync(ctx context.Context) error {
 		b.log.Info("bootstrap data stored in the datastore", "files", len(d.Files))
 	}
 	if b.shared {
+		// Other tokens' entries stay, but this token's under the legacy name (an older
+		// version's, named by a plain hash of the token) is replaced by the one just stored.
+		if err := kv.Delete(ctx, bootstrap.LegacyKey(tok)); err != nil {
+			return err
+		}
 		b.stored = sum
 		return nil
 	}

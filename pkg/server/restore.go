@@ -23,13 +23,18 @@ import (
 // ready to apply: the snapshot and its bootstrap data opened with the token.
 type Restore struct {
 	from, sum string
-	data      *bootstrap.Data
-	done      bool // restored by an earlier start: nothing to do
-	etcd      bool // an etcd snapshot (else SQLite)
+	// file is the private copy of from that was checked and is restored: from itself could
+	// be replaced in between.
+	file string
+	data *bootstrap.Data
+	done bool // restored by an earlier start: nothing to do
+	etcd bool // an etcd snapshot (else SQLite)
 }
 
-// CheckRestore reads and checks everything a restore needs, writing nothing, so that bad
-// input stops the server before it touches the data dir. nil when no restore is asked for.
+// CheckRestore reads and checks everything a restore needs, so that bad input stops the
+// server before it touches the datastore. It writes one thing: a private copy of the
+// snapshot under DATA/server/db, what is checked and later restored (Discard drops it when
+// the start ends first). nil when no restore is asked for.
 func CheckRestore(c *config.Control) (*Restore, error) {
 	from := c.RestoreFrom
 	if from == "" {
@@ -44,41 +49,67 @@ func CheckRestore(c *config.Control) (*Restore, error) {
 	if done, _ := os.ReadFile(c.Dirs.RestoreMarker()); strings.TrimSpace(string(done)) == sum {
 		return &Restore{from: from, sum: sum, done: true}, nil
 	}
-	sqlite, err := datastore.IsSQLite(from)
-	if err != nil {
+	r := &Restore{from: from}
+	if r.file, r.sum, err = privateCopy(from, filepath.Dir(c.Dirs.DBFile())); err != nil {
 		return nil, fmt.Errorf("--cluster-reset-restore-path: %w", err)
 	}
-	get := func(key string) ([]byte, bool, error) { return datastore.SQLiteGet(ctx, from, key) }
+	if err := r.check(ctx, c); err != nil {
+		r.Discard()
+		return nil, err
+	}
+	return r, nil
+}
+
+// check reads the snapshot and its bootstrap data from the private copy.
+func (r *Restore) check(ctx context.Context, c *config.Control) error {
+	sqlite, err := datastore.IsSQLite(r.file)
+	if err != nil {
+		return fmt.Errorf("--cluster-reset-restore-path %s: %w", r.from, err)
+	}
+	get := func(key string) ([]byte, bool, error) { return datastore.SQLiteGet(ctx, r.file, key) }
 	if sqlite {
 		// On an etcd server the SQLite snapshot is restored, then migrated into a new etcd.
-		if err := datastore.SQLiteCheck(ctx, from); err != nil {
-			return nil, fmt.Errorf("--cluster-reset-restore-path: %w", err)
+		if err := datastore.SQLiteCheck(ctx, r.file); err != nil {
+			return fmt.Errorf("--cluster-reset-restore-path %s: %w", r.from, err)
 		}
 	} else {
-		if err := datastore.EtcdSnapshotCheck(from); err != nil {
-			return nil, fmt.Errorf("--cluster-reset-restore-path: %w", err)
+		if err := datastore.EtcdSnapshotCheck(r.file); err != nil {
+			return fmt.Errorf("--cluster-reset-restore-path %s: %w", r.from, err)
 		}
 		if !c.Etcd {
-			return nil, fmt.Errorf("--cluster-reset-restore-path %s is an etcd snapshot: add --cluster-init to restore it into embedded etcd", from)
+			return fmt.Errorf("--cluster-reset-restore-path %s is an etcd snapshot: add --cluster-init to restore it into embedded etcd", r.from)
 		}
-		get = func(key string) ([]byte, bool, error) { return datastore.EtcdSnapshotGet(from, key) }
+		get = func(key string) ([]byte, bool, error) { return datastore.EtcdSnapshotGet(r.file, key) }
 	}
 	tok, err := restoreToken(c)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	blob, ok, err := get(bootstrap.Key(tok))
+	blob, key, err := bootstrap.Find(tok, get)
 	if err != nil {
-		return nil, fmt.Errorf("--cluster-reset-restore-path: %w", err)
+		return fmt.Errorf("--cluster-reset-restore-path %s: %w", r.from, err)
 	}
-	if !ok {
-		return nil, fmt.Errorf("--cluster-reset-restore-path %s holds no bootstrap data for this token: give the --token of the cluster the snapshot was taken from", from)
+	if key == "" {
+		return fmt.Errorf("--cluster-reset-restore-path %s holds no bootstrap data for this token: give the --token of the cluster the snapshot was taken from", r.from)
 	}
-	data, err := bootstrap.Open(blob, tok)
-	if err != nil {
-		return nil, fmt.Errorf("--cluster-reset-restore-path %s: %w", from, err)
+	if r.data, err = bootstrap.OpenAs(blob, tok, key); err != nil {
+		return fmt.Errorf("--cluster-reset-restore-path %s: %w", r.from, err)
 	}
-	return &Restore{from: from, sum: sum, data: data, etcd: !sqlite}, nil
+	r.etcd = !sqlite
+	return nil
+}
+
+// Discard removes the private copy of the snapshot; a start that ends before the restore
+// calls it (nil and a restore done already are fine).
+func (r *Restore) Discard() {
+	if r == nil || r.file == "" {
+		return
+	}
+	// SQLite's own files beside it too, should a check have left any.
+	for _, ext := range []string{"", "-wal", "-shm", "-journal"} {
+		os.Remove(r.file + ext)
+	}
+	r.file = ""
 }
 
 // restore applies s.Restore: the old datastore moves aside, whole (WAL and all), the
@@ -93,6 +124,7 @@ func (s *Server) restore() error {
 		s.Log.Warn("this snapshot was restored already: starting on the datastore as it is now; remove --cluster-reset and --cluster-reset-restore-path", "snapshot", r.from)
 		return nil
 	}
+	defer r.Discard()
 	c := s.Cfg.Control
 	db := c.Dirs.DBFile()
 	stamp := fmt.Sprintf(".before-restore-%d", time.Now().Unix())
@@ -109,10 +141,10 @@ func (s *Server) restore() error {
 		previous = ed + stamp
 	}
 	if r.etcd {
-		if err := datastore.EtcdRestore(r.from, c.Dirs.EtcdDataDir(), c.NodeName, datastore.PeerURL(c.NodeIP, 0)); err != nil {
+		if err := datastore.EtcdRestore(r.file, c.Dirs.EtcdDataDir(), c.NodeName, datastore.PeerURL(c.NodeIP, 0)); err != nil {
 			return err
 		}
-	} else if err := copyFile(r.from, c.Dirs.DBFile()); err != nil { // on etcd, migrated at start
+	} else if err := os.Rename(r.file, c.Dirs.DBFile()); err != nil { // the checked copy, beside it; on etcd, migrated at start
 		return fmt.Errorf("restore %s: %w", r.from, err)
 	}
 	if err := r.data.Write(c.Dirs.ServerDir(), pki.WriteFile); err != nil {
@@ -153,36 +185,34 @@ func fileSum(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// copyFile writes src to dst through a temporary file, synced, then renamed.
-func copyFile(src, dst string) error {
+// privateCopy copies src into dir (created 0700) under a new name, 0600 and synced, and
+// returns its path and the SHA-256 of what it holds.
+func privateCopy(src, dir string) (path, sum string, err error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
 	}
-	tmp := dst + ".restoring"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	out, err := os.CreateTemp(dir, ".restore-*.snapshot") // 0600
 	if err != nil {
-		return err
+		return "", "", err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(out, h), in)
+	if err == nil {
+		err = out.Sync()
 	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
+	if cerr := out.Close(); err == nil {
+		err = cerr
 	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return err
+	if err != nil {
+		os.Remove(out.Name())
+		return "", "", fmt.Errorf("copy %s: %w", src, err)
 	}
-	return os.Rename(tmp, dst)
+	return out.Name(), hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // moveDBAside renames a SQLite file with its WAL and shared-memory files to NAME+stamp; a

@@ -130,11 +130,12 @@ func (s *Server) joinShared() error {
 	if err != nil {
 		return err
 	}
-	blob, err := bootstrap.Seal(d, t)
+	key := bootstrap.Key(t) // a PBKDF2: once
+	blob, err := bootstrap.SealAs(d, t, key)
 	if err != nil {
 		return err
 	}
-	created, err := kv.Create(ctx, bootstrap.Key(t), blob)
+	created, err := kv.Create(ctx, key, blob)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -213,16 +214,19 @@ func (s *Server) knownToken() (token.Token, bool) {
 	return t, err == nil
 }
 
-// openData reads and opens the data sealed with tok.
+// openData reads and opens the data sealed with tok (under an older version's name too).
 func (s *Server) openData(ctx context.Context, kv *datastore.KV, tok token.Token, where string) (*bootstrap.Data, error) {
-	blob, _, err := kv.Get(ctx, bootstrap.Key(tok))
+	blob, key, err := bootstrap.Find(tok, func(k string) ([]byte, bool, error) {
+		b, _, err := kv.Get(ctx, k)
+		return b, b != nil, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	if blob == nil {
+	if key == "" {
 		return nil, fmt.Errorf("%s holds a cluster made with another token: give that cluster's --token", where)
 	}
-	d, err := bootstrap.Open(blob, tok)
+	d, err := bootstrap.OpenAs(blob, tok, key)
 	if errors.Is(err, bootstrap.ErrWrongToken) {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}

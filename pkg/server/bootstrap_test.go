@@ -1,0 +1,78 @@
+package server
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/outpostk8s/outpost/pkg/bootstrap"
+	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/token"
+)
+
+// The keeper replaces an entry an older version stored under the legacy key name (a plain
+// hash of the token) with one under the new name, shared datastore or not.
+func TestKeeperReplacesLegacyEntry(t *testing.T) {
+	tok, err := token.Parse(testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := bootstrapData(t)
+	key, legacy := bootstrap.Key(tok), bootstrap.LegacyKey(tok)
+	old, err := bootstrap.SealAs(d, tok, legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, shared := range []bool{false, true} {
+		dir := t.TempDir()
+		k := datastore.New(datastore.Config{DBFile: filepath.Join(dir, "state.db"), Socket: filepath.Join(dir, "kine.sock"),
+			CompactInterval: time.Hour, CompactBatch: 1000, PollInterval: time.Second})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := k.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for k.Ready(ctx) != nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+		kv, err := datastore.Dial(k.EtcdEndpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Set(ctx, legacy, old); err != nil {
+			t.Fatal(err)
+		}
+		// The server dir: the same files the legacy entry holds.
+		serverDir := filepath.Join(dir, "server")
+		if err := d.Write(serverDir, func(p string, b []byte, mode os.FileMode) error {
+			os.MkdirAll(filepath.Dir(p), 0o700)
+			return os.WriteFile(p, b, mode)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		tokFile := filepath.Join(dir, "token")
+		writeTestFile(t, tokFile, testToken+"\n")
+		b := &bootstrapKeeper{serverDir: serverDir, tokens: &token.File{Path: tokFile}, endpoint: k.EtcdEndpoint(), shared: shared, log: discard()}
+		if err := b.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := kv.Keys(ctx, bootstrap.KeyPrefix)
+		if err != nil || len(keys) != 1 || keys[0] != key {
+			t.Errorf("shared %v: keys %v, want only %s (%v)", shared, keys, key, err)
+		}
+		blob, _, err := kv.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := bootstrap.OpenAs(blob, tok, key); err != nil || !got.Equal(d) {
+			t.Errorf("shared %v: new entry: %v", shared, err)
+		}
+		kv.Close()
+		k.Stop(context.Background())
+		cancel()
+	}
+}
