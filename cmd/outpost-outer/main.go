@@ -12,11 +12,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/payload"
 	"github.com/outpostk8s/outpost/pkg/payload/embedded"
+	"github.com/outpostk8s/outpost/pkg/secretargs"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
 
@@ -64,10 +66,31 @@ func run(argv, env []string) error {
 		return nil
 	}
 	prog := filepath.Join(dir, filepath.FromSlash(payload.Program))
+	argv, env = hideSecrets(argv, env)
 	if err := syscall.Exec(prog, argv, env); err != nil {
 		return fmt.Errorf("run %s: %w", prog, err)
 	}
 	return nil
+}
+
+// hideSecrets keeps the secrets on the command line (--token and the like) out of the
+// inner program's /proc/PID/cmdline: they travel in its environment, which only root reads,
+// and this process's own argument memory is overwritten before the exec.
+func hideSecrets(argv, env []string) ([]string, []string) {
+	own := secretargs.Own(argv)
+	h := secretargs.Find(own)
+	if len(h) == 0 {
+		return argv, env
+	}
+	kept := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, secretargs.EnvVar+"=") {
+			kept = append(kept, kv)
+		}
+	}
+	masked := h.Masked(own)
+	secretargs.Scrub(os.Args, h)
+	return masked, append(kept, secretargs.EnvVar+"="+h.Encode())
 }
 
 func userRoot() (string, error) {

@@ -8,16 +8,36 @@ import (
 	"path/filepath"
 
 	"github.com/outpostk8s/outpost/pkg/cli"
+	"github.com/outpostk8s/outpost/pkg/secretargs"
 )
 
 func main() {
-	if err := run(os.Args); err != nil {
+	argv, err := ownArgs()
+	if err == nil {
+		err = run(argv)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "outpost:", err)
 		if cli.IsUsage(err) {
 			os.Exit(2)
 		}
 		os.Exit(1)
 	}
+}
+
+// ownArgs is the command line to run: the secrets the outer binary handed over out of band
+// put back, and those given here directly overwritten where other users can read them.
+func ownArgs() ([]string, error) {
+	argv := secretargs.Own(os.Args)
+	if v, ok := os.LookupEnv(secretargs.EnvVar); ok {
+		os.Unsetenv(secretargs.EnvVar)
+		var err error
+		if argv, err = secretargs.Restore(argv, v); err != nil {
+			return nil, err
+		}
+	}
+	secretargs.Scrub(os.Args, secretargs.Find(os.Args))
+	return argv, nil
 }
 
 func run(argv []string) error {
