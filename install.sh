@@ -2,7 +2,7 @@
 # Outpost installer: curl -sfL https://…/install.sh | sh -
 #
 # Server:  curl -sfL URL/install.sh | sh -
-# Agent:   curl -sfL URL/install.sh | OUTPOST_URL=https://server:6443 OUTPOST_TOKEN=… sh -
+# Agent:   curl -sfL URL/install.sh | OUTPOST_URL=https://server:6443 OUTPOST_TOKEN=… sh -   (the server's DATA/server/agent-token)
 # Offline: copy outpost to /usr/local/bin, images to /var/lib/outpost/agent/images/, then
 #          INSTALL_OUTPOST_SKIP_DOWNLOAD=true sh install.sh
 #
@@ -34,7 +34,7 @@ setup_env() {
 	if [ -n "${OUTPOST_URL:-}" ]; then
 		CMD=agent
 		if [ -z "${OUTPOST_TOKEN:-}" ] && [ -z "${OUTPOST_TOKEN_FILE:-}" ]; then
-			fatal "OUTPOST_URL is set, so this is an agent: set OUTPOST_TOKEN (or OUTPOST_TOKEN_FILE) to the server's token (on the server: cat /var/lib/outpost/server/token)"
+			fatal "OUTPOST_URL is set, so this is an agent: set OUTPOST_TOKEN (or OUTPOST_TOKEN_FILE) to the server's agent token (on the server: cat /var/lib/outpost/server/agent-token)"
 		fi
 		SERVICE=outpost-agent
 	else

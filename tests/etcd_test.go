@@ -1,7 +1,11 @@
 package tests
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,7 +98,7 @@ func TestHAEtcd(t *testing.T) {
 				t.Errorf("%s reads the migrated configmap: %q %v", s.Name, out, err)
 			}
 		}
-		a1 = startAgent(t, c, img, "a1", tok, s1.URL())
+		a1 = startAgent(t, c, img, "a1", agentToken(t, s1), s1.URL())
 		waitReady(t, s1, "a1", 3*time.Minute)
 		apply(t, s1, fmt.Sprintf(podYAML, "web-a1", "a1", imgName))
 		harness.Eventually(t, 2*time.Minute, "pod on a1 running", func() error {
@@ -114,6 +118,18 @@ func TestHAEtcd(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+
+	t.Run("AgentTokenJoinsNoServer", func(t *testing.T) { agentTokenJoinsNoServer(t, c, s1, s2, tok) })
+	t.Run("NoSecretInCmdline", func(t *testing.T) {
+		// s2 and s3 run with --token, a1 with --token (the agent token): no process on the
+		// machine shows either in its command line.
+		for name, tk := range map[string]string{"cluster token": tok, "agent token": agentToken(t, s1)} {
+			_, secret, _ := strings.Cut(tk, "::")
+			if pids := cmdlinesHolding(t, strings.TrimSpace(secret)); len(pids) > 0 {
+				t.Errorf("the %s is in the command line of %v", name, pids)
+			}
+		}
+	})
 
 	t.Run("FirstServerKilled", func(t *testing.T) {
 		s1.Kill()
@@ -153,6 +169,13 @@ func TestHAEtcd(t *testing.T) {
 		if code != 0 || strings.Count(out, "https://10.99.0.") != 3 || strings.Contains(out, "not started") {
 			t.Errorf("etcd members after the rejoin (exit %d):\n%s", code, out)
 		}
+	})
+
+	t.Run("TokenRotatedOnEveryServer", func(t *testing.T) {
+		if rotated := rotateEverywhere(t, s1, []*harness.Node{s1, s2, s3}, tok, false); rotated != "" {
+			tok = rotated // the snapshot below holds the bootstrap data sealed with the new one
+		}
+		rotateEverywhere(t, s1, []*harness.Node{s1, s2, s3}, agentToken(t, s1), true)
 	})
 
 	t.Run("SnapshotRestoredElsewhere", func(t *testing.T) {
@@ -225,4 +248,137 @@ func TestHAEtcd(t *testing.T) {
 			t.Errorf("data from before the reset: %v", err)
 		}
 	})
+}
+
+// agentToken is the agent token a server made on its first start.
+func agentToken(t *testing.T, s *harness.Node) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.DataDir(), "server", "agent-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// agentTokenJoinsNoServer: the agent token (which a1 joined with) opens neither the server
+// join, nor the bootstrap data, nor a member add; the cluster token does not replace s2's
+// member without s2's node password, nor may an agent take s2's name. s2 stays a member.
+func agentTokenJoinsNoServer(t *testing.T, c *harness.Cluster, s1, s2 *harness.Node, clusterToken string) {
+	agent := agentToken(t, s1)
+	if agent == clusterToken {
+		t.Fatal("the agent token is the cluster token")
+	}
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	out, code := run(t, exec.Command(s1.Bin, "server", "--data-dir", data, "--runtime-dir", filepath.Join(root, "run"), "--config", "/dev/null",
+		"--write-kubeconfig", filepath.Join(root, "kc.yaml"), "--node-password-file", filepath.Join(root, "pw"), "--server", s1.URL(), "--token", agent))
+	assertRefused(t, out, code, 1, data, "token not accepted")
+	if _, err := os.Stat(filepath.Join(root, "pw")); err == nil {
+		t.Error("the refused server join wrote a node password")
+	}
+	call := func(method, path, tok, body string) (int, string) {
+		return serverJoinCall(t, s1, method, path, tok, body)
+	}
+	if code, body := call(http.MethodGet, "/v1-outpost/server-bootstrap", agent, ""); code != http.StatusUnauthorized {
+		t.Errorf("bootstrap data with the agent token: %d %.100q", code, body)
+	}
+	s2Member := fmt.Sprintf(`{"name":"s2","peerURL":"https://%s:2380","nodePassword":"not-s2s-node-password"}`, s2.IP)
+	if code, body := call(http.MethodPost, "/v1-outpost/etcd-member", agent, s2Member); code != http.StatusUnauthorized {
+		t.Errorf("member add naming s2 with the agent token: %d %s", code, body)
+	}
+	if code, body := call(http.MethodPost, "/v1-outpost/etcd-member", clusterToken, s2Member); code != http.StatusConflict {
+		t.Errorf("member add naming s2 without its node password: %d %s", code, body)
+	}
+	out, code = tool(s1.Server, "etcd", "member", "list")
+	if code != 0 || !strings.Contains(out, "s2 ") || !strings.Contains(out, s2.IP+":2380") || strings.Contains(out, "not started") {
+		t.Errorf("s2 after the refused member adds (exit %d):\n%s", code, out)
+	}
+	if _, err := s2.Kubectl("--request-timeout=5s", "get", "--raw", "/readyz"); err != nil {
+		t.Errorf("s2 after the refused member adds: %v", err)
+	}
+	// s2 runs without a node (--disable-agent), and its name is still its own: an agent may
+	// not join under it (a later `kubectl delete node s2` would remove s2's etcd member).
+	if out, code := tryJoin(t, c, s1, agent, "s2"); code != 1 || !strings.Contains(out, "another machine") {
+		t.Errorf("an agent joining as s2: exit %d: %s", code, out)
+	}
+}
+
+// cmdlinesHolding lists the processes whose /proc/PID/cmdline holds s, with that command line.
+func cmdlinesHolding(t *testing.T, s string) []string {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range dirs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), s) {
+			out = append(out, filepath.Base(filepath.Dir(p))+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
+
+// rotateEverywhere runs `outpost token rotate` (--agent: the agent token) on from: within 30 s
+// every server's token file holds the new token, the command says the old one stopped working
+// everywhere, and the old one no longer opens the bootstrap data through any server. It
+// returns the new token.
+func rotateEverywhere(t *testing.T, from *harness.Node, servers []*harness.Node, old string, agent bool) string {
+	t.Helper()
+	args, file := []string{"token", "rotate"}, "token"
+	if agent {
+		args, file = append(args, "--agent"), "agent-token"
+	}
+	start := time.Now()
+	out, code := tool(from.Server, args...)
+	rotated := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	if code != 0 || !strings.HasPrefix(rotated, "OP10") || rotated == old || !strings.Contains(out, "stopped working on every server") {
+		t.Fatalf("token rotate %v (exit %d):\n%s", args, code, out)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the rotation took %s on every server, want 30 s at most", took)
+	}
+	for _, s := range servers {
+		b, err := os.ReadFile(filepath.Join(s.DataDir(), "server", file))
+		if err != nil || strings.TrimSpace(string(b)) != rotated {
+			t.Errorf("%s's %s after the rotation: %q %v", s.Name, file, b, err)
+		}
+	}
+	if !agent {
+		for _, s := range servers {
+			if code, _ := serverJoinCall(t, s, http.MethodGet, "/v1-outpost/server-bootstrap", old, ""); code != http.StatusUnauthorized {
+				t.Errorf("the old cluster token still opens the bootstrap data through %s: %d", s.Name, code)
+			}
+		}
+		if code, _ := serverJoinCall(t, servers[len(servers)-1], http.MethodGet, "/v1-outpost/server-bootstrap", rotated, ""); code != http.StatusOK {
+			t.Errorf("the new cluster token does not open the bootstrap data: %d", code)
+		}
+	}
+	return rotated
+}
+
+// serverJoinCall calls the server-join API of s with tok, as a joining server would.
+func serverJoinCall(t *testing.T, s *harness.Node, method, path, tok, body string) (int, string) {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(s.DataDir(), "server", "tls", "server-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, err := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, _ := strings.Cut(tok, "::")
+	req.Header.Set("X-Outpost-Token", secret)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
 }

@@ -229,7 +229,8 @@ func TestMultiNode(t *testing.T) {
 		}
 	})
 	t.Run("TokenRotate", func(t *testing.T) {
-		out, err := exec.Command(c.Bin, "token", "rotate", "--data-dir", srv.DataDir(), "--config", filepath.Join(c.Root, "s1", "config.yaml")).Output()
+		out, err := exec.Command(c.Bin, "token", "rotate", "--data-dir", srv.DataDir(), "--runtime-dir", srv.RunDir(),
+			"--config", filepath.Join(c.Root, "s1", "config.yaml")).Output()
 		rotated := strings.TrimSpace(string(out))
 		if err != nil || !strings.HasPrefix(rotated, "OP10") || rotated == token {
 			t.Fatalf("token rotate: %v %q", err, out)

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -10,19 +13,20 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/kubeclient"
-	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/token"
+	"github.com/outpostk8s/outpost/pkg/tokensync"
 )
 
 func tokenCommand() *cli.Command {
 	kubeconfig := &cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"KUBECONFIG"}, Usage: "admin kubeconfig of the cluster (default: write-kubeconfig from config.yaml, or " + datadir.DefaultKubeconfig + ")"}
 	return &cli.Command{
 		Name:  "token",
-		Usage: "manage extra join tokens (the cluster token is in DATA/server/token)",
+		Usage: "manage join tokens: agents join with DATA/server/agent-token (or one made here), servers with the cluster token in DATA/server/token",
 		Subcommands: []*cli.Command{
 			{
-				Name: "create", Usage: "create a join token", OnUsageError: usageError,
+				Name: "create", Usage: "create an extra agent join token", OnUsageError: usageError,
 				Flags: []cli.Flag{kubeconfig,
 					&cli.DurationFlag{Name: "ttl", Value: 24 * time.Hour, Usage: "lifetime; 0 for a token that never expires"},
 					&cli.StringFlag{Name: "description", Usage: "what the token is for"}},
@@ -69,8 +73,10 @@ func tokenCommand() *cli.Command {
 				},
 			},
 			{
-				Name: "rotate", Usage: "replace the cluster token (in DATA/server/token); joined agents keep working", OnUsageError: usageError,
-				Flags:  append(dirFlags(), &cli.StringFlag{Name: "new-token", Usage: "the new token (default: a random one)"}),
+				Name: "rotate", Usage: "replace the cluster token (DATA/server/token), or with --agent the agent token, on every server; joined nodes keep working", OnUsageError: usageError,
+				Flags: append(dirFlags(), &cli.StringFlag{Name: "new-token", Usage: "the new token (default: a random one)"},
+					&cli.BoolFlag{Name: "agent", Usage: "rotate the agent token (DATA/server/agent-token) instead"},
+					&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "how long to wait for every server to take the new token"}),
 				Before: applyToolConfig(dirFlags()),
 				Action: tokenRotate,
 			},
@@ -117,7 +123,8 @@ func tokenStore(kubeconfig string) (token.Store, []byte, error) {
 	return token.Store{Client: cs}, rc.CAData, nil
 }
 
-// tokenRotate writes a new cluster token; the running server reads the file at each join.
+// tokenRotate replaces the cluster or agent token on every server: through the datastore
+// (the local server must run), then it waits until every running server took the new one.
 func tokenRotate(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return UsageError{fmt.Errorf("outpost token rotate takes no arguments (--new-token sets the token)")}
@@ -127,13 +134,99 @@ func tokenRotate(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("server CA: %w (run this on a server, --data-dir)", err)
 	}
-	t, err := token.Rotate(d.TokenFile(), caPEM, c.String("new-token"),
-		func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) })
+	cluster, err := (&token.File{Path: d.TokenFile()}).Current()
+	if err != nil {
+		return fmt.Errorf("%w (run this on a server, --data-dir)", err)
+	}
+	kind, which, flag := tokensync.Cluster, "cluster token", "--token"
+	if c.Bool("agent") {
+		kind, which, flag = tokensync.Agent, "agent token", "--agent-token"
+	}
+	next, err := token.New(caPEM, c.String("new-token"), "--new-token")
+	if err != nil {
+		return UsageError{err}
+	}
+	if next.Matches(cluster) {
+		return UsageError{fmt.Errorf("--new-token is the cluster token now: give another")}
+	}
+	if kind == tokensync.Agent {
+		if _, err := os.Stat(d.AgentTokenFile()); err != nil {
+			return fmt.Errorf("agent token: %w (start the server once with this version to make one)", err)
+		}
+	}
+	kv, err := runningDatastore(c.Context, d)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(c.App.Writer, t.String())
-	fmt.Fprintln(c.App.ErrWriter, "the old cluster token no longer joins; agents that joined keep working. Where the server is given --token "+
-		"(config.yaml, OUTPOST_TOKEN in its service environment), put the new one there before it restarts.")
-	return nil
+	defer kv.Close()
+	if err := tokensync.Publish(c.Context, kv, kind, cluster, next); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, next.String())
+	fmt.Fprintf(c.App.ErrWriter, "the new %s is on its way to every server (within seconds); nodes that joined keep working. Where a server is given %s "+
+		"(config.yaml, its service environment), put the new one there before it restarts.\n", which, flag)
+	return waitRotated(c, kv, kind, which, c.Duration("timeout"))
+}
+
+// runningDatastore reaches the datastore through the local server, which must run: a token
+// rotated in one server's file alone would leave the others on the old one.
+func runningDatastore(ctx context.Context, d datadir.Dirs) (*datastore.KV, error) {
+	if _, err := os.Stat(d.KineSocket()); err != nil {
+		return nil, fmt.Errorf("the server is not running (no %s): tokens rotate through the datastore; start it, then rotate", d.KineSocket())
+	}
+	kv, err := datastore.Dial("unix://" + d.KineSocket())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, _, err := kv.Get(ctx, "/outpost/token-rotation/probe"); err != nil {
+		kv.Close()
+		return nil, fmt.Errorf("the server's datastore does not answer (%w): is the server running?", err)
+	}
+	return kv, nil
+}
+
+// waitRotated waits until the rotation is done on every running server (the servers remove
+// its record then, with what the old token opened), and says so, or who is behind.
+func waitRotated(c *cli.Context, kv *datastore.KV, kind tokensync.Kind, which string, patience time.Duration) error {
+	deadline := time.Now().Add(patience)
+	for {
+		p, err := tokensync.Pending(c.Context, kv, kind)
+		if err != nil {
+			return err
+		}
+		servers, serr := tokensync.Servers(c.Context, kv)
+		if serr != nil {
+			return serr
+		}
+		if p == nil {
+			var live []string
+			for name, r := range servers {
+				if time.Since(r.Seen) <= tokensync.Live {
+					live = append(live, name)
+				}
+			}
+			sort.Strings(live)
+			fmt.Fprintf(c.App.ErrWriter, "the old %s stopped working on every server (%s)\n", which, strings.Join(live, ", "))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			behind, gone := tokensync.Behind(servers, kind, p.To, time.Now())
+			return fmt.Errorf("after %s the old %s still works through %s (not running: %s): they take the new one when they run; `outpost token rotate` again only after that",
+				patience, which, listOr(behind, "no server, but the record is not removed yet"), listOr(gone, "none"))
+		}
+		select {
+		case <-c.Context.Done():
+			return c.Context.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func listOr(names []string, none string) string {
+	if len(names) == 0 {
+		return none
+	}
+	return strings.Join(names, ", ")
 }

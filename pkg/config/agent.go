@@ -25,7 +25,7 @@ func agentShared(name string) bool {
 func AgentFlags() []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, EnvVars: []string{"OUTPOST_URL"}, Usage: "server to join, https://HOST:6443 (repeatable: the first that answers is used)"},
-		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: []string{"OUTPOST_TOKEN"}, Usage: "join token: the server's DATA/server/token, or one from `outpost token create`"},
+		&cli.StringFlag{Name: "token", Aliases: []string{"t"}, EnvVars: []string{"OUTPOST_TOKEN"}, Usage: "join token: the server's DATA/server/agent-token, or one from `outpost token create`"},
 		&cli.StringFlag{Name: "token-file", EnvVars: []string{"OUTPOST_TOKEN_FILE"}, Usage: "file holding the join token"},
 	}
 	for _, f := range ServerFlags() {

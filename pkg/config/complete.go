@@ -15,6 +15,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/encryption"
 	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
+	"github.com/outpostk8s/outpost/pkg/hostport"
 	"github.com/outpostk8s/outpost/pkg/node/registries"
 	"github.com/outpostk8s/outpost/pkg/snapshot"
 	"github.com/outpostk8s/outpost/pkg/token"
@@ -69,7 +70,14 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	if o.DisableNetPol {
 		c.Disabled["network-policy"] = true
 	}
-	c.DisableHelm = o.DisableHelm
+	c.DisableHelm, c.HelmResync = o.DisableHelm, o.HelmResync
+	// Its manifest makes the controller's identity cluster admin: removed with it.
+	if c.DisableHelm {
+		c.Disabled["helm-controller"] = true
+	}
+	if c.ServiceLBReserved, err = hostport.Parse(o.ServiceLBReservedPorts); err != nil {
+		return nil, fmt.Errorf("--servicelb-reserved-ports %w", err)
+	}
 	if c.StoragePath, err = storagePath(o.StoragePath, node.Dirs.Storage()); err != nil {
 		return nil, err
 	}
@@ -86,9 +94,19 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	if c.Datastore.CompactInterval <= 0 || c.Datastore.PollInterval <= 0 || c.Datastore.CompactBatch <= 0 {
 		return nil, fmt.Errorf("--kine-compact-interval, --kine-poll-interval and --kine-compact-batch-size must be positive")
 	}
-	if c.Token, err = givenToken(o.Token, o.TokenFile); err != nil {
+	if c.Token, err = givenToken("--token", o.Token, o.TokenFile); err != nil {
 		return nil, err
 	}
+	if c.AgentToken, err = givenToken("--agent-token", o.AgentToken, o.AgentTokenFile); err != nil {
+		return nil, err
+	}
+	if c.Token != "" && c.AgentToken != "" {
+		s, _ := token.Parse(c.Token)
+		if a, _ := token.Parse(c.AgentToken); s.Matches(a) {
+			return nil, fmt.Errorf("--agent-token is the cluster's --token: give agents a token of their own, or leave --agent-token out to have one made")
+		}
+	}
+	c.NodePasswordFile = node.NodePasswordFile
 	if c.JoinServer != "" && c.Token == "" {
 		return nil, fmt.Errorf("--server needs the cluster's --token (or --token-file): take it from the first server's /var/lib/outpost/server/token")
 	}
@@ -110,10 +128,10 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	}
 	c.ResetMembers = o.ClusterReset && c.RestoreFrom == ""
 	c.SANs = sans(c, o.TLSSANs)
+	c.OwnNode = node.NodeName
 	if o.DisableAgent {
 		return &Server{Control: c}, nil
 	}
-	c.OwnNode = node.NodeName
 	node.Cluster = c.Cluster
 	return &Server{Control: c, Node: node}, nil
 }
@@ -170,12 +188,12 @@ func CompleteAgent(o AgentOptions, env Env) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := givenToken(o.Token, o.TokenFile)
+	tok, err := givenToken("--token", o.Token, o.TokenFile)
 	if err != nil {
 		return nil, err
 	}
 	if tok == "" {
-		return nil, fmt.Errorf("--token is required (or OUTPOST_TOKEN, --token-file): take it from the server's /var/lib/outpost/server/token or `outpost token create`")
+		return nil, fmt.Errorf("--token is required (or OUTPOST_TOKEN, --token-file): take it from the server's /var/lib/outpost/server/agent-token or `outpost token create`")
 	}
 	t, err := token.Parse(tok)
 	if err != nil {
@@ -364,16 +382,16 @@ func gpuOptions(g GPUOptions) (GPUOptions, error) {
 	return g, nil
 }
 
-// givenToken reads --token or --token-file; the token's format is checked here, before
-// anything is written.
-func givenToken(tok, file string) (string, error) {
+// givenToken reads flag (--token, --agent-token) or flag-file; the token's format is checked
+// here, before anything is written.
+func givenToken(flag, tok, file string) (string, error) {
 	if tok != "" && file != "" {
-		return "", fmt.Errorf("--token and --token-file both set: use one")
+		return "", fmt.Errorf("%s and %s-file both set: use one", flag, flag)
 	}
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
+			return "", fmt.Errorf("%s-file: %w", flag, err)
 		}
 		tok = strings.TrimSpace(string(b))
 	}
@@ -381,7 +399,7 @@ func givenToken(tok, file string) (string, error) {
 		return "", nil
 	}
 	if _, err := token.Parse(tok); err != nil {
-		return "", fmt.Errorf("--token: %w", err)
+		return "", fmt.Errorf("%s: %w", flag, err)
 	}
 	return tok, nil
 }

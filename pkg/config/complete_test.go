@@ -229,7 +229,8 @@ func TestCompleteRejects(t *testing.T) {
 	}
 }
 
-// --disable-agent: a control plane only, and no node name held back from joins.
+// --disable-agent: a control plane only, whose name is still held back from joins (a join
+// under it, later deleted, would take the server's etcd member with it).
 func TestCompleteServerWithoutNode(t *testing.T) {
 	o := defaults()
 	o.DisableAgent = true
@@ -237,7 +238,8 @@ func TestCompleteServerWithoutNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv.Node != nil || srv.Control == nil || srv.Control.OwnNode != "" {
+	if srv.Node != nil || srv.Control == nil || srv.Control.OwnNode != srv.Control.NodeName || srv.Control.OwnNode == "" ||
+		srv.Control.NodePasswordFile == "" {
 		t.Errorf("server %+v", srv)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
+	"github.com/outpostk8s/outpost/pkg/hostport"
 	"github.com/outpostk8s/outpost/pkg/node/registries"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
@@ -52,16 +53,26 @@ type Control struct {
 	JoinServer  string
 	Disabled    map[string]bool
 	DisableHelm bool // no HelmChart controller
+	// HelmResync is how often the Helm controller looks at every chart again; 0: its default.
+	HelmResync time.Duration
+	// ServiceLBReserved are the admin's ports ServiceLB refuses on top of Outpost's own
+	// (--servicelb-reserved-ports).
+	ServiceLBReserved []hostport.Port
 	// StoragePath is where local-path volumes go on every node (absolute).
 	StoragePath string
 	Args        ControlArgs
 	Verbosity   int
 	Token       string // as given by --token or --token-file; "" to use or make the stored one
+	// AgentToken as given by --agent-token or --agent-token-file; "" to use or make the stored one.
+	AgentToken string
+	// NodePasswordFile binds the server's name to this machine, with or without a node of its
+	// own: a joining server proves it to be given its etcd member back.
+	NodePasswordFile string
 	// LeafLifetime of the certificates the server issues; 0: pki.DefaultLeafLifetime.
 	LeafLifetime time.Duration
 	// SecretsProvider encrypts Secrets at rest: "secretbox" or "aescbc"; "" for off.
 	SecretsProvider string
-	// OwnNode is the server's own node name, "" with --disable-agent: no join may take it.
+	// OwnNode is the server's own node name, with or without --disable-agent: no join may take it.
 	OwnNode string
 	// Snapshots of the datastore: scheduled unless Schedule is "" (off, or an external
 	// datastore, which keeps its own backups).

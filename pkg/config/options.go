@@ -57,17 +57,22 @@ type ServerOptions struct {
 	ControllerArgs      []string
 	Token               string
 	TokenFile           string
+	AgentToken          string
+	AgentTokenFile      string
 	FlannelBackend      string
 	DisableAgent        bool
 	DisableNetPol       bool // --disable-network-policy
 	DisableHelm         bool // --disable-helm-controller
 	LeafCertLifetime    time.Duration
+	HelmResync          time.Duration // --helm-resync (tests)
 	SecretsEncryption   bool
 	SecretsProvider     string
 	Snapshots           SnapshotOptions
 	// ClusterReset with ClusterResetRestorePath restores a snapshot before the server starts.
 	ClusterReset            bool
 	ClusterResetRestorePath string
+	// ServiceLBReservedPorts are the admin's extra ports ServiceLB must not hand out.
+	ServiceLBReservedPorts []string
 }
 
 // SnapshotOptions are the --etcd-snapshot-* flags (k3s's names; SQLite too).
@@ -104,7 +109,9 @@ type GPUOptions struct {
 	DriverRoot     string
 	DefaultRuntime string
 	MetricsPort    int
-	CDIDir         string
+	// MetricsAnonymous serves the metrics over plain HTTP without authentication.
+	MetricsAnonymous bool
+	CDIDir           string
 	// Test-only: an NVML mock machine and a root holding fake /dev nodes.
 	Mock        string
 	DevRoot     string

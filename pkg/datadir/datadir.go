@@ -61,13 +61,19 @@ func (d Dirs) SupervisorKubeconfig() string { return d.p("server", "cred", "supe
 // ServiceLBKubeconfig is the in-process service load balancer's identity.
 func (d Dirs) ServiceLBKubeconfig() string { return d.p("server", "cred", "servicelb.kubeconfig") }
 
+// HelmKubeconfig is the Helm controller's identity (system:outpost-helm).
+func (d Dirs) HelmKubeconfig() string { return d.p("server", "cred", "helm.kubeconfig") }
+
 // MetricsServerKubeconfig is the in-process metrics-server's identity.
 func (d Dirs) MetricsServerKubeconfig() string {
 	return d.p("server", "cred", "metrics-server.kubeconfig")
 }
 
-// TokenFile holds the cluster join token.
+// TokenFile holds the cluster join token, which servers join with.
 func (d Dirs) TokenFile() string { return d.p("server", "token") }
+
+// AgentTokenFile holds the token agents join with.
+func (d Dirs) AgentTokenFile() string { return d.p("server", "agent-token") }
 
 // EncryptionConfig is the apiserver's Secrets encryption config, with its keys.
 func (d Dirs) EncryptionConfig() string { return d.p("server", "cred", "encryption-config.json") }

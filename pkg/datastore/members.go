@@ -36,11 +36,16 @@ func Members(ctx context.Context, cli *clientv3.Client) ([]Member, error) {
 const addMemberPatience = 12 * time.Second
 
 // AddMember adds a member (a learner) named name at peerURL and returns the initial cluster it must start
-// with. A member of the same name or peer address is removed first: a server that joins
-// again with an empty data dir replaces its old self, whose state is gone.
+// with. A member of the same name is removed first: a server that joins again with an empty
+// data dir replaces its old self, whose state is gone (the caller has proven the name is the
+// joiner's). So is one at the same peer address that never started (a join that failed
+// halfway); one that did, under another name, is another server's and stays.
 func AddMember(ctx context.Context, cli *clientv3.Client, name, peerURL string) (string, error) {
 	ms, err := Members(ctx, cli)
 	if err != nil {
+		return "", err
+	}
+	if err := checkPeerURL(ms, name, peerURL); err != nil {
 		return "", err
 	}
 	for _, m := range ms {
@@ -81,6 +86,20 @@ func AddMember(ctx context.Context, cli *clientv3.Client, name, peerURL string) 
 	}
 	return strings.Join(parts, ","), nil
 }
+
+// checkPeerURL refuses a peer URL a started member of another name holds.
+func checkPeerURL(ms []Member, name, peerURL string) error {
+	for _, m := range ms {
+		if m.Name != "" && m.Name != name && slices.Contains(m.PeerURLs, peerURL) {
+			return fmt.Errorf("%w: peer URL %s is member %q's: give the joining server its own --node-ip, or, if %s is gone for good, `outpost etcd member remove %s` first",
+				ErrMemberConflict, peerURL, m.Name, m.Name, m.Name)
+		}
+	}
+	return nil
+}
+
+// ErrMemberConflict is a member add that would replace another server's member.
+var ErrMemberConflict = errors.New("etcd member conflict")
 
 // RemoveMember removes the member named name; false when there is none. etcd refuses while
 // the remaining members have not all been connected for a few seconds (the removal could

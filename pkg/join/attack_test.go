@@ -272,3 +272,32 @@ func TestRetriesWhileServerStarts(t *testing.T) {
 		t.Errorf("%d calls", calls.Load())
 	}
 }
+
+// IPv6 guesses are counted per /64: one host holds a whole /64, and would otherwise get a
+// fresh budget per address.
+func TestLimiterKeysIPv6By64(t *testing.T) {
+	l := &Limiter{Every: time.Hour, Burst: 2}
+	for i, addr := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2"} {
+		done, ok := l.Begin(addr)
+		if !ok {
+			t.Fatalf("attempt %d refused", i)
+		}
+		done(true)
+	}
+	if _, ok := l.Begin("2001:db8:1:2:ffff::9"); ok {
+		t.Error("a third failure from the same /64 was let through")
+	}
+	if done, ok := l.Begin("2001:db8:1:3::1"); !ok {
+		t.Error("another /64 refused")
+	} else {
+		done(false)
+	}
+	// IPv4 stays per address.
+	for _, addr := range []string{"192.0.2.1", "192.0.2.1"} {
+		done, _ := l.Begin(addr)
+		done(true)
+	}
+	if _, ok := l.Begin("192.0.2.2"); !ok {
+		t.Error("a neighbouring IPv4 address refused")
+	}
+}

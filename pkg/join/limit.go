@@ -57,7 +57,7 @@ func (l *Limiter) Begin(addr string) (done func(failed bool), ok bool) {
 		return func(bool) {}, true
 	}
 	now := time.Now()
-	res := l.get(addr, now).ReserveN(now, 1)
+	res := l.get(key(addr), now).ReserveN(now, 1)
 	if !res.OK() || res.DelayFrom(now) > 0 {
 		res.CancelAt(now)
 		return nil, false
@@ -67,6 +67,16 @@ func (l *Limiter) Begin(addr string) (done func(failed bool), ok bool) {
 			res.Cancel()
 		}
 	}, true
+}
+
+// key is what attempts are counted by: the address, or for IPv6 its /64, which one host
+// usually holds whole (counted per address, a guesser would have 2^64 fresh budgets).
+func key(addr string) string {
+	ip := net.ParseIP(addr)
+	if ip == nil || ip.To4() != nil {
+		return addr
+	}
+	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
 }
 
 // SourceIP is the address part of a request's remote address: attempts are counted per IP.

@@ -24,7 +24,13 @@ const PasswordSecretType = corev1.SecretType("outpost.io/node-password")
 // under a name sets it; later joins under that name must present the same password.
 type Passwords struct {
 	Client kubernetes.Interface
+	// Server marks the records it makes as a server's (ServerLabel): a server binds its name
+	// even without a Node, and the cleaner, which frees names that have no Node, keeps them.
+	Server bool
 }
+
+// ServerLabel marks a server's node-password record.
+const ServerLabel = "outpost.io/server"
 
 // SecretName is where the hash for node lives.
 func SecretName(node string) string { return node + ".node-password.outpost" }
@@ -46,7 +52,7 @@ func (p Passwords) Verify(ctx context.Context, node, password string) error {
 		} else if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("node password: look up node: %w", err)
 		}
-		if _, err := secrets.Create(ctx, record(node, password), metav1.CreateOptions{}); err == nil {
+		if _, err := secrets.Create(ctx, p.record(node, password), metav1.CreateOptions{}); err == nil {
 			return nil
 		} else if !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("store node password: %w", err)
@@ -83,26 +89,32 @@ func (p Passwords) Take(ctx context.Context, node, password string) (replaced bo
 	secrets := p.Client.CoreV1().Secrets(metav1.NamespaceSystem)
 	sec, err := secrets.Get(ctx, SecretName(node), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		if _, err := secrets.Create(ctx, record(node, password), metav1.CreateOptions{}); err != nil {
+		if _, err := secrets.Create(ctx, p.record(node, password), metav1.CreateOptions{}); err != nil {
 			return false, fmt.Errorf("store node password: %w", err)
 		}
 		return false, nil
 	} else if err != nil {
 		return false, fmt.Errorf("node password: %w", err)
 	}
-	if matches(sec, node, password) == nil {
+	mark := p.Server && sec.Labels[ServerLabel] != "true" // a record from before servers were marked
+	if matches(sec, node, password) == nil && !mark {
 		return false, nil
 	}
+	replaced = matches(sec, node, password) != nil
+	sec.Labels = p.record(node, password).Labels
 	sec.Data = map[string][]byte{"hash": hash(password)}
 	if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
 		return false, fmt.Errorf("store node password: %w", err)
 	}
-	return true, nil
+	return replaced, nil
 }
 
-func record(node, password string) *corev1.Secret {
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(node), Namespace: metav1.NamespaceSystem,
-		Labels: map[string]string{"app.kubernetes.io/managed-by": "outpost"}},
+func (p Passwords) record(node, password string) *corev1.Secret {
+	labels := map[string]string{"app.kubernetes.io/managed-by": "outpost"}
+	if p.Server {
+		labels[ServerLabel] = "true"
+	}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: SecretName(node), Namespace: metav1.NamespaceSystem, Labels: labels},
 		Type: PasswordSecretType, Data: map[string][]byte{"hash": hash(password)}}
 }
 

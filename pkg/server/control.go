@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/client-go/discovery"
@@ -33,10 +34,12 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/servicelb"
 	"github.com/outpostk8s/outpost/pkg/control/static"
 	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/join"
 	"github.com/outpostk8s/outpost/pkg/kubeclient"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/pkg/serverjoin"
 	"github.com/outpostk8s/outpost/pkg/snapshot"
+	"github.com/outpostk8s/outpost/pkg/tokensync"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
 
@@ -51,7 +54,7 @@ type clients struct {
 
 // controlPlane assembles the control plane's phases: the datastore (and the Secrets key); the
 // apiserver with the join API; then the scheduler, controller-manager, deploy, certificate
-// renewal, node-password cleanup (and Secrets re-encryption).
+// renewal, node-password cleanup, the kubelet CA bundle's check (and Secrets re-encryption).
 func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	c := s.Cfg.Control
 	cl, err := s.clients()
@@ -67,7 +70,7 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	if c.Etcd {
 		kine = s.etcdDatastore()
 		source = datastore.EtcdSource{Endpoint: kine.EtcdEndpoint()}
-		h := s.serverJoinHandler(c.Dirs.KineSocket())
+		h := s.serverJoinHandler(c.Dirs.KineSocket(), cl.supervisor)
 		handlers[serverjoin.BootstrapPath], handlers[serverjoin.MemberPath] = h, h
 		anonymous = append(anonymous, serverjoin.BootstrapPath, serverjoin.MemberPath)
 	}
@@ -105,7 +108,8 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	// import need not wait for them, and the node-password claim retries until its RBAC is in.
 	rest := []component.Component{&policyMarker{path: c.Dirs.PolicyMarker(), record: s.policyRecord(), current: s.policyCurrent},
 		sched, cm, component.NotGating{Component: dep}, s.renewer(),
-		&nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}}
+		&nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode},
+		&kubeletTrust{client: cl.supervisor, dir: c.Dirs.TLS(), log: s.Log.With("component", "kubelet-ca-bundle")}}
 	if !c.Disabled["metrics-server"] {
 		tls := func(name, ext string) string { return filepath.Join(c.Dirs.TLS(), name+ext) }
 		ms, err := metricsserver.New(metricsserver.Config{BindIP: c.NodeIP, Kubeconfig: c.Dirs.MetricsServerKubeconfig(),
@@ -123,18 +127,32 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		rest = append(rest, &servicelb.Controller{Client: lbClient, Reserved: servicelb.Reserved(c.HTTPSPort),
+		rest = append(rest, &servicelb.Controller{Client: lbClient, Reserved: servicelb.Reserved(c.HTTPSPort, c.Etcd, c.ServiceLBReserved),
 			Log: s.Log.With("component", "servicelb")})
 	}
 	if !c.DisableHelm {
-		ext, err := apiextclient.NewForConfig(cl.adminCfg)
+		// Its own identity, system:outpost-helm (cluster admin by helm-controller.yaml, which
+		// --disable-helm-controller removes), not the server's admin.
+		hcfg, err := kubeclient.Config(c.Dirs.HelmKubeconfig())
 		if err != nil {
 			return nil, nil, err
 		}
-		rest = append(rest, &helm.Controller{Client: cl.admin, Dynamic: cl.dynamic, APIExt: ext, Log: s.Log.With("component", "helm-controller"),
-			Releaser: &helm.Releaser{Kubeconfig: c.Dirs.AdminKubeconfig(), CacheDir: c.Dirs.HelmCache(), Log: s.Log.With("component", "helm"),
-				API:    strings.TrimPrefix(cl.adminCfg.Host, "https://"),
-				APITLS: helm.TLSFiles{CA: c.Dirs.ServerCAFile(), Cert: filepath.Join(c.Dirs.TLS(), pki.Admin+".crt"), Key: filepath.Join(c.Dirs.TLS(), pki.Admin+".key")}}})
+		hcs, err := kubernetes.NewForConfig(hcfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		dyn, err := dynamic.NewForConfig(hcfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		ext, err := apiextclient.NewForConfig(hcfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		rest = append(rest, &helm.Controller{Client: hcs, Dynamic: dyn, APIExt: ext, Resync: c.HelmResync, Log: s.Log.With("component", "helm-controller"),
+			Releaser: &helm.Releaser{Kubeconfig: c.Dirs.HelmKubeconfig(), CacheDir: c.Dirs.HelmCache(), Log: s.Log.With("component", "helm"),
+				API:    strings.TrimPrefix(hcfg.Host, "https://"),
+				APITLS: helm.TLSFiles{CA: c.Dirs.ServerCAFile(), Cert: filepath.Join(c.Dirs.TLS(), pki.Helm+".crt"), Key: filepath.Join(c.Dirs.TLS(), pki.Helm+".key")}}})
 	}
 	rest = append(rest, &runtimeclass.Controller{Client: cl.admin, Legacy: c.Dirs.RuntimeClassesManifest(),
 		Log: s.Log.With("component", "gpu-runtimeclasses")})
@@ -143,6 +161,11 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
 		rest = append(rest, &reencrypt{client: cl.admin, socket: c.Dirs.KineSocket(), log: log})
 	}
+	// The server binds its name by node password, with or without a node of its own: no join
+	// takes it, and an etcd member of that name is given back only to this machine. The node's
+	// kubelet phase, after this one, waits for it.
+	rest = append(rest, &claimNodeName{passwords: join.Passwords{Client: cl.supervisor, Server: true}, node: c.NodeName,
+		file: c.NodePasswordFile, log: s.Log.With("component", "node-password")})
 	if shared {
 		// The node name plus a random part, as upstream does: two servers that share a name
 		// must not both think they hold the Lease.
@@ -166,7 +189,9 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	}
 	keeper := &bootstrapKeeper{serverDir: c.Dirs.ServerDir(), tokens: s.token, endpoint: kine.EtcdEndpoint(),
 		shared: shared, log: s.Log.With("component", "bootstrap-data")}
-	rest = append(rest, keeper)
+	rest = append(rest, keeper, &tokenSyncer{endpoint: kine.EtcdEndpoint(), keeper: keeper, log: s.Log.With("component", "token-sync"),
+		server: tokensync.Server{Name: c.NodeName, Now: time.Now, Files: tokensync.Files{Cluster: s.token, Agent: s.agentToken,
+			Write: func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }}}})
 	if sn := c.Snapshots; sn.Schedule != "" {
 		sched, err := snapshot.ParseSchedule(sn.Schedule)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/outpostk8s/outpost/pkg/bootstrap"
 	"github.com/outpostk8s/outpost/pkg/config"
@@ -25,6 +26,21 @@ import (
 type Join struct {
 	data   *bootstrap.Data
 	client serverjoin.Client // adds this server as a member when etcd starts
+	// passwordFile and fresh: a node password made for this join is kept before the member
+	// add records it, so that a start failing after it does not lock the name out.
+	passwordFile string
+	fresh        bool
+}
+
+// addMember keeps a new node password, then asks for this server's etcd member.
+func (j *Join) addMember(ctx context.Context, name, peerURL string) (string, error) {
+	if j.fresh {
+		if err := join.SaveNodePassword(j.passwordFile, j.client.Password); err != nil {
+			return "", err
+		}
+		j.fresh = false
+	}
+	return j.client.AddMember(ctx, name, peerURL)
 }
 
 // CheckJoin fetches the bootstrap data a joining server needs, so that a wrong token or an
@@ -44,14 +60,21 @@ func CheckJoin(c *config.Control) (*Join, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--token: %w", err)
 	}
+	pw, fresh, err := join.NodePassword(c.NodePasswordFile)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := serverjoin.Client{Server: c.JoinServer, Token: t}
+	client := serverjoin.Client{Server: c.JoinServer, Token: t, Password: pw}
 	d, err := client.Bootstrap(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &Join{data: d, client: client}, nil
+	if err := checkAgentToken(c.AgentToken, d); err != nil {
+		return nil, err
+	}
+	return &Join{data: d, client: client, passwordFile: c.NodePasswordFile, fresh: fresh}, nil
 }
 
 // etcdDatastore is the embedded etcd component: the first member (migrating a SQLite
@@ -63,7 +86,7 @@ func (s *Server) etcdDatastore() *datastore.Etcd {
 		NodeIP: c.NodeIP, TLSDir: c.Dirs.EtcdTLS(), Log: func(level, msg string) { s.Out.Line("etcd", level, msg) },
 		ForceNewCluster: s.forceNewCluster}
 	if s.Join != nil { // no member here yet (CheckJoin)
-		cfg.Join = s.Join.client.AddMember
+		cfg.Join = s.Join.addMember
 	} else if _, err := os.Stat(c.Dirs.DBFile()); err == nil && c.JoinServer == "" {
 		cfg.Seed = s.migrate
 	}
@@ -129,10 +152,11 @@ func (s *Server) etcdSpec() pki.EtcdSpec {
 
 // serverJoinHandler serves the server-join calls: the bootstrap data, and adding a member
 // through this server's etcd.
-func (s *Server) serverJoinHandler(socket string) http.Handler {
+func (s *Server) serverJoinHandler(socket string, supervisor kubernetes.Interface) http.Handler {
 	c := s.Cfg.Control
 	return &serverjoin.Handler{
 		Token: func() (token.Token, error) { return s.token.Current() },
+		Bind:  join.Passwords{Client: supervisor, Server: true}.Verify,
 		Data:  func() (*bootstrap.Data, error) { return bootstrap.Collect(c.Dirs.ServerDir()) },
 		AddMember: func(ctx context.Context, name, peerURL string) (string, error) {
 			cli, err := datastore.Client("unix://" + socket)
@@ -144,4 +168,21 @@ func (s *Server) serverJoinHandler(socket string) http.Handler {
 		},
 		OwnName: c.NodeName, OwnPeerURL: datastore.PeerURL(c.NodeIP, 0),
 		Limiter: &join.Limiter{}, Log: s.Log.With("component", "server-join")}
+}
+
+// checkAgentToken refuses, before anything is written, an --agent-token other than the one
+// the cluster's bootstrap data holds: agents of the cluster join with that one.
+func checkAgentToken(given string, d *bootstrap.Data) error {
+	stored, ok := d.Files[bootstrap.AgentTokenFile]
+	if given == "" || !ok {
+		return nil
+	}
+	g, err := token.Parse(given)
+	if err != nil {
+		return fmt.Errorf("--agent-token: %w", err)
+	}
+	if st, err := token.Parse(string(stored)); err == nil && !st.Matches(g) {
+		return fmt.Errorf("--agent-token differs from the cluster's agent token (the first server's DATA/server/agent-token): leave it out, or give that one")
+	}
+	return nil
 }

@@ -11,8 +11,9 @@ import (
 )
 
 // joinHandlers serves the join API on the apiserver port, and names the paths anonymous
-// callers may reach. The cluster token is read from its file (so `outpost token rotate`
-// applies at once); extra tokens are looked up as bootstrap-token Secrets.
+// callers may reach. An agent joins with the agent token, the cluster token or an extra
+// token; the first two are read from their files (so `outpost token rotate` applies at once),
+// extra tokens are looked up as bootstrap-token Secrets.
 func (s *Server) joinHandlers(client kubernetes.Interface) (map[string]http.Handler, []string) {
 	c := s.Cfg.Control
 	store := token.Store{Client: client}
@@ -21,14 +22,7 @@ func (s *Server) joinHandlers(client kubernetes.Interface) (map[string]http.Hand
 		Reserved: reservedNames(c.SANs.DNS, c.NodeName), Own: c.OwnNode,
 		Log: s.Log.With("component", "join"), Settings: c.Cluster,
 		CheckAuth: func(ctx context.Context, t token.Token) error {
-			cluster, err := s.token.Current()
-			if err != nil {
-				return err
-			}
-			if cluster.Matches(t) {
-				return nil
-			}
-			return store.Check(ctx, t)
+			return token.CheckAny(ctx, t, []*token.File{s.agentToken, s.token}, store)
 		}}
 	return map[string]http.Handler{join.CACertsPath: h, join.JoinPath: h, join.RenewPath: h},
 		[]string{join.CACertsPath, join.JoinPath}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
-	"github.com/outpostk8s/outpost/pkg/join"
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node"
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
@@ -34,6 +33,8 @@ type Server struct {
 
 	pki   *pki.Bundle
 	token *token.File
+	// agentToken joins agents only (the join API); token also joins servers.
+	agentToken *token.File
 	// forceNewCluster: this start resets the etcd membership (Prepare decides, once).
 	forceNewCluster bool
 	// policyCurrent: the datastore holds this version's default policy (Prepare decides).
@@ -90,14 +91,24 @@ func (s *Server) Prepare() error {
 	return nil
 }
 
-// ensureToken keeps the stored cluster token, or writes --token or a new one.
+// ensureToken keeps the stored cluster and agent tokens, or writes those given or new ones.
+// It returns the cluster token.
 func (s *Server) ensureToken() (token.Token, error) {
 	c := s.Cfg.Control
-	t, err := token.Ensure(c.Dirs.TokenFile(), s.pki.ServerCA.CertPEM, c.Token, func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) })
+	write := func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }
+	t, err := token.Ensure(c.Dirs.TokenFile(), s.pki.ServerCA.CertPEM, c.Token, write)
 	if err != nil {
 		return token.Token{}, err
 	}
+	a, err := token.EnsureAgent(c.Dirs.AgentTokenFile(), s.pki.ServerCA.CertPEM, c.AgentToken, t, write)
+	if err != nil {
+		return token.Token{}, err
+	}
+	if a.Matches(t) { // a file written by hand, or --agent-token set to the stored cluster token
+		return token.Token{}, fmt.Errorf("the agent token in %s is the cluster token: agents would hold the key to every server; remove the file to have one made", c.Dirs.AgentTokenFile())
+	}
 	s.token = &token.File{Path: c.Dirs.TokenFile()}
+	s.agentToken = &token.File{Path: c.Dirs.AgentTokenFile()}
 	return t, nil
 }
 
@@ -107,7 +118,7 @@ func (s *Server) ensureToken() (token.Token, error) {
 // after the controllers, finds both done. The server's node claims its name beside the
 // controllers (retrying until deploy applied the RBAC rules its supervisor identity needs).
 func (s *Server) Phases(binDir string) ([][]component.Component, error) {
-	control, clients, err := s.controlPlane()
+	control, _, err := s.controlPlane()
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +136,5 @@ func (s *Server) Phases(binDir string) ([][]component.Component, error) {
 		control[0] = append(control[0], component.NotGating{Component: c})
 	}
 	control[1] = append(control[1], component.After{Component: p.Images, Dep: p.Containerd})
-	last := len(control) - 1
-	control[last] = append(control[last], &claimNodeName{passwords: join.Passwords{Client: clients.supervisor}, node: n.NodeName,
-		file: n.NodePasswordFile, log: s.Log.With("component", "node-password")})
 	return append(control, p.Kubelet, p.Network), nil
 }

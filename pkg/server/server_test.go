@@ -16,6 +16,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/bootstrap"
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/control/helm"
 	"github.com/outpostk8s/outpost/pkg/gpu/agent"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
@@ -112,7 +113,7 @@ func TestServerPhases(t *testing.T) {
 	want := [][]string{
 		{"kine", "sysctl", "containerd"},
 		{"kube-apiserver", "images"},
-		{"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot", "node-password"},
+		{"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "node-password", "bootstrap-data", "token-sync", "etcd-snapshot"},
 		{"kubelet", "kube-proxy", "service-cidr"},
 		{"flannel", "cni", "network-policy", "page-release"},
 	}
@@ -149,13 +150,20 @@ func TestServerPhases(t *testing.T) {
 	if c := find[*containerd.Containerd](phases).Config(); c.BinDir != "/payload/bin" || c.Socket != d.ContainerdSocket() {
 		t.Errorf("containerd %+v", c)
 	}
+	// The Helm controller acts as system:outpost-helm, not as the admin.
+	if r := find[*helm.Controller](phases).Releaser; r.Kubeconfig != d.HelmKubeconfig() || r.APITLS.Cert != filepath.Join(d.TLS(), "client-helm.crt") {
+		t.Errorf("helm controller's identity %+v", r)
+	}
+	if _, err := os.Stat(d.HelmKubeconfig()); err != nil {
+		t.Error(err)
+	}
 }
 
 // --disable-agent: the control plane only; no containerd, kubelet or node password. The
 // RuntimeClass controller runs all the same: the GPUs are on the agents.
 func TestServerWithoutNodePhases(t *testing.T) {
 	_, phases := assemble(t, func(o *config.ServerOptions) { o.DisableAgent = true })
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "etcd-snapshot"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "node-password", "bootstrap-data", "token-sync", "etcd-snapshot"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}
@@ -165,13 +173,17 @@ func TestServerWithoutNodePhases(t *testing.T) {
 // metrics-server runs no metrics API; --disable-helm-controller installs no charts;
 // --etcd-disable-snapshots takes none (the bootstrap data is still stored).
 func TestServerDisablePackaged(t *testing.T) {
-	_, phases := assemble(t, func(o *config.ServerOptions) {
+	s, phases := assemble(t, func(o *config.ServerOptions) {
 		o.DisableAgent, o.Disable, o.DisableHelm = true, []string{"servicelb", "metrics-server"}, true
 		o.Snapshots.Disable = true
 	})
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "gpu-runtimeclasses", "bootstrap-data"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "gpu-runtimeclasses", "node-password", "bootstrap-data", "token-sync"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
+	}
+	// The Helm controller's identity loses cluster admin with it: its binding is removed.
+	if !s.Cfg.Control.Disabled["helm-controller"] {
+		t.Error("--disable-helm-controller keeps the controller's ClusterRoleBinding")
 	}
 }
 

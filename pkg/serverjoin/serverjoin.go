@@ -2,8 +2,10 @@
 // cluster's bootstrap data (CAs and their keys, the service-account key, the encryption
 // config) from a running server, which it trusts by the token's CA pin as an agent does, and
 // asks that server to add it as an etcd member. Both calls carry the cluster token; only the
-// cluster's own token is accepted (agent tokens from `outpost token create` join agents only).
-// The data travels sealed with the token as well, as it is stored in the datastore.
+// cluster's own token is accepted (the agent token and those from `outpost token create` join
+// agents only). The data travels sealed with the token as well, as it is stored in the
+// datastore. A member add also carries the joining server's node password: the name of a
+// member is bound to the machine that first took it, as a node name is.
 package serverjoin
 
 import (
@@ -38,8 +40,9 @@ const (
 
 // MemberRequest asks for an etcd member.
 type MemberRequest struct {
-	Name    string `json:"name"`
-	PeerURL string `json:"peerURL"`
+	Name         string `json:"name"`
+	PeerURL      string `json:"peerURL"`
+	NodePassword string `json:"nodePassword"`
 }
 
 // MemberResponse is the initial cluster the new member starts with.
@@ -53,6 +56,9 @@ type Handler struct {
 	Token func() (token.Token, error)
 	// Data is the cluster's bootstrap data.
 	Data func() (*bootstrap.Data, error)
+	// Bind proves a joining server's node password for its name, recording it on first use
+	// (join.Passwords.Verify): only that machine may have the name's member replaced.
+	Bind func(ctx context.Context, name, password string) error
 	// AddMember adds an etcd member and returns the initial cluster it starts with.
 	AddMember func(ctx context.Context, name, peerURL string) (string, error)
 	// OwnName and OwnPeerURL are this server's member: no joining server may replace it.
@@ -110,6 +116,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		if req.Name == h.OwnName || req.PeerURL == h.OwnPeerURL {
 			return http.StatusConflict, fmt.Sprintf("member %s (%s) is this server's own: give the joining server its own --node-name and --node-ip", req.Name, req.PeerURL)
 		}
+		if err := h.Bind(r.Context(), req.Name, req.NodePassword); err != nil {
+			if errors.Is(err, join.ErrNodeTaken) {
+				return http.StatusConflict, err.Error()
+			}
+			return http.StatusServiceUnavailable, "node password: " + err.Error()
+		}
 		initial, err := h.AddMember(r.Context(), req.Name, req.PeerURL)
 		if err != nil {
 			return http.StatusServiceUnavailable, err.Error()
@@ -130,6 +142,9 @@ func checkMember(m MemberRequest) error {
 	if errs := validation.IsDNS1123Subdomain(m.Name); len(errs) > 0 {
 		return fmt.Errorf("member name %q: %s", m.Name, strings.Join(errs, "; "))
 	}
+	if len(m.NodePassword) < 16 || len(m.NodePassword) > 256 {
+		return errors.New("node password must be 16 to 256 characters: is the joining server of this version?")
+	}
 	u, err := url.Parse(m.PeerURL)
 	if err != nil || u.Scheme != "https" || u.Path != "" || u.User != nil || u.RawQuery != "" || net.ParseIP(u.Hostname()) == nil || u.Port() == "" {
 		return fmt.Errorf("peer URL %q: want https://IP:PORT", m.PeerURL)
@@ -142,6 +157,8 @@ type Client struct {
 	Server  string // https://HOST:PORT of a running server
 	Token   token.Token
 	Timeout time.Duration // per request; default 20 s
+	// Password is this server's node password (AddMember proves it).
+	Password string
 }
 
 // Bootstrap fetches and opens the cluster's bootstrap data, after checking the server's CA
@@ -168,7 +185,7 @@ func (c Client) AddMember(ctx context.Context, name, peerURL string) (string, er
 	if err != nil {
 		return "", err
 	}
-	body, err := json.Marshal(MemberRequest{Name: name, PeerURL: peerURL})
+	body, err := json.Marshal(MemberRequest{Name: name, PeerURL: peerURL, NodePassword: c.Password})
 	if err != nil {
 		return "", err
 	}

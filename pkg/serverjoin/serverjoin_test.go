@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,7 +24,11 @@ type fixture struct {
 	added   []MemberRequest
 	ca      *pki.CA
 	members string
+	// passwords are the node passwords on record, by name.
+	passwords map[string]string
 }
+
+const s2Password = "s2-own-node-password"
 
 // serve runs the handler over TLS from a real CA, beside the CA path agents use, as the
 // apiserver serves them.
@@ -45,7 +50,8 @@ func serve(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{tok: tok, ca: ca, members: "s1=https://10.0.0.1:2380,s2=https://10.0.0.2:2380"}
+	f := &fixture{tok: tok, ca: ca, members: "s1=https://10.0.0.1:2380,s2=https://10.0.0.2:2380",
+		passwords: map[string]string{"s2": s2Password}}
 	h := &Handler{Token: func() (token.Token, error) { return tok, nil },
 		Data: func() (*bootstrap.Data, error) {
 			files := map[string][]byte{"tls/server-ca.crt": ca.CertPEM, "tls/etcd/ca.key": []byte("key")}
@@ -54,6 +60,13 @@ func serve(t *testing.T) *fixture {
 				files["tls/"+n] = []byte(n)
 			}
 			return &bootstrap.Data{Files: files}, nil
+		},
+		Bind: func(_ context.Context, name, pw string) error {
+			if have, ok := f.passwords[name]; ok && have != pw {
+				return fmt.Errorf("%w: node %q belongs to another machine", join.ErrNodeTaken, name)
+			}
+			f.passwords[name] = pw
+			return nil
 		},
 		AddMember: func(_ context.Context, name, peerURL string) (string, error) {
 			f.added = append(f.added, MemberRequest{Name: name, PeerURL: peerURL})
@@ -75,7 +88,7 @@ func serve(t *testing.T) *fixture {
 func TestBootstrapAndMember(t *testing.T) {
 	f := serve(t)
 	ctx := context.Background()
-	c := Client{Server: f.url, Token: f.tok}
+	c := Client{Server: f.url, Token: f.tok, Password: s2Password}
 	d, err := c.Bootstrap(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -115,18 +128,25 @@ func TestRefusals(t *testing.T) {
 	if _, err := (Client{Server: f.url, Token: pinned}).Bootstrap(ctx); !errors.Is(err, token.ErrPinMismatch) {
 		t.Errorf("other pin: %v", err)
 	}
-	c := Client{Server: f.url, Token: f.tok}
+	c := Client{Server: f.url, Token: f.tok, Password: "a-stranger-password"}
 	for _, m := range []MemberRequest{
-		{"s1", "https://10.0.0.5:2380"},                     // the server's own name
-		{"s5", "https://10.0.0.1:2380"},                     // its own peer URL
-		{"s5,x=https://1.2.3.4:1", "https://10.0.0.5:2380"}, // smuggling a second member
-		{"s5", "https://10.0.0.5:2380,x=https://1.2.3.4:1"},
-		{"s5", "http://10.0.0.5:2380"},
-		{"s5", "https://host.example:2380"},
+		{Name: "s1", PeerURL: "https://10.0.0.5:2380"},                     // the server's own name
+		{Name: "s5", PeerURL: "https://10.0.0.1:2380"},                     // its own peer URL
+		{Name: "s5,x=https://1.2.3.4:1", PeerURL: "https://10.0.0.5:2380"}, // smuggling a second member
+		{Name: "s5", PeerURL: "https://10.0.0.5:2380,x=https://1.2.3.4:1"},
+		{Name: "s5", PeerURL: "http://10.0.0.5:2380"},
+		{Name: "s5", PeerURL: "https://host.example:2380"},
+		// s2's name, bound to another machine's node password: the cluster token is not enough
+		// to replace a live server's member.
+		{Name: "s2", PeerURL: "https://10.0.0.2:2380"},
 	} {
 		if _, err := c.AddMember(ctx, m.Name, m.PeerURL); err == nil {
 			t.Errorf("member %v accepted", m)
 		}
+	}
+	if _, err := (Client{Server: f.url, Token: f.tok}).AddMember(ctx, "s6", "https://10.0.0.6:2380"); err == nil ||
+		!strings.Contains(err.Error(), "node password") {
+		t.Errorf("member add without a node password: %v", err)
 	}
 	if len(f.added) != 0 {
 		t.Errorf("added %v", f.added)

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"fmt"
 	"os"
 )
@@ -24,31 +25,43 @@ func (f *File) Current() (Token, error) {
 	return t, nil
 }
 
-// Rotate replaces the stored cluster token with a new one pinned to caPEM (or with given,
-// when set), written by write (atomically, 0600). Agents that already joined keep working:
-// they renew with their node credentials, not the token.
-func Rotate(path string, caPEM []byte, given string, write func(path string, data []byte) error) (Token, error) {
+// New is a token pinned to caPEM: given (flag names it in errors) when set, else a random one.
+func New(caPEM []byte, given, flag string) (Token, error) {
 	hash, err := CAHash(caPEM)
 	if err != nil {
 		return Token{}, err
 	}
-	if _, err := os.Stat(path); err != nil {
-		return Token{}, fmt.Errorf("cluster token %s: %w (is this a server's data dir?)", path, err)
+	if given == "" {
+		return Generate(caPEM)
 	}
-	var t Token
-	if given != "" {
-		if t, err = Parse(given); err != nil {
-			return Token{}, fmt.Errorf("--new-token: %w", err)
-		}
-		if t.CAHash != "" && t.CAHash != hash {
-			return Token{}, fmt.Errorf("--new-token pins another CA than this server's: it belongs to another cluster")
-		}
-		t.CAHash = hash
-	} else if t, err = Generate(caPEM); err != nil {
-		return Token{}, err
+	t, err := Parse(given)
+	if err != nil {
+		return Token{}, fmt.Errorf("%s: %w", flag, err)
 	}
-	if err := write(path, []byte(t.String()+"\n")); err != nil {
-		return Token{}, fmt.Errorf("write token file: %w", err)
+	if t.CAHash != "" && t.CAHash != hash {
+		return Token{}, fmt.Errorf("%s pins another CA than this server's: it belongs to another cluster", flag)
 	}
+	t.CAHash = hash
 	return t, nil
+}
+
+// Checker checks a presented token against stored ones (Store does).
+type Checker interface {
+	Check(ctx context.Context, presented Token) error
+}
+
+// CheckAny accepts presented when it is the token in one of files (read now, so a rotation
+// applies at once), else when extra accepts it: how the join API takes the agent token, the
+// cluster token and the tokens of `outpost token create` alike.
+func CheckAny(ctx context.Context, presented Token, files []*File, extra Checker) error {
+	for _, f := range files {
+		known, err := f.Current()
+		if err != nil {
+			return err
+		}
+		if known.Matches(presented) {
+			return nil
+		}
+	}
+	return extra.Check(ctx, presented)
 }

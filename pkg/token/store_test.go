@@ -22,7 +22,7 @@ func TestStoreLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.VerifyCA(c) != nil {
+	if h, _ := CAHash(c); tok.CAHash != h {
 		t.Error("created token not pinned to the CA")
 	}
 	forever, _ := s.Create(ctx, c, 0, "")

@@ -116,21 +116,6 @@ func CAHash(caPEM []byte) (string, error) {
 // ErrPinMismatch means the server presented a CA other than the one the token names.
 var ErrPinMismatch = errors.New("server CA does not match the token's pin")
 
-// VerifyCA checks a CA fetched from a server against the token's pin.
-func (t Token) VerifyCA(caPEM []byte) error {
-	if t.CAHash == "" {
-		return nil
-	}
-	h, err := CAHash(caPEM)
-	if err != nil {
-		return err
-	}
-	if subtle.ConstantTimeCompare([]byte(h), []byte(t.CAHash)) != 1 {
-		return fmt.Errorf("%w (token pins %s…, server sent %s…): the token belongs to another cluster, or someone is in the middle", ErrPinMismatch, t.CAHash[:12], h[:12])
-	}
-	return nil
-}
-
 // Matches reports whether presented proves knowledge of t's secret, in constant time.
 func (t Token) Matches(presented Token) bool {
 	return subtle.ConstantTimeCompare([]byte(t.ID+"."+t.Secret), []byte(presented.ID+"."+presented.Secret)) == 1
@@ -140,6 +125,11 @@ func (t Token) Matches(presented Token) bool {
 // given, when set (--token or --token-file), must be a token: its secret becomes the cluster's,
 // and a pin in it must match caPEM. A stored token is never silently replaced by another.
 func Ensure(path string, caPEM []byte, given string, write func(path string, data []byte) error) (Token, error) {
+	return ensure(path, caPEM, given, "--token", func() (Token, error) { return Generate(caPEM) }, write)
+}
+
+// ensure is Ensure for the token a flag names; fresh makes one when none is stored or given.
+func ensure(path string, caPEM []byte, given, flag string, fresh func() (Token, error), write func(path string, data []byte) error) (Token, error) {
 	hash, err := CAHash(caPEM)
 	if err != nil {
 		return Token{}, err
@@ -147,10 +137,10 @@ func Ensure(path string, caPEM []byte, given string, write func(path string, dat
 	var want Token
 	if given != "" {
 		if want, err = Parse(given); err != nil {
-			return Token{}, fmt.Errorf("--token: %w", err)
+			return Token{}, fmt.Errorf("%s: %w", flag, err)
 		}
 		if want.CAHash != "" && want.CAHash != hash {
-			return Token{}, fmt.Errorf("--token pins another CA than this server's: it belongs to another cluster")
+			return Token{}, fmt.Errorf("%s pins another CA than this server's: it belongs to another cluster", flag)
 		}
 		want.CAHash = hash
 	}
@@ -161,16 +151,17 @@ func Ensure(path string, caPEM []byte, given string, write func(path string, dat
 		}
 		stored.CAHash = hash
 		if given != "" && !stored.Matches(want) {
-			return Token{}, fmt.Errorf("--token differs from the cluster token in %s: agents already joined with that one; remove the file to change it", path)
+			return Token{}, fmt.Errorf("%s differs from the cluster's in %s: nodes already joined with that one; remove the file to change it (or use `outpost token rotate`)", flag, path)
 		}
 		return stored, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return Token{}, fmt.Errorf("token file: %w", err)
 	}
 	if given == "" {
-		if want, err = Generate(caPEM); err != nil {
+		if want, err = fresh(); err != nil {
 			return Token{}, err
 		}
+		want.CAHash = hash
 	}
 	if err := write(path, []byte(want.String()+"\n")); err != nil {
 		return Token{}, fmt.Errorf("write token file: %w", err)

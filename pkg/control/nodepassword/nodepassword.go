@@ -21,7 +21,8 @@ import (
 )
 
 // NodePassword deletes the password Secret of every deleted Node, and of names that have had no
-// Node for Grace (a join whose node never registered, or a Node deleted while no server ran).
+// Node for Grace (a join whose node never registered, or a Node deleted while no server ran),
+// except a server's.
 type NodePassword struct {
 	Client kubernetes.Interface
 	Log    *slog.Logger
@@ -94,7 +95,9 @@ func (c *NodePassword) Sweep(ctx context.Context) {
 	}
 	for _, s := range secs.Items {
 		node, ok := strings.CutSuffix(s.Name, join.SecretName(""))
-		if !ok || s.Type != join.PasswordSecretType || c.Now().Sub(s.CreationTimestamp.Time) < c.Grace {
+		// A server's record binds its name with or without a Node (--disable-agent): it goes
+		// only with a deleted Node.
+		if !ok || s.Type != join.PasswordSecretType || s.Labels[join.ServerLabel] == "true" || c.Now().Sub(s.CreationTimestamp.Time) < c.Grace {
 			continue
 		}
 		if _, err := c.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); apierrors.IsNotFound(err) {

@@ -22,6 +22,12 @@ func secret(node string, created time.Time) *corev1.Secret {
 		CreationTimestamp: metav1.NewTime(created)}, Type: join.PasswordSecretType}
 }
 
+func serverSecret(node string, created time.Time) *corev1.Secret {
+	s := secret(node, created)
+	s.Labels = map[string]string{join.ServerLabel: "true"}
+	return s
+}
+
 func exists(t *testing.T, c *fake.Clientset, node string) bool {
 	_, err := c.CoreV1().Secrets(metav1.NamespaceSystem).Get(context.Background(), join.SecretName(node), metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -40,8 +46,9 @@ func TestNodeDeletionFreesName(t *testing.T) {
 		node("a2"), secret("a2", now.Add(-time.Hour)),
 		node("s1"), secret("s1", now.Add(-time.Hour)), // the server's own
 		node("re"), secret("re", now.Add(-time.Minute)), // a new machine joined under a freed name
-		secret("gone", now.Add(-time.Hour)), // its Node went while no server ran
-		secret("fresh", now),                // joined a moment ago, Node not registered yet
+		secret("gone", now.Add(-time.Hour)),     // its Node went while no server ran
+		secret("fresh", now),                    // joined a moment ago, Node not registered yet
+		serverSecret("s2", now.Add(-time.Hour)), // another server, --disable-agent: no Node ever
 	)
 	// The fake clientset's watches miss what happens before they start: delete only once the
 	// controller watches Nodes.
@@ -68,6 +75,9 @@ func TestNodeDeletionFreesName(t *testing.T) {
 	}
 	if exists(t, c, "gone") || !exists(t, c, "fresh") || !exists(t, c, "a1") {
 		t.Fatal("sweep: want gone removed, fresh and a1 kept")
+	}
+	if !exists(t, c, "s2") {
+		t.Fatal("sweep removed the record of a server without a Node: a join could take its name")
 	}
 	select {
 	case <-watching:

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/outpostk8s/outpost/pkg/bootstrap"
+	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/tokensync"
+)
+
+// tokenSyncer takes a token rotated on any server (`outpost token rotate`, through the
+// datastore) into this server's token files within seconds, stores the bootstrap data sealed
+// with the new one, and removes what the old one opened once every server has the new one.
+type tokenSyncer struct {
+	server   tokensync.Server // its KV is set at Start
+	endpoint string
+	keeper   *bootstrapKeeper
+	every    time.Duration // default 5 s
+	log      *slog.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (t *tokenSyncer) Name() string               { return "token-sync" }
+func (t *tokenSyncer) Init(context.Context) error { return nil }
+
+func (t *tokenSyncer) Start(ctx context.Context) error {
+	kv, err := datastore.Dial(t.endpoint)
+	if err != nil {
+		return err
+	}
+	t.server.KV = kv
+	if t.every <= 0 {
+		t.every = 5 * time.Second
+	}
+	ctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	t.done = make(chan struct{})
+	go func() {
+		defer close(t.done)
+		defer kv.Close()
+		tick := time.NewTicker(t.every)
+		defer tick.Stop()
+		var warned string
+		for {
+			if err := t.step(ctx); err != nil && ctx.Err() == nil && err.Error() != warned {
+				// Said once until it changes: a server that missed a rotation says so every 5 s otherwise.
+				warned = err.Error()
+				t.log.Warn("token rotation", "err", err)
+			} else if err == nil {
+				warned = ""
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return nil
+}
+
+func (t *tokenSyncer) step(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	changed, err := t.server.Step(ctx)
+	if changed {
+		t.log.Info("took a token rotated through the datastore: the old token no longer joins through this server")
+		if err := t.keeper.Sync(ctx); err != nil {
+			return err
+		}
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range []tokensync.Kind{tokensync.Cluster, tokensync.Agent} {
+		p, err := tokensync.Pending(ctx, t.server.KV, k)
+		if err != nil || p == nil {
+			errs = append(errs, err)
+			continue
+		}
+		keep := ""
+		if k == tokensync.Cluster {
+			tok, err := t.server.Files.Cluster.Current()
+			if err != nil {
+				return err
+			}
+			if tok.ID != p.To {
+				continue
+			}
+			keep = bootstrap.Key(tok)
+		}
+		if done, err := tokensync.Finish(ctx, t.server.KV, k, keep, t.server.Now()); err != nil {
+			errs = append(errs, err)
+		} else if done {
+			t.log.Info("token rotation done on every server: the old token opens nothing", "token", string(k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *tokenSyncer) Stop(context.Context) error {
+	if t.cancel != nil {
+		t.cancel()
+		<-t.done
+	}
+	return nil
+}
