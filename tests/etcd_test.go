@@ -175,7 +175,16 @@ func TestHAEtcd(t *testing.T) {
 		if rotated := rotateEverywhere(t, s1, []*harness.Node{s1, s2, s3}, tok, false); rotated != "" {
 			tok = rotated // the snapshot below holds the bootstrap data sealed with the new one
 		}
-		rotateEverywhere(t, s1, []*harness.Node{s1, s2, s3}, agentToken(t, s1), true)
+		oldAgent := agentToken(t, s1)
+		newAgent := rotateEverywhere(t, s1, []*harness.Node{s1, s2, s3}, oldAgent, true)
+		// Through another server than the one it was rotated on: the old agent token joins no
+		// more, the new one does (as far as the name, which is s2's).
+		if out, code := tryJoin(t, c, s3, oldAgent, "a9"); code != 1 || !strings.Contains(out, "wrong token") {
+			t.Errorf("a join with the old agent token: exit %d: %s", code, out)
+		}
+		if out, code := tryJoin(t, c, s3, newAgent, "s2"); code != 1 || !strings.Contains(out, "another machine") {
+			t.Errorf("a join with the new agent token: exit %d: %s", code, out)
+		}
 	})
 
 	t.Run("SnapshotRestoredElsewhere", func(t *testing.T) {

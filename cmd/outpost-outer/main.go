@@ -77,16 +77,17 @@ func run(argv, env []string) error {
 // inner program's /proc/PID/cmdline: they travel in its environment, which only root reads,
 // and this process's own argument memory is overwritten before the exec.
 func hideSecrets(argv, env []string) ([]string, []string) {
-	own := secretargs.Own(argv)
-	h := secretargs.Find(own)
-	if len(h) == 0 {
-		return argv, env
-	}
+	// Only this program sets the variable for the next: one inherited from elsewhere goes.
 	kept := env[:0:0]
 	for _, kv := range env {
 		if !strings.HasPrefix(kv, secretargs.EnvVar+"=") {
 			kept = append(kept, kv)
 		}
+	}
+	own := secretargs.Own(argv)
+	h := secretargs.Find(own)
+	if len(h) == 0 {
+		return argv, kept
 	}
 	masked := h.Masked(own)
 	secretargs.Scrub(os.Args, h)

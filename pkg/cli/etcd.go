@@ -10,8 +10,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/datastore"
+	"github.com/outpostk8s/outpost/pkg/join"
+	"github.com/outpostk8s/outpost/pkg/kubeclient"
 )
 
 // etcdCommand manages the members of the embedded etcd through the local server's socket.
@@ -91,5 +96,25 @@ func etcdMemberRemove(c *cli.Context) error {
 		return fmt.Errorf("no etcd member named %q (see `outpost etcd member list`)", name)
 	}
 	fmt.Fprintf(c.App.Writer, "etcd member %s removed\n", name)
+	if err := forgetServerName(ctx, dirs(c), name); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s's node password record stays (%v): delete it, or a new machine named %s cannot join: kubectl -n kube-system delete secret %s\n",
+			name, err, name, join.SecretName(name))
+	}
 	return nil
+}
+
+// forgetServerName frees a removed server's name: its node-password record binds it to that
+// machine, and a server's record outlives a missing Node (--disable-agent).
+func forgetServerName(ctx context.Context, d datadir.Dirs, name string) error {
+	cs, err := kubeclient.New(d.AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	err = cs.CoreV1().Secrets(metav1.NamespaceSystem).Delete(ctx, join.SecretName(name), metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }

@@ -138,6 +138,10 @@ func tokenRotate(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w (run this on a server, --data-dir)", err)
 	}
+	agent, err := (&token.File{Path: d.AgentTokenFile()}).Current()
+	if err != nil {
+		return fmt.Errorf("%w (start the server once with this version to make one)", err)
+	}
 	kind, which, flag := tokensync.Cluster, "cluster token", "--token"
 	if c.Bool("agent") {
 		kind, which, flag = tokensync.Agent, "agent token", "--agent-token"
@@ -146,12 +150,9 @@ func tokenRotate(c *cli.Context) error {
 	if err != nil {
 		return UsageError{err}
 	}
-	if next.Matches(cluster) {
-		return UsageError{fmt.Errorf("--new-token is the cluster token now: give another")}
-	}
-	if kind == tokensync.Agent {
-		if _, err := os.Stat(d.AgentTokenFile()); err != nil {
-			return fmt.Errorf("agent token: %w (start the server once with this version to make one)", err)
+	for _, t := range []token.Token{cluster, agent} {
+		if next.ID == t.ID {
+			return UsageError{fmt.Errorf("--new-token has the ID of a token in use (%s): give another", t.ID)}
 		}
 	}
 	kv, err := runningDatastore(c.Context, d)
@@ -159,13 +160,16 @@ func tokenRotate(c *cli.Context) error {
 		return err
 	}
 	defer kv.Close()
-	if err := tokensync.Publish(c.Context, kv, kind, cluster, next); err != nil {
+	if err := allServersReport(c, kv); err != nil {
+		return err
+	}
+	if err := tokensync.Publish(c.Context, kv, kind, cluster, agent, next); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.App.Writer, next.String())
 	fmt.Fprintf(c.App.ErrWriter, "the new %s is on its way to every server (within seconds); nodes that joined keep working. Where a server is given %s "+
 		"(config.yaml, its service environment), put the new one there before it restarts.\n", which, flag)
-	return waitRotated(c, kv, kind, which, c.Duration("timeout"))
+	return waitRotated(c, kv, kind, next.ID, which, c.Duration("timeout"))
 }
 
 // runningDatastore reaches the datastore through the local server, which must run: a token
@@ -187,9 +191,9 @@ func runningDatastore(ctx context.Context, d datadir.Dirs) (*datastore.KV, error
 	return kv, nil
 }
 
-// waitRotated waits until the rotation is done on every running server (the servers remove
-// its record then, with what the old token opened), and says so, or who is behind.
-func waitRotated(c *cli.Context, kv *datastore.KV, kind tokensync.Kind, which string, patience time.Duration) error {
+// waitRotated waits until the rotation to the token ID to is done on every running server (a
+// server marks it so, having removed what the old token opened), and says so, or who is behind.
+func waitRotated(c *cli.Context, kv *datastore.KV, kind tokensync.Kind, to, which string, patience time.Duration) error {
 	deadline := time.Now().Add(patience)
 	for {
 		p, err := tokensync.Pending(c.Context, kv, kind)
@@ -200,7 +204,10 @@ func waitRotated(c *cli.Context, kv *datastore.KV, kind tokensync.Kind, which st
 		if serr != nil {
 			return serr
 		}
-		if p == nil {
+		if p == nil || p.To != to {
+			return fmt.Errorf("the %s rotation record is gone or was replaced by another rotation meanwhile: see the servers' logs", which)
+		}
+		if p.Done {
 			var live []string
 			for name, r := range servers {
 				if time.Since(r.Seen) <= tokensync.Live {
@@ -213,8 +220,8 @@ func waitRotated(c *cli.Context, kv *datastore.KV, kind tokensync.Kind, which st
 		}
 		if time.Now().After(deadline) {
 			behind, gone := tokensync.Behind(servers, kind, p.To, time.Now())
-			return fmt.Errorf("after %s the old %s still works through %s (not running: %s): they take the new one when they run; `outpost token rotate` again only after that",
-				patience, which, listOr(behind, "no server, but the record is not removed yet"), listOr(gone, "none"))
+			return fmt.Errorf("after %s the old %s still works through %s (not running: %s): they take the new one when they run",
+				patience, which, listOr(behind, "no server, but the rotation is not marked done yet"), listOr(gone, "none"))
 		}
 		select {
 		case <-c.Context.Done():
@@ -229,4 +236,37 @@ func listOr(names []string, none string) string {
 		return none
 	}
 	return strings.Join(names, ", ")
+}
+
+// allServersReport refuses a rotation while an etcd member has never reported its tokens: a
+// server of an older version, which would go on with the old token (and whose bootstrap entry
+// the rotation removes). A cluster on an external datastore has no member list to check.
+func allServersReport(c *cli.Context, kv *datastore.KV) error {
+	if _, err := os.Stat(datastore.MemberDir(dirs(c).EtcdDataDir())); err != nil {
+		return nil
+	}
+	ctx, cancel, cli, err := etcdClient(c)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer cli.Close()
+	ms, err := datastore.Members(ctx, cli)
+	if err != nil {
+		return err
+	}
+	reports, err := tokensync.Servers(ctx, kv)
+	if err != nil {
+		return err
+	}
+	var silent []string
+	for _, m := range ms {
+		if _, ok := reports[m.Name]; !ok && m.Name != "" {
+			silent = append(silent, m.Name)
+		}
+	}
+	if len(silent) > 0 {
+		return fmt.Errorf("server(s) %s report no tokens (an older version, or never started with this one): upgrade them first, then rotate", strings.Join(silent, ", "))
+	}
+	return nil
 }

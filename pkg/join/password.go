@@ -119,6 +119,9 @@ func (p Passwords) record(node, password string) *corev1.Secret {
 }
 
 func matches(sec *corev1.Secret, node, password string) error {
+	if subtle.ConstantTimeCompare(sec.Data["hash"], hash(password)) != 1 && sec.Labels[ServerLabel] == "true" {
+		return fmt.Errorf("%w: %q is a server's name, bound to another machine: give this one another name (--node-name), or, if that server is gone for good, `outpost etcd member remove %s` on another server (its node password goes with it)", ErrNodeTaken, node, node)
+	}
 	if subtle.ConstantTimeCompare(sec.Data["hash"], hash(password)) != 1 {
 		return fmt.Errorf("%w: node %q already belongs to another machine: give this one another name (--node-name), or, if that machine is gone for good, `kubectl delete node %s` (its node password goes with it)", ErrNodeTaken, node, node)
 	}

@@ -114,9 +114,11 @@ func (b *bootstrapKeeper) Sync(ctx context.Context) error {
 		b.log.Info("bootstrap data stored in the datastore", "files", len(d.Files))
 	}
 	if b.shared {
-		// Other tokens' entries stay, but this token's under the legacy name (an older
-		// version's, named by a plain hash of the token) is replaced by the one just stored.
-		if err := kv.Delete(ctx, bootstrap.LegacyKey(tok)); err != nil {
+		// Other tokens' entries stay (pkg/tokensync removes them once every server has the
+		// new token), and so does this token's under the legacy name, kept current: servers
+		// of the older version, mid-upgrade, read only that one. The next token rotation
+		// removes it.
+		if err := b.syncLegacy(ctx, kv, tok, d); err != nil {
 			return err
 		}
 		b.stored = sum
@@ -135,4 +137,22 @@ func (b *bootstrapKeeper) Sync(ctx context.Context) error {
 	}
 	b.stored = sum
 	return nil
+}
+
+// syncLegacy rewrites the entry an older version keeps under LegacyKey, when there is one and
+// it differs from d.
+func (b *bootstrapKeeper) syncLegacy(ctx context.Context, kv *datastore.KV, tok token.Token, d *bootstrap.Data) error {
+	legacy := bootstrap.LegacyKey(tok)
+	cur, _, err := kv.Get(ctx, legacy)
+	if err != nil || cur == nil {
+		return err
+	}
+	if have, err := bootstrap.OpenAs(cur, tok, legacy); err == nil && have.Equal(d) {
+		return nil
+	}
+	blob, err := bootstrap.SealAs(d, tok, legacy)
+	if err != nil {
+		return err
+	}
+	return kv.Set(ctx, legacy, blob)
 }

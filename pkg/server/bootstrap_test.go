@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,8 +13,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
-// The keeper replaces an entry an older version stored under the legacy key name (a plain
-// hash of the token) with one under the new name, shared datastore or not.
+// The keeper stores the data under the new key name beside an entry an older version stored
+// under the legacy name (a plain hash of the token). Alone on its datastore it removes the
+// legacy entry; on a shared one it keeps it, current, for servers of the older version
+// mid-upgrade (a token rotation removes it).
 func TestKeeperReplacesLegacyEntry(t *testing.T) {
 	tok, err := token.Parse(testToken)
 	if err != nil {
@@ -61,8 +64,24 @@ func TestKeeperReplacesLegacyEntry(t *testing.T) {
 			t.Fatal(err)
 		}
 		keys, err := kv.Keys(ctx, bootstrap.KeyPrefix)
-		if err != nil || len(keys) != 1 || keys[0] != key {
-			t.Errorf("shared %v: keys %v, want only %s (%v)", shared, keys, key, err)
+		want := []string{key}
+		if shared {
+			want = append(want, legacy)
+		}
+		if err != nil || !slices.Equal(sorted(keys), sorted(want)) {
+			t.Errorf("shared %v: keys %v, want %v (%v)", shared, keys, want, err)
+		}
+		if shared {
+			// A changed file reaches the legacy entry too.
+			writeTestFile(t, filepath.Join(serverDir, "tls", "service.key"), "new key")
+			if err := b.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			blob, _, _ := kv.Get(ctx, legacy)
+			if got, err := bootstrap.OpenAs(blob, tok, legacy); err != nil || string(got.Files["tls/service.key"]) != "new key" {
+				t.Errorf("legacy entry after a change: %v", err)
+			}
+			d.Files["tls/service.key"] = []byte("new key")
 		}
 		blob, _, err := kv.Get(ctx, key)
 		if err != nil {
@@ -76,3 +95,5 @@ func TestKeeperReplacesLegacyEntry(t *testing.T) {
 		cancel()
 	}
 }
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }

@@ -21,6 +21,9 @@ type tokenSyncer struct {
 	every    time.Duration // default 5 s
 	log      *slog.Logger
 
+	// keep caches the datastore key of the current cluster token's data (a PBKDF2), by ID.
+	keep, keepID string
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -92,11 +95,14 @@ func (t *tokenSyncer) step(ctx context.Context) error {
 			if tok.ID != p.To {
 				continue
 			}
-			keep = bootstrap.Key(tok)
+			if t.keepID != tok.ID {
+				t.keep, t.keepID = bootstrap.Key(tok), tok.ID
+			}
+			keep = t.keep
 		}
 		if done, err := tokensync.Finish(ctx, t.server.KV, k, keep, t.server.Now()); err != nil {
 			errs = append(errs, err)
-		} else if done {
+		} else if done && !p.Done {
 			t.log.Info("token rotation done on every server: the old token opens nothing", "token", string(k))
 		}
 	}

@@ -3,8 +3,9 @@
 // token travels sealed with one the servers still hold (the cluster token before the
 // rotation); each server takes it into its token file within seconds and reports, under its
 // own key, the token IDs it runs on. Once every running server reports the new one, the
-// rotation record and the bootstrap data sealed with the old token are removed: from then on
-// the old token opens nothing in the datastore and joins through no server.
+// bootstrap data sealed with older tokens is removed and the record marked done: from then on
+// the old token opens nothing in the datastore and joins through no server. The record stays,
+// so a server that was down takes the new token when it starts again.
 package tokensync
 
 import (
@@ -51,7 +52,16 @@ type KV interface {
 type Rotation struct {
 	Sealer string `json:"sealer"` // ID of the cluster token it is sealed with
 	To     string `json:"to"`     // ID of the new token
-	Sealed []byte `json:"sealed"`
+	Sealed []byte `json:"sealed"` // a payload
+	// Done: every running server took it and what older tokens opened is gone.
+	Done bool `json:"done,omitempty"`
+}
+
+// payload is what is sealed: the new token and the one it replaces, so that an old record
+// put back (a restored snapshot, a replay) never takes a server back to an older token.
+type payload struct {
+	From  string `json:"from"` // ID of the token it replaces
+	Token string `json:"token"`
 }
 
 // Report is what a server stores under its name.
@@ -63,19 +73,52 @@ type Report struct {
 
 func rotationKey(k Kind) string { return rotationPrefix + string(k) }
 
-// Publish stores the rotation of kind to next, sealed with the cluster token now in use.
-func Publish(ctx context.Context, kv KV, k Kind, current, next token.Token) error {
+// Publish stores the rotation of kind to next, sealed with the cluster token now in use;
+// cluster and agent are the tokens now in use. A new token must differ from both, by ID too:
+// servers and their reports tell tokens apart by ID.
+func Publish(ctx context.Context, kv KV, k Kind, cluster, agent, next token.Token) error {
+	if err := distinct(next, cluster, agent); err != nil {
+		return err
+	}
+	from := cluster
+	if k == Agent {
+		from = agent
+	}
+	for _, other := range []Kind{Cluster, Agent} {
+		if p, err := Pending(ctx, kv, other); err != nil {
+			return err
+		} else if p != nil && !p.Done {
+			return fmt.Errorf("%w: the %s token's rotation to %s is not done on every server yet", ErrBusy, other, p.To)
+		}
+	}
 	key := rotationKey(k)
-	sealed, err := bootstrap.SealBytes([]byte(next.ID+"."+next.Secret), current, key)
+	plain, err := json.Marshal(payload{From: from.ID, Token: next.ID + "." + next.Secret})
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(Rotation{Sealer: current.ID, To: next.ID, Sealed: sealed})
+	sealed, err := bootstrap.SealBytes(plain, cluster, key)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(Rotation{Sealer: cluster.ID, To: next.ID, Sealed: sealed})
 	if err != nil {
 		return err
 	}
 	if err := kv.Set(ctx, key, b); err != nil {
 		return fmt.Errorf("store the token rotation in the datastore: %w", err)
+	}
+	return nil
+}
+
+// ErrBusy is a rotation asked for while another is under way.
+var ErrBusy = errors.New("a token rotation is under way")
+
+// distinct refuses a new token that is, or shares its ID with, a token in use.
+func distinct(next token.Token, inUse ...token.Token) error {
+	for _, t := range inUse {
+		if next.ID == t.ID || next.Matches(t) {
+			return fmt.Errorf("the new token's ID %s is that of a token in use: give another", next.ID)
+		}
 	}
 	return nil
 }
@@ -151,9 +194,10 @@ type Server struct {
 // cluster token this server never held (rotated twice while it was down).
 var ErrNotSealedForUs = errors.New("token rotation sealed with a token this server does not hold")
 
-// Step takes a pending rotation this server is not on yet, reports the tokens it runs on, and
-// removes a rotation every running server took, with the bootstrap entries of older tokens.
-// changed says this server's tokens changed (the caller stores the bootstrap data again).
+// Step takes a rotation this server is not on yet (the agent token's first: it is sealed with
+// the cluster token, which a cluster rotation may replace next) and reports the tokens it runs
+// on, whatever failed. changed says this server's tokens changed (the caller stores the
+// bootstrap data again).
 func (s *Server) Step(ctx context.Context) (changed bool, err error) {
 	cluster, err := s.Files.Cluster.Current()
 	if err != nil {
@@ -163,19 +207,24 @@ func (s *Server) Step(ctx context.Context) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	for _, k := range []Kind{Cluster, Agent} {
-		mine := map[Kind]token.Token{Cluster: cluster, Agent: agent}[k]
-		next, err := s.take(ctx, k, cluster, mine)
+	var errs []error
+	for _, k := range []Kind{Agent, Cluster} {
+		mine, f := agent, s.Files.Agent
+		if k == Cluster {
+			mine, f = cluster, s.Files.Cluster
+		}
+		next, err := s.take(ctx, k, cluster, mine, []token.Token{cluster, agent})
 		if err != nil {
-			return changed, err
+			errs = append(errs, err)
+			continue
 		}
 		if next == nil {
 			continue
 		}
-		f := map[Kind]*token.File{Cluster: s.Files.Cluster, Agent: s.Files.Agent}[k]
 		next.CAHash = mine.CAHash
 		if err := s.Files.Write(f.Path, []byte(next.String()+"\n")); err != nil {
-			return changed, fmt.Errorf("write the rotated %s token: %w", k, err)
+			errs = append(errs, fmt.Errorf("write the rotated %s token: %w", k, err))
+			continue
 		}
 		if k == Cluster {
 			cluster = *next
@@ -184,30 +233,41 @@ func (s *Server) Step(ctx context.Context) (changed bool, err error) {
 		}
 		changed = true
 	}
-	if err := s.report(ctx, cluster.ID, agent.ID); err != nil {
-		return changed, err
-	}
-	return changed, nil
+	errs = append(errs, s.report(ctx, cluster.ID, agent.ID))
+	return changed, errors.Join(errs...)
 }
 
-// take opens the pending rotation of kind when this server is not on its token yet.
-func (s *Server) take(ctx context.Context, k Kind, cluster, mine token.Token) (*token.Token, error) {
+// ErrMissed means this server missed a rotation: the record replaces a token it never held.
+var ErrMissed = errors.New("this server missed a token rotation")
+
+// take opens the rotation of kind when this server is not on its token yet.
+func (s *Server) take(ctx context.Context, k Kind, cluster, mine token.Token, inUse []token.Token) (*token.Token, error) {
 	r, err := Pending(ctx, s.KV, k)
 	if err != nil || r == nil || r.To == mine.ID {
 		return nil, err
 	}
 	if r.Sealer != cluster.ID {
-		// Sealed with a cluster token this server does not hold: either it took that rotation
-		// already (the record of a later one is on its way) or it missed one.
-		return nil, fmt.Errorf("%w (%s token rotation, sealed with token %s, this server holds %s)", ErrNotSealedForUs, k, r.Sealer, cluster.ID)
+		return nil, fmt.Errorf("%w (%s token rotation, sealed with token %s, this server holds %s): copy DATA/server/token and agent-token from a server that runs on the current ones",
+			ErrNotSealedForUs, k, r.Sealer, cluster.ID)
 	}
 	plain, err := bootstrap.OpenBytes(r.Sealed, cluster, rotationKey(k))
 	if err != nil {
 		return nil, fmt.Errorf("%s token rotation: %w", k, err)
 	}
-	next, err := token.Parse(string(plain))
+	var p payload
+	if err := json.Unmarshal(plain, &p); err != nil {
+		return nil, fmt.Errorf("%s token rotation: %w", k, err)
+	}
+	if p.From != mine.ID {
+		return nil, fmt.Errorf("%w: the %s token rotation to %s replaces token %s, this server holds %s: copy DATA/server/%s from a server that runs on the current one",
+			ErrMissed, k, r.To, p.From, mine.ID, map[Kind]string{Cluster: "token", Agent: "agent-token"}[k])
+	}
+	next, err := token.Parse(p.Token)
 	if err != nil || next.ID != r.To {
 		return nil, fmt.Errorf("%s token rotation holds no token named %s", k, r.To)
+	}
+	if err := distinct(next, inUse...); err != nil {
+		return nil, fmt.Errorf("%s token rotation: %w", k, err)
 	}
 	return &next, nil
 }
@@ -230,14 +290,32 @@ func (s *Server) report(ctx context.Context, clusterID, agentID string) error {
 	return nil
 }
 
-// Finish removes the rotation of kind once every running server is on its token, and, for
-// the cluster token, every bootstrap entry but current's (keep: the datastore key of the
-// data sealed with the current cluster token, which must exist first). done says no rotation
-// of kind is pending.
+// Finish marks the rotation of kind done once every running server is on its token, and,
+// for the cluster token, removes every bootstrap entry but the current token's (keep: its
+// datastore key, which must be stored first). It runs again after that, while entries of older
+// tokens turn up (a server that was down stores its old one before it takes the new token).
+// done says the rotation is done.
 func Finish(ctx context.Context, kv KV, k Kind, keep string, now time.Time) (done bool, err error) {
 	r, err := Pending(ctx, kv, k)
 	if err != nil || r == nil {
-		return r == nil && err == nil, err
+		return false, err
+	}
+	var stale []string
+	if k == Cluster {
+		keys, err := kv.Keys(ctx, bootstrap.KeyPrefix)
+		if err != nil {
+			return false, err
+		}
+		for _, key := range keys {
+			if key != keep {
+				stale = append(stale, key)
+			}
+		}
+		if r.Done && len(stale) == 0 {
+			return true, nil
+		}
+	} else if r.Done {
+		return true, nil
 	}
 	servers, err := Servers(ctx, kv)
 	if err != nil {
@@ -250,19 +328,21 @@ func Finish(ctx context.Context, kv KV, k Kind, keep string, now time.Time) (don
 		if b, _, err := kv.Get(ctx, keep); err != nil || b == nil {
 			return false, err // the current token's entry is not stored yet
 		}
-		keys, err := kv.Keys(ctx, bootstrap.KeyPrefix)
-		if err != nil {
-			return false, err
-		}
-		for _, key := range keys {
-			if key != keep {
-				if err := kv.Delete(ctx, key); err != nil {
-					return false, err
-				}
+		for _, key := range stale {
+			if err := kv.Delete(ctx, key); err != nil {
+				return false, err
 			}
 		}
 	}
-	if err := kv.Delete(ctx, rotationKey(k)); err != nil {
+	if r.Done {
+		return true, nil
+	}
+	r.Done = true
+	b, err := json.Marshal(r)
+	if err != nil {
+		return false, err
+	}
+	if err := kv.Set(ctx, rotationKey(k), b); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -107,7 +107,7 @@ func TestClusterRotation(t *testing.T) {
 	}
 	oldKey, newKey := bootstrap.Key(old), bootstrap.Key(next)
 	kv.Set(ctx, oldKey, []byte("sealed with old"))
-	if err := Publish(ctx, kv, Cluster, old, next); err != nil {
+	if err := Publish(ctx, kv, Cluster, old, agent, next); err != nil {
 		t.Fatal(err)
 	}
 	changed, err := s1.Step(ctx)
@@ -140,12 +140,41 @@ func TestClusterRotation(t *testing.T) {
 	if b, _, _ := kv.Get(ctx, newKey); b == nil {
 		t.Error("the new token's entry was removed")
 	}
-	if p, _ := Pending(ctx, kv, Cluster); p != nil {
-		t.Error("the rotation record is still there")
+	if p, _ := Pending(ctx, kv, Cluster); p == nil || !p.Done {
+		t.Errorf("the rotation record after it finished: %+v", p)
 	}
 	// Steps after that change nothing.
 	if changed, err := s1.Step(ctx); err != nil || changed {
 		t.Errorf("a later step: %v %v", changed, err)
+	}
+	// s3 comes back: it stored its old entry before it took the rotation, which stays for it.
+	kv.Set(ctx, oldKey, []byte("sealed with old, again"))
+	gone.Now = clock
+	if changed, err := gone.Step(ctx); err != nil || !changed {
+		t.Fatalf("s3 back: %v %v", changed, err)
+	}
+	if done, err := Finish(ctx, kv, Cluster, newKey, now); err != nil || !done {
+		t.Fatalf("Finish after s3 came back = %v, %v", done, err)
+	}
+	if b, _, _ := kv.Get(ctx, oldKey); b != nil {
+		t.Error("the old entry s3 stored on its way back is still there")
+	}
+	// A rotation to a token in use, or while one is under way, is refused.
+	if err := Publish(ctx, kv, Cluster, next, agent, agent); err == nil {
+		t.Error("rotated the cluster token to the agent token")
+	}
+	other, _ := token.Generate(ca)
+	same := other
+	same.ID = next.ID
+	if err := Publish(ctx, kv, Cluster, next, agent, same); err == nil {
+		t.Error("rotated to a token with the current one's ID")
+	}
+	if err := Publish(ctx, kv, Agent, next, agent, other); err != nil {
+		t.Fatal(err)
+	}
+	third, _ := token.Generate(ca)
+	if err := Publish(ctx, kv, Cluster, next, other, third); !errors.Is(err, ErrBusy) {
+		t.Errorf("a cluster rotation while the agent's is under way: %v", err)
 	}
 }
 
@@ -158,7 +187,7 @@ func TestAgentRotation(t *testing.T) {
 	kv := &memKV{m: map[string][]byte{}}
 	now := time.Now()
 	s1 := newServer(t, kv, "s1", cluster, agent, func() time.Time { return now })
-	if err := Publish(ctx, kv, Agent, cluster, next); err != nil {
+	if err := Publish(ctx, kv, Agent, cluster, agent, next); err != nil {
 		t.Fatal(err)
 	}
 	// Not taken yet: the rotation is not done.
@@ -178,6 +207,53 @@ func TestAgentRotation(t *testing.T) {
 	if done, err := Finish(ctx, kv, Agent, "", now); err != nil || !done {
 		t.Fatalf("Finish = %v %v", done, err)
 	}
+	// The record of that rotation, put back later (a restored snapshot, a replay), does not
+	// take a server that moved on back to the older token.
+	old, _, _ := kv.Get(ctx, rotationKey(Agent))
+	later, _ := token.Generate(ca)
+	if err := Publish(ctx, kv, Agent, cluster, next, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kv.Set(ctx, rotationKey(Agent), old)
+	if _, err := s1.Step(ctx); !errors.Is(err, ErrMissed) {
+		t.Errorf("a replayed record: %v", err)
+	}
+	if cur, _ := s1.Files.Agent.Current(); !cur.Matches(later) {
+		t.Errorf("a replayed record took the agent token back to %s", cur.ID)
+	}
+}
+
+// A cluster rotation right after an agent rotation that a server has not taken yet: the
+// server takes both, the agent token's first (it is sealed with the older cluster token).
+func TestAgentThenClusterRotation(t *testing.T) {
+	ctx := context.Background()
+	ca := testCA(t)
+	c1, _ := token.Generate(ca)
+	a1, _ := token.DeriveAgent(c1)
+	a2, _ := token.Generate(ca)
+	c2, _ := token.Generate(ca)
+	kv := &memKV{m: map[string][]byte{}}
+	s := newServer(t, kv, "s1", c1, a1, time.Now)
+	if err := Publish(ctx, kv, Agent, c1, a1, a2); err != nil {
+		t.Fatal(err)
+	}
+	// Published by hand past the busy check: as if another server's CLI ran at the same time.
+	plain, _ := json.Marshal(payload{From: c1.ID, Token: c2.ID + "." + c2.Secret})
+	sealed, _ := bootstrap.SealBytes(plain, c1, rotationKey(Cluster))
+	b, _ := json.Marshal(Rotation{Sealer: c1.ID, To: c2.ID, Sealed: sealed})
+	kv.Set(ctx, rotationKey(Cluster), b)
+	if changed, err := s.Step(ctx); err != nil || !changed {
+		t.Fatalf("Step = %v %v", changed, err)
+	}
+	if a, _ := s.Files.Agent.Current(); !a.Matches(a2) {
+		t.Errorf("agent token %s, want %s", a.ID, a2.ID)
+	}
+	if c, _ := s.Files.Cluster.Current(); !c.Matches(c2) {
+		t.Errorf("cluster token %s, want %s", c.ID, c2.ID)
+	}
 }
 
 // A record sealed with a cluster token the server never held is refused, not guessed at; a
@@ -189,8 +265,9 @@ func TestRotationNotForUs(t *testing.T) {
 	other, _ := token.Generate(ca)
 	next, _ := token.Generate(ca)
 	kv := &memKV{m: map[string][]byte{}}
-	s := newServer(t, kv, "s1", mine, next, time.Now)
-	Publish(ctx, kv, Cluster, other, next)
+	agent, _ := token.DeriveAgent(mine)
+	s := newServer(t, kv, "s1", mine, agent, time.Now)
+	Publish(ctx, kv, Cluster, other, agent, next)
 	if _, err := s.Step(ctx); !errors.Is(err, ErrNotSealedForUs) {
 		t.Errorf("a rotation sealed with another token: %v", err)
 	}

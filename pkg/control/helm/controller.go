@@ -95,10 +95,12 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		for ctx.Err() == nil {
+		for started := time.Now(); ctx.Err() == nil; {
 			if err := c.ensureCRDs(ctx); err == nil {
 				break
-			} else {
+			} else if !apierrors.IsForbidden(err) || time.Since(started) > time.Minute {
+				// Forbidden at first is the deploy of this identity's binding, in the same
+				// phase, not done yet: quiet for a minute.
 				c.Log.Warn("registering the HelmChart CRDs", "err", err)
 			}
 			select {

@@ -44,8 +44,10 @@ func LedgerName(hc *helmv1.HelmChart) string {
 	return "helm-ledger-" + hex.EncodeToString(sum[:10])
 }
 
-// digest of a release as Helm stores it (JSON; labels are not in it). The round trip makes
-// the digest of what is written equal that of what is read back (numbers come back as float64).
+// digest of a release as Helm stores it: its JSON, and its own labels (kept as the Secret's
+// labels, outside the JSON: the config hash among them decides whether a chart changed). The
+// round trip makes the digest of what is written equal that of what is read back (numbers
+// come back as float64).
 func digest(rls *release.Release) (string, error) {
 	b, err := json.Marshal(rls)
 	if err != nil {
@@ -58,7 +60,15 @@ func digest(rls *release.Release) (string, error) {
 	if b, err = json.Marshal(&back); err != nil {
 		return "", fmt.Errorf("release digest: %w", err)
 	}
-	sum := sha256.Sum256(b)
+	own := maps.Clone(rls.Labels)
+	for _, l := range driver.GetSystemLabels() { // set by the driver, and checked on their own
+		delete(own, l)
+	}
+	lb, err := json.Marshal(own) // map keys marshal sorted
+	if err != nil {
+		return "", fmt.Errorf("release digest: %w", err)
+	}
+	sum := sha256.Sum256(append(append(b, 0), lb...))
 	return hex.EncodeToString(sum[:]), nil
 }
 

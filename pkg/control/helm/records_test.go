@@ -127,8 +127,18 @@ func TestGuardRefusesRecordsItDidNotWrite(t *testing.T) {
 	if _, err := tenant.Delete(key(2)); err != nil {
 		t.Fatal(err)
 	}
+	// The config hash is a label outside the record's JSON, and decides whether the chart
+	// changed: a tenant setting it would hold the admin's changes back.
+	patch := []byte(`{"metadata":{"labels":{"` + HashLabel + `":"forged"}}}`)
+	if _, err := cs.CoreV1().Secrets("team").Patch(context.Background(), key(1), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	untrusted(t, query(g), 1)
+	if err := tenant.Update(key(1), own); err != nil {
+		t.Fatal(err)
+	}
 	// The status label is what Helm finds the deployed revision by: it must agree.
-	patch := []byte(`{"metadata":{"labels":{"status":"superseded"}}}`)
+	patch = []byte(`{"metadata":{"labels":{"status":"superseded"}}}`)
 	if _, err := cs.CoreV1().Secrets("team").Patch(context.Background(), key(1), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}

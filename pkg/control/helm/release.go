@@ -269,8 +269,8 @@ func (r *Releaser) Apply(ctx context.Context, in *Inputs) (Outcome, error) {
 	if failed {
 		switch in.FailurePolicy() {
 		case helmv1.FailurePolicyAbort:
-			return "", &HeldError{fmt.Sprintf("release %s/%s revision %d failed (%s) and failurePolicy is abort: uninstall it (helm -n %s uninstall %s) to have it installed afresh",
-				ns, hc.Name, last.Version, last.Info.Description, StorageNamespace(hc), hc.Name)}
+			return "", &HeldError{fmt.Sprintf("release %s/%s revision %d failed (%s) and failurePolicy is abort: delete the HelmChart and create it again to have it installed afresh",
+				ns, hc.Name, last.Version, last.Info.Description)}
 		case helmv1.FailurePolicyRetry:
 			if last.Labels[HashLabel] == hash {
 				return "", &HeldError{fmt.Sprintf("release %s/%s revision %d failed (%s); failurePolicy retry: tried again when the HelmChart changes",
