@@ -161,11 +161,6 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
 		rest = append(rest, &reencrypt{client: cl.admin, socket: c.Dirs.KineSocket(), log: log})
 	}
-	// The server binds its name by node password, with or without a node of its own: no join
-	// takes it, and an etcd member of that name is given back only to this machine. The node's
-	// kubelet phase, after this one, waits for it.
-	rest = append(rest, &claimNodeName{passwords: join.Passwords{Client: cl.supervisor, Server: true}, node: c.NodeName,
-		file: c.NodePasswordFile, log: s.Log.With("component", "node-password")})
 	if shared {
 		// The node name plus a random part, as upstream does: two servers that share a name
 		// must not both think they hold the Lease.
@@ -201,6 +196,13 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 			schedule: sched, name: sn.Name, node: c.NodeName, retention: sn.Retention, keeper: keeper,
 			log: s.Log.With("component", "etcd-snapshot")})
 	}
+	// The server binds its name by node password, with or without a node of its own: no join
+	// takes it, and an etcd member of that name is given back only to this machine. The node's
+	// kubelet phase, after this one, waits for it. Last: its Start retries until the RBAC it
+	// needs is in, which deploy applies (on a shared datastore under the leader election
+	// started before it).
+	rest = append(rest, &claimNodeName{passwords: join.Passwords{Client: cl.supervisor, Server: true}, node: c.NodeName,
+		file: c.NodePasswordFile, log: s.Log.With("component", "node-password")})
 	return [][]component.Component{first, {api}, rest}, cl, nil
 }
 

@@ -26,9 +26,12 @@ type Restore struct {
 	// file is the private copy of from that was checked and is restored: from itself could
 	// be replaced in between.
 	file string
-	data *bootstrap.Data
-	done bool // restored by an earlier start: nothing to do
-	etcd bool // an etcd snapshot (else SQLite)
+	// made is the first directory making the copy created (the data dir itself, on a first
+	// start): a refused restore removes it again while empty, so it leaves nothing behind.
+	made, dir string
+	data      *bootstrap.Data
+	done      bool // restored by an earlier start: nothing to do
+	etcd      bool // an etcd snapshot (else SQLite)
 }
 
 // CheckRestore reads and checks everything a restore needs, so that bad input stops the
@@ -49,8 +52,10 @@ func CheckRestore(c *config.Control) (*Restore, error) {
 	if done, _ := os.ReadFile(c.Dirs.RestoreMarker()); strings.TrimSpace(string(done)) == sum {
 		return &Restore{from: from, sum: sum, done: true}, nil
 	}
-	r := &Restore{from: from}
-	if r.file, r.sum, err = privateCopy(from, filepath.Dir(c.Dirs.DBFile())); err != nil {
+	r := &Restore{from: from, dir: filepath.Dir(c.Dirs.DBFile())}
+	r.made = firstMissing(r.dir)
+	if r.file, r.sum, err = privateCopy(from, r.dir); err != nil {
+		r.Discard()
 		return nil, fmt.Errorf("--cluster-reset-restore-path: %w", err)
 	}
 	if err := r.check(ctx, c); err != nil {
@@ -102,14 +107,39 @@ func (r *Restore) check(ctx context.Context, c *config.Control) error {
 // Discard removes the private copy of the snapshot; a start that ends before the restore
 // calls it (nil and a restore done already are fine).
 func (r *Restore) Discard() {
-	if r == nil || r.file == "" {
+	if r == nil {
 		return
 	}
-	// SQLite's own files beside it too, should a check have left any.
-	for _, ext := range []string{"", "-wal", "-shm", "-journal"} {
-		os.Remove(r.file + ext)
+	if r.file != "" {
+		// SQLite's own files beside it too, should a check have left any.
+		for _, ext := range []string{"", "-wal", "-shm", "-journal"} {
+			os.Remove(r.file + ext)
+		}
+		r.file = ""
 	}
-	r.file = ""
+	// The directories the copy needed, while nothing else is in them (after a restore the
+	// datastore is).
+	for d := r.dir; r.made != "" && strings.HasPrefix(d, r.made); d = filepath.Dir(d) {
+		if os.Remove(d) != nil || d == r.made {
+			break
+		}
+	}
+	r.made = ""
+}
+
+// firstMissing is the first directory on the way down to dir that does not exist yet ("":
+// dir exists).
+func firstMissing(dir string) string {
+	missing := ""
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			return missing
+		}
+		missing = d
+		if d == filepath.Dir(d) {
+			return missing
+		}
+	}
 }
 
 // restore applies s.Restore: the old datastore moves aside, whole (WAL and all), the

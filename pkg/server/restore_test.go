@@ -137,4 +137,8 @@ func TestRestoreUsesTheCheckedCopy(t *testing.T) {
 	if left := restoreCopies(t, c2); len(left) != 0 {
 		t.Errorf("copies left after a refused check: %v", left)
 	}
+	// Not even the directories the copy needed: the data dir did not exist before.
+	if _, err := os.Stat(c2.Dirs.Data); !os.IsNotExist(err) {
+		t.Errorf("a refused restore left the data dir %s: %v", c2.Dirs.Data, err)
+	}
 }

@@ -113,7 +113,7 @@ func TestServerPhases(t *testing.T) {
 	want := [][]string{
 		{"kine", "sysctl", "containerd"},
 		{"kube-apiserver", "images"},
-		{"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "node-password", "bootstrap-data", "token-sync", "etcd-snapshot"},
+		{"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "etcd-snapshot", "node-password"},
 		{"kubelet", "kube-proxy", "service-cidr"},
 		{"flannel", "cni", "network-policy", "page-release"},
 	}
@@ -163,7 +163,7 @@ func TestServerPhases(t *testing.T) {
 // RuntimeClass controller runs all the same: the GPUs are on the agents.
 func TestServerWithoutNodePhases(t *testing.T) {
 	_, phases := assemble(t, func(o *config.ServerOptions) { o.DisableAgent = true })
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "node-password", "bootstrap-data", "token-sync", "etcd-snapshot"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "etcd-snapshot", "node-password"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}
@@ -177,7 +177,7 @@ func TestServerDisablePackaged(t *testing.T) {
 		o.DisableAgent, o.Disable, o.DisableHelm = true, []string{"servicelb", "metrics-server"}, true
 		o.Snapshots.Disable = true
 	})
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "gpu-runtimeclasses", "node-password", "bootstrap-data", "token-sync"}}
+	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "node-password"}}
 	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("phases\n got %v\nwant %v", got, want)
 	}
@@ -250,6 +250,12 @@ func TestEtcdServerPhases(t *testing.T) {
 		if !names[want] {
 			t.Errorf("no %s in %v", want, names)
 		}
+	}
+	// The name claim waits for RBAC that deploy applies under the Lease: it starts after the
+	// elected group (a first server on an empty shared datastore waited for itself otherwise).
+	order := component.Names(phases)[2]
+	if i, j := slices.Index(order, "leader-elected"), slices.Index(order, "node-password"); i < 0 || j < i {
+		t.Errorf("node-password before the leader-elected group: %v", order)
 	}
 	tls := s.Cfg.Control.Dirs.EtcdTLS()
 	for _, f := range []string{"ca.crt", "ca.key", "server.crt", "peer.crt", "client.crt"} {
