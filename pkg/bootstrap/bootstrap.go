@@ -10,7 +10,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/pbkdf2"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -200,20 +199,7 @@ func SealAs(d *Data, t token.Token, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := sealed{Version: 1, Salt: make([]byte, 16)}
-	if _, err := rand.Read(s.Salt); err != nil {
-		return nil, err
-	}
-	g, err := aead(t, s.Salt)
-	if err != nil {
-		return nil, err
-	}
-	s.Nonce = make([]byte, g.NonceSize())
-	if _, err := rand.Read(s.Nonce); err != nil {
-		return nil, err
-	}
-	s.Data = g.Seal(nil, s.Nonce, plain, []byte(key))
-	return json.Marshal(s)
+	return SealBytes(plain, t, key)
 }
 
 // ErrWrongToken is returned when the data was sealed with another token.
@@ -240,13 +226,9 @@ func Open(b []byte, t token.Token) (*Data, error) {
 // OpenAs is Open for data read from the datastore key named key (from Find), which it
 // was sealed for.
 func OpenAs(b []byte, t token.Token, key string) (*Data, error) {
-	s, g, err := unseal(b, t)
+	plain, err := OpenBytes(b, t, key)
 	if err != nil {
 		return nil, err
-	}
-	plain, err := g.Open(nil, s.Nonce, s.Data, []byte(key))
-	if err != nil {
-		return nil, ErrWrongToken
 	}
 	return decode(plain)
 }

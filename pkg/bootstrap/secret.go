@@ -7,9 +7,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
-// SealBytes encrypts a small secret with a key derived from t, as Seal does the data; label
-// (the datastore key it is stored under) is the additional data. A rotated token travels to
-// the other servers so, sealed with the token they still hold.
+// SealBytes encrypts plain with a key derived from t (AES-256-GCM, PBKDF2-SHA256); label (the
+// datastore key it is stored under) is the additional data. The bootstrap data is sealed so
+// (SealAs), and a rotated token travels to the other servers so, sealed with the token they
+// still hold.
 func SealBytes(plain []byte, t token.Token, label string) ([]byte, error) {
 	s := sealed{Version: 1, Salt: make([]byte, 16)}
 	if _, err := rand.Read(s.Salt); err != nil {
