@@ -130,7 +130,7 @@ unit:
 FUZZTIME ?= 10s
 fuzz:
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./pkg/token
-	go test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./pkg/config/configfile
+	go test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./pkg/spec/configfile
 	go test -run='^$$' -fuzz='^FuzzDecodeRequest$$' -fuzztime=$(FUZZTIME) ./pkg/join
 
 # staticcheck, pinned in scripts/tools (its own module), built once into build/tools.

@@ -14,13 +14,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/outpostk8s/outpost/pkg/config"
-	"github.com/outpostk8s/outpost/pkg/config/configfile"
 	"github.com/outpostk8s/outpost/pkg/gctune"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node"
 	"github.com/outpostk8s/outpost/pkg/prestart"
 	"github.com/outpostk8s/outpost/pkg/server"
+	"github.com/outpostk8s/outpost/pkg/spec/configfile"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
 

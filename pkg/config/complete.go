@@ -13,11 +13,11 @@ import (
 	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/encryption"
-	"github.com/outpostk8s/outpost/pkg/gpu/mig"
-	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
 	"github.com/outpostk8s/outpost/pkg/hostport"
-	"github.com/outpostk8s/outpost/pkg/node/registries"
 	"github.com/outpostk8s/outpost/pkg/snapshot"
+	"github.com/outpostk8s/outpost/pkg/spec/mig"
+	"github.com/outpostk8s/outpost/pkg/spec/registries"
+	"github.com/outpostk8s/outpost/pkg/spec/sharing"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 

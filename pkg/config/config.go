@@ -9,7 +9,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/datadir"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/hostport"
-	"github.com/outpostk8s/outpost/pkg/node/registries"
+	"github.com/outpostk8s/outpost/pkg/spec/registries"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 

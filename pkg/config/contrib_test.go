@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/outpostk8s/outpost/pkg/config/configfile"
+	"github.com/outpostk8s/outpost/pkg/spec/configfile"
 )
 
 // withFile runs an app with flags and the config file path applied, as `outpost server` and

@@ -3,7 +3,7 @@ package config
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/outpostk8s/outpost/pkg/config/configfile"
+	"github.com/outpostk8s/outpost/pkg/spec/configfile"
 )
 
 // KnownFlags lists the names (and aliases) of a command's flags.

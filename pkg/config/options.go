@@ -7,8 +7,8 @@ package config
 import (
 	"time"
 
-	"github.com/outpostk8s/outpost/pkg/gpu/mig"
-	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
+	"github.com/outpostk8s/outpost/pkg/spec/mig"
+	"github.com/outpostk8s/outpost/pkg/spec/sharing"
 )
 
 // NodeOptions are the flags a server and an agent share: this machine's node.

@@ -6,8 +6,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/outpostk8s/outpost/pkg/datadir"
-	"github.com/outpostk8s/outpost/pkg/node/registries"
 	"github.com/outpostk8s/outpost/pkg/snapshot"
+	"github.com/outpostk8s/outpost/pkg/spec/registries"
 )
 
 // ServerFlags are `outpost server`'s flags. Every name is also a config-file key.

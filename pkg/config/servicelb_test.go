@@ -10,8 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/outpostk8s/outpost/pkg/config/configfile"
 	"github.com/outpostk8s/outpost/pkg/hostport"
+	"github.com/outpostk8s/outpost/pkg/spec/configfile"
 )
 
 // completeWith parses args and the config file as `outpost server` does, then completes.

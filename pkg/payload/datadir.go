@@ -4,8 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/outpostk8s/outpost/pkg/config/configfile"
 	"github.com/outpostk8s/outpost/pkg/datadir"
+	"github.com/outpostk8s/outpost/pkg/spec/configfile"
 )
 
 // IsTool says whether name (a command, or the base name the program was called by) is a

@@ -33,7 +33,8 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
 	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
-	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
+	migspec "github.com/outpostk8s/outpost/pkg/spec/mig"
+	"github.com/outpostk8s/outpost/pkg/spec/sharing"
 )
 
 // Config is the GPU layer's slice of the node config.
@@ -68,7 +69,7 @@ type Config struct {
 	// MIGConfig names the MIG layout the GPUs must have unless the node's nvidia.com/mig.config
 	// label names another; MIGLayouts are the custom layouts. "" and no label: MIG is left as it is.
 	MIGConfig  string
-	MIGLayouts *mig.File
+	MIGLayouts *migspec.File
 }
 
 // Agent is the component. Prepare runs before containerd is configured.

@@ -23,6 +23,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
 	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
+	migspec "github.com/outpostk8s/outpost/pkg/spec/mig"
 )
 
 type migRig struct {
@@ -200,7 +201,7 @@ func TestMIGLayoutFailures(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "layouts.yaml")
 	os.WriteFile(file, []byte("version: v1\nmig-configs:\n  two-halves:\n    - devices: all\n      mig-enabled: true\n      mig-devices: {\"4g.20gb\": 1, \"3g.20gb\": 1}\n"), 0o644)
-	layouts, err := mig.Load(file)
+	layouts, err := migspec.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}

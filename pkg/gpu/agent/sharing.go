@@ -14,7 +14,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/labels"
 	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
-	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
+	"github.com/outpostk8s/outpost/pkg/spec/sharing"
 )
 
 // initialLabels reads the Node's labels before the plugins first start, so a restarted node

@@ -18,7 +18,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
-	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
+	"github.com/outpostk8s/outpost/pkg/spec/sharing"
 )
 
 func devices(a *Agent) map[string]int {

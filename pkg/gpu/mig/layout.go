@@ -1,20 +1,18 @@
 // Package mig turns a declared MIG layout into what each GPU must become. Layouts are named:
 // built in (all-disabled, all-enabled, all-balanced, and all-<profile> for every profile a GPU
-// offers) or custom, from a file in NVIDIA mig-parted's format. Resolve checks a layout against
-// the GPUs the node has and places every instance, so nothing is changed on a GPU for a layout
-// it cannot hold. Applying a plan is the GPU library's job (gpulib.Lib.ApplyMIG).
+// offers) or custom, from a file in NVIDIA mig-parted's format (read by pkg/spec/mig). Resolve
+// checks a layout against the GPUs the node has and places every instance, so nothing is
+// changed on a GPU for a layout it cannot hold. Applying a plan is the GPU library's job
+// (gpulib.Lib.ApplyMIG).
 package mig
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
+	migspec "github.com/outpostk8s/outpost/pkg/spec/mig"
 )
 
 // Labels: the layout a user asks for, and how applying it went (NVIDIA's MIG manager's names).
@@ -55,127 +53,13 @@ type Result struct {
 	ResetNeeded bool `json:"resetNeeded,omitempty"`
 }
 
-// File is a set of custom layouts in mig-parted's format.
-type File struct {
-	Version string             `json:"version"`
-	Configs map[string][]Entry `json:"mig-configs"`
-}
-
-// Entry sets the GPUs it names.
-type Entry struct {
-	Devices    Devices        `json:"devices"`
-	MIGEnabled bool           `json:"mig-enabled"`
-	MIGDevices map[string]int `json:"mig-devices,omitempty"`
-}
-
-// Devices is "all" or a list of GPU indexes.
-type Devices struct {
-	All     bool
-	Indexes []int
-}
-
-func (d *Devices) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		if s != "all" {
-			return fmt.Errorf("devices %q: use all or a list of GPU indexes", s)
-		}
-		d.All = true
-		return nil
-	}
-	if err := json.Unmarshal(b, &d.Indexes); err != nil {
-		return fmt.Errorf("devices: use all or a list of GPU indexes")
-	}
-	return nil
-}
-
-func (d Devices) MarshalJSON() ([]byte, error) {
-	if d.All {
-		return json.Marshal("all")
-	}
-	return json.Marshal(d.Indexes)
-}
-
-func (d Devices) names(i int) bool {
-	if d.All {
-		return true
-	}
-	for _, x := range d.Indexes {
-		if x == i {
-			return true
-		}
-	}
-	return false
-}
-
-// Parse reads a layout file; unknown keys (mig-parted's device-filter among them) are refused
-// rather than ignored, so a layout never means less than it says.
-func Parse(b []byte) (*File, error) {
-	f := &File{}
-	if err := yaml.UnmarshalStrict(b, f); err != nil {
-		return nil, err
-	}
-	if f.Version != "v1" {
-		return nil, fmt.Errorf("version %q: only v1 is known", f.Version)
-	}
-	if len(f.Configs) == 0 {
-		return nil, fmt.Errorf("no mig-configs")
-	}
-	for name, entries := range f.Configs {
-		if len(entries) == 0 {
-			return nil, fmt.Errorf("mig-configs %s: no entries", name)
-		}
-		for _, e := range entries {
-			if !e.Devices.All && len(e.Devices.Indexes) == 0 {
-				return nil, fmt.Errorf("mig-configs %s: an entry names no devices", name)
-			}
-			if !e.MIGEnabled && len(e.MIGDevices) > 0 {
-				return nil, fmt.Errorf("mig-configs %s: mig-devices with mig-enabled false", name)
-			}
-			for p, n := range e.MIGDevices {
-				if n < 1 {
-					return nil, fmt.Errorf("mig-configs %s: %s: %d instances", name, p, n)
-				}
-			}
-		}
-	}
-	return f, nil
-}
-
-// Load reads and parses a layout file; "" is no file.
-func Load(path string) (*File, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return f, nil
-}
-
-// Has reports whether name is a layout: the file's, or a built-in one's shape (whether the
-// GPUs offer an all-<profile>'s profile is Resolve's to say).
-func (f *File) Has(name string) bool {
-	if f != nil {
-		if _, ok := f.Configs[name]; ok {
-			return true
-		}
-	}
-	return name == "all-disabled" || name == "all-enabled" || name == "all-balanced" || strings.HasPrefix(name, "all-") && len(name) > 4
-}
-
 // balanced is mig-parted's all-balanced: two of the smallest instance, one of two slices and
 // one of three (2×1g.5gb, 2g.10gb, 3g.20gb on an A100 40GB), by NVML's profile IDs.
 func balanced() []struct{ id, count int } { return []struct{ id, count int }{{0, 2}, {1, 1}, {2, 1}} }
 
-// entries is the layout's entries for the node: the file's first (a custom layout may take a
-// built-in name), then the built-ins.
-func (f *File) entries(name string, n *detect.Node) ([]Entry, error) {
+// layoutEntries is the layout's entries for the node: the file's first (a custom layout may
+// take a built-in name), then the built-ins.
+func layoutEntries(f *migspec.File, name string, n *detect.Node) ([]migspec.Entry, error) {
 	if f != nil {
 		if e, ok := f.Configs[name]; ok {
 			return e, nil
@@ -183,16 +67,16 @@ func (f *File) entries(name string, n *detect.Node) ([]Entry, error) {
 	}
 	switch name {
 	case "all-disabled":
-		return []Entry{{Devices: Devices{All: true}}}, nil
+		return []migspec.Entry{{Devices: migspec.Devices{All: true}}}, nil
 	case "all-enabled":
-		return []Entry{{Devices: Devices{All: true}, MIGEnabled: true}}, nil
+		return []migspec.Entry{{Devices: migspec.Devices{All: true}, MIGEnabled: true}}, nil
 	case "all-balanced":
-		var out []Entry
+		var out []migspec.Entry
 		for _, g := range n.GPUs {
 			if !g.MIGCapable {
 				continue
 			}
-			e := Entry{Devices: Devices{Indexes: []int{g.Index}}, MIGEnabled: true, MIGDevices: map[string]int{}}
+			e := migspec.Entry{Devices: migspec.Devices{Indexes: []int{g.Index}}, MIGEnabled: true, MIGDevices: map[string]int{}}
 			for _, b := range balanced() {
 				for _, p := range g.MIGProfiles {
 					if p.ID == b.id {
@@ -205,7 +89,7 @@ func (f *File) entries(name string, n *detect.Node) ([]Entry, error) {
 		return out, nil
 	}
 	if p, ok := strings.CutPrefix(name, "all-"); ok && p != "" {
-		var out []Entry
+		var out []migspec.Entry
 		for _, g := range n.GPUs {
 			if !g.MIGCapable {
 				continue
@@ -216,7 +100,7 @@ func (f *File) entries(name string, n *detect.Node) ([]Entry, error) {
 					count = q.Max
 				}
 			}
-			out = append(out, Entry{Devices: Devices{Indexes: []int{g.Index}}, MIGEnabled: true, MIGDevices: map[string]int{p: count}})
+			out = append(out, migspec.Entry{Devices: migspec.Devices{Indexes: []int{g.Index}}, MIGEnabled: true, MIGDevices: map[string]int{p: count}})
 		}
 		return out, nil
 	}
@@ -244,16 +128,16 @@ func offered(n *detect.Node) string {
 
 // Resolve is what every GPU the layout names must become, each instance placed. A GPU no entry
 // names is not in the plan. Errors name the layout, the GPU and the fix; nothing has been changed.
-func Resolve(name string, f *File, n *detect.Node) ([]GPUPlan, error) {
-	entries, err := f.entries(name, n)
+func Resolve(name string, f *migspec.File, n *detect.Node) ([]GPUPlan, error) {
+	entries, err := layoutEntries(f, name, n)
 	if err != nil {
 		return nil, err
 	}
 	var plan []GPUPlan
 	for _, g := range n.GPUs {
-		var e *Entry
+		var e *migspec.Entry
 		for i := range entries { // the last entry naming the GPU wins
-			if entries[i].Devices.names(g.Index) {
+			if entries[i].Devices.Includes(g.Index) {
 				e = &entries[i]
 			}
 		}

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
-	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
+	"github.com/outpostk8s/outpost/pkg/spec/sharing"
 )
 
 // Strategy is how MIG devices are exposed.

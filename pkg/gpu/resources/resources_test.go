@@ -12,7 +12,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gputest"
 	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
-	"github.com/outpostk8s/outpost/pkg/gpu/sharing"
+	"github.com/outpostk8s/outpost/pkg/spec/sharing"
 )
 
 func node(t *testing.T, setup func(*mockserver.Server)) *detect.Node {

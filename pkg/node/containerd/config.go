@@ -9,6 +9,7 @@ import (
 	"text/template"
 
 	"github.com/outpostk8s/outpost/pkg/node/registries"
+	regspec "github.com/outpostk8s/outpost/pkg/spec/registries"
 )
 
 // Config is containerd's slice of the node config.
@@ -34,7 +35,7 @@ type Config struct {
 	// RegistryDir is containerd's config_path: one hosts.toml per registry (mirrors, TLS),
 	// written by Init from Registries, whose credentials go into this config.
 	RegistryDir string
-	Registries  *registries.File
+	Registries  *regspec.File
 	// RegistryProxy, when mirrors rewrite names, is the node's proxy for them; its address
 	// exists once its Init ran (before this component's, in the same phase).
 	RegistryProxy interface{ Address() *registries.Proxy }
@@ -119,14 +120,14 @@ func Render(c Config) ([]byte, error) {
 	}
 	// Credentials live only in this file (0600): containerd asks for them by the host it
 	// contacts, which hosts.toml cannot express.
-	var creds map[string]registries.Auth
+	var creds map[string]regspec.Auth
 	if c.Registries != nil {
 		creds = c.Registries.Credentials()
 	}
 	err := tmpl.Execute(&b, struct {
 		Config
 		Runc, Default string
-		Credentials   map[string]registries.Auth
+		Credentials   map[string]regspec.Auth
 	}{c, c.BinDir + "/runc", def, creds})
 	if err != nil {
 		return nil, fmt.Errorf("render containerd config: %w", err)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"github.com/outpostk8s/outpost/pkg/node/registries"
+	"github.com/outpostk8s/outpost/pkg/spec/registries"
 )
 
 func TestRender(t *testing.T) {

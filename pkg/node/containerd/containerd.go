@@ -49,7 +49,7 @@ func (c *Containerd) Init(context.Context) error {
 			if proxy == nil && len(c.cfg.Registries.RewriteRoutes()) > 0 {
 				return fmt.Errorf("registry rewrites need the registry proxy, which has not started")
 			}
-			hosts = c.cfg.Registries.HostsFiles(proxy)
+			hosts = registries.HostsFiles(c.cfg.Registries, proxy)
 		}
 		if err := registries.WriteHostsDir(c.cfg.RegistryDir, hosts); err != nil {
 			return err

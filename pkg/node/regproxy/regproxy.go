@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/outpostk8s/outpost/pkg/node/registries"
+	regspec "github.com/outpostk8s/outpost/pkg/spec/registries"
 )
 
 // Header carries the proxy's per-start secret, as a bearer token: only containerd, which
@@ -42,9 +43,9 @@ const maxTransports = 256
 // Proxy is the component. Its address exists after Init, which containerd's Init (later in
 // the same phase) writes into the hosts files.
 type Proxy struct {
-	Routes []registries.Route
+	Routes []regspec.Route
 	// Config gives an endpoint host's TLS settings and credentials.
-	Config func(host string) registries.Config
+	Config func(host string) regspec.Config
 	Log    *slog.Logger
 
 	ln    net.Listener
@@ -118,7 +119,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	newRepo := registries.Rewrite(route.Rules, repo)
+	newRepo := regspec.Rewrite(route.Rules, repo)
 	target, err := p.fetch(r, route, newRepo, kind, ref)
 	if err != nil {
 		// containerd then tries the next endpoint, and the registry itself last.
@@ -147,19 +148,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // parse splits the request path; the repository may hold slashes, the kind and reference
 // are the last two elements.
-func (p *Proxy) parse(path string) (registries.Route, string, string, string, error) {
+func (p *Proxy) parse(path string) (regspec.Route, string, string, string, error) {
 	rest, ok := strings.CutPrefix(path, "/r/")
 	if !ok {
-		return registries.Route{}, "", "", "", errors.New("not a proxied registry path")
+		return regspec.Route{}, "", "", "", errors.New("not a proxied registry path")
 	}
 	idx, rest, _ := strings.Cut(rest, "/")
 	i, err := strconv.Atoi(idx)
 	if err != nil || i < 0 || i >= len(p.Routes) {
-		return registries.Route{}, "", "", "", fmt.Errorf("no route %q", idx)
+		return regspec.Route{}, "", "", "", fmt.Errorf("no route %q", idx)
 	}
 	rest, ok = strings.CutPrefix(rest, "v2/")
 	if !ok {
-		return registries.Route{}, "", "", "", errors.New("not a registry API path")
+		return regspec.Route{}, "", "", "", errors.New("not a registry API path")
 	}
 	for _, kind := range []string{"/manifests/", "/blobs/"} {
 		if at := strings.LastIndex(rest, kind); at > 0 {
@@ -170,12 +171,12 @@ func (p *Proxy) parse(path string) (registries.Route, string, string, string, er
 			return p.Routes[i], repo, strings.Trim(kind, "/"), ref, nil
 		}
 	}
-	return registries.Route{}, "", "", "", errors.New("only manifests and blobs are proxied")
+	return regspec.Route{}, "", "", "", errors.New("only manifests and blobs are proxied")
 }
 
 // fetch asks the endpoint, following redirects (blob storage) and authenticating as the
 // endpoint's challenge asks (basic or bearer token, through go-containerregistry).
-func (p *Proxy) fetch(r *http.Request, route registries.Route, repo, kind, ref string) (*http.Response, error) {
+func (p *Proxy) fetch(r *http.Request, route regspec.Route, repo, kind, ref string) (*http.Response, error) {
 	ep := route.Endpoint
 	if _, err := name.NewRepository(ep.Host + "/" + repo); err != nil {
 		return nil, fmt.Errorf("rewritten name %q: %w", repo, err)
@@ -251,7 +252,7 @@ func (p *Proxy) transport(ctx context.Context, scheme, host, repo string) (http.
 
 // innerTransport is HTTP with the endpoint's CA (beside the system's), client certificate
 // and verification setting, as containerd would use for it.
-func innerTransport(t *registries.TLS) (http.RoundTripper, error) {
+func innerTransport(t *regspec.TLS) (http.RoundTripper, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if t == nil {
 		return tr, nil

@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/outpostk8s/outpost/pkg/node/registries"
+	"github.com/outpostk8s/outpost/pkg/spec/registries"
 )
 
 // mirror is a real registry over TLS behind basic auth, holding mirrored/app:1.

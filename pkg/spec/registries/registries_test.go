@@ -34,58 +34,37 @@ func load(t *testing.T, body string) (*File, error) {
 	return Load(p, true)
 }
 
-func TestRendersMirrorsTLSAndAuth(t *testing.T) {
+// Credentials and TLS are looked up by the host containerd contacts: Docker Hub's config
+// under docker.io also serves registry-1.docker.io.
+func TestCredentialsAndConfigByHost(t *testing.T) {
 	ca := writeCA(t, t.TempDir())
 	f, err := load(t, `
 mirrors:
   docker.io:
     endpoint: ["https://10.0.0.9:5000", "http://mirror.local/proxy/"]
-  "*":
-    endpoint: ["https://all.example"]
 configs:
   "10.0.0.9:5000":
     auth: {username: u, password: p}
     tls: {ca_file: `+ca+`}
-  registry.example:5443:
-    tls: {ca_file: `+ca+`}
   docker.io:
     auth: {identity_token: tok}
+    tls: {insecure_skip_verify: true}
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := f.HostsFiles(nil)
-	docker := string(files["docker.io"])
-	for _, want := range []string{`server = "https://registry-1.docker.io"`, `[host."https://10.0.0.9:5000"]`, `ca = "` + ca + `"`,
-		`[host."http://mirror.local/proxy/v2"]`, "override_path = true"} {
-		if !strings.Contains(docker, want) {
-			t.Errorf("docker.io hosts.toml lacks %s:\n%s", want, docker)
-		}
-	}
-	// Endpoints keep their order: the first is tried first.
-	if strings.Index(docker, "10.0.0.9") > strings.Index(docker, "mirror.local") {
-		t.Errorf("endpoint order lost:\n%s", docker)
-	}
-	if def := string(files["_default"]); strings.Contains(def, "server =") || !strings.Contains(def, `[host."https://all.example"]`) {
-		t.Errorf("_default:\n%s", def)
-	}
-	if own := string(files["registry.example_5443_"]); !strings.Contains(own, `server = "https://registry.example:5443"`) || !strings.Contains(own, "ca = ") {
-		t.Errorf("a registry with its own CA:\n%s", own)
-	}
 	cred := f.Credentials()
-	if cred["10.0.0.9:5000"].Username != "u" || cred["registry-1.docker.io"].IdentityToken != "tok" {
+	if cred["10.0.0.9:5000"].Username != "u" || cred["registry-1.docker.io"].IdentityToken != "tok" || cred["docker.io"].IdentityToken != "tok" {
 		t.Errorf("credentials %+v", cred)
 	}
-	dir := filepath.Join(t.TempDir(), "certs.d")
-	os.MkdirAll(filepath.Join(dir, "stale"), 0o700)
-	if err := WriteHostsDir(dir, files); err != nil {
-		t.Fatal(err)
+	if c := f.ConfigFor("registry-1.docker.io"); c.TLS == nil || !c.TLS.InsecureSkipVerify {
+		t.Errorf("registry-1.docker.io config: %+v", c)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "stale")); !os.IsNotExist(err) {
-		t.Error("a registry no longer in the file kept its dir")
+	if c := f.ConfigFor("10.0.0.9:5000"); c.TLS == nil || c.TLS.CAFile != ca {
+		t.Errorf("10.0.0.9:5000 config: %+v", c)
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "docker.io", "hosts.toml")); string(b) != docker {
-		t.Error("hosts.toml not written")
+	if c := f.ConfigFor("other.example"); c.Auth != nil || c.TLS != nil {
+		t.Errorf("an unnamed host has a config: %+v", c)
 	}
 }
 
@@ -107,7 +86,7 @@ func TestBadInputNamesFileAndKey(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if f, err := Load(filepath.Join(dir, "missing.yaml"), false); err != nil || len(f.HostsFiles(nil)) != 0 {
+	if f, err := Load(filepath.Join(dir, "missing.yaml"), false); err != nil || len(f.Mirrors)+len(f.Configs) != 0 {
 		t.Errorf("missing default file: %v", err)
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml"), true); err == nil {
@@ -115,7 +94,7 @@ func TestBadInputNamesFileAndKey(t *testing.T) {
 	}
 }
 
-func TestRewritesGoThroughTheProxy(t *testing.T) {
+func TestRewriteRoutes(t *testing.T) {
 	f, err := load(t, `
 mirrors:
   docker.io:
@@ -143,20 +122,8 @@ mirrors:
 	if got := Rewrite(routes[0].Rules[1:], "other/x"); got != "other/x" {
 		t.Errorf("no match must keep the name: %s", got)
 	}
-	p := &Proxy{URL: "http://127.0.0.1:4321", Header: "Authorization", Token: "Bearer s3cret"}
-	files := f.HostsFiles(p)
-	docker := string(files["docker.io"])
-	for _, want := range []string{`[host."http://127.0.0.1:4321/r/0/v2"]`, `[host."http://127.0.0.1:4321/r/1/v2"]`,
-		`[host."http://127.0.0.1:4321/r/1/v2".header]`, `Authorization = ["Bearer s3cret"]`, `server = "https://registry-1.docker.io"`} {
-		if !strings.Contains(docker, want) {
-			t.Errorf("docker.io hosts.toml lacks %s:\n%s", want, docker)
-		}
-	}
-	if strings.Contains(docker, "m1.example") {
-		t.Errorf("a rewriting endpoint is reached directly:\n%s", docker)
-	}
-	if q := string(files["quay.io"]); !strings.Contains(q, `[host."https://q.example"]`) {
-		t.Errorf("a mirror without rewrites changed:\n%s", q)
+	if routes[0].Registry != "docker.io" || routes[0].Endpoint.Scheme != "https" {
+		t.Errorf("route %+v", routes[0])
 	}
 }
 
@@ -176,8 +143,5 @@ func TestContribExample(t *testing.T) {
 	}
 	if c := f.ConfigFor("mirror.example.com:5000"); c.Auth == nil || c.Auth.Username != "puller" {
 		t.Errorf("mirror credentials: %+v", c)
-	}
-	if len(f.HostsFiles(nil)) != 3 {
-		t.Errorf("hosts files for %d registries, want 3", len(f.HostsFiles(nil)))
 	}
 }

@@ -1,21 +1,17 @@
-// Package registries reads the k3s registries.yaml format (mirrors and per-endpoint configs)
-// and renders it for containerd: mirrors and TLS as hosts.toml files under its config_path,
-// credentials as the CRI images plugin's registry.configs auth (hosts.toml has no auth, and
-// containerd asks for credentials by the host it is talking to, which is what configs keys
-// name).
+// Package registries reads the k3s registries.yaml format (mirrors, their rewrites, and
+// per-endpoint configs), checks it, and says what it means for an endpoint (its credentials and
+// TLS) and for a rewriting mirror (its routes). It is a leaf, so config can read the file
+// without linking the node; pkg/node/registries renders it for containerd.
 package registries
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -95,12 +91,12 @@ func (f *File) Validate() error {
 			return fmt.Errorf("mirrors.%q.rewrite: rewrites apply to mirror endpoints, and there is none: add mirrors.%q.endpoint", name, name)
 		}
 		for i, e := range m.Endpoints {
-			if u, err := endpointURL(e); err == nil && len(m.Rewrites) > 0 && strings.Trim(u.Path, "/") != "" {
+			if u, err := EndpointURL(e); err == nil && len(m.Rewrites) > 0 && strings.Trim(u.Path, "/") != "" {
 				return fmt.Errorf("mirrors.%q.endpoint[%d] %q: with rewrite, an endpoint must be a registry's root (scheme://host[:port]); rewrite into the path instead", name, i, e)
 			}
 		}
 		for i, e := range m.Endpoints {
-			if _, err := endpointURL(e); err != nil {
+			if _, err := EndpointURL(e); err != nil {
 				return fmt.Errorf("mirrors.%q.endpoint[%d]: %w", name, i, err)
 			}
 		}
@@ -144,8 +140,8 @@ func validHost(h string) bool {
 	return err == nil && u.Host == h && u.Hostname() != ""
 }
 
-// endpointURL parses an endpoint: http(s)://host[:port][/path]; a bare host means https.
-func endpointURL(e string) (*url.URL, error) {
+// EndpointURL parses an endpoint: http(s)://host[:port][/path]; a bare host means https.
+func EndpointURL(e string) (*url.URL, error) {
 	if !strings.Contains(e, "://") {
 		e = "https://" + e
 	}
@@ -159,82 +155,6 @@ func endpointURL(e string) (*url.URL, error) {
 	return u, nil
 }
 
-// Dir is the hosts.toml directory containerd looks in for a registry: host_port_ for a
-// name with a port (containerd's own spelling), _default for *.
-func Dir(name string) string {
-	if name == "*" {
-		return "_default"
-	}
-	if h, p, err := net.SplitHostPort(name); err == nil {
-		return h + "_" + p + "_"
-	}
-	return name
-}
-
-// upstream is the registry's own endpoint, tried after the mirrors.
-func upstream(name string) string {
-	if name == "docker.io" {
-		return "https://registry-1.docker.io"
-	}
-	return "https://" + name
-}
-
-// HostsFiles renders one hosts.toml per registry that has mirrors or a TLS config, keyed by
-// directory name. The endpoints of a mirror with rewrites are reached through proxy, which
-// must be given when RewriteRoutes has any.
-func (f *File) HostsFiles(proxy *Proxy) map[string][]byte {
-	out := map[string][]byte{}
-	route := 0
-	for _, name := range slices.Sorted(maps.Keys(f.Mirrors)) {
-		var b bytes.Buffer
-		if name != "*" {
-			fmt.Fprintf(&b, "server = %q\n", upstream(name))
-			f.tlsLines(&b, hostOf(upstream(name)), "")
-		}
-		rewrites := len(f.Mirrors[name].Rewrites) > 0
-		for _, e := range f.Mirrors[name].Endpoints {
-			if rewrites && proxy != nil {
-				// The proxy speaks to the endpoint (TLS, auth) with the rewritten name.
-				fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n", proxy.RoutePath(route))
-				fmt.Fprintf(&b, "  [host.%q.header]\n    %s = [%q]\n", proxy.RoutePath(route), proxy.Header, proxy.Token)
-				route++
-				continue
-			}
-			u, _ := endpointURL(e)
-			override := strings.Trim(u.Path, "/") != ""
-			hu := *u
-			if override {
-				hu.Path = strings.TrimRight(u.Path, "/") + "/v2"
-			}
-			fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", hu.String())
-			if override {
-				b.WriteString("  override_path = true\n")
-			}
-			f.tlsLines(&b, u.Host, "  ")
-		}
-		out[Dir(name)] = b.Bytes()
-	}
-	// A registry pulled by its own name, with a CA or client certificate of its own.
-	for _, host := range slices.Sorted(maps.Keys(f.Configs)) {
-		if f.Configs[host].TLS == nil {
-			continue
-		}
-		if _, ok := out[Dir(host)]; ok {
-			continue
-		}
-		var b bytes.Buffer
-		fmt.Fprintf(&b, "server = %q\n", upstream(host))
-		f.tlsLines(&b, host, "")
-		out[Dir(host)] = b.Bytes()
-	}
-	return out
-}
-
-func hostOf(u string) string {
-	p, _ := url.Parse(u)
-	return p.Host
-}
-
 // ConfigFor is the config of an endpoint host ("docker.io" also stands for
 // registry-1.docker.io).
 func (f *File) ConfigFor(host string) Config {
@@ -243,22 +163,6 @@ func (f *File) ConfigFor(host string) Config {
 		c = f.Configs["docker.io"]
 	}
 	return c
-}
-
-func (f *File) tlsLines(b *bytes.Buffer, host, indent string) {
-	t := f.ConfigFor(host).TLS
-	if t == nil {
-		return
-	}
-	if t.CAFile != "" {
-		fmt.Fprintf(b, "%sca = %q\n", indent, t.CAFile)
-	}
-	if t.CertFile != "" {
-		fmt.Fprintf(b, "%sclient = [[%q, %q]]\n", indent, t.CertFile, t.KeyFile)
-	}
-	if t.InsecureSkipVerify {
-		fmt.Fprintf(b, "%sskip_verify = true\n", indent)
-	}
 }
 
 // Credentials are the auth entries by the host containerd contacts ("docker.io" also
@@ -277,33 +181,6 @@ func (f *File) Credentials() map[string]Auth {
 		}
 	}
 	return out
-}
-
-// WriteHostsDir replaces dir with the hosts files: built beside it and swapped in, so that
-// containerd never reads a half-written set, and a registry removed from the file goes.
-func WriteHostsDir(dir string, files map[string][]byte) error {
-	tmp := dir + ".new"
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("registry hosts dir: %w", err)
-	}
-	for d, body := range files {
-		if err := os.MkdirAll(filepath.Join(tmp, d), 0o700); err != nil {
-			return fmt.Errorf("registry hosts dir: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(tmp, d, "hosts.toml"), body, 0o600); err != nil {
-			return fmt.Errorf("registry hosts dir: %w", err)
-		}
-	}
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return fmt.Errorf("registry hosts dir: %w", err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("registry hosts dir: %w", err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("registry hosts dir: %w", err)
-	}
-	return nil
 }
 
 // Rule rewrites a repository name: the first rule whose pattern matches applies.
@@ -346,8 +223,8 @@ type Route struct {
 	Rules    []Rule
 }
 
-// RewriteRoutes lists every endpoint of every mirror with rewrites, in the order
-// HostsFiles numbers them.
+// RewriteRoutes lists every endpoint of every mirror with rewrites, sorted by registry name
+// and then in the file's order (pkg/node/registries numbers the proxy's routes so).
 func (f *File) RewriteRoutes() []Route {
 	var out []Route
 	for _, name := range slices.Sorted(maps.Keys(f.Mirrors)) {
@@ -357,21 +234,9 @@ func (f *File) RewriteRoutes() []Route {
 		}
 		rules, _ := m.rules() // checked by Validate
 		for _, e := range m.Endpoints {
-			u, _ := endpointURL(e)
+			u, _ := EndpointURL(e)
 			out = append(out, Route{Registry: name, Endpoint: u, Rules: rules})
 		}
 	}
 	return out
 }
-
-// Proxy is where containerd reaches the rewriting proxy: URL (http://127.0.0.1:PORT), and a
-// header it must send, so that no other local process can pull with the node's credentials.
-type Proxy struct {
-	URL    string
-	Header string
-	Token  string
-}
-
-// RoutePath is the base containerd uses for route i (with override_path: it appends
-// NAME/manifests/REF).
-func (p *Proxy) RoutePath(i int) string { return fmt.Sprintf("%s/r/%d/v2", p.URL, i) }
