@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	helmv1 "github.com/k3s-io/helm-controller/pkg/apis/helm.cattle.io/v1"
@@ -31,6 +30,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/control/ctrlloop"
 )
 
 // Finalizer holds a HelmChart until its release is uninstalled. It is the name k3s's
@@ -54,11 +54,9 @@ type Controller struct {
 	Resync time.Duration
 
 	charts, configs cache.GenericLister
-	queue           workqueue.TypedRateLimitingInterface[string]
+	loop            *ctrlloop.Loop
 	events          record.EventBroadcaster
 	recorder        record.EventRecorder
-	cancel          context.CancelFunc
-	wg              sync.WaitGroup
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -69,8 +67,7 @@ func (c *Controller) Init(context.Context) error { return nil }
 // Start registers the CRDs and runs the controller in the background; a failure to
 // register is retried: Helm charts are not what the server's start waits for.
 func (c *Controller) Start(ctx context.Context) error {
-	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	c.queue = workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](2*time.Second, 2*time.Minute))
+	ctx = context.WithoutCancel(ctx) // Start's ctx bounds the start only: Stop ends the loop
 	c.events = record.NewBroadcaster(record.WithContext(ctx))
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events("")})
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "outpost-helm-controller"})
@@ -81,57 +78,48 @@ func (c *Controller) Start(ctx context.Context) error {
 	f := dynamicinformer.NewDynamicSharedInformerFactory(c.Dynamic, resync)
 	charts, configs := f.ForResource(chartsGVR), f.ForResource(configsGVR)
 	c.charts, c.configs = charts.Lister(), configs.Lister()
-	enqueue := func(obj any) {
-		if k, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			c.queue.Add(k) // a HelmChartConfig has its chart's namespace and name
-		}
-	}
-	h := cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue}
+	c.loop = ctrlloop.New(ctrlloop.Config{
+		Sync:        c.sync,
+		Failed:      func(_ context.Context, k string, err error) { c.Log.Warn("helm chart", "chart", k, "err", err) },
+		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[string](2*time.Second, 2*time.Minute),
+		Informers:   f,
+		Synced:      []cache.InformerSynced{charts.Informer().HasSynced, configs.Informer().HasSynced},
+		Before:      c.registerCRDs, // the informers list HelmCharts: the CRDs come first
+	})
+	// A HelmChartConfig has its chart's namespace and name: its key is the chart's.
+	h := c.loop.ObjectHandler()
 	for _, inf := range []cache.SharedIndexInformer{charts.Informer(), configs.Informer()} {
 		if _, err := inf.AddEventHandler(h); err != nil {
 			return fmt.Errorf("helm-controller: %w", err)
 		}
 	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		for started := time.Now(); ctx.Err() == nil; {
-			if err := c.ensureCRDs(ctx); err == nil {
-				break
-			} else if !apierrors.IsForbidden(err) || time.Since(started) > time.Minute {
-				// Forbidden at first is the deploy of this identity's binding, in the same
-				// phase, not done yet: quiet for a minute.
-				c.Log.Warn("registering the HelmChart CRDs", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(5 * time.Second):
-			}
-		}
-		f.Start(ctx.Done())
-		defer f.Shutdown()
-		if !cache.WaitForCacheSync(ctx.Done(), charts.Informer().HasSynced, configs.Informer().HasSynced) {
-			return
-		}
-		for c.next(ctx) {
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
+	c.loop.Start(ctx)
 	return nil
 }
 
 func (c *Controller) Stop(context.Context) error {
-	if c.cancel != nil {
-		c.cancel()
-	}
-	c.wg.Wait()
+	c.loop.Stop()
 	if c.events != nil {
 		c.events.Shutdown()
 	}
 	return nil
+}
+
+// registerCRDs retries ensureCRDs until it succeeds or ctx ends.
+func (c *Controller) registerCRDs(ctx context.Context) {
+	for started := time.Now(); ctx.Err() == nil; {
+		if err := c.ensureCRDs(ctx); err == nil {
+			return
+		} else if !apierrors.IsForbidden(err) || time.Since(started) > time.Minute {
+			// Forbidden at first is the deploy of this identity's binding, in the same
+			// phase, not done yet: quiet for a minute.
+			c.Log.Warn("registering the HelmChart CRDs", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // ensureCRDs creates or updates helm-controller's CRDs and waits until they serve.
@@ -169,21 +157,6 @@ func (c *Controller) ensureCRDs(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	k, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(k)
-	if err := c.sync(ctx, k); err != nil {
-		c.Log.Warn("helm chart", "chart", k, "err", err)
-		c.queue.AddRateLimited(k)
-		return true
-	}
-	c.queue.Forget(k)
-	return true
 }
 
 // sync reconciles one HelmChart: uninstall when it is being deleted, else hold it with the

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
-	"sync"
 
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,9 +20,9 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	listersnodev1 "k8s.io/client-go/listers/node/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/control/ctrlloop"
 	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
 )
 
@@ -46,10 +45,8 @@ type Controller struct {
 
 	nodes   listerscorev1.NodeLister
 	classes listersnodev1.RuntimeClassLister
-	queue   workqueue.TypedRateLimitingInterface[string]
+	loop    *ctrlloop.Loop
 	foreign map[string]bool // names already reported as the user's
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -66,59 +63,40 @@ func (c *Controller) Init(context.Context) error {
 }
 
 func (c *Controller) Start(ctx context.Context) error {
-	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	f := informers.NewSharedInformerFactory(c.Client, 0)
 	nodeInf, rcInf := f.Core().V1().Nodes(), f.Node().V1().RuntimeClasses()
 	c.nodes, c.classes = nodeInf.Lister(), rcInf.Lister()
-	c.queue = workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	c.foreign = map[string]bool{}
-	kick := func(any) { c.queue.Add("all") }
-	// Node updates are mostly status: only a change of labels can change the plan.
-	nodeHandler := cache.ResourceEventHandlerFuncs{AddFunc: kick, DeleteFunc: kick,
-		UpdateFunc: func(old, cur any) {
-			o, ok1 := old.(metav1.Object)
-			n, ok2 := cur.(metav1.Object)
-			if !ok1 || !ok2 || !reflect.DeepEqual(o.GetLabels(), n.GetLabels()) {
-				c.queue.Add("all")
+	// One key, "all": every pass looks at every Node.
+	c.loop = ctrlloop.New(ctrlloop.Config{
+		Sync: func(ctx context.Context, _ string) error { return c.Sync(ctx) },
+		Failed: func(ctx context.Context, _ string, err error) {
+			if ctx.Err() == nil { // not the error of being stopped
+				c.Log.Warn("RuntimeClasses", "err", err)
 			}
-		}}
+		},
+		Informers: f,
+		Synced:    []cache.InformerSynced{nodeInf.Informer().HasSynced, rcInf.Informer().HasSynced},
+	})
+	// Node updates are mostly status: only a change of labels can change the plan.
+	nodeHandler := c.loop.KeyHandler("all")
+	nodeHandler.UpdateFunc = func(old, cur any) {
+		o, ok1 := old.(metav1.Object)
+		n, ok2 := cur.(metav1.Object)
+		if !ok1 || !ok2 || !reflect.DeepEqual(o.GetLabels(), n.GetLabels()) {
+			c.loop.Add("all")
+		}
+	}
 	if _, err := nodeInf.Informer().AddEventHandler(nodeHandler); err != nil {
 		return fmt.Errorf("runtimeclass: %w", err)
 	}
-	rcHandler := cache.ResourceEventHandlerFuncs{AddFunc: kick, DeleteFunc: kick, UpdateFunc: func(_, cur any) { kick(cur) }}
-	if _, err := rcInf.Informer().AddEventHandler(rcHandler); err != nil {
+	if _, err := rcInf.Informer().AddEventHandler(c.loop.KeyHandler("all")); err != nil {
 		return fmt.Errorf("runtimeclass: %w", err)
 	}
-	f.Start(ctx.Done())
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer f.Shutdown()
-		if !cache.WaitForCacheSync(ctx.Done(), nodeInf.Informer().HasSynced, rcInf.Informer().HasSynced) {
-			return
-		}
-		c.queue.Add("all")
-		for c.next(ctx) {
-		}
-	}()
+	c.loop.Add("all") // the first pass, also when no informer event comes
+	// Start's ctx bounds the start only: Stop ends the loop.
+	c.loop.Start(context.WithoutCancel(ctx))
 	return nil
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.Sync(ctx); err != nil {
-		if ctx.Err() == nil {
-			c.Log.Warn("RuntimeClasses", "err", err)
-		}
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
 }
 
 // Sync creates or corrects the RuntimeClass of every runtime some Node is labelled with.
@@ -189,12 +167,6 @@ func (c *Controller) ensure(ctx context.Context, name string) error {
 }
 
 func (c *Controller) Stop(context.Context) error {
-	if c.cancel != nil {
-		c.cancel()
-	}
-	if c.queue != nil {
-		c.queue.ShutDown()
-	}
-	c.wg.Wait()
+	c.loop.Stop()
 	return nil
 }

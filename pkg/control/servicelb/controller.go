@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,9 +16,9 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/control/ctrlloop"
 	"github.com/outpostk8s/outpost/pkg/hostport"
 )
 
@@ -33,12 +32,10 @@ type Controller struct {
 
 	services listerscorev1.ServiceLister
 	nodes    listerscorev1.NodeLister
-	queue    workqueue.TypedRateLimitingInterface[string]
+	loop     *ctrlloop.Loop
 	events   record.EventBroadcaster
 	recorder record.EventRecorder
 	warned   map[string]string // Service key -> the pending message last recorded
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -47,69 +44,39 @@ func (c *Controller) Name() string               { return "servicelb" }
 func (c *Controller) Init(context.Context) error { return nil }
 
 func (c *Controller) Start(ctx context.Context) error {
-	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	ctx = context.WithoutCancel(ctx) // Start's ctx bounds the start only: Stop ends the loop
 	f := informers.NewSharedInformerFactory(c.Client, 0)
 	svcInf, nodeInf := f.Core().V1().Services(), f.Core().V1().Nodes()
 	c.services, c.nodes = svcInf.Lister(), nodeInf.Lister()
-	c.queue = workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	c.warned = map[string]string{}
 	c.events = record.NewBroadcaster(record.WithContext(ctx))
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events("")})
 	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "outpost-servicelb"})
-	kick := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.queue.Add("all") },
-		UpdateFunc: func(any, any) { c.queue.Add("all") },
-		DeleteFunc: func(any) { c.queue.Add("all") },
-	}
+	// One key, "all": every pass replans every Service.
+	c.loop = ctrlloop.New(ctrlloop.Config{
+		Sync:      func(ctx context.Context, _ string) error { return c.Sync(ctx) },
+		Failed:    func(_ context.Context, _ string, err error) { c.Log.Warn("service load balancers", "err", err) },
+		Informers: f,
+		Synced:    []cache.InformerSynced{svcInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
+	})
+	kick := c.loop.KeyHandler("all")
 	if _, err := svcInf.Informer().AddEventHandler(kick); err != nil {
 		return fmt.Errorf("servicelb: %w", err)
 	}
 	if _, err := nodeInf.Informer().AddEventHandler(kick); err != nil {
 		return fmt.Errorf("servicelb: %w", err)
 	}
-	f.Start(ctx.Done())
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer f.Shutdown()
-		if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, nodeInf.Informer().HasSynced) {
-			return
-		}
-		c.queue.Add("all")
-		for c.next(ctx) {
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
+	c.loop.Add("all") // the first pass, also when no informer event comes
+	c.loop.Start(ctx)
 	return nil
 }
 
 func (c *Controller) Stop(context.Context) error {
-	if c.cancel != nil {
-		c.cancel()
-	}
-	c.wg.Wait()
+	c.loop.Stop()
 	if c.events != nil {
 		c.events.Shutdown()
 	}
 	return nil
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	k, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(k)
-	if err := c.Sync(ctx); err != nil {
-		c.Log.Warn("service load balancers", "err", err)
-		c.queue.AddRateLimited(k)
-		return true
-	}
-	c.queue.Forget(k)
-	return true
 }
 
 // Sync writes every Service's planned status; it records an Event when a Service is held
