@@ -111,14 +111,22 @@ func TestGPUMock(t *testing.T) {
 			}
 			return nil
 		})
-		labels := s.MustKubectl("get", "node", "-o", "jsonpath={.items[0].metadata.labels}")
-		for _, want := range []string{`"nvidia.com/gpu.present":"true"`, `"nvidia.com/gpu.count":"8"`, `"nvidia.com/gpu.product":"NVIDIA-A100-SXM4-40GB"`,
-			`"nvidia.com/gpu.memory":"40960"`, `"nvidia.com/cuda.driver.major":"550"`, `"nvidia.com/cuda.driver.minor":"54"`,
-			`"nvidia.com/mig.capable":"true"`, `"nvidia.com/mig.strategy":"none"`, `"nvidia.com/gpu.replicas":"1"`} {
-			if !strings.Contains(labels, want) {
-				t.Errorf("labels lack %s: %s", want, labels)
+		// The labels come from their own loop (a patch every 2 s until they hold), not with the
+		// device plugin's allocatable: wait for them as well, a minute at most.
+		harness.Eventually(t, time.Minute, "GPU labels on the node", func() error {
+			labels, err := s.Kubectl("get", "node", "-o", "jsonpath={.items[0].metadata.labels}")
+			if err != nil {
+				return err
 			}
-		}
+			for _, want := range []string{`"nvidia.com/gpu.present":"true"`, `"nvidia.com/gpu.count":"8"`, `"nvidia.com/gpu.product":"NVIDIA-A100-SXM4-40GB"`,
+				`"nvidia.com/gpu.memory":"40960"`, `"nvidia.com/cuda.driver.major":"550"`, `"nvidia.com/cuda.driver.minor":"54"`,
+				`"nvidia.com/mig.capable":"true"`, `"nvidia.com/mig.strategy":"none"`, `"nvidia.com/gpu.replicas":"1"`} {
+				if !strings.Contains(labels, want) {
+					return fmt.Errorf("labels lack %s: %s", want, labels)
+				}
+			}
+			return nil
+		})
 	})
 	t.Run("PodGetsTwoGPUs", func(t *testing.T) {
 		applyGPUPod(t, s, "gpu2", imgName, 2)

@@ -54,8 +54,8 @@ func (a *Agent) Prepare() error {
 	return nil
 }
 
-// Phases are the node's, with the load balancer and the certificate renewer first.
-func (a *Agent) Phases(binDir string) ([][]component.Component, error) {
+// Plan is the node's, with the certificate renewer and the load balancer first.
+func (a *Agent) Plan(binDir string) (*component.Plan, error) {
 	n := a.Cfg.Node
 	servers, err := a.servers()
 	if err != nil {
@@ -63,14 +63,15 @@ func (a *Agent) Phases(binDir string) ([][]component.Component, error) {
 	}
 	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.AgentTLS(), BinDir: binDir, Servers: servers,
 		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: a.Log, Out: a.Out}
-	phases, err := nd.Phases()
+	parts, err := nd.Parts()
 	if err != nil {
 		return nil, err
 	}
-	renewer := &join.Renewer{Client: join.Client{Servers: a.Cfg.Join.Servers, Token: a.Cfg.Join.Token},
-		Node: a.Joined.Node, Dir: n.Dirs.AgentTLS(), Log: a.Log.With("component", "certificates")}
-	phases[0] = append([]component.Component{renewer}, phases[0]...)
-	return phases, nil
+	p := component.NewPlan(component.StageRuntime, component.StageImages, component.StageKubelet, component.StageNetwork)
+	p.Add(component.StageRuntime, &join.Renewer{Client: join.Client{Servers: a.Cfg.Join.Servers, Token: a.Cfg.Join.Token},
+		Node: a.Joined.Node, Dir: n.Dirs.AgentTLS(), Log: a.Log.With("component", "node-certificates")})
+	parts.Add(p)
+	return p, nil
 }
 
 // servers are the load balancer's: the one that answered the join first, then the others.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -59,16 +60,14 @@ func storedJoin(t *testing.T, dir string) *join.Result {
 	return res
 }
 
-func find[T component.Component](phases [][]component.Component) T {
-	for _, p := range phases {
-		for _, c := range p {
-			if t, ok := c.(T); ok {
-				return t
-			}
+func find[T component.Component](p *component.Plan) T {
+	var out T
+	p.Each(func(_ component.Stage, c component.Component) {
+		if t, ok := c.(T); ok {
+			out = t
 		}
-	}
-	var zero T
-	return zero
+	})
+	return out
 }
 
 // An agent runs the node alone, behind its load balancer, on the join's credentials and the
@@ -94,22 +93,29 @@ func TestAgentPhases(t *testing.T) {
 	if err := a.Prepare(); err != nil {
 		t.Fatal(err)
 	}
-	phases, err := a.Phases("/payload/bin")
+	phases, err := a.Plan("/payload/bin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{{"certificates", "load-balancer", "sysctl", "containerd"}, {"images"}, {"kubelet", "kube-proxy", "service-cidr"}, {"flannel", "cni", "network-policy", "server-list", "page-release"}}
-	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
-		t.Fatalf("phases\n got %v\nwant %v", got, want)
+	want := map[component.Stage][]string{
+		component.StageRuntime: {"node-certificates", "load-balancer", "sysctl", "containerd"},
+		component.StageImages:  {"images"}, component.StageKubelet: {"kubelet", "kube-proxy", "service-cidr"},
+		component.StageNetwork: {"flannel", "cni", "network-policy", "server-list", "page-release"}}
+	got := map[component.Stage][]string{}
+	for _, st := range phases.Order() {
+		got[st] = phases.Names(st)
+	}
+	if !maps.EqualFunc(got, want, slices.Equal) || !slices.Equal(phases.Order(), []component.Stage{component.StageRuntime, component.StageImages, component.StageKubelet, component.StageNetwork}) {
+		t.Fatalf("stages\n got %v %v\nwant %v", phases.Order(), got, want)
 	}
 	// The server's --disable-network-policy reaches the agent in its settings.
 	a.Cfg.Node.Cluster.NetworkPolicy = false
-	off, err := a.Phases("/payload/bin")
+	off, err := a.Plan("/payload/bin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if names := component.Names(off); !slices.Contains(names[3], "network-policy-cleanup") || slices.Contains(names[3], "network-policy") {
-		t.Errorf("policies off: last phase %v", names[3])
+	if names := off.Names(component.StageNetwork); !slices.Contains(names, "network-policy-cleanup") || slices.Contains(names, "network-policy") {
+		t.Errorf("policies off: network stage %v", names)
 	}
 	k := find[*kubelet.Kubelet](phases).Config()
 	if k.TLSCertFile != filepath.Join(d.AgentTLS(), pki.KubeletServing+".crt") || k.ClientCAFile != filepath.Join(d.AgentTLS(), pki.ClientCA+".crt") ||

@@ -26,21 +26,19 @@ type Readier interface {
 	Ready(ctx context.Context) error
 }
 
-// NotGating runs a component without holding up the next phase on its readiness: only the
+// notGating runs a component without holding up the next stage on its readiness: only the
 // Component methods show through, so the Manager sees no Readier.
-type NotGating struct{ Component }
+type notGating struct{ Component }
 
-// After starts its Component only once Dep is ready, within the Component's own Start: work
-// that needs a component of an earlier phase whose readiness that phase does not wait for
-// (the server's image import needs containerd, which starts beside the datastore so that the
-// apiserver does not wait for it). Dep must be a Readier; a Dep that dies first fails Start.
-type After struct {
+// after starts its Component only once Dep is ready, within the Component's own Start (the
+// After option). Dep must be a Readier; a Dep that dies first fails Start.
+type after struct {
 	Component
 	Dep     Component
 	Timeout time.Duration // default 2 minutes
 }
 
-func (a After) Start(ctx context.Context) error {
+func (a after) Start(ctx context.Context) error {
 	if err := waitFor(ctx, a.Dep, a.Timeout, nil); err != nil {
 		return fmt.Errorf("waiting for %s: %w", a.Dep.Name(), err)
 	}
@@ -52,33 +50,48 @@ type Dier interface {
 	Done() <-chan error
 }
 
-// Manager runs components in phases: every component of a phase is started, then all must be
-// ready before the next phase starts.
+// Manager runs a Plan: every component of a stage is started, then the gating ones must be
+// ready before the next stage starts. Once all run, it keeps probing readiness for Health.
 type Manager struct {
-	Phases       [][]Component
+	Plan         *Plan
 	ReadyTimeout time.Duration
 	Log          *slog.Logger
-	started      []Component
+	// HealthEvery is how often readiness is probed once everything runs (default 15 s).
+	HealthEvery time.Duration
+
+	stages  []StageRun
+	started []Component
+	health  healthBook
 }
 
-// Start inits and starts every phase in order. On failure it stops what it started, in
+// Start inits and starts every stage in order. On failure it stops what it started, in
 // reverse, and returns the first error.
 func (m *Manager) Start(ctx context.Context) error {
-	for _, phase := range m.Phases {
-		for _, c := range phase {
+	stages, err := m.Plan.Stages()
+	if err != nil {
+		return err
+	}
+	m.stages = stages
+	m.health.set(stages)
+	for _, st := range stages {
+		for _, c := range st.Components {
 			if err := c.Init(ctx); err != nil {
 				return m.unwind(ctx, fmt.Errorf("%s: init: %w", c.Name(), err))
 			}
 		}
-		for _, c := range phase {
+		for _, c := range st.Components {
 			m.started = append(m.started, c)
 			if err := c.Start(ctx); err != nil {
 				return m.unwind(ctx, fmt.Errorf("%s: start: %w", c.Name(), err))
 			}
+			m.health.mark(c.Name(), StateStarting, nil)
 		}
-		for _, c := range phase {
+		for _, c := range st.Components {
 			if err := m.waitReady(ctx, c); err != nil {
 				return m.unwind(ctx, err)
+			}
+			if _, gating := c.(Readier); gating {
+				m.health.mark(c.Name(), StateReady, nil)
 			}
 		}
 	}
@@ -153,8 +166,8 @@ func (m *Manager) Stop(ctx context.Context) error {
 // Died returns a channel that fires with the first component that dies on its own.
 func (m *Manager) Died() <-chan error {
 	out := make(chan error, 1)
-	for _, phase := range m.Phases {
-		for _, c := range phase {
+	for _, st := range m.stages {
+		for _, c := range st.Components {
 			if d, ok := c.(Dier); ok {
 				go func(name string, ch <-chan error) {
 					if err, ok := <-ch; ok {
@@ -170,7 +183,7 @@ func (m *Manager) Died() <-chan error {
 	return out
 }
 
-// Run starts every phase, calls started (in its own goroutine) once all run, and blocks until
+// Run starts every stage, calls started (in its own goroutine) once all run, and blocks until
 // ctx ends or a component dies; then it stops everything in reverse, giving the stop at most
 // stopTimeout. It returns why a component died, or nil after ctx ended.
 func (m *Manager) Run(ctx context.Context, stopTimeout time.Duration, started func(ctx context.Context)) error {
@@ -180,6 +193,8 @@ func (m *Manager) Run(ctx context.Context, stopTimeout time.Duration, started fu
 	if started != nil {
 		go started(ctx)
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	go m.watch(watchCtx)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -188,22 +203,11 @@ func (m *Manager) Run(ctx context.Context, stopTimeout time.Duration, started fu
 		runErr = err
 		m.Log.Error("component died; stopping", "err", err)
 	}
+	stopWatch()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer cancel()
 	if err := m.Stop(stopCtx); err != nil {
 		m.Log.Warn("stop", "err", err)
 	}
 	return runErr
-}
-
-// Names lists the names of the components of each phase: what a role assembled, for tests and
-// logs.
-func Names(phases [][]Component) [][]string {
-	out := make([][]string, len(phases))
-	for i, p := range phases {
-		for _, c := range p {
-			out[i] = append(out[i], c.Name())
-		}
-	}
-	return out
 }

@@ -47,7 +47,7 @@ func TestManagerOrderAndReverseStop(t *testing.T) {
 	a := &fake{name: "a", log: &log, readyAfter: 2}
 	b := &fake{name: "b", log: &log}
 	c := &fake{name: "c", log: &log}
-	m := &Manager{Phases: [][]Component{{a}, {b, c}}}
+	m := &Manager{Plan: plan(t, []Component{a}, []Component{b, c})}
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestManagerUnwindsOnFailure(t *testing.T) {
 	var log []string
 	a := &fake{name: "a", log: &log}
 	b := &fake{name: "b", log: &log, startErr: errors.New("boom")}
-	m := &Manager{Phases: [][]Component{{a}, {b}}}
+	m := &Manager{Plan: plan(t, []Component{a}, []Component{b})}
 	err := m.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "b: start: boom") {
 		t.Fatalf("err = %v", err)
@@ -83,7 +83,7 @@ func TestManagerDeathBeforeReady(t *testing.T) {
 	done := make(chan error, 1)
 	a := &fake{name: "a", log: &log, readyAfter: 1 << 30, done: done}
 	done <- errors.New("exit status 1")
-	m := &Manager{Phases: [][]Component{{a}}, ReadyTimeout: 5 * time.Second}
+	m := &Manager{Plan: plan(t, []Component{a}), ReadyTimeout: 5 * time.Second}
 	err := m.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
 		t.Fatalf("err = %v", err)
@@ -91,12 +91,15 @@ func TestManagerDeathBeforeReady(t *testing.T) {
 }
 
 // After starts its component only once the dependency is ready, and fails when the
-// dependency dies first: the phase around it is not held up by the dependency.
+// dependency dies first: the stage around it is not held up by the dependency.
 func TestAfterWaitsForItsDependency(t *testing.T) {
 	var log []string
 	dep := &fake{name: "runtime", log: &log, readyAfter: 2}
 	imgs := &fake{name: "images", log: &log}
-	m := &Manager{Phases: [][]Component{{NotGating{Component: dep}}, {After{Component: imgs, Dep: dep}}}}
+	p := NewPlan(StageRuntime, StageImages)
+	p.Add(StageRuntime, dep, NotGating())
+	p.Add(StageImages, imgs, After(dep))
+	m := &Manager{Plan: p}
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -110,24 +113,27 @@ func TestAfterWaitsForItsDependency(t *testing.T) {
 
 	died := &fake{name: "runtime", log: &log, readyAfter: 1 << 30, done: make(chan error, 1)}
 	died.done <- errors.New("exit status 1")
-	err := After{Component: imgs, Dep: died}.Start(context.Background())
+	err := after{Component: imgs, Dep: died}.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "waiting for runtime") || !strings.Contains(err.Error(), "exit status 1") {
 		t.Fatalf("got %v, want the dependency's death", err)
 	}
 }
 
-// A NotGating component is started but never probed: the next phase goes on at once.
+// A NotGating component is started but never probed: the next stage goes on at once.
 func TestNotGatingDoesNotHoldUpThePhase(t *testing.T) {
 	var log []string
 	slow := &fake{name: "slow", log: &log, readyAfter: 1 << 30}
 	next := &fake{name: "next", log: &log}
-	m := &Manager{Phases: [][]Component{{NotGating{Component: slow}}, {next}}}
+	p := NewPlan(StageRuntime, StageImages)
+	p.Add(StageRuntime, slow, NotGating())
+	p.Add(StageImages, next)
+	m := &Manager{Plan: p}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if slow.readyCalls != 0 || (NotGating{Component: slow}).Name() != "slow" {
+	if slow.readyCalls != 0 || (notGating{Component: slow}).Name() != "slow" {
 		t.Errorf("probed %d times", slow.readyCalls)
 	}
 	m.Stop(context.Background())
@@ -148,4 +154,17 @@ func TestGetOK(t *testing.T) {
 	if err := GetOK(context.Background(), srv.Client(), srv.URL); err != nil {
 		t.Errorf("200 gave %v", err)
 	}
+}
+
+// plan puts each list of components in a stage of its own, in order.
+func plan(t *testing.T, stages ...[]Component) *Plan {
+	t.Helper()
+	all := []Stage{StageDatastore, StageRuntime, StageAPI, StageImages}
+	p := NewPlan(all[:len(stages)]...)
+	for i, cs := range stages {
+		for _, c := range cs {
+			p.Add(all[i], c)
+		}
+	}
+	return p
 }

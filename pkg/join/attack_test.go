@@ -132,7 +132,7 @@ func TestRenewWithoutToken(t *testing.T) {
 	evil, _ := pki.EnsureCluster(pki.ClusterSpec{Dir: t.TempDir(), NodeName: "n1", NodeIP: net.ParseIP("127.0.0.1")})
 	bad, _ := tls.LoadX509KeyPair(evil.Path(pki.Kubelet, ".crt"), evil.Path(pki.Kubelet, ".key"))
 	req, _, _ := newRequest(node("n1", pwA))
-	if _, err := c.Renew1(context.Background(), cl.url, cl.ca, bad, req); !errors.As(err, &r) || r.Failure.Reason != ReasonNotNode {
+	if _, err := c.RenewWith(context.Background(), cl.url, cl.ca, bad, req); !errors.As(err, &r) || r.Failure.Reason != ReasonNotNode {
 		t.Errorf("foreign certificate: %v", err)
 	}
 	if _, err := c.post(context.Background(), cl.url, RenewPath, cl.ca, nil, req); !errors.As(err, &r) || r.Failure.Reason != ReasonNotNode {

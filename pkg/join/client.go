@@ -113,9 +113,9 @@ func (c Client) Join(ctx context.Context, server string, caPEM []byte, r Request
 	return c.post(ctx, server, JoinPath, caPEM, nil, r)
 }
 
-// Renew1 sends the request to server authenticated by the node's client certificate instead
+// RenewWith sends the request to server authenticated by the node's client certificate instead
 // of a token, trusting only caPEM.
-func (c Client) Renew1(ctx context.Context, server string, caPEM []byte, cert tls.Certificate, r Request) (*Response, error) {
+func (c Client) RenewWith(ctx context.Context, server string, caPEM []byte, cert tls.Certificate, r Request) (*Response, error) {
 	return c.post(ctx, server, RenewPath, caPEM, &cert, r)
 }
 

@@ -153,7 +153,7 @@ func (c Client) Renew(ctx context.Context, st *Result, dir string, n Node) (*Res
 		if i > 0 && s == st.Server {
 			continue
 		}
-		resp, err := c.Renew1(ctx, s, st.CAPEM, cert, req)
+		resp, err := c.RenewWith(ctx, s, st.CAPEM, cert, req)
 		if err == nil {
 			return &Result{Server: s, Settings: resp.Settings, CAPEM: st.CAPEM, Node: n, Renewed: true, resp: resp, keys: keys}, nil
 		}

@@ -24,7 +24,7 @@ type Renewer struct {
 	wg     sync.WaitGroup
 }
 
-func (r *Renewer) Name() string               { return "certificates" }
+func (r *Renewer) Name() string               { return "node-certificates" }
 func (r *Renewer) Init(context.Context) error { return nil }
 
 func (r *Renewer) Start(ctx context.Context) error {

@@ -64,19 +64,25 @@ type Parts struct {
 	Network    []component.Component // the network and the GPU layer: they need the registered Node
 }
 
-// Phases are the start order on an agent, each phase waiting for the one before: the
+// Add puts the node into an agent's plan, each stage waiting for the one before: the
 // runtime, the images, the kubelet and kube-proxy, then the network and the GPU layer.
-func (p *Parts) Phases() [][]component.Component {
-	return [][]component.Component{p.Runtime, {p.Images}, p.Kubelet, p.Network}
+func (p *Parts) Add(plan *component.Plan) {
+	for _, c := range p.Runtime {
+		plan.Add(component.StageRuntime, c)
+	}
+	plan.Add(component.StageImages, p.Images)
+	p.AddNode(plan)
 }
 
-// Phases are the node's components in an agent's start order (Parts.Phases).
-func (n *Node) Phases() ([][]component.Component, error) {
-	p, err := n.Parts()
-	if err != nil {
-		return nil, err
+// AddNode puts the kubelet and the network into plan: the stages a server's node shares with
+// an agent.
+func (p *Parts) AddNode(plan *component.Plan) {
+	for _, c := range p.Kubelet {
+		plan.Add(component.StageKubelet, c)
 	}
-	return p.Phases(), nil
+	for _, c := range p.Network {
+		plan.Add(component.StageNetwork, c)
+	}
 }
 
 // Parts builds the node's components. Building them writes nothing; each component writes

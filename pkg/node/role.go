@@ -13,10 +13,10 @@ import (
 )
 
 // Role is what `outpost server` and `outpost agent` each run: files written before anything
-// starts (Prepare), then the phases of components built from them.
+// starts (Prepare), then the plan of components built from them.
 type Role interface {
 	Prepare() error
-	Phases(binDir string) ([][]component.Component, error)
+	Plan(binDir string) (*component.Plan, error)
 }
 
 // ErrNoSelf means this program cannot find its own path (no /proc).
@@ -33,8 +33,8 @@ func PayloadBin(payloadDir string) (string, error) {
 }
 
 // Run finds the bundled binaries (containerd, runc, CNI plugins) beside this program, prepares
-// the role and runs its phases until ctx ends or a component dies, then stops everything in
-// reverse. ready runs once every phase has started.
+// the role and runs its plan until ctx ends or a component dies, then stops everything in
+// reverse. ready runs once every stage has started.
 func Run(ctx context.Context, r Role, payloadDir string, log *slog.Logger, ready func(context.Context)) error {
 	binDir, err := PayloadBin(payloadDir)
 	if err != nil {
@@ -43,10 +43,10 @@ func Run(ctx context.Context, r Role, payloadDir string, log *slog.Logger, ready
 	if err := r.Prepare(); err != nil {
 		return err
 	}
-	phases, err := r.Phases(binDir)
+	plan, err := r.Plan(binDir)
 	if err != nil {
 		return err
 	}
-	m := &component.Manager{Phases: phases, ReadyTimeout: 3 * time.Minute, Log: log}
+	m := &component.Manager{Plan: plan, ReadyTimeout: 3 * time.Minute, Log: log}
 	return m.Run(ctx, 45*time.Second, ready)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -52,14 +51,16 @@ type clients struct {
 	discovery  discovery.CachedDiscoveryInterface
 }
 
-// controlPlane assembles the control plane's phases: the datastore (and the Secrets key); the
+// controlPlane adds the control plane to p: the datastore (and the Secrets key); the
 // apiserver with the join API; then the scheduler, controller-manager, deploy, certificate
 // renewal, node-password cleanup, the kubelet CA bundle's check (and Secrets re-encryption).
-func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
+// Outpost's cluster-wide controllers are leader-only: on a shared datastore one server runs
+// them, under the Lease.
+func (s *Server) controlPlane(p *component.Plan) error {
 	c := s.Cfg.Control
 	cl, err := s.clients()
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	var kine datastoreComponent = datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, TLS: kineTLS(c.Datastore), DBFile: c.Dirs.DBFile(),
 		Socket: c.Dirs.KineSocket(), CompactInterval: c.Datastore.CompactInterval,
@@ -79,17 +80,17 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 		Port: c.HTTPSPort, ServiceCIDR: c.Cluster.ServiceCIDR.String(), ClusterDomain: c.Cluster.ClusterDomain,
 		Verbosity: c.Verbosity, Extra: c.Args.APIServer, EncryptionConfig: s.encryptionConfigPath(), PolicyCurrent: s.policyCurrent})
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	shared := c.Datastore.Endpoint != "" || c.Etcd // other servers may run on it
 	sched, err := scheduler.New(scheduler.Config{Kubeconfig: c.Dirs.SchedulerKubeconfig(), TLSDir: c.Dirs.TLS(), LeaderElect: shared, Extra: c.Args.Scheduler})
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	cm, err := controllermanager.New(controllermanager.Config{Kubeconfig: c.Dirs.ControllerKubeconfig(), TLSDir: c.Dirs.TLS(),
 		ClusterCIDR: c.Cluster.ClusterCIDR.String(), ServiceCIDR: c.Cluster.ServiceCIDR.String(), LeaderElect: shared, Extra: c.Args.ControllerManager})
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	dep := &deploy.Deploy{Dir: c.Dirs.Manifests(), Log: s.Log.With("component", "deploy"),
 		Applier:  deploy.Applier{Client: cl.dynamic, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(cl.discovery)},
@@ -103,13 +104,21 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 			ServerCABase64: base64.StdEncoding.EncodeToString(s.pki.ServerCA.CertPEM),
 			LocalPathImage: version.LocalPathImage, StoragePath: c.StoragePath}}
 
-	first := []component.Component{kine}
+	const ctl = component.StageControllers
+	p.Add(component.StageDatastore, kine)
+	if pth := s.encryptionConfigPath(); pth != "" { // the key, before the apiserver reads it
+		p.Add(component.StageDatastore, &encryptionKey{path: pth, provider: c.SecretsProvider, log: s.Log.With("component", "secrets-encryption")})
+	}
+	p.Add(component.StageAPI, api)
+	p.Add(ctl, &policyMarker{path: c.Dirs.PolicyMarker(), record: s.policyRecord(), current: s.policyCurrent})
+	p.Add(ctl, sched)
+	p.Add(ctl, cm)
 	// The manifests apply in the background (a few seconds on two cores): the node's image
 	// import need not wait for them, and the node-password claim retries until its RBAC is in.
-	rest := []component.Component{&policyMarker{path: c.Dirs.PolicyMarker(), record: s.policyRecord(), current: s.policyCurrent},
-		sched, cm, component.NotGating{Component: dep}, s.renewer(),
-		&nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode},
-		&kubeletTrust{client: cl.supervisor, dir: c.Dirs.TLS(), log: s.Log.With("component", "kubelet-ca-bundle")}}
+	p.Add(ctl, dep, component.NotGating(), component.LeaderOnly())
+	p.Add(ctl, s.renewer())
+	p.Add(ctl, &nodepassword.NodePassword{Client: cl.supervisor, Log: s.Log.With("component", "node-password"), Keep: c.OwnNode}, component.LeaderOnly())
+	p.Add(ctl, &kubeletTrust{client: cl.supervisor, dir: c.Dirs.TLS(), log: s.Log.With("component", "kubelet-ca-bundle")})
 	if !c.Disabled["metrics-server"] {
 		tls := func(name, ext string) string { return filepath.Join(c.Dirs.TLS(), name+ext) }
 		ms, err := metricsserver.New(metricsserver.Config{BindIP: c.NodeIP, Kubeconfig: c.Dirs.MetricsServerKubeconfig(),
@@ -118,61 +127,63 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 			RequestHeaderCA: tls(pki.RequestHeaderCA, ".crt"), AllowedNames: []string{pki.AuthProxyName}, ClientCA: tls(pki.ClientCA, ".crt"),
 			Log: s.Log.With("component", "metrics-server")})
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		rest = append(rest, ms)
+		p.Add(ctl, ms)
 	}
 	if !c.Disabled["servicelb"] {
 		lbClient, err := kubeclient.New(c.Dirs.ServiceLBKubeconfig())
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		rest = append(rest, &servicelb.Controller{Client: lbClient, Reserved: servicelb.Reserved(c.HTTPSPort, c.Etcd, c.ServiceLBReserved),
-			Log: s.Log.With("component", "servicelb")})
+		p.Add(ctl, &servicelb.Controller{Client: lbClient, Reserved: servicelb.Reserved(c.HTTPSPort, c.Etcd, c.ServiceLBReserved),
+			Log: s.Log.With("component", "servicelb")}, component.LeaderOnly())
 	}
 	if !c.DisableHelm {
 		// Its own identity, system:outpost-helm (cluster admin by helm-controller.yaml, which
 		// --disable-helm-controller removes), not the server's admin.
 		hcfg, err := kubeclient.Config(c.Dirs.HelmKubeconfig())
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		hcs, err := kubernetes.NewForConfig(hcfg)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		dyn, err := dynamic.NewForConfig(hcfg)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		ext, err := apiextclient.NewForConfig(hcfg)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		rest = append(rest, &helm.Controller{Client: hcs, Dynamic: dyn, APIExt: ext, Resync: c.HelmResync, Log: s.Log.With("component", "helm-controller"),
+		p.Add(ctl, &helm.Controller{Client: hcs, Dynamic: dyn, APIExt: ext, Resync: c.HelmResync, Log: s.Log.With("component", "helm-controller"),
 			Releaser: &helm.Releaser{Kubeconfig: c.Dirs.HelmKubeconfig(), CacheDir: c.Dirs.HelmCache(), Log: s.Log.With("component", "helm"),
 				API:    strings.TrimPrefix(hcfg.Host, "https://"),
-				APITLS: helm.TLSFiles{CA: c.Dirs.ServerCAFile(), Cert: filepath.Join(c.Dirs.TLS(), pki.Helm+".crt"), Key: filepath.Join(c.Dirs.TLS(), pki.Helm+".key")}}})
+				APITLS: helm.TLSFiles{CA: c.Dirs.ServerCAFile(), Cert: filepath.Join(c.Dirs.TLS(), pki.Helm+".crt"), Key: filepath.Join(c.Dirs.TLS(), pki.Helm+".key")}}},
+			component.LeaderOnly())
 	}
-	rest = append(rest, &runtimeclass.Controller{Client: cl.admin, Legacy: c.Dirs.RuntimeClassesManifest(),
-		Log: s.Log.With("component", "gpu-runtimeclasses")})
-	if p := s.encryptionConfigPath(); p != "" {
-		log := s.Log.With("component", "secrets-encryption")
-		first = append(first, &encryptionKey{path: p, provider: c.SecretsProvider, log: log})
-		rest = append(rest, &reencrypt{client: cl.admin, socket: c.Dirs.KineSocket(), log: log})
+	p.Add(ctl, &runtimeclass.Controller{Client: cl.admin, Legacy: c.Dirs.RuntimeClassesManifest(),
+		Log: s.Log.With("component", "gpu-runtimeclasses")}, component.LeaderOnly())
+	if s.encryptionConfigPath() != "" {
+		p.Add(ctl, &reencrypt{client: cl.admin, socket: c.Dirs.KineSocket(), log: s.Log.With("component", "secrets-encryption")})
 	}
 	if shared {
 		// The node name plus a random part, as upstream does: two servers that share a name
 		// must not both think they hold the Lease.
 		id := make([]byte, 4)
 		if _, err := rand.Read(id); err != nil {
-			return nil, nil, err
+			return err
 		}
-		rest = electLeader(rest, cl.admin, c.NodeName+"_"+hex.EncodeToString(id), s.Log.With("component", "leader"))
+		identity, log := c.NodeName+"_"+hex.EncodeToString(id), s.Log.With("component", "leader")
+		p.Elect = func(cs []component.Component) component.Component {
+			return &leader.Elected{Lease: "outpost-controllers", Identity: identity, Client: cl.admin, Log: log, Components: cs}
+		}
 	}
 	if c.Etcd {
 		socket := c.Dirs.KineSocket()
-		rest = append(rest, &etcdmember.Remover{Client: cl.admin, Own: c.NodeName, Log: s.Log.With("component", "etcd-member-remover"),
+		p.Add(ctl, &etcdmember.Remover{Client: cl.admin, Own: c.NodeName, Log: s.Log.With("component", "etcd-member-remover"),
 			Remove: func(ctx context.Context, name string) (bool, error) {
 				cli, err := datastore.Client("unix://" + socket)
 				if err != nil {
@@ -184,15 +195,16 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	}
 	keeper := &bootstrapKeeper{serverDir: c.Dirs.ServerDir(), tokens: s.token, endpoint: kine.EtcdEndpoint(),
 		shared: shared, log: s.Log.With("component", "bootstrap-data")}
-	rest = append(rest, keeper, &tokenSyncer{endpoint: kine.EtcdEndpoint(), keeper: keeper, log: s.Log.With("component", "token-sync"),
+	p.Add(ctl, keeper)
+	p.Add(ctl, &tokenSyncer{endpoint: kine.EtcdEndpoint(), keeper: keeper, log: s.Log.With("component", "token-sync"),
 		server: tokensync.Server{Name: c.NodeName, Now: time.Now, Files: tokensync.Files{Cluster: s.token, Agent: s.agentToken,
 			Write: func(p string, b []byte) error { return pki.WriteFile(p, b, 0o600) }}}})
 	if sn := c.Snapshots; sn.Schedule != "" {
 		sched, err := snapshot.ParseSchedule(sn.Schedule)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		rest = append(rest, &snapshotter{store: snapshot.Store{Dir: sn.Dir}, source: source,
+		p.Add(ctl, &snapshotter{store: snapshot.Store{Dir: sn.Dir}, source: source,
 			schedule: sched, name: sn.Name, node: c.NodeName, retention: sn.Retention, keeper: keeper,
 			log: s.Log.With("component", "etcd-snapshot")})
 	}
@@ -201,32 +213,15 @@ func (s *Server) controlPlane() ([][]component.Component, *clients, error) {
 	// kubelet phase, after this one, waits for it. Last: its Start retries until the RBAC it
 	// needs is in, which deploy applies (on a shared datastore under the leader election
 	// started before it).
-	rest = append(rest, &claimNodeName{passwords: join.Passwords{Client: cl.supervisor, Server: true}, node: c.NodeName,
+	p.Add(ctl, &claimNodeName{passwords: join.Passwords{Client: cl.supervisor, Server: true}, node: c.NodeName,
 		file: c.NodePasswordFile, log: s.Log.With("component", "node-password")})
-	return [][]component.Component{first, {api}, rest}, cl, nil
+	return nil
 }
 
 // datastoreComponent is kine or the embedded etcd: what the apiserver talks to.
 type datastoreComponent interface {
 	component.Component
 	EtcdEndpoint() string
-}
-
-// electLeader moves the cluster-wide controllers of Outpost's own into one component that
-// runs them only while this server holds the Lease: with servers sharing a datastore, one
-// applies the manifests, installs charts, and assigns load-balancer addresses.
-func electLeader(rest []component.Component, client kubernetes.Interface, identity string, log *slog.Logger) []component.Component {
-	one := map[string]bool{"deploy": true, "node-password-cleaner": true, "servicelb": true, "helm-controller": true, "gpu-runtimeclasses": true}
-	e := &leader.Elected{Lease: "outpost-controllers", Identity: identity, Client: client, Log: log}
-	var out []component.Component
-	for _, c := range rest {
-		if one[c.Name()] {
-			e.Components = append(e.Components, c)
-			continue
-		}
-		out = append(out, c)
-	}
-	return append(out, e)
 }
 
 func (s *Server) clients() (*clients, error) {

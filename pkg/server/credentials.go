@@ -58,7 +58,7 @@ func (s *Server) writeKubeconfigs() error {
 // renewer re-issues the server's certificates that are due while it runs.
 func (s *Server) renewer() *renewer.Renewer {
 	return &renewer.Renewer{Dirs: []string{s.Cfg.Control.Dirs.TLS()}, Interval: pki.CheckInterval(s.leafLifetime()),
-		Log: s.Log.With("component", "certificates"),
+		Log: s.Log.With("component", "server-certificates"),
 		Renew: func() ([]string, error) {
 			b, err := pki.EnsureCluster(s.clusterSpec())
 			if err != nil {

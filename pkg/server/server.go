@@ -112,29 +112,31 @@ func (s *Server) ensureToken() (token.Token, error) {
 	return t, nil
 }
 
-// Phases composes the control plane and, unless --disable-agent, the node. The node's runtime
-// (containerd) starts beside the datastore without gating it, and the image import (CPU-bound
-// on a first start) runs beside the apiserver's start once containerd is ready: the kubelet,
-// after the controllers, finds both done. The server's node claims its name beside the
+// Plan composes the control plane and, unless --disable-agent, the node. The node's runtime
+// (containerd) starts first without gating the datastore, and the image import (CPU-bound on
+// a first start) runs beside the apiserver's start once containerd is ready: the kubelet,
+// after the controllers, finds both done. The server's node claims its name among the
 // controllers (retrying until deploy applied the RBAC rules its supervisor identity needs).
-func (s *Server) Phases(binDir string) ([][]component.Component, error) {
-	control, _, err := s.controlPlane()
-	if err != nil {
+func (s *Server) Plan(binDir string) (*component.Plan, error) {
+	p := component.NewPlan(component.StageRuntime, component.StageDatastore, component.StageAPI,
+		component.StageControllers, component.StageKubelet, component.StageNetwork)
+	if err := s.controlPlane(p); err != nil {
 		return nil, err
 	}
 	n := s.Cfg.Node
 	if n == nil {
-		return control, nil
+		return p, nil
 	}
 	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.TLS(), BinDir: binDir,
 		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: s.Log, Out: s.Out}
-	p, err := nd.Parts()
+	parts, err := nd.Parts()
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range p.Runtime {
-		control[0] = append(control[0], component.NotGating{Component: c})
+	for _, c := range parts.Runtime {
+		p.Add(component.StageRuntime, c, component.NotGating())
 	}
-	control[1] = append(control[1], component.After{Component: p.Images, Dep: p.Containerd})
-	return append(control, p.Kubelet, p.Network), nil
+	p.Add(component.StageAPI, parts.Images, component.After(parts.Containerd))
+	parts.AddNode(p)
+	return p, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,13 +38,13 @@ func env() config.Env {
 
 // assemble completes a server config on a temp data dir, writes its credentials (no root
 // needed) and returns its phases.
-func assemble(t *testing.T, mod func(*config.ServerOptions)) (*Server, [][]component.Component) {
+func assemble(t *testing.T, mod func(*config.ServerOptions)) (*Server, *component.Plan) {
 	t.Helper()
 	return assembleIn(t, "/payload/bin", mod)
 }
 
 // assembleIn assembles with the payload's binaries in binDir.
-func assembleIn(t *testing.T, binDir string, mod func(*config.ServerOptions)) (*Server, [][]component.Component) {
+func assembleIn(t *testing.T, binDir string, mod func(*config.ServerOptions)) (*Server, *component.Plan) {
 	t.Helper()
 	o := defaultsFor(t)
 	if mod != nil {
@@ -57,11 +58,32 @@ func assembleIn(t *testing.T, binDir string, mod func(*config.ServerOptions)) (*
 	if err := s.Prepare(); err != nil {
 		t.Fatal(err)
 	}
-	phases, err := s.Phases(binDir)
+	plan, err := s.Plan(binDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, phases
+	return s, plan
+}
+
+// layout is the plan as it runs, by stage.
+func layout(t *testing.T, p *component.Plan) map[component.Stage][]string {
+	t.Helper()
+	runs, err := p.Stages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return component.Layout(runs)
+}
+
+// Stage names, short.
+const (
+	stData, stRuntime, stAPI, stCtl = component.StageDatastore, component.StageRuntime, component.StageAPI, component.StageControllers
+	stKubelet, stNet                = component.StageKubelet, component.StageNetwork
+)
+
+// controllers are the controllers stage of a server on SQLite with everything on.
+func controllers() []string {
+	return []string{"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "server-certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "etcd-snapshot", "node-password"}
 }
 
 // TestMain: called as the GPU helper, the test binary serves the mock DGX A100 on its stdio.
@@ -90,43 +112,48 @@ func defaultsFor(t *testing.T) config.ServerOptions {
 		SecretsProvider: "secretbox", Snapshots: config.SnapshotOptions{Cron: "0 */12 * * *", Retention: 5, Name: "etcd-snapshot"}}
 }
 
-func find[T component.Component](phases [][]component.Component) T {
-	for _, p := range phases {
-		for _, c := range p {
-			switch w := c.(type) { // the phases wrap some: see them through
-			case component.NotGating:
-				c = w.Component
-			case component.After:
-				c = w.Component
-			}
-			if t, ok := c.(T); ok {
-				return t
-			}
+func find[T component.Component](p *component.Plan) T {
+	var out T
+	p.Each(func(_ component.Stage, c component.Component) {
+		if t, ok := c.(T); ok {
+			out = t
 		}
-	}
-	var zero T
-	return zero
+	})
+	return out
 }
 
 func TestServerPhases(t *testing.T) {
 	s, phases := assemble(t, nil)
-	want := [][]string{
-		{"kine", "sysctl", "containerd"},
-		{"kube-apiserver", "images"},
-		{"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "etcd-snapshot", "node-password"},
-		{"kubelet", "kube-proxy", "service-cidr"},
-		{"flannel", "cni", "network-policy", "page-release"},
+	want := map[component.Stage][]string{
+		stRuntime: {"sysctl", "containerd"},
+		stData:    {"kine"},
+		stAPI:     {"kube-apiserver", "images"},
+		stCtl:     controllers(),
+		stKubelet: {"kubelet", "kube-proxy", "service-cidr"},
+		stNet:     {"flannel", "cni", "network-policy", "page-release"},
 	}
-	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
-		t.Fatalf("phases\n got %v\nwant %v", got, want)
+	if got := layout(t, phases); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("stages\n got %v\nwant %v", got, want)
 	}
-	// containerd starts beside the datastore without holding up the apiserver; the image
-	// import beside the apiserver waits for containerd itself.
-	if _, gating := phases[0][2].(component.Readier); gating {
-		t.Error("containerd gates the apiserver's start")
+	if got := phases.Order(); !slices.Equal(got, []component.Stage{stRuntime, stData, stAPI, stCtl, stKubelet, stNet}) {
+		t.Errorf("stage order %v", got)
 	}
-	if a, ok := phases[1][1].(component.After); !ok || a.Dep.Name() != "containerd" {
-		t.Errorf("images: %#v, want it to wait for containerd", phases[1][1])
+	// containerd starts before the datastore without holding up the apiserver; the image
+	// import beside the apiserver waits for containerd itself. One server alone elects no
+	// leader: its controllers run in place.
+	if _, e, _ := phases.Find("containerd"); !e.NotGating {
+		t.Error("containerd gates the datastore's start")
+	}
+	if _, e, _ := phases.Find("images"); e.After == nil || e.After.Name() != "containerd" {
+		t.Errorf("images: %+v, want it to wait for containerd", e)
+	}
+	for _, n := range []string{"deploy", "node-password-cleaner", "servicelb", "helm-controller", "gpu-runtimeclasses"} {
+		if _, e, _ := phases.Find(n); !e.LeaderOnly {
+			t.Errorf("%s is not leader-only", n)
+		}
+	}
+	if phases.Elect != nil {
+		t.Error("a server on SQLite elects a leader")
 	}
 	d := s.Cfg.Control.Dirs
 	// Assembling writes nothing: each component writes its files in its own Init.
@@ -163,9 +190,9 @@ func TestServerPhases(t *testing.T) {
 // RuntimeClass controller runs all the same: the GPUs are on the agents.
 func TestServerWithoutNodePhases(t *testing.T) {
 	_, phases := assemble(t, func(o *config.ServerOptions) { o.DisableAgent = true })
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "etcd-snapshot", "node-password"}}
-	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
-		t.Fatalf("phases\n got %v\nwant %v", got, want)
+	want := map[component.Stage][]string{stData: {"kine"}, stAPI: {"kube-apiserver"}, stCtl: controllers()}
+	if got := layout(t, phases); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("stages\n got %v\nwant %v", got, want)
 	}
 }
 
@@ -177,9 +204,9 @@ func TestServerDisablePackaged(t *testing.T) {
 		o.DisableAgent, o.Disable, o.DisableHelm = true, []string{"servicelb", "metrics-server"}, true
 		o.Snapshots.Disable = true
 	})
-	want := [][]string{{"kine"}, {"kube-apiserver"}, {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "certificates", "node-password-cleaner", "kubelet-ca-bundle", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "node-password"}}
-	if got := component.Names(phases); !slices.EqualFunc(got, want, slices.Equal) {
-		t.Fatalf("phases\n got %v\nwant %v", got, want)
+	want := map[component.Stage][]string{stData: {"kine"}, stAPI: {"kube-apiserver"}, stCtl: {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "server-certificates", "node-password-cleaner", "kubelet-ca-bundle", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "node-password"}}
+	if got := layout(t, phases); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("stages\n got %v\nwant %v", got, want)
 	}
 	// The Helm controller's identity loses cluster admin with it: its binding is removed.
 	if !s.Cfg.Control.Disabled["helm-controller"] {
@@ -215,14 +242,15 @@ func TestServerOptionalPhases(t *testing.T) {
 	if _, err := os.Stat(cdiDir); !errors.Is(err, os.ErrNotExist) {
 		t.Error("CDI spec written while assembling")
 	}
-	names := component.Names(phases)
-	// The CDI spec is written (its Init) before containerd, which reads it, starts.
-	if !slices.Equal(names[0], []string{"kine", "secrets-encryption", "sysctl", "gpu-cdi", "containerd"}) || !slices.Contains(names[2], "secrets-reencrypt") {
-		t.Errorf("encryption components missing: %v", names)
+	names := layout(t, phases)
+	// The CDI spec is written (its Init) before containerd, which reads it, starts; the key
+	// before the apiserver reads it.
+	if !slices.Equal(names[stRuntime], []string{"sysctl", "gpu-cdi", "containerd"}) || !slices.Equal(names[stData], []string{"kine", "secrets-encryption"}) ||
+		!slices.Contains(names[stCtl], "secrets-reencrypt") {
+		t.Errorf("encryption or GPU components missing: %v", names)
 	}
-	last := names[len(names)-1]
-	if !slices.Equal(last, []string{"cni", "gpu", "network-policy", "page-release"}) {
-		t.Errorf("last phase %v: want cni, gpu and network-policy, no flannel with backend none", last)
+	if last := names[stNet]; !slices.Equal(last, []string{"cni", "gpu", "network-policy", "page-release"}) {
+		t.Errorf("network stage %v: want cni, gpu and network-policy, no flannel with backend none", last)
 	}
 	if a := find[*agent.Agent](phases); a.Config().NodeName != "s1" || a.Node == nil || len(a.Node.GPUs) != 8 {
 		t.Errorf("gpu %+v, node %+v", a.Config(), a.Node)
@@ -237,14 +265,15 @@ func TestServerOptionalPhases(t *testing.T) {
 // removes deleted Nodes' members, and runs Outpost's controllers under the Lease.
 func TestEtcdServerPhases(t *testing.T) {
 	s, phases := assemble(t, func(o *config.ServerOptions) { o.ClusterInit = true })
+	stages := layout(t, phases)
 	names := map[string]bool{}
-	for _, p := range phases {
-		for _, c := range p {
-			names[c.Name()] = true
+	for _, ns := range stages {
+		for _, n := range ns {
+			names[n] = true
 		}
 	}
-	if phases[0][0].Name() != "etcd" || names["kine"] {
-		t.Errorf("first phase %v", phases[0])
+	if !slices.Equal(stages[stData], []string{"etcd"}) {
+		t.Errorf("datastore stage %v", stages[stData])
 	}
 	for _, want := range []string{"etcd-member-remover", "leader-elected", "etcd-snapshot"} {
 		if !names[want] {
@@ -253,7 +282,10 @@ func TestEtcdServerPhases(t *testing.T) {
 	}
 	// The name claim waits for RBAC that deploy applies under the Lease: it starts after the
 	// elected group (a first server on an empty shared datastore waited for itself otherwise).
-	order := component.Names(phases)[2]
+	order := stages[stCtl]
+	if slices.Contains(order, "deploy") || slices.Contains(order, "servicelb") {
+		t.Errorf("leader-only controllers outside the elected group: %v", order)
+	}
 	if i, j := slices.Index(order, "leader-elected"), slices.Index(order, "node-password"); i < 0 || j < i {
 		t.Errorf("node-password before the leader-elected group: %v", order)
 	}

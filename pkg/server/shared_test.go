@@ -19,8 +19,8 @@ import (
 func TestServersShareADatastore(t *testing.T) {
 	dsn := "sqlite://" + filepath.Join(t.TempDir(), "shared.db") + "?_journal_mode=WAL"
 	first, phases := assemble(t, func(o *config.ServerOptions) { o.DatastoreEndpoint, o.DisableAgent = dsn, true })
-	names := component.Names(phases)
-	if last := names[len(names)-1]; !slices.Contains(last, "leader-elected") || slices.Contains(last, "deploy") ||
+	names := layout(t, phases)
+	if last := names[component.StageControllers]; !slices.Contains(last, "leader-elected") || slices.Contains(last, "deploy") ||
 		slices.Contains(last, "helm-controller") || slices.Contains(last, "gpu-runtimeclasses") || slices.Contains(last, "etcd-snapshot") {
 		t.Errorf("shared datastore phases %v", names)
 	}

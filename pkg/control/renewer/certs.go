@@ -33,7 +33,7 @@ type Renewer struct {
 
 var _ component.Component = (*Renewer)(nil)
 
-func (r *Renewer) Name() string { return "certificates" }
+func (r *Renewer) Name() string { return "server-certificates" }
 
 func (r *Renewer) Init(context.Context) error {
 	if r.Interval <= 0 {
