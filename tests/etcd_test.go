@@ -66,6 +66,9 @@ func TestHAEtcd(t *testing.T) {
 		assertRefused(t, out, code, 1, data, "token not accepted")
 		out, code = run(t, exec.Command(s1.Bin, append(base, "--server", "https://10.99.0.250:6443", "--token", tok)...))
 		assertRefused(t, out, code, 1, data, "10.99.0.250", "unreachable")
+		// Every server of a cluster has its settings (k3s: critical configuration value mismatch).
+		out, code = run(t, exec.Command(s1.Bin, append(base, "--server", s1.URL(), "--token", tok, "--service-cidr", "10.44.0.0/16")...))
+		assertRefused(t, out, code, 1, data, "critical configuration value mismatch: --service-cidr is 10.44.0.0/16 here and 10.43.0.0/16 in the cluster")
 	})
 
 	s2 := c.AddNode("s2", "server", "--disable-agent", "--server", s1.URL(), "--token", tok)

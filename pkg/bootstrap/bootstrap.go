@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
@@ -39,7 +40,7 @@ func files() []string {
 		"tls/kubelet-serving-ca.crt", "tls/kubelet-serving-ca.key",
 		"tls/service.key",
 		"tls/etcd/ca.crt", "tls/etcd/ca.key",
-		"cred/encryption-config.json",
+		EncryptionConfigFile,
 		AgentTokenFile, // every server joins agents with the same one
 	}
 }
@@ -51,10 +52,33 @@ func required(name string) bool {
 	return strings.HasPrefix(name, "tls/") && !strings.HasPrefix(name, "tls/etcd/")
 }
 
-// Data is the bootstrap files' content by relative path.
+// Data is the bootstrap files' content by relative path, and the cluster-wide settings.
 type Data struct {
 	Files map[string][]byte `json:"files"`
+	// Settings are the cluster's (those of the server that stored the data): a joining server
+	// must have the same. nil in data an older version stored.
+	Settings *cluster.Settings `json:"settings,omitempty"`
 }
+
+// Check refuses a server joining this cluster whose settings differ: the cluster-wide
+// values, and Secrets encryption (on where the cluster's data holds its config). Data from
+// an older version carries no settings; only the encryption is checked then.
+func (d *Data) Check(own cluster.Settings, secretsEncryption bool) error {
+	if d.Settings != nil {
+		if err := own.Mismatch(*d.Settings); err != nil {
+			return err
+		}
+	}
+	_, clusterEncrypts := d.Files[EncryptionConfigFile]
+	if secretsEncryption != clusterEncrypts {
+		return fmt.Errorf("critical configuration value mismatch: --secrets-encryption is %t here and %t in the cluster: start this server with the cluster's value", secretsEncryption, clusterEncrypts)
+	}
+	return nil
+}
+
+// EncryptionConfigFile is the Secrets encryption config's path in the data, relative to
+// DATA/server: present when the cluster encrypts Secrets.
+const EncryptionConfigFile = "cred/encryption-config.json"
 
 // Collect reads the files under serverDir (DATA/server).
 func Collect(serverDir string) (*Data, error) {
@@ -82,10 +106,17 @@ func (d *Data) Names() []string {
 	return out
 }
 
-// Equal reports whether two sets hold the same files and bytes.
+// Equal reports whether two sets hold the same files and bytes, and the same settings.
 func (d *Data) Equal(o *Data) bool {
-	if o == nil || len(d.Files) != len(o.Files) {
+	if o == nil || len(d.Files) != len(o.Files) || (d.Settings == nil) != (o.Settings == nil) {
 		return false
+	}
+	if d.Settings != nil {
+		a, errA := json.Marshal(d.Settings)
+		b, errB := json.Marshal(o.Settings)
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			return false
+		}
 	}
 	for n, b := range d.Files {
 		if !bytes.Equal(b, o.Files[n]) {

@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
@@ -143,5 +145,49 @@ func TestLegacyDataOpens(t *testing.T) {
 		return b, ok, nil
 	}); err != nil || key != "" {
 		t.Errorf("another token found %q: %v", key, err)
+	}
+}
+
+// The settings travel sealed with the files; a server with other settings, or without the
+// cluster's Secrets encryption, is refused; data from an older version (no settings) checks
+// the encryption only.
+func TestSettingsTravelAndCheck(t *testing.T) {
+	_, pods, _ := net.ParseCIDR("10.42.0.0/16")
+	_, svcs, _ := net.ParseCIDR("10.43.0.0/16")
+	own := cluster.Settings{ClusterCIDR: pods, ServiceCIDR: svcs, ClusterDNS: net.ParseIP("10.43.0.10"), ClusterDomain: "cluster.local", FlannelBackend: "vxlan", NetworkPolicy: true}
+	d, err := Collect(serverDir(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Settings = &own
+	tok := token.Token{ID: "abcdef", Secret: "0123456789abcdef"}
+	blob, err := Seal(d, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Open(blob, tok)
+	if err != nil || back.Settings == nil || back.Settings.ServiceCIDR.String() != "10.43.0.0/16" || !back.Equal(d) {
+		t.Fatalf("opened %+v, %v", back, err)
+	}
+	if err := back.Check(own, false); err != nil {
+		t.Error(err)
+	}
+	other := own
+	other.FlannelBackend = "host-gw"
+	if err := back.Check(other, false); err == nil || !strings.Contains(err.Error(), "--flannel-backend is host-gw here and vxlan in the cluster") {
+		t.Errorf("other backend: %v", err)
+	}
+	if back.Equal(&Data{Files: d.Files, Settings: &other}) || back.Equal(&Data{Files: d.Files}) {
+		t.Error("data with other settings, or none, is equal")
+	}
+	if err := back.Check(own, true); err == nil || !strings.Contains(err.Error(), "--secrets-encryption is true here and false") {
+		t.Errorf("encryption on here only: %v", err)
+	}
+	old := &Data{Files: map[string][]byte{EncryptionConfigFile: []byte("{}")}}
+	if err := old.Check(other, true); err != nil {
+		t.Errorf("older data: %v", err)
+	}
+	if err := old.Check(other, false); err == nil {
+		t.Error("a server without the cluster's encryption joins")
 	}
 }

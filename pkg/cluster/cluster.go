@@ -115,3 +115,34 @@ func IsDNSName(s string) bool {
 	}
 	return true
 }
+
+// Mismatch compares this server's settings with the cluster's (those its bootstrap data
+// carries): every server must agree, or its agents get another network than the rest of the
+// cluster. The error names the first differing setting by its flag, with both values.
+func (s Settings) Mismatch(cluster Settings) error {
+	str := func(n *net.IPNet) string {
+		if n == nil {
+			return ""
+		}
+		return n.String()
+	}
+	policy := func(on bool) string {
+		if on {
+			return "false"
+		}
+		return "true"
+	}
+	for _, d := range []struct{ flag, here, there string }{
+		{"--cluster-cidr", str(s.ClusterCIDR), str(cluster.ClusterCIDR)},
+		{"--service-cidr", str(s.ServiceCIDR), str(cluster.ServiceCIDR)},
+		{"--cluster-dns", s.ClusterDNS.String(), cluster.ClusterDNS.String()},
+		{"--cluster-domain", s.ClusterDomain, cluster.ClusterDomain},
+		{"--flannel-backend", s.FlannelBackend, cluster.FlannelBackend},
+		{"--disable-network-policy", policy(s.NetworkPolicy), policy(cluster.NetworkPolicy)},
+	} {
+		if d.here != d.there {
+			return fmt.Errorf("critical configuration value mismatch: %s is %s here and %s in the cluster: start this server with the cluster's value", d.flag, d.here, d.there)
+		}
+	}
+	return nil
+}

@@ -60,3 +60,30 @@ func TestUnmarshalRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A server whose settings differ from the cluster's is told which one and both values.
+func TestMismatch(t *testing.T) {
+	parse := func(cidr string) *net.IPNet { _, n, _ := net.ParseCIDR(cidr); return n }
+	base := Settings{ClusterCIDR: parse("10.42.0.0/16"), ServiceCIDR: parse("10.43.0.0/16"), ClusterDNS: net.ParseIP("10.43.0.10"),
+		ClusterDomain: "cluster.local", FlannelBackend: "vxlan", NetworkPolicy: true}
+	if err := base.Mismatch(base); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mod  func(*Settings)
+		want string
+	}{
+		{func(s *Settings) { s.ServiceCIDR = parse("10.44.0.0/16") }, "--service-cidr is 10.44.0.0/16 here and 10.43.0.0/16 in the cluster"},
+		{func(s *Settings) { s.ClusterCIDR = parse("10.52.0.0/16") }, "--cluster-cidr is 10.52.0.0/16 here and 10.42.0.0/16"},
+		{func(s *Settings) { s.ClusterDNS = net.ParseIP("10.43.0.53") }, "--cluster-dns is 10.43.0.53 here and 10.43.0.10"},
+		{func(s *Settings) { s.ClusterDomain = "edge.local" }, "--cluster-domain is edge.local here and cluster.local"},
+		{func(s *Settings) { s.FlannelBackend = "host-gw" }, "--flannel-backend is host-gw here and vxlan"},
+		{func(s *Settings) { s.NetworkPolicy = false }, "--disable-network-policy is true here and false"},
+	} {
+		s := base
+		c.mod(&s)
+		if err := s.Mismatch(base); err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "critical configuration value mismatch") {
+			t.Errorf("got %v, want %q", err, c.want)
+		}
+	}
+}

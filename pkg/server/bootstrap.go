@@ -3,12 +3,14 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/outpostk8s/outpost/pkg/bootstrap"
+	"github.com/outpostk8s/outpost/pkg/cluster"
 	"github.com/outpostk8s/outpost/pkg/datastore"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
@@ -25,7 +27,10 @@ type bootstrapKeeper struct {
 	// server whose token was rotated elsewhere would otherwise drop the current one), so an
 	// old token still opens them until they are deleted by hand.
 	shared bool
-	log    *slog.Logger
+	// settings are the cluster-wide values stored with the files: a joining server checks its
+	// own against them.
+	settings *cluster.Settings
+	log      *slog.Logger
 
 	mu     sync.Mutex
 	stored [32]byte // hash of what was last stored
@@ -80,8 +85,13 @@ func (b *bootstrapKeeper) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.Settings = b.settings
+	settings, err := json.Marshal(d.Settings)
+	if err != nil {
+		return err
+	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s.%s\n", tok.ID, tok.Secret)
+	fmt.Fprintf(h, "%s.%s\n%s\n", tok.ID, tok.Secret, settings)
 	for _, n := range d.Names() {
 		fmt.Fprintf(h, "%s %d\n", n, len(d.Files[n]))
 		h.Write(d.Files[n])

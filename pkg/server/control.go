@@ -194,7 +194,7 @@ func (s *Server) controlPlane(p *component.Plan) error {
 			}})
 	}
 	keeper := &bootstrapKeeper{serverDir: c.Dirs.ServerDir(), tokens: s.token, endpoint: kine.EtcdEndpoint(),
-		shared: shared, log: s.Log.With("component", "bootstrap-data")}
+		shared: shared, settings: &c.Cluster, log: s.Log.With("component", "bootstrap-data")}
 	p.Add(ctl, keeper)
 	p.Add(ctl, &tokenSyncer{endpoint: kine.EtcdEndpoint(), keeper: keeper, log: s.Log.With("component", "token-sync"),
 		server: tokensync.Server{Name: c.NodeName, Now: time.Now, Files: tokensync.Files{Cluster: s.token, Agent: s.agentToken,

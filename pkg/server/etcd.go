@@ -74,6 +74,9 @@ func CheckJoin(c *config.Control) (*Join, error) {
 	if err := checkAgentToken(c.AgentToken, d); err != nil {
 		return nil, err
 	}
+	if err := d.Check(c.Cluster, c.SecretsProvider != ""); err != nil {
+		return nil, err
+	}
 	return &Join{data: d, client: client, passwordFile: c.NodePasswordFile, fresh: fresh}, nil
 }
 
@@ -157,7 +160,13 @@ func (s *Server) serverJoinHandler(socket string, supervisor kubernetes.Interfac
 	return &serverjoin.Handler{
 		Token: func() (token.Token, error) { return s.token.Current() },
 		Bind:  join.Passwords{Client: supervisor, Server: true}.Verify,
-		Data:  func() (*bootstrap.Data, error) { return bootstrap.Collect(c.Dirs.ServerDir()) },
+		Data: func() (*bootstrap.Data, error) {
+			d, err := bootstrap.Collect(c.Dirs.ServerDir())
+			if err == nil {
+				d.Settings = &c.Cluster
+			}
+			return d, err
+		},
 		AddMember: func(ctx context.Context, name, peerURL string) (string, error) {
 			cli, err := datastore.Client("unix://" + socket)
 			if err != nil {

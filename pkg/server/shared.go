@@ -34,8 +34,17 @@ func CheckShared(c *config.Control) error {
 		return err
 	}
 	defer done()
-	_, err = s.clusterData(ctx, kv)
-	return err
+	d, err := s.clusterData(ctx, kv)
+	if err != nil || d == nil {
+		return err
+	}
+	// Secrets encryption is checked on a server's first start only: a cluster may turn it on
+	// server by server.
+	encrypts := c.SecretsProvider != ""
+	if _, err := os.Stat(c.Dirs.TokenFile()); err == nil {
+		_, encrypts = d.Files[bootstrap.EncryptionConfigFile]
+	}
+	return d.Check(c.Cluster, encrypts)
 }
 
 // sharedKV is the external datastore, reached through a kine of this process's own on a
@@ -130,6 +139,7 @@ func (s *Server) joinShared() error {
 	if err != nil {
 		return err
 	}
+	d.Settings = &c.Cluster
 	key := bootstrap.Key(t) // a PBKDF2: once
 	blob, err := bootstrap.SealAs(d, t, key)
 	if err != nil {

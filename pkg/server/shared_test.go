@@ -43,6 +43,28 @@ func TestServersShareADatastore(t *testing.T) {
 	if a, b := readAll(t, filepath.Join(d1.TLS(), "serving-kube-apiserver.crt")), readAll(t, filepath.Join(d2.TLS(), "serving-kube-apiserver.crt")); a == b {
 		t.Error("leaf certificates are each server's own")
 	}
+	// A server whose cluster-wide settings differ is refused before it writes anything, and
+	// so is one without the cluster's Secrets encryption.
+	for name, mod := range map[string]func(*config.ServerOptions){
+		"--service-cidr is 10.44.0.0/16 here and 10.43.0.0/16 in the cluster": func(o *config.ServerOptions) {
+			o.ServiceCIDR, o.ClusterDNS = "10.44.0.0/16", ""
+		},
+		"--secrets-encryption is true here and false in the cluster": func(o *config.ServerOptions) { o.SecretsEncryption = true },
+	} {
+		o := defaultsFor(t)
+		o.DatastoreEndpoint, o.DisableAgent, o.Token = dsn, true, strings.TrimSpace(string(tok))
+		mod(&o)
+		cfg, err := config.CompleteServer(o, env())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckShared(cfg.Control); err == nil || !strings.Contains(err.Error(), "critical configuration value mismatch: "+name) {
+			t.Errorf("got %v, want %q", err, name)
+		}
+		if _, err := os.Stat(cfg.Control.Dirs.Data); !os.IsNotExist(err) {
+			t.Errorf("%s: the check wrote the data dir", name)
+		}
+	}
 	for name, token := range map[string]string{"no token": "", "wrong token": "abcdef.0123456789abcdef"} {
 		o := defaultsFor(t)
 		o.DatastoreEndpoint, o.DisableAgent, o.Token = dsn, true, token
