@@ -48,6 +48,27 @@ func TestServer(t *testing.T) {
 			t.Fatalf("node Ready = %q", out)
 		}
 	})
+	t.Run("Status", func(t *testing.T) {
+		// outpost status shows each component by stage; all ready or running once the node is.
+		harness.Eventually(t, time.Minute, "every component ready", func() error {
+			out, code := tool(s, "status")
+			if code != 0 {
+				return fmt.Errorf("exit %d:\n%s", code, out)
+			}
+			rows := map[string]bool{}
+			for _, l := range strings.Split(out, "\n") {
+				if f := strings.Fields(l); len(f) >= 3 {
+					rows[f[0]+" "+f[1]+" "+f[2]] = true
+				}
+			}
+			for _, want := range []string{"datastore kine ready", "api kube-apiserver ready", "runtime containerd ready", "controllers deploy running", "network flannel running"} {
+				if !rows[want] {
+					return fmt.Errorf("no %q in:\n%s", want, out)
+				}
+			}
+			return nil
+		})
+	})
 	t.Run("LogLinesTagged", func(t *testing.T) {
 		log := s.Log()
 		for _, tag := range []string{"[kine]", "[outpost]", "[containerd]", "[deploy]", "[flannel]"} {

@@ -18,6 +18,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node"
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
 	"github.com/outpostk8s/outpost/pkg/pki"
+	"github.com/outpostk8s/outpost/pkg/status"
 )
 
 // Agent is one run of `outpost agent`, after its join.
@@ -32,7 +33,9 @@ type Agent struct {
 // Run writes the join's credentials, starts the node and blocks until ctx ends or a component
 // dies; it then stops everything in reverse.
 func (a *Agent) Run(ctx context.Context) error {
-	return node.Run(ctx, a, a.Cfg.Node.Dirs.Payload(), a.Log, a.announceReady)
+	d := a.Cfg.Node.Dirs
+	return node.Run(ctx, a, node.RunOptions{PayloadDir: d.Payload(), Log: a.Log, Ready: a.announceReady, StatusSocket: d.StatusSocket(),
+		Status: status.Report{Role: "agent", Node: a.Cfg.Node.NodeName, Started: a.Started}})
 }
 
 // Prepare stores what the join gave: the credentials and the node's kubeconfigs, which name

@@ -5,6 +5,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -39,6 +40,7 @@ func NewApp() *cli.App {
 			snapshotCommand(),
 			etcdCommand(),
 			completionCommand(),
+			statusCommand(),
 			{Name: "kubectl", Usage: "run the bundled kubectl against this cluster", SkipFlagParsing: true,
 				Action: func(c *cli.Context) error { return Kubectl(c.Args().Slice()) }},
 			{Name: "ctr", Usage: "run the bundled containerd ctr against Outpost's containerd", SkipFlagParsing: true,
@@ -58,6 +60,10 @@ func NewApp() *cli.App {
 	}
 	return app
 }
+
+// withHelp lists --help among a command's flags: urfave sorts the flags under their
+// categories before it adds --help itself, which the grouped help would then leave out.
+func withHelp(flags []cli.Flag) []cli.Flag { return append(slices.Clip(flags), cli.HelpFlag) }
 
 // usageError turns urfave's messages into one line that names the fix.
 func usageError(c *cli.Context, err error, _ bool) error {

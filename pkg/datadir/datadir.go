@@ -120,4 +120,7 @@ func (d Dirs) RuntimeContainerd() string { return filepath.Join(d.Runtime, "cont
 func (d Dirs) ContainerdSocket() string {
 	return filepath.Join(d.Runtime, "containerd", "containerd.sock")
 }
+// StatusSocket answers `outpost status` (pkg/status).
+func (d Dirs) StatusSocket() string { return filepath.Join(d.Runtime, "status.sock") }
+
 func (d Dirs) KineSocket() string { return filepath.Join(d.Runtime, "kine.sock") }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/payload"
+	"github.com/outpostk8s/outpost/pkg/status"
 )
 
 // Role is what `outpost server` and `outpost agent` each run: files written before anything
@@ -32,11 +33,22 @@ func PayloadBin(payloadDir string) (string, error) {
 	return payload.Locate(self, payloadDir)
 }
 
+// RunOptions are what Run needs besides the role.
+type RunOptions struct {
+	PayloadDir string // DATA/data
+	Log        *slog.Logger
+	// Ready runs once every stage has started.
+	Ready func(context.Context)
+	// Status: the role and node named in `outpost status`, answered on StatusSocket.
+	Status       status.Report
+	StatusSocket string
+}
+
 // Run finds the bundled binaries (containerd, runc, CNI plugins) beside this program, prepares
 // the role and runs its plan until ctx ends or a component dies, then stops everything in
-// reverse. ready runs once every stage has started.
-func Run(ctx context.Context, r Role, payloadDir string, log *slog.Logger, ready func(context.Context)) error {
-	binDir, err := PayloadBin(payloadDir)
+// reverse. The components' health is served on the status socket meanwhile.
+func Run(ctx context.Context, r Role, o RunOptions) error {
+	binDir, err := PayloadBin(o.PayloadDir)
 	if err != nil {
 		return err
 	}
@@ -47,6 +59,11 @@ func Run(ctx context.Context, r Role, payloadDir string, log *slog.Logger, ready
 	if err != nil {
 		return err
 	}
-	m := &component.Manager{Plan: plan, ReadyTimeout: 3 * time.Minute, Log: log}
-	return m.Run(ctx, 45*time.Second, ready)
+	m := &component.Manager{Plan: plan, ReadyTimeout: 3 * time.Minute, Log: o.Log}
+	st := &status.Server{Socket: o.StatusSocket, Report: o.Status, Health: m.Health}
+	if err := st.Start(); err != nil {
+		return err
+	}
+	defer st.Stop()
+	return m.Run(ctx, 45*time.Second, o.Ready)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/node"
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
 	"github.com/outpostk8s/outpost/pkg/pki"
+	"github.com/outpostk8s/outpost/pkg/status"
 	"github.com/outpostk8s/outpost/pkg/token"
 )
 
@@ -44,7 +45,9 @@ type Server struct {
 // Run prepares the data dir, starts every component and blocks until ctx ends or a component
 // dies; it then stops everything in reverse.
 func (s *Server) Run(ctx context.Context) error {
-	return node.Run(ctx, s, s.Cfg.Control.Dirs.Payload(), s.Log, s.announceReady)
+	d := s.Cfg.Control.Dirs
+	return node.Run(ctx, s, node.RunOptions{PayloadDir: d.Payload(), Log: s.Log, Ready: s.announceReady, StatusSocket: d.StatusSocket(),
+		Status: status.Report{Role: "server", Node: s.Cfg.Control.NodeName, Started: s.Started}})
 }
 
 // Prepare writes what the components are built from: the PKI and kubeconfigs (existing valid
