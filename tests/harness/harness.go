@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,6 +288,7 @@ func (s *Server) Cleanup() {
 	if s.netns != nil {
 		s.removePodNetns()
 	}
+	CleanPodCgroups()
 	CleanNetwork()
 	if s.vxlan {
 		_ = exec.Command("ip", "link", "delete", "flannel.1").Run()
@@ -374,6 +376,29 @@ func Unmount(root string) {
 	}
 	for i := len(mounts) - 1; i >= 0; i-- {
 		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+	}
+}
+
+// CleanPodCgroups removes the pod cgroups (kubepods, in every hierarchy) that a stopped
+// cluster's killed pods left: the next cluster's kubelet would find them and clean up those
+// pods it never knew, with an ERROR line for each container (an idle server's quiet minute).
+// Only empty cgroups go: one a live process holds stays.
+func CleanPodCgroups() {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods")
+	if _, err := os.Stat("/sys/fs/cgroup/kubepods"); err == nil {
+		roots = append(roots, "/sys/fs/cgroup/kubepods")
+	}
+	for _, root := range roots {
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- { // children first
+			_ = syscall.Rmdir(dirs[i])
+		}
 	}
 }
 
