@@ -17,24 +17,24 @@ import (
 )
 
 func agentCommand() *cli.Command {
-	flags := config.AgentFlags()
+	line := config.AgentCommandLine()
 	return &cli.Command{
 		Name:         "agent",
 		Usage:        "join this machine to a cluster as a worker node",
-		Flags:        flags,
+		Flags:        withHelp(line.Flags),
 		OnUsageError: usageError,
-		Before:       applyConfigFile(flags),
-		Action:       runAgent,
+		Before:       applyConfigFile(line.Flags, line.ConfigFile),
+		Action:       func(c *cli.Context) error { return runAgent(c, line.Options(c)) },
 	}
 }
 
-func runAgent(c *cli.Context) error {
+func runAgent(c *cli.Context, o config.AgentOptions) error {
 	started := time.Now()
 	host, err := startGuard(c, "agent")
 	if err != nil {
 		return err
 	}
-	cfg, err := config.CompleteAgent(config.AgentOptionsFrom(c), config.RealEnv())
+	cfg, err := config.CompleteAgent(o, config.RealEnv())
 	if err != nil {
 		return err
 	}

@@ -37,11 +37,7 @@ func applyToolConfig(flags []cli.Flag) cli.BeforeFunc {
 		if err != nil {
 			return err
 		}
-		known := config.KnownFlags(config.ServerFlags())
-		for k := range config.KnownFlags(config.AgentFlags()) {
-			known[k] = true
-		}
-		return configfile.Apply(files, known, onlyOwn{c: c, own: config.KnownFlags(flags)})
+		return configfile.Apply(files, config.FileKeys(), onlyOwn{c: c, own: config.KnownFlags(flags)})
 	}
 }
 

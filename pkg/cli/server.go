@@ -25,22 +25,21 @@ import (
 )
 
 func serverCommand() *cli.Command {
-	flags := config.ServerFlags()
+	line := config.ServerCommandLine()
 	return &cli.Command{
 		Name:         "server",
 		Usage:        "run a cluster's server: datastore, control plane and this node",
-		Flags:        flags,
+		Flags:        withHelp(line.Flags),
 		OnUsageError: usageError,
-		Before:       applyConfigFile(flags),
-		Action:       runServer,
+		Before:       applyConfigFile(line.Flags, line.ConfigFile),
+		Action:       func(c *cli.Context) error { return runServer(c, line.Options(c)) },
 	}
 }
 
 // applyConfigFile merges config.yaml and config.yaml.d/*.yaml under the command line.
-func applyConfigFile(flags []cli.Flag) cli.BeforeFunc {
+func applyConfigFile(flags []cli.Flag, file func(*cli.Context) (string, bool)) cli.BeforeFunc {
 	return func(c *cli.Context) error {
-		explicit := c.IsSet("config")
-		files, err := configfile.Files(c.String("config"), explicit)
+		files, err := configfile.Files(file(c))
 		if err != nil {
 			return err
 		}
@@ -48,13 +47,13 @@ func applyConfigFile(flags []cli.Flag) cli.BeforeFunc {
 	}
 }
 
-func runServer(c *cli.Context) error {
+func runServer(c *cli.Context, o config.ServerOptions) error {
 	started := time.Now()
 	host, err := startGuard(c, "server")
 	if err != nil {
 		return err
 	}
-	cfg, err := config.CompleteServer(config.ServerOptionsFrom(c), config.RealEnv())
+	cfg, err := config.CompleteServer(o, config.RealEnv())
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,6 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 		BindAddress: o.BindAddress,
 		HTTPSPort:   o.HTTPSListenPort,
 		Verbosity:   node.Verbosity,
-		Disabled:    map[string]bool{},
 		Args:        ControlArgs{APIServer: o.APIServerArgs, Scheduler: o.SchedulerArgs, ControllerManager: o.ControllerArgs},
 		Datastore: Datastore{Endpoint: o.DatastoreEndpoint, CompactInterval: o.KineCompactInterval,
 			CompactBatch: o.KineCompactBatch, PollInterval: o.KinePollInterval},
@@ -60,20 +59,9 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	if c.Cluster, c.APIServiceIP, err = clusterSettings(o); err != nil {
 		return nil, err
 	}
-	for _, d := range o.Disable {
-		if !contains(Packaged(), d) {
-			return nil, fmt.Errorf("--disable %q: unknown component; known: %s", d, strings.Join(Packaged(), ", "))
-		}
-		c.Disabled[d] = true
-	}
-	// Not a --disable name (k3s has its own flag); its manifest is the role the nodes need.
-	if o.DisableNetPol {
-		c.Disabled["network-policy"] = true
-	}
 	c.DisableHelm, c.HelmResync = o.DisableHelm, o.HelmResync
-	// Its manifest makes the controller's identity cluster admin: removed with it.
-	if c.DisableHelm {
-		c.Disabled["helm-controller"] = true
+	if c.Disabled, err = manifestsOff(o.Disable, c.Cluster, c.DisableHelm); err != nil {
+		return nil, err
 	}
 	if c.ServiceLBReserved, err = hostport.Parse(o.ServiceLBReservedPorts); err != nil {
 		return nil, fmt.Errorf("--servicelb-reserved-ports %w", err)
@@ -134,6 +122,29 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	}
 	node.Cluster = c.Cluster
 	return &Server{Control: c, Node: node}, nil
+}
+
+// manifestsOff are the packaged manifests the server does not deploy: the --disable names, and
+// those of what the completed settings turn off. Derived here only, so that Cluster and
+// DisableHelm stay the one record of those facts.
+func manifestsOff(disable []string, s cluster.Settings, noHelm bool) (map[string]bool, error) {
+	off := map[string]bool{}
+	for _, d := range disable {
+		if !contains(Packaged(), d) {
+			return nil, fmt.Errorf("--disable %q: unknown component; known: %s", d, strings.Join(Packaged(), ", "))
+		}
+		off[d] = true
+	}
+	// Only true entries: the deploy controller removes every key's objects.
+	// Not a --disable name (k3s has its own flag); its manifest is the role the nodes need.
+	if !s.NetworkPolicy {
+		off["network-policy"] = true
+	}
+	// Its manifest makes the controller's identity cluster admin: removed with it.
+	if noHelm {
+		off["helm-controller"] = true
+	}
+	return off, nil
 }
 
 // clusterSettings derives the cluster-wide values from a server's flags.

@@ -50,7 +50,9 @@ type Control struct {
 	// from an earlier start) instead of kine.
 	Etcd bool
 	// JoinServer is the server a new etcd member joins through ("" for the first).
-	JoinServer  string
+	JoinServer string
+	// Disabled are the packaged manifests not deployed (the --disable names, and those of
+	// what Cluster and DisableHelm turn off): derived from them, not a second record.
 	Disabled    map[string]bool
 	DisableHelm bool // no HelmChart controller
 	// HelmResync is how often the Helm controller looks at every chart again; 0: its default.

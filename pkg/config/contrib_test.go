@@ -31,8 +31,9 @@ func withFile(t *testing.T, flags []cli.Flag, path string, check func(c *cli.Con
 
 // The examples in contrib/ are what users copy: they must load and mean what they say.
 func TestContribServerConfig(t *testing.T) {
-	withFile(t, ServerFlags(), "../../contrib/config/config.yaml", func(c *cli.Context) error {
-		s, err := CompleteServer(ServerOptionsFrom(c), testEnv())
+	line := ServerCommandLine()
+	withFile(t, line.Flags, "../../contrib/config/config.yaml", func(c *cli.Context) error {
+		s, err := CompleteServer(line.Options(c), testEnv())
 		if err != nil {
 			return err
 		}
@@ -49,8 +50,9 @@ func TestContribServerConfig(t *testing.T) {
 }
 
 func TestContribAgentConfig(t *testing.T) {
-	withFile(t, AgentFlags(), "../../contrib/config/agent-config.yaml", func(c *cli.Context) error {
-		o := AgentOptionsFrom(c)
+	line := AgentCommandLine()
+	withFile(t, line.Flags, "../../contrib/config/agent-config.yaml", func(c *cli.Context) error {
+		o := line.Options(c)
 		if o.TokenFile != "/etc/outpost/token" || len(o.Servers) != 1 {
 			t.Errorf("agent example: %+v", o)
 		}

@@ -19,14 +19,15 @@ func TestGPUMetricsAnonymous(t *testing.T) {
 		{"key", "gpu-metrics-anonymous: true\n", true},
 		{"gpu section", "gpu:\n  metrics-anonymous: true\n", true},
 	} {
-		for cmd, flags := range map[string][]cli.Flag{"server": ServerFlags(), "agent": AgentFlags()} {
+		for _, cmd := range []string{"server", "agent"} {
 			t.Run(tc.name+"/"+cmd, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "config.yaml")
 				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
 					t.Fatal(err)
 				}
+				flags, node := nodeLine(cmd)
 				withFile(t, flags, path, func(c *cli.Context) error {
-					if got := nodeOptionsFrom(c).GPU.MetricsAnonymous; got != tc.want {
+					if got := node(c).GPU.MetricsAnonymous; got != tc.want {
 						t.Errorf("MetricsAnonymous = %v, want %v", got, tc.want)
 					}
 					return nil
@@ -34,4 +35,14 @@ func TestGPUMetricsAnonymous(t *testing.T) {
 			})
 		}
 	}
+}
+
+// nodeLine is a fresh command line of server or agent, and the node options it fills.
+func nodeLine(cmd string) ([]cli.Flag, func(*cli.Context) NodeOptions) {
+	if cmd == "server" {
+		l := ServerCommandLine()
+		return l.Flags, func(c *cli.Context) NodeOptions { return l.Options(c).NodeOptions }
+	}
+	l := AgentCommandLine()
+	return l.Flags, func(c *cli.Context) NodeOptions { return l.Options(c).NodeOptions }
 }

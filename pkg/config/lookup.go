@@ -1,21 +1,8 @@
 package config
 
 import (
-	"github.com/urfave/cli/v2"
-
 	"github.com/outpostk8s/outpost/pkg/spec/configfile"
 )
-
-// KnownFlags lists the names (and aliases) of a command's flags.
-func KnownFlags(flags []cli.Flag) map[string]bool {
-	m := map[string]bool{}
-	for _, f := range flags {
-		for _, n := range f.Names() {
-			m[n] = true
-		}
-	}
-	return m
-}
 
 // Lookup reads the given keys from config.yaml and its drop-ins (later files win), for the
 // tool commands that take no flags of their own (`outpost ctr`, `outpost kubectl`). Keys of
@@ -25,16 +12,12 @@ func Lookup(path string, explicit bool, keys ...string) (map[string]string, erro
 	if err != nil {
 		return nil, err
 	}
-	known := KnownFlags(ServerFlags())
-	for k := range KnownFlags(AgentFlags()) {
-		known[k] = true
-	}
 	want := map[string]bool{}
 	for _, k := range keys {
 		want[k] = true
 	}
 	m := lookup{want: want, got: map[string]string{}}
-	if err := configfile.Apply(files, known, m); err != nil {
+	if err := configfile.Apply(files, FileKeys(), m); err != nil {
 		return nil, err
 	}
 	return m.got, nil

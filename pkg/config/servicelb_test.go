@@ -17,19 +17,19 @@ import (
 // completeWith parses args and the config file as `outpost server` does, then completes.
 func completeWith(t *testing.T, file string, args ...string) (*Server, error) {
 	t.Helper()
-	flags := ServerFlags()
+	line := ServerCommandLine()
 	var srv *Server
 	var cerr error
-	app := &cli.App{Flags: flags, ExitErrHandler: func(*cli.Context, error) {},
+	app := &cli.App{Flags: line.Flags, ExitErrHandler: func(*cli.Context, error) {},
 		Before: func(c *cli.Context) error {
 			files, err := configfile.Files(file, true)
 			if err != nil {
 				return err
 			}
-			return configfile.Apply(files, KnownFlags(flags), c)
+			return configfile.Apply(files, KnownFlags(line.Flags), c)
 		},
 		Action: func(c *cli.Context) error {
-			srv, cerr = CompleteServer(ServerOptionsFrom(c), testEnv())
+			srv, cerr = CompleteServer(line.Options(c), testEnv())
 			return nil
 		}}
 	if err := app.Run(append([]string{"outpost"}, args...)); err != nil {
