@@ -55,15 +55,16 @@ func TestServer(t *testing.T) {
 			if code != 0 {
 				return fmt.Errorf("exit %d:\n%s", code, out)
 			}
-			rows := map[string]bool{}
+			rows := map[string]string{} // stage and component: state
 			for _, l := range strings.Split(out, "\n") {
 				if f := strings.Fields(l); len(f) >= 3 {
-					rows[f[0]+" "+f[1]+" "+f[2]] = true
+					rows[f[0]+" "+f[1]] = f[2]
 				}
 			}
-			for _, want := range []string{"datastore kine ready", "api kube-apiserver ready", "runtime containerd ready", "controllers deploy running", "network flannel running"} {
-				if !rows[want] {
-					return fmt.Errorf("no %q in:\n%s", want, out)
+			for want, states := range map[string]string{"datastore kine": "ready", "api kube-apiserver": "ready", "runtime containerd": "ready",
+				"controllers deploy": "ready running", "network flannel": "running", "kubelet kubelet": "ready"} {
+				if st := rows[want]; st == "" || !strings.Contains(states, st) {
+					return fmt.Errorf("%s is %q, want %s, in:\n%s", want, st, states, out)
 				}
 			}
 			return nil

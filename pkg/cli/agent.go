@@ -8,11 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/outpostk8s/outpost/pkg/agent"
 	"github.com/outpostk8s/outpost/pkg/config"
-	"github.com/outpostk8s/outpost/pkg/join"
-	"github.com/outpostk8s/outpost/pkg/node"
-	"github.com/outpostk8s/outpost/pkg/prestart"
+	"github.com/outpostk8s/outpost/pkg/roles/agent"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
 
@@ -39,20 +36,12 @@ func runAgent(c *cli.Context, o config.AgentOptions) error {
 		return err
 	}
 	n := cfg.Node
-	plan := prestart.Plan{Dirs: n.Dirs, Node: true, LB: true, GPU: func() error { return node.CheckGPU(n) }}
-	if err := plan.Host(host); err != nil {
-		return err
-	}
-	// Join before anything is written: a refused join leaves no data dir behind.
-	jctx, cancel := context.WithTimeout(c.Context, time.Minute)
-	res, err := join.Agent{Client: join.Client{Servers: cfg.Join.Servers, Token: cfg.Join.Token},
-		Name: n.NodeName, IP: n.NodeIP.String(), Dir: n.Dirs.AgentTLS(), PasswordFile: cfg.Join.PasswordFile}.Start(jctx)
-	cancel()
+	checked, err := agent.Check(c.Context, cfg, host)
 	if err != nil {
 		return err
 	}
-	n.Cluster = res.Settings
-	lock, err := plan.Lock(prestart.Free) // checks the ports too
+	res := checked.Joined
+	lock, err := checked.Lock()
 	if err != nil {
 		return err
 	}
@@ -74,6 +63,6 @@ func runAgent(c *cli.Context, o config.AgentOptions) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	a := &agent.Agent{Cfg: cfg, Joined: res, Log: log, Out: out, Started: started}
+	a := &agent.Agent{Cfg: cfg, Joined: res, Log: log, Out: out, Started: started, GPU: checked.GPU}
 	return a.Run(ctx)
 }

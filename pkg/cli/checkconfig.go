@@ -11,9 +11,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/preflight"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
-	"github.com/outpostk8s/outpost/pkg/node"
 	"github.com/outpostk8s/outpost/pkg/payload"
 	"github.com/outpostk8s/outpost/pkg/prestart"
+	"github.com/outpostk8s/outpost/pkg/roles"
+	"github.com/outpostk8s/outpost/pkg/roles/node"
 )
 
 func checkConfigCommand() *cli.Command {
@@ -40,7 +41,7 @@ func checkConfigCommand() *cli.Command {
 // sizes and times.
 func payloadCheck() hostcheck.Check {
 	ch := hostcheck.Check{Name: "bundled binaries", Fatal: true, Node: true}
-	bin, err := node.PayloadBin("")
+	bin, err := roles.PayloadBin("")
 	if err == nil {
 		err = payload.Verify(filepath.Dir(bin))
 		ch.Detail = "verified in " + filepath.Dir(bin)
@@ -48,7 +49,7 @@ func payloadCheck() hostcheck.Check {
 	switch {
 	case errors.Is(err, payload.ErrNoPayload):
 		ch.Detail, ch.Fix = "none beside this program", "run the outpost file you downloaded (or bin/outpost), which unpacks them"
-	case errors.Is(err, node.ErrNoSelf):
+	case errors.Is(err, roles.ErrNoSelf):
 		ch.Detail, ch.Fix = err.Error(), "mount /proc"
 	case err != nil:
 		ch.Detail = err.Error() // it names the fix

@@ -11,7 +11,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/info"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
-	"github.com/outpostk8s/outpost/pkg/node"
+	"github.com/outpostk8s/outpost/pkg/roles/node"
 )
 
 func gpuCommand() *cli.Command {

@@ -17,9 +17,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gctune"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/logging"
-	"github.com/outpostk8s/outpost/pkg/node"
-	"github.com/outpostk8s/outpost/pkg/prestart"
-	"github.com/outpostk8s/outpost/pkg/server"
+	"github.com/outpostk8s/outpost/pkg/roles/server"
 	"github.com/outpostk8s/outpost/pkg/spec/configfile"
 	"github.com/outpostk8s/outpost/pkg/version"
 )
@@ -57,26 +55,12 @@ func runServer(c *cli.Context, o config.ServerOptions) error {
 	if err != nil {
 		return err
 	}
-	restore, err := server.CheckRestore(cfg.Control)
+	checked, err := server.Check(cfg, host)
 	if err != nil {
 		return err
 	}
-	defer restore.Discard() // its snapshot copy, when the start ends before the restore
-	if err := server.CheckShared(cfg.Control); err != nil {
-		return err
-	}
-	joining, err := server.CheckJoin(cfg.Control)
-	if err != nil {
-		return err
-	}
-	plan := prestart.Plan{Dirs: cfg.Control.Dirs, API: &prestart.API{BindAddress: cfg.Control.BindAddress, Port: cfg.Control.HTTPSPort, Etcd: cfg.Control.Etcd}}
-	if cfg.Node != nil {
-		plan.Node, plan.GPU = true, func() error { return node.CheckGPU(cfg.Node) }
-	}
-	if err := plan.Host(host); err != nil {
-		return err
-	}
-	lock, err := plan.Lock(prestart.Free)
+	defer checked.Discard()
+	lock, err := checked.Lock()
 	if err != nil {
 		return err
 	}
@@ -93,7 +77,7 @@ func runServer(c *cli.Context, o config.ServerOptions) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started, Restore: restore, Join: joining}
+	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started, Restore: checked.Restore, Join: checked.Join, GPU: checked.GPU}
 	return s.Run(ctx)
 }
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/datadir"
-	"github.com/outpostk8s/outpost/pkg/node"
+	"github.com/outpostk8s/outpost/pkg/roles"
 )
 
 // Kubectl runs the bundled kubectl; with no KUBECONFIG and no --kubeconfig it uses Outpost's
@@ -112,7 +112,7 @@ func execBundled(name string, args []string, env func(datadir.Dirs) []string) er
 		Runtime: firstOf(os.Getenv("OUTPOST_RUNTIME_DIR"), set["runtime-dir"], datadir.DefaultRuntimeDir)}
 	// The payload this program runs from first: it is the version the user called.
 	bin := filepath.Join(d.BinDir(), name)
-	if own, err := node.PayloadBin(""); err == nil {
+	if own, err := roles.PayloadBin(""); err == nil {
 		bin = filepath.Join(own, name)
 	}
 	if _, err := os.Stat(bin); err != nil {

@@ -88,14 +88,13 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 	if c.AgentToken, err = givenToken("--agent-token", o.AgentToken, o.AgentTokenFile); err != nil {
 		return nil, err
 	}
-	if c.Token != "" && c.AgentToken != "" {
-		s, _ := token.Parse(c.Token)
-		if a, _ := token.Parse(c.AgentToken); s.Matches(a) {
+	if c.Token != nil && c.AgentToken != nil {
+		if c.Token.Matches(*c.AgentToken) {
 			return nil, fmt.Errorf("--agent-token is the cluster's --token: give agents a token of their own, or leave --agent-token out to have one made")
 		}
 	}
 	c.NodePasswordFile = node.NodePasswordFile
-	if c.JoinServer != "" && c.Token == "" {
+	if c.JoinServer != "" && c.Token == nil {
 		return nil, fmt.Errorf("--server needs the cluster's --token (or --token-file): take it from the first server's /var/lib/outpost/server/token")
 	}
 	if o.LeafCertLifetime < 0 || (o.LeafCertLifetime > 0 && o.LeafCertLifetime < 2*time.Minute) {
@@ -203,14 +202,10 @@ func CompleteAgent(o AgentOptions, env Env) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tok == "" {
+	if tok == nil {
 		return nil, fmt.Errorf("--token is required (or OUTPOST_TOKEN, --token-file): take it from the server's /var/lib/outpost/server/agent-token or `outpost token create`")
 	}
-	t, err := token.Parse(tok)
-	if err != nil {
-		return nil, fmt.Errorf("--token: %w", err)
-	}
-	return &Agent{Node: node, Join: JoinConfig{Servers: o.Servers, Token: t, PasswordFile: node.NodePasswordFile}}, nil
+	return &Agent{Node: node, Join: JoinConfig{Servers: o.Servers, Token: *tok, PasswordFile: node.NodePasswordFile}}, nil
 }
 
 // CheckServerURL says what is wrong with a --server value.
@@ -393,26 +388,27 @@ func gpuOptions(g GPUOptions) (GPUOptions, error) {
 	return g, nil
 }
 
-// givenToken reads flag (--token, --agent-token) or flag-file; the token's format is checked
-// here, before anything is written.
-func givenToken(flag, tok, file string) (string, error) {
+// givenToken reads flag (--token, --agent-token) or flag-file, parsed once here, before
+// anything is written: nil when neither is given.
+func givenToken(flag, tok, file string) (*token.Token, error) {
 	if tok != "" && file != "" {
-		return "", fmt.Errorf("%s and %s-file both set: use one", flag, flag)
+		return nil, fmt.Errorf("%s and %s-file both set: use one", flag, flag)
 	}
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("%s-file: %w", flag, err)
+			return nil, fmt.Errorf("%s-file: %w", flag, err)
 		}
 		tok = strings.TrimSpace(string(b))
 	}
 	if tok == "" {
-		return "", nil
+		return nil, nil
 	}
-	if _, err := token.Parse(tok); err != nil {
-		return "", fmt.Errorf("%s: %w", flag, err)
+	t, err := token.Parse(tok)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
-	return tok, nil
+	return &t, nil
 }
 
 // storagePath checks --default-local-storage-path: absolute, and a directory if it exists

@@ -64,9 +64,11 @@ type Control struct {
 	StoragePath string
 	Args        ControlArgs
 	Verbosity   int
-	Token       string // as given by --token or --token-file; "" to use or make the stored one
-	// AgentToken as given by --agent-token or --agent-token-file; "" to use or make the stored one.
-	AgentToken string
+	// Token as given by --token or --token-file, parsed; nil to use or make the stored one.
+	Token *token.Token
+	// AgentToken as given by --agent-token or --agent-token-file, parsed; nil to use or make
+	// the stored one.
+	AgentToken *token.Token
 	// NodePasswordFile binds the server's name to this machine, with or without a node of its
 	// own: a joining server proves it to be given its etcd member back.
 	NodePasswordFile string

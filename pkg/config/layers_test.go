@@ -19,7 +19,7 @@ func TestConfigImportsNoComponent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	components := []string{"node", "gpu", "control", "server", "agent", "datastore", "join"}
+	components := []string{"node", "gpu", "control", "roles", "datastore", "join"}
 	for _, dep := range strings.Fields(string(out)) {
 		rest, ok := strings.CutPrefix(dep, module+"pkg/")
 		if !ok {

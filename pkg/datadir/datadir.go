@@ -120,6 +120,7 @@ func (d Dirs) RuntimeContainerd() string { return filepath.Join(d.Runtime, "cont
 func (d Dirs) ContainerdSocket() string {
 	return filepath.Join(d.Runtime, "containerd", "containerd.sock")
 }
+
 // StatusSocket answers `outpost status` (pkg/status).
 func (d Dirs) StatusSocket() string { return filepath.Join(d.Runtime, "status.sock") }
 

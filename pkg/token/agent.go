@@ -15,7 +15,7 @@ import (
 // given (--agent-token) when set, else one derived from the cluster token. Derived, not
 // random: servers of a cluster that predates the agent token each make the same one, with
 // nothing to agree on; and the derivation is one-way, so it tells nothing of the cluster token.
-func EnsureAgent(path string, caPEM []byte, given string, cluster Token, write func(path string, data []byte) error) (Token, error) {
+func EnsureAgent(path string, caPEM []byte, given *Token, cluster Token, write func(path string, data []byte) error) (Token, error) {
 	return ensure(path, caPEM, given, "--agent-token", func() (Token, error) { return DeriveAgent(cluster) }, write)
 }
 

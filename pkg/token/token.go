@@ -122,23 +122,21 @@ func (t Token) Matches(presented Token) bool {
 }
 
 // Ensure returns the cluster token stored at path, creating it (mode 0600) on first start.
-// given, when set (--token or --token-file), must be a token: its secret becomes the cluster's,
-// and a pin in it must match caPEM. A stored token is never silently replaced by another.
-func Ensure(path string, caPEM []byte, given string, write func(path string, data []byte) error) (Token, error) {
+// given, when set (--token or --token-file, parsed), becomes the cluster's; a pin in it must
+// match caPEM. A stored token is never silently replaced by another.
+func Ensure(path string, caPEM []byte, given *Token, write func(path string, data []byte) error) (Token, error) {
 	return ensure(path, caPEM, given, "--token", func() (Token, error) { return Generate(caPEM) }, write)
 }
 
 // ensure is Ensure for the token a flag names; fresh makes one when none is stored or given.
-func ensure(path string, caPEM []byte, given, flag string, fresh func() (Token, error), write func(path string, data []byte) error) (Token, error) {
+func ensure(path string, caPEM []byte, given *Token, flag string, fresh func() (Token, error), write func(path string, data []byte) error) (Token, error) {
 	hash, err := CAHash(caPEM)
 	if err != nil {
 		return Token{}, err
 	}
 	var want Token
-	if given != "" {
-		if want, err = Parse(given); err != nil {
-			return Token{}, fmt.Errorf("%s: %w", flag, err)
-		}
+	if given != nil {
+		want = *given
 		if want.CAHash != "" && want.CAHash != hash {
 			return Token{}, fmt.Errorf("%s pins another CA than this server's: it belongs to another cluster", flag)
 		}
@@ -150,14 +148,14 @@ func ensure(path string, caPEM []byte, given, flag string, fresh func() (Token, 
 			return Token{}, fmt.Errorf("token file %s: %w: remove it to make a new one", path, err)
 		}
 		stored.CAHash = hash
-		if given != "" && !stored.Matches(want) {
+		if given != nil && !stored.Matches(want) {
 			return Token{}, fmt.Errorf("%s differs from the cluster's in %s: nodes already joined with that one; remove the file to change it (or use `outpost token rotate`)", flag, path)
 		}
 		return stored, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return Token{}, fmt.Errorf("token file: %w", err)
 	}
-	if given == "" {
+	if given == nil {
 		if want, err = fresh(); err != nil {
 			return Token{}, err
 		}

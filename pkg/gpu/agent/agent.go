@@ -99,48 +99,57 @@ type Agent struct {
 	podHolders func(context.Context) (map[string][]podresources.Holder, error)
 }
 
+// Plan is what Check found: the node's GPUs (nil without an NVIDIA driver), the resources
+// they advertise, the NVIDIA runtimes and the CDI spec. A start detects once, in its check
+// step, and builds the GPU layer from the plan.
+type Plan struct {
+	Node     *detect.Node
+	Res      []resources.Resource
+	Runtimes []gpuruntime.Runtime
+	Spec     *cdi.Spec
+}
+
 // Check detects the GPUs and runtimes and checks the settings against them, writing nothing:
 // the server runs it before it touches its data dir, so a setting the hardware cannot honour
-// stops the start with nothing half-set-up. node is nil when there is no NVIDIA driver.
-func Check(cfg Config, lib gpulib.Lib) (node *detect.Node, res []resources.Resource, runtimes []gpuruntime.Runtime, spec *cdi.Spec, err error) {
-	runtimes = gpuruntime.Find("/", cfg.PathEnv)
-	if err := gpuruntime.Default(cfg.DefaultRuntime, runtimes); err != nil {
-		return nil, nil, nil, nil, err
+// stops the start with nothing half-set-up. Plan.Node is nil when there is no NVIDIA driver.
+func Check(cfg Config, lib gpulib.Lib) (*Plan, error) {
+	p := &Plan{Runtimes: gpuruntime.Find("/", cfg.PathEnv)}
+	if err := gpuruntime.Default(cfg.DefaultRuntime, p.Runtimes); err != nil {
+		return nil, err
 	}
-	node, err = lib.Detect()
+	node, err := lib.Detect()
 	if errors.Is(err, detect.ErrNoDriver) {
-		return nil, nil, runtimes, nil, nil
+		return p, nil
 	} else if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("GPU detection: %w", err)
+		return nil, fmt.Errorf("GPU detection: %w", err)
 	}
 	if b, err := os.ReadFile(cfg.MachineFile); cfg.MachineFile != "" && err == nil {
 		node.Machine = strings.TrimSpace(string(b))
 	}
 	if cfg.MIGConfig != "" {
 		if _, err := mig.Resolve(cfg.MIGConfig, cfg.MIGLayouts, node); err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("--gpu-mig-config: %w", err)
+			return nil, fmt.Errorf("--gpu-mig-config: %w", err)
 		}
 	}
 	def, _ := cfg.Sharing.Pick("")
 	st := strategy(cfg.Strategy, cfg.MIGConfig != "", node)
-	if res, err = resources.Build(node, resources.Config{Strategy: st, Replicas: cfg.Replicas, Sharing: def}); err != nil {
-		return nil, nil, nil, nil, err
+	if p.Res, err = resources.Build(node, resources.Config{Strategy: st, Replicas: cfg.Replicas, Sharing: def}); err != nil {
+		return nil, err
 	}
-	if spec, err = cdi.Generate(node, cfg.DriverRoot, cfg.DevRoot); err != nil {
-		return nil, nil, nil, nil, err
+	if p.Spec, err = cdi.Generate(node, cfg.DriverRoot, cfg.DevRoot); err != nil {
+		return nil, err
 	}
-	return node, res, runtimes, spec, nil
+	p.Node = node
+	return p, nil
 }
 
 var _ component.Component = (*Agent)(nil)
 
-// New runs Check; CDISpec writes the spec. It returns (nil, nil) when the node has neither an
-// NVIDIA driver nor an NVIDIA runtime: no GPU features, no error.
-func New(cfg Config, lib gpulib.Lib, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
-	node, res, runtimes, spec, err := Check(cfg, lib)
-	if err != nil {
-		return nil, err
-	}
+// New builds the GPU layer from what Check found (plan); lib answers its NVML calls from then
+// on. CDISpec writes the spec. It returns (nil, nil) when the node has neither an NVIDIA
+// driver nor an NVIDIA runtime: no GPU features, no error.
+func New(cfg Config, plan *Plan, lib gpulib.Lib, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
+	node, res, runtimes, spec := plan.Node, plan.Res, plan.Runtimes, plan.Spec
 	if node == nil {
 		log.Info("no NVIDIA driver found: GPU support off")
 		if len(runtimes) > 0 {

@@ -63,10 +63,11 @@ func newMIGRigOn(t *testing.T, cfg Config, lib gpulib.Lib) *migRig {
 	if lib == nil {
 		lib = r.machine
 	}
-	node, res, _, _, err := Check(cfg, lib)
+	plan, err := Check(cfg, lib)
 	if err != nil {
 		t.Fatal(err)
 	}
+	node, res := plan.Node, plan.Res
 	r.a = &Agent{cfg: cfg, lib: lib, log: slog.New(slog.DiscardHandler), client: r.cs, Node: node, Res: res,
 		podHolders: func(context.Context) (map[string][]podresources.Holder, error) { return r.held, nil }}
 	r.a.mu.Lock()
@@ -238,14 +239,15 @@ func TestMIGConfigCheckedAtStart(t *testing.T) {
 		touch(t, filepath.Join(root, fmt.Sprintf("dev/nvidia%d", i)))
 	}
 	touch(t, filepath.Join(root, "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.550.54.15"))
-	_, _, _, _, err := Check(Config{MIGConfig: "all-2g.20gb", Replicas: 1}, mockgpu.DGXA100())
+	_, err := Check(Config{MIGConfig: "all-2g.20gb", Replicas: 1}, mockgpu.DGXA100())
 	if err == nil || !strings.Contains(err.Error(), "--gpu-mig-config: MIG layout all-2g.20gb: GPU 0") {
 		t.Fatalf("err %v", err)
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Fatalf("more than one line: %v", err)
 	}
-	_, res, _, _, err := Check(Config{MIGConfig: "all-disabled", Replicas: 1, DevRoot: root, DriverRoot: root}, mockgpu.DGXA100())
+	plan, err := Check(Config{MIGConfig: "all-disabled", Replicas: 1, DevRoot: root, DriverRoot: root}, mockgpu.DGXA100())
+	res := planRes(plan)
 	if err != nil || len(res) != 1 || res[0].Name != resources.GPUResource {
 		t.Fatalf("all-disabled: %v %v", res, err)
 	}
@@ -316,4 +318,11 @@ func TestMIGLayoutsOnGoNVMLMock(t *testing.T) {
 	if got := devices(r.a); r.state() != mig.StateSuccess || got["nvidia.com/gpu"] != 8 || len(got) != 1 {
 		t.Fatalf("all-disabled: state %q, devices %v", r.state(), got)
 	}
+}
+
+func planRes(p *Plan) []resources.Resource {
+	if p == nil {
+		return nil
+	}
+	return p.Res
 }

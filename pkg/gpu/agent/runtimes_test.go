@@ -24,7 +24,12 @@ func TestRuntimeOnlyNodeLabels(t *testing.T) {
 	}
 	cs := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1",
 		Labels: map[string]string{"runtime.outpost.io/nvidia-cdi": "true", "kubernetes.io/os": "linux"}}})
-	a, err := New(Config{NodeName: "n1", PathEnv: dir}, gpulib.NoDriver{}, cs, slog.New(slog.DiscardHandler))
+	cfg := Config{NodeName: "n1", PathEnv: dir}
+	plan, err := Check(cfg, gpulib.NoDriver{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, plan, gpulib.NoDriver{}, cs, slog.New(slog.DiscardHandler))
 	if err != nil || a == nil {
 		t.Fatalf("agent %v %v", a, err)
 	}
