@@ -13,7 +13,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
-	gpuagent "github.com/outpostk8s/outpost/pkg/gpu/agent"
+	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/join"
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
@@ -31,7 +31,7 @@ type Agent struct {
 	Out     *logging.Out
 	Started time.Time
 	// GPU, from node.CheckGPU, is what the node's GPU layer is built from.
-	GPU *gpuagent.Plan
+	GPU *layer.Plan
 }
 
 // Run writes the join's credentials, starts the node and blocks until ctx ends or a component

@@ -6,7 +6,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/datadir"
-	gpuagent "github.com/outpostk8s/outpost/pkg/gpu/agent"
+	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/join"
 	"github.com/outpostk8s/outpost/pkg/prestart"
@@ -15,8 +15,8 @@ import (
 
 // Checked is what an agent's check step found and the run needs.
 type Checked struct {
-	Joined *join.Result   // the join's answer: credentials and the cluster's settings
-	GPU    *gpuagent.Plan // the GPUs detected, nil with GPU support off
+	Joined *join.Result // the join's answer: credentials and the cluster's settings
+	GPU    *layer.Plan  // the GPUs detected, nil with GPU support off
 
 	host prestart.Plan
 }

@@ -10,9 +10,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/outpostk8s/outpost/pkg/config"
-	"github.com/outpostk8s/outpost/pkg/gpu/agent"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/gpu/resources"
@@ -25,7 +25,7 @@ import (
 // touches the data dir; the plan it returns is what the node's GPU layer is built from (Node.GPU),
 // so a start detects once. nil with GPU support off. On a host with libnvidia-ml it finds the
 // payload first: the GPU helper that reads NVML is in it.
-func CheckGPU(c *config.Node) (*agent.Plan, error) {
+func CheckGPU(c *config.Node) (*layer.Plan, error) {
 	if c.GPU.Mode == "off" {
 		return nil, nil
 	}
@@ -33,7 +33,7 @@ func CheckGPU(c *config.Node) (*agent.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agent.Check(gpuConfig(c), lib)
+	return layer.Check(gpuConfig(c), lib)
 }
 
 // gpuLib is what answers the GPU layer's NVML calls. The mock: in-process for the check, and
@@ -74,7 +74,7 @@ func DriverGPULib(driverRoot, binDir string) (gpulib.Lib, error) {
 
 // gpu detects GPUs and NVIDIA runtimes before containerd is configured. It returns nil when
 // GPU support is off or the node has no driver and no NVIDIA runtime.
-func (n *Node) gpu(client kubernetes.Interface) (*agent.Agent, error) {
+func (n *Node) gpu(client kubernetes.Interface) (*layer.Layer, error) {
 	if n.Cfg.GPU.Mode == "off" {
 		return nil, nil
 	}
@@ -93,12 +93,12 @@ func (n *Node) gpu(client kubernetes.Interface) (*agent.Agent, error) {
 	// The metrics are served as the kubelet serves: its certificate, the cluster's client CA.
 	cfg.MetricsTLS = metrics.TLSFiles{CertFile: filepath.Join(n.TLSDir, pki.KubeletServing+".crt"),
 		KeyFile: filepath.Join(n.TLSDir, pki.KubeletServing+".key"), ClientCAFile: filepath.Join(n.TLSDir, pki.ClientCA+".crt")}
-	return agent.New(cfg, n.GPU, lib, client, n.Log.With("component", "gpu"))
+	return layer.New(cfg, n.GPU, lib, client, n.Log.With("component", "gpu"))
 }
 
-func gpuConfig(c *config.Node) agent.Config {
+func gpuConfig(c *config.Node) layer.Config {
 	g := c.GPU
-	return agent.Config{
+	return layer.Config{
 		NodeName: c.NodeName, Strategy: resources.Strategy(g.MIGStrategy), Replicas: g.Replicas,
 		DriverRoot: g.DriverRoot, DevRoot: g.DevRoot, CDIDir: g.CDIDir, DefaultRuntime: g.DefaultRuntime,
 		MetricsPort: g.MetricsPort, MetricsAnonymous: g.MetricsAnonymous, NodeIP: c.NodeIP, PluginDir: devicePluginDir,
@@ -126,7 +126,7 @@ const devicePluginDir = "/var/lib/kubelet/device-plugins"
 
 // gpuContainerd adds the NVIDIA runtime handlers and the CDI dirs to containerd's config. The
 // GPU layer labels the Node per runtime; the servers make the RuntimeClasses from the labels.
-func gpuContainerd(g config.GPUOptions, a *agent.Agent, cc *containerd.Config) {
+func gpuContainerd(g config.GPUOptions, a *layer.Layer, cc *containerd.Config) {
 	cc.CDISpecDirs = []string{"/etc/cdi", "/var/run/cdi"}
 	if d := g.CDIDir; d != "/var/run/cdi" && d != "/etc/cdi" {
 		cc.CDISpecDirs = append(cc.CDISpecDirs, d)

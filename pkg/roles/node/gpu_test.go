@@ -11,10 +11,10 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/datadir"
-	"github.com/outpostk8s/outpost/pkg/gpu/agent"
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/gpu/metrics"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 )
@@ -103,7 +103,7 @@ func TestGPUDetectedOncePerStart(t *testing.T) {
 	c := &config.Node{NodeName: "n1", Dirs: datadir.Dirs{Data: filepath.Join(root, "data")},
 		GPU: config.GPUOptions{Mode: "auto", MIGStrategy: "none", Replicas: 1, DriverRoot: root, DevRoot: root, CDIDir: filepath.Join(root, "cdi")}}
 	lib := &counting{Lib: mockgpu.DGXA100()}
-	plan, err := agent.Check(gpuConfig(c), lib)
+	plan, err := layer.Check(gpuConfig(c), lib)
 	if err != nil || plan.Node == nil || len(plan.Node.GPUs) != 8 {
 		t.Fatalf("check: %+v %v", plan, err)
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
-	"github.com/outpostk8s/outpost/pkg/gpu/agent"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
+	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/kubeclient"
 	"github.com/outpostk8s/outpost/pkg/memtrim"
 	"github.com/outpostk8s/outpost/pkg/node/cni"
@@ -53,7 +53,7 @@ type Node struct {
 	// that answered the join first; none on a server, whose node talks to its own apiserver.
 	Servers []string
 	// GPU is what the check step detected (CheckGPU), nil with GPU support off.
-	GPU *agent.Plan
+	GPU *layer.Plan
 	// GPULib answers the GPU layer's NVML calls once the node runs; nil: the GPU helper in
 	// BinDir (or the mock's). Tests count on it.
 	GPULib    func(c *config.Node, binDir string) (gpulib.Lib, error)

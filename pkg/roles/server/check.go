@@ -3,7 +3,7 @@ package server
 import (
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/datadir"
-	gpuagent "github.com/outpostk8s/outpost/pkg/gpu/agent"
+	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/prestart"
 	"github.com/outpostk8s/outpost/pkg/roles/node"
@@ -12,9 +12,9 @@ import (
 // Checked is what a server's check step found and the run needs: nothing a check computed is
 // computed again.
 type Checked struct {
-	Restore *Restore       // a --cluster-reset-restore-path checked and copied
-	Join    *Join          // the cluster data of a server joining with --server
-	GPU     *gpuagent.Plan // the GPUs detected, nil without a node or GPU support
+	Restore *Restore    // a --cluster-reset-restore-path checked and copied
+	Join    *Join       // the cluster data of a server joining with --server
+	GPU     *layer.Plan // the GPUs detected, nil without a node or GPU support
 
 	host prestart.Plan
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/control/policymarker"
-	gpuagent "github.com/outpostk8s/outpost/pkg/gpu/agent"
+	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/node/upstream"
 	"github.com/outpostk8s/outpost/pkg/pki"
@@ -35,7 +35,7 @@ type Server struct {
 	// Join, from checkJoin, is the cluster data of a server joining with --server.
 	Join *Join
 	// GPU, from node.CheckGPU, is what the node's GPU layer is built from.
-	GPU *gpuagent.Plan
+	GPU *layer.Plan
 
 	pki   *pki.Bundle
 	token *token.File

@@ -18,8 +18,8 @@ import (
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
 	"github.com/outpostk8s/outpost/pkg/control/helm"
-	"github.com/outpostk8s/outpost/pkg/gpu/agent"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
+	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/hostcheck"
 	"github.com/outpostk8s/outpost/pkg/logging"
@@ -258,7 +258,7 @@ func TestServerOptionalPhases(t *testing.T) {
 	if last := names[stNet]; !slices.Equal(last, []string{"cni", "gpu", "network-policy", "page-release"}) {
 		t.Errorf("network stage %v: want cni, gpu and network-policy, no flannel with backend none", last)
 	}
-	if a := find[*agent.Agent](phases); a.Config().NodeName != "s1" || a.Node == nil || len(a.Node.GPUs) != 8 {
+	if a := find[*layer.Layer](phases); a.Config().NodeName != "s1" || a.Node == nil || len(a.Node.GPUs) != 8 {
 		t.Errorf("gpu %+v, node %+v", a.Config(), a.Node)
 	}
 	if c := find[*containerd.Containerd](phases).Config(); !slices.Contains(c.CDISpecDirs, cdiDir) {

@@ -1,4 +1,4 @@
-package agent
+package layer
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/spec/sharing"
 )
 
-func devices(a *Agent) map[string]int {
+func devices(a *Layer) map[string]int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	m := map[string]int{}
@@ -60,7 +60,7 @@ func TestSharingConfigByLabel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), client: cs, Node: node, Res: res}
+	a := &Layer{cfg: cfg, log: slog.New(slog.DiscardHandler), client: cs, Node: node, Res: res}
 	ctx := context.Background()
 	a.mu.Lock()
 	if err := a.startPlugins(ctx, a.Res); err != nil {

@@ -1,4 +1,4 @@
-package agent
+package layer
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 )
 
 type migRig struct {
-	a       *Agent
+	a       *Layer
 	st      *status
 	cs      *fake.Clientset
 	machine *mockgpu.Machine
@@ -68,7 +68,7 @@ func newMIGRigOn(t *testing.T, cfg Config, lib gpulib.Lib) *migRig {
 		t.Fatal(err)
 	}
 	node, res := plan.Node, plan.Res
-	r.a = &Agent{cfg: cfg, lib: lib, log: slog.New(slog.DiscardHandler), client: r.cs, Node: node, Res: res,
+	r.a = &Layer{cfg: cfg, lib: lib, log: slog.New(slog.DiscardHandler), client: r.cs, Node: node, Res: res,
 		podHolders: func(context.Context) (map[string][]podresources.Holder, error) { return r.held, nil }}
 	r.a.mu.Lock()
 	if err := r.a.startPlugins(context.Background(), res); err != nil {

@@ -1,4 +1,4 @@
-package agent
+package layer
 
 import (
 	"context"
@@ -44,12 +44,12 @@ func strategy(set resources.Strategy, declared bool, n *detect.Node) resources.S
 
 // strategy is the agent's: a layout counts as declared once the config or a label named one.
 // The caller holds a.mu.
-func (a *Agent) strategy() resources.Strategy {
+func (a *Layer) strategy() resources.Strategy {
 	return strategy(a.cfg.Strategy, a.cfg.MIGConfig != "" || a.mig.name != "", a.Node)
 }
 
 // migName is the layout the node must have: its label's, else the config's.
-func (a *Agent) migName(label string) string {
+func (a *Layer) migName(label string) string {
 	if label != "" {
 		return label
 	}
@@ -57,7 +57,7 @@ func (a *Agent) migName(label string) string {
 }
 
 // holders names the pods holding each GPU (by UUID); nil without the kubelet's API.
-func (a *Agent) holders(ctx context.Context) (map[string][]podresources.Holder, error) {
+func (a *Layer) holders(ctx context.Context) (map[string][]podresources.Holder, error) {
 	if a.podHolders != nil {
 		return a.podHolders(ctx)
 	}
@@ -72,7 +72,7 @@ func (a *Agent) holders(ctx context.Context) (map[string][]podresources.Holder, 
 // change while a pod holds it waits (pending); a mode change the driver defers to a reset is
 // reported (rebooting). Afterwards the device plugins advertise the new devices and the CDI
 // spec names them. Each outcome is recorded once: state label, condition, Event.
-func (a *Agent) applyMIG(ctx context.Context, st *status, label string) {
+func (a *Layer) applyMIG(ctx context.Context, st *status, label string) {
 	name := a.migName(label)
 	a.mu.Lock()
 	cur := a.mig
@@ -85,7 +85,7 @@ func (a *Agent) applyMIG(ctx context.Context, st *status, label string) {
 }
 
 // layOut does the work of applyMIG and says how it ended.
-func (a *Agent) layOut(ctx context.Context, name string) (state, why string) {
+func (a *Layer) layOut(ctx context.Context, name string) (state, why string) {
 	a.mu.Lock()
 	node := a.Node
 	a.mu.Unlock()
@@ -136,7 +136,7 @@ func (a *Agent) layOut(ctx context.Context, name string) (state, why string) {
 
 // readopt advertises what the GPUs are after a change that stopped partway, so no plugin
 // offers a device that is gone.
-func (a *Agent) readopt(ctx context.Context, name string) {
+func (a *Layer) readopt(ctx context.Context, name string) {
 	node, err := a.lib.Detect()
 	if err != nil {
 		a.log.Warn("GPU detection after a partial MIG change", "err", err)
@@ -148,7 +148,7 @@ func (a *Agent) readopt(ctx context.Context, name string) {
 }
 
 // applyPlans applies each plan; it returns the GPUs whose mode change waits for a reset.
-func (a *Agent) applyPlans(plans []mig.GPUPlan) ([]string, error) {
+func (a *Layer) applyPlans(plans []mig.GPUPlan) ([]string, error) {
 	var reset []string
 	for _, p := range plans {
 		res, err := a.lib.ApplyMIG(p)
@@ -164,7 +164,7 @@ func (a *Agent) applyPlans(plans []mig.GPUPlan) ([]string, error) {
 
 // undoUnresolved turns MIG off again on GPUs it was turned on for a layout that then did not
 // resolve: they are left as they were.
-func (a *Agent) undoUnresolved(plans []mig.GPUPlan) {
+func (a *Layer) undoUnresolved(plans []mig.GPUPlan) {
 	for _, p := range plans {
 		if p.Unresolved {
 			if _, err := a.lib.ApplyMIG(mig.GPUPlan{Index: p.Index, UUID: p.UUID}); err != nil {
@@ -176,7 +176,7 @@ func (a *Agent) undoUnresolved(plans []mig.GPUPlan) {
 
 // adopt makes node (as detected after a change) what the agent advertises: resources under
 // the current sharing config, device plugins, CDI spec. It returns the state and its message.
-func (a *Agent) adopt(ctx context.Context, node *detect.Node, name string) (state, why string) {
+func (a *Layer) adopt(ctx context.Context, node *detect.Node, name string) (state, why string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.Node = node
@@ -230,7 +230,7 @@ func busy(plans []mig.GPUPlan, held map[string][]podresources.Holder) string {
 }
 
 // setMIG records an outcome: once per change, in the log, an Event and the node condition.
-func (a *Agent) setMIG(ctx context.Context, st *status, s migStatus) {
+func (a *Layer) setMIG(ctx context.Context, st *status, s migStatus) {
 	a.mu.Lock()
 	same := a.mig == s
 	a.mig = s
@@ -262,7 +262,7 @@ func (a *Agent) setMIG(ctx context.Context, st *status, s migStatus) {
 }
 
 // migLabels is the state label, while a layout is declared.
-func (a *Agent) migLabels(l map[string]string) {
+func (a *Layer) migLabels(l map[string]string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.mig.state != "" {

@@ -1,4 +1,4 @@
-package agent
+package layer
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 // initialLabels reads the Node's labels before the plugins first start, so a restarted node
 // advertises its chosen sharing config and its declared MIG layout's strategy at once rather
 // than the defaults first.
-func (a *Agent) initialLabels(ctx context.Context) {
+func (a *Layer) initialLabels(ctx context.Context) {
 	if a.client == nil {
 		return
 	}
@@ -46,7 +46,7 @@ func (a *Agent) initialLabels(ctx context.Context) {
 }
 
 // build computes the resources under the config label names. The caller holds a.mu.
-func (a *Agent) build(label string) ([]resources.Resource, *sharing.Config, error) {
+func (a *Layer) build(label string) ([]resources.Resource, *sharing.Config, error) {
 	c, err := a.cfg.Sharing.Pick(label)
 	if err != nil {
 		return nil, nil, err
@@ -61,7 +61,7 @@ func (a *Agent) build(label string) ([]resources.Resource, *sharing.Config, erro
 // applySharing switches the device plugins to the config the node's label names, when that
 // changed. A name the set lacks, or a config the GPUs cannot honour, is reported once (log and
 // Event) and the node keeps advertising what it did.
-func (a *Agent) applySharing(ctx context.Context, st *status, label string) {
+func (a *Layer) applySharing(ctx context.Context, st *status, label string) {
 	if a.cfg.Sharing == nil {
 		return
 	}
@@ -96,7 +96,7 @@ func (a *Agent) applySharing(ctx context.Context, st *status, label string) {
 
 // startPlugins replaces the running plugins with one per resource of res, carrying over which
 // GPUs are unhealthy. The caller holds a.mu.
-func (a *Agent) startPlugins(ctx context.Context, res []resources.Resource) error {
+func (a *Layer) startPlugins(ctx context.Context, res []resources.Resource) error {
 	a.stopPlugins()
 	links := map[string][]string{}
 	for _, g := range a.Node.GPUs {
@@ -120,7 +120,7 @@ func (a *Agent) startPlugins(ctx context.Context, res []resources.Resource) erro
 }
 
 // labels are the Node labels for the GPUs under the current sharing config, and the runtimes.
-func (a *Agent) labels() map[string]string {
+func (a *Layer) labels() map[string]string {
 	a.mu.Lock()
 	c := resources.Config{Strategy: a.strategy(), Replicas: a.cfg.Replicas, Sharing: a.sharingCfg}
 	node := a.Node

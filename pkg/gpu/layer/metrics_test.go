@@ -1,4 +1,4 @@
-package agent
+package layer
 
 import (
 	"context"
@@ -120,7 +120,7 @@ func metricsAgent(t *testing.T, cfg Config, api *fakeAPIServer) string {
 	free.Close()
 	m := mockgpu.DGXA100()
 	m.Open()
-	a := &Agent{cfg: cfg, lib: m, log: slog.New(slog.DiscardHandler), client: api.client(t),
+	a := &Layer{cfg: cfg, lib: m, log: slog.New(slog.DiscardHandler), client: api.client(t),
 		monitor: health.NewMonitor(func(string) bool { return true }, time.Minute, func(health.Change) {})}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := a.serveMetrics(ctx); err != nil {

@@ -1,7 +1,7 @@
-// Package agent is the node's GPU layer: it detects the GPUs, writes the CDI spec, tells
+// Package layer is the node's GPU layer: it detects the GPUs, writes the CDI spec, tells
 // containerd about the NVIDIA runtimes, then (once the kubelet runs) serves the device plugins,
 // keeps the Node's GPU labels and GPUHealthy condition current, and serves GPU metrics.
-package agent
+package layer
 
 import (
 	"context"
@@ -72,8 +72,8 @@ type Config struct {
 	MIGLayouts *migspec.File
 }
 
-// Agent is the component. Prepare runs before containerd is configured.
-type Agent struct {
+// Layer is the component. Prepare runs before containerd is configured.
+type Layer struct {
 	cfg      Config
 	lib      gpulib.Lib
 	log      *slog.Logger
@@ -143,28 +143,28 @@ func Check(cfg Config, lib gpulib.Lib) (*Plan, error) {
 	return p, nil
 }
 
-var _ component.Component = (*Agent)(nil)
+var _ component.Component = (*Layer)(nil)
 
 // New builds the GPU layer from what Check found (plan); lib answers its NVML calls from then
 // on. CDISpec writes the spec. It returns (nil, nil) when the node has neither an NVIDIA
 // driver nor an NVIDIA runtime: no GPU features, no error.
-func New(cfg Config, plan *Plan, lib gpulib.Lib, client kubernetes.Interface, log *slog.Logger) (*Agent, error) {
+func New(cfg Config, plan *Plan, lib gpulib.Lib, client kubernetes.Interface, log *slog.Logger) (*Layer, error) {
 	node, res, runtimes, spec := plan.Node, plan.Res, plan.Runtimes, plan.Spec
 	if node == nil {
 		log.Info("no NVIDIA driver found: GPU support off")
 		if len(runtimes) > 0 {
-			return &Agent{cfg: cfg, log: log, client: client, Runtimes: runtimes}, nil // runtimes still usable
+			return &Layer{cfg: cfg, log: log, client: client, Runtimes: runtimes}, nil // runtimes still usable
 		}
 		return nil, nil
 	}
 	log.Info("GPUs found", "count", len(node.GPUs), "product", firstProduct(node), "driver", node.DriverVersion,
 		"resources", resourceSummary(res), "runtimes", len(runtimes))
 	def, _ := cfg.Sharing.Pick("")
-	return &Agent{cfg: cfg, lib: lib, log: log, client: client, Node: node, Res: res, Runtimes: runtimes, spec: spec, sharingCfg: def}, nil
+	return &Layer{cfg: cfg, lib: lib, log: log, client: client, Node: node, Res: res, Runtimes: runtimes, spec: spec, sharingCfg: def}, nil
 }
 
 // Config is what the agent was given.
-func (a *Agent) Config() Config { return a.cfg }
+func (a *Layer) Config() Config { return a.cfg }
 
 func firstProduct(n *detect.Node) string {
 	if len(n.GPUs) == 0 {
@@ -181,15 +181,15 @@ func resourceSummary(rs []resources.Resource) string {
 	return strings.Join(parts, ",")
 }
 
-func (a *Agent) Name() string               { return "gpu" }
-func (a *Agent) Init(context.Context) error { return nil }
+func (a *Layer) Name() string               { return "gpu" }
+func (a *Layer) Init(context.Context) error { return nil }
 
 // CDISpec is the agent's first part: a component that writes the CDI spec for the node's GPUs
 // in its Init, to run before containerd and the kubelet (after a reboot /var/run/cdi is empty,
 // and pods the kubelet restarts need the spec at once).
-func (a *Agent) CDISpec() component.Component { return &cdiSpec{a: a} }
+func (a *Layer) CDISpec() component.Component { return &cdiSpec{a: a} }
 
-type cdiSpec struct{ a *Agent }
+type cdiSpec struct{ a *Layer }
 
 func (c *cdiSpec) Name() string                { return "gpu-cdi" }
 func (c *cdiSpec) Start(context.Context) error { return nil }
@@ -208,7 +208,7 @@ func (c *cdiSpec) Init(context.Context) error {
 // Start serves the plugins (once the kubelet's socket exists), labels the node, and watches
 // health and serves metrics in the background. A node with runtimes and no GPU gets only
 // their labels.
-func (a *Agent) Start(ctx context.Context) error {
+func (a *Layer) Start(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	st := &status{client: a.client, node: a.cfg.NodeName, log: a.log}
@@ -262,7 +262,7 @@ func (a *Agent) Start(ctx context.Context) error {
 
 // serveMetrics serves /metrics until ctx ends or Stop; unless anonymous, behind TLS and the
 // apiserver's TokenReview and SubjectAccessReview, asked as the node.
-func (a *Agent) serveMetrics(ctx context.Context) error {
+func (a *Layer) serveMetrics(ctx context.Context) error {
 	var tlsCfg *tls.Config
 	var guard metrics.Guard
 	if !a.cfg.MetricsAnonymous {
@@ -301,7 +301,7 @@ func (a *Agent) serveMetrics(ctx context.Context) error {
 
 // deviceGPUs maps each advertised device ID to what the metrics name its holders on: a
 // time-slicing replica to its GPU's UUID, a MIG device (or its replica) to its MIG ID.
-func (a *Agent) deviceGPUs() map[string]string {
+func (a *Layer) deviceGPUs() map[string]string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	uuids := map[int]string{}
@@ -351,7 +351,7 @@ func listenMetrics(nodeIP net.IP, port int) ([]net.Listener, error) {
 }
 
 // setHealth tells every plugin holding the GPU (or its MIG devices).
-func (a *Agent) setHealth(c health.Change) {
+func (a *Layer) setHealth(c health.Change) {
 	a.mu.Lock()
 	a.markHealth(c)
 	a.mu.Unlock()
@@ -363,7 +363,7 @@ func (a *Agent) setHealth(c health.Change) {
 }
 
 // markHealth is setHealth's part under a.mu.
-func (a *Agent) markHealth(c health.Change) {
+func (a *Layer) markHealth(c health.Change) {
 	for _, p := range a.plugins {
 		for _, r := range a.Res {
 			if r.Name != p.Resource {
@@ -380,7 +380,7 @@ func (a *Agent) markHealth(c health.Change) {
 
 // watchHealth feeds NVML's events to the monitor. A failing read (the GPU helper died and is
 // restarted at the next call) is logged once and retried every few seconds, not every loop.
-func (a *Agent) watchHealth(ctx context.Context) {
+func (a *Layer) watchHealth(ctx context.Context) {
 	recheck := time.NewTicker(time.Second)
 	defer recheck.Stop()
 	failing := false
@@ -415,7 +415,7 @@ func (a *Agent) watchHealth(ctx context.Context) {
 }
 
 // stopPlugins stops every plugin; the caller holds a.mu.
-func (a *Agent) stopPlugins() {
+func (a *Layer) stopPlugins() {
 	for _, p := range a.plugins {
 		p.Stop()
 	}
@@ -423,7 +423,7 @@ func (a *Agent) stopPlugins() {
 }
 
 // Stop ends everything the agent runs.
-func (a *Agent) Stop(ctx context.Context) error {
+func (a *Layer) Stop(ctx context.Context) error {
 	if a.cancel != nil {
 		a.cancel()
 	}
