@@ -12,7 +12,8 @@ import (
 )
 
 // Informers is what the loop needs of a shared informer factory: client-go's typed and dynamic
-// factories both fit.
+// factories both fit, and a sharedinformers.User, whose Shutdown leaves the process's shared
+// informers running for their other users.
 type Informers interface {
 	Start(stopCh <-chan struct{})
 	Shutdown()

@@ -5,16 +5,17 @@ package etcdmember
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/control/sharedinformers"
 )
 
 // Remover removes the etcd member named after each deleted Node. Nodes of agents have no
@@ -26,7 +27,11 @@ type Remover struct {
 	// Own is this server's member: its own Node's deletion leaves it to another server.
 	Own string
 	Log *slog.Logger
+	// Informers, when set, is the process's shared factory of Client's identity; nil makes one
+	// of the Remover's own.
+	Informers *sharedinformers.Factory
 
+	inf    *sharedinformers.User
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -36,22 +41,21 @@ func (r *Remover) Init(context.Context) error { return nil }
 
 func (r *Remover) Start(ctx context.Context) error {
 	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	f := informers.NewSharedInformerFactory(r.Client, 0)
-	nodes := f.Core().V1().Nodes().Informer()
-	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+	r.inf = sharedinformers.For(r.Informers, r.Client)
+	nodes := r.inf.Factory().Core().V1().Nodes().Informer()
+	if err := r.inf.AddEventHandler(nodes, cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
 		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = t.Obj
 		}
-		if n, ok := obj.(*corev1.Node); ok && n.Name != r.Own {
+		// Stop removes this handler before it waits: no removal starts after that.
+		if n, ok := obj.(*corev1.Node); ok && n.Name != r.Own && ctx.Err() == nil {
 			r.wg.Add(1)
 			go func() { defer r.wg.Done(); r.remove(ctx, n.Name) }()
 		}
 	}}); err != nil {
-		return err
+		return fmt.Errorf("etcd member remover: %w", err)
 	}
-	f.Start(ctx.Done())
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); <-ctx.Done(); f.Shutdown() }()
+	r.inf.Start(ctx.Done())
 	return nil
 }
 
@@ -71,6 +75,7 @@ func (r *Remover) remove(ctx context.Context, name string) {
 func (r *Remover) Stop(context.Context) error {
 	if r.cancel != nil {
 		r.cancel()
+		r.inf.Shutdown() // its handler done: the removals under way are all in wg
 		r.wg.Wait()
 	}
 	return nil

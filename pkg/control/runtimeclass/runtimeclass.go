@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	listersnodev1 "k8s.io/client-go/listers/node/v1"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/control/ctrlloop"
+	"github.com/outpostk8s/outpost/pkg/control/sharedinformers"
 	gpuruntime "github.com/outpostk8s/outpost/pkg/gpu/runtime"
 )
 
@@ -42,6 +42,9 @@ type Controller struct {
 	// node selector); Init removes it, so the deploy controller no longer applies it.
 	Legacy string
 	Log    *slog.Logger
+	// Informers, when set, is the process's shared factory of Client's identity; nil makes one
+	// of the controller's own.
+	Informers *sharedinformers.Factory
 
 	nodes   listerscorev1.NodeLister
 	classes listersnodev1.RuntimeClassLister
@@ -63,7 +66,8 @@ func (c *Controller) Init(context.Context) error {
 }
 
 func (c *Controller) Start(ctx context.Context) error {
-	f := informers.NewSharedInformerFactory(c.Client, 0)
+	inf := sharedinformers.For(c.Informers, c.Client)
+	f := inf.Factory()
 	nodeInf, rcInf := f.Core().V1().Nodes(), f.Node().V1().RuntimeClasses()
 	c.nodes, c.classes = nodeInf.Lister(), rcInf.Lister()
 	c.foreign = map[string]bool{}
@@ -75,7 +79,7 @@ func (c *Controller) Start(ctx context.Context) error {
 				c.Log.Warn("RuntimeClasses", "err", err)
 			}
 		},
-		Informers: f,
+		Informers: inf,
 		Synced:    []cache.InformerSynced{nodeInf.Informer().HasSynced, rcInf.Informer().HasSynced},
 	})
 	// Node updates are mostly status: only a change of labels can change the plan.
@@ -87,10 +91,13 @@ func (c *Controller) Start(ctx context.Context) error {
 			c.loop.Add("all")
 		}
 	}
-	if _, err := nodeInf.Informer().AddEventHandler(nodeHandler); err != nil {
+	// Through inf: a shared informer outlives the controller, its handlers must not.
+	if err := inf.AddEventHandler(nodeInf.Informer(), nodeHandler); err != nil {
+		inf.Shutdown()
 		return fmt.Errorf("runtimeclass: %w", err)
 	}
-	if _, err := rcInf.Informer().AddEventHandler(c.loop.KeyHandler("all")); err != nil {
+	if err := inf.AddEventHandler(rcInf.Informer(), c.loop.KeyHandler("all")); err != nil {
+		inf.Shutdown()
 		return fmt.Errorf("runtimeclass: %w", err)
 	}
 	c.loop.Add("all") // the first pass, also when no informer event comes

@@ -36,6 +36,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/control/scheduler"
 	"github.com/outpostk8s/outpost/pkg/control/secretsencryption"
 	"github.com/outpostk8s/outpost/pkg/control/servicelb"
+	"github.com/outpostk8s/outpost/pkg/control/sharedinformers"
 	"github.com/outpostk8s/outpost/pkg/control/snapshotter"
 	"github.com/outpostk8s/outpost/pkg/control/static"
 	"github.com/outpostk8s/outpost/pkg/control/tokensyncer"
@@ -111,6 +112,10 @@ func (s *Server) controlPlane(p *component.Plan) error {
 			ServerCABase64: base64.StdEncoding.EncodeToString(s.pki.ServerCA.CertPEM),
 			LocalPathImage: version.LocalPathImage, StoragePath: c.StoragePath}}
 
+	// One informer factory per identity that several components watch the API as: one cache
+	// of each resource (the Nodes) in the process, not one per component.
+	adminInformers := sharedinformers.New("admin", cl.admin)
+
 	const ctl = component.StageControllers
 	p.Add(component.StageDatastore, kine)
 	if pth := s.encryptionConfigPath(); pth != "" { // the key, before the apiserver reads it
@@ -120,6 +125,8 @@ func (s *Server) controlPlane(p *component.Plan) error {
 	p.Add(ctl, &policymarker.Marker{Path: c.Dirs.PolicyMarker(), Record: s.policyRecord(), Current: s.policyCurrent})
 	p.Add(ctl, sched)
 	p.Add(ctl, cm)
+	// Before its users, the elected group (in deploy's place) included: it stops after them.
+	p.Add(ctl, adminInformers)
 	// The manifests apply in the background (a few seconds on two cores): the node's image
 	// import need not wait for them, and the node-password claim retries until its RBAC is in.
 	p.Add(ctl, dep, component.NotGating(), component.LeaderOnly())
@@ -171,7 +178,7 @@ func (s *Server) controlPlane(p *component.Plan) error {
 				APITLS: helm.TLSFiles{CA: c.Dirs.ServerCAFile(), Cert: filepath.Join(c.Dirs.TLS(), pki.Helm+".crt"), Key: filepath.Join(c.Dirs.TLS(), pki.Helm+".key")}}},
 			component.LeaderOnly())
 	}
-	p.Add(ctl, &runtimeclass.Controller{Client: cl.admin, Legacy: c.Dirs.RuntimeClassesManifest(),
+	p.Add(ctl, &runtimeclass.Controller{Client: cl.admin, Informers: adminInformers, Legacy: c.Dirs.RuntimeClassesManifest(),
 		Log: s.Log.With("component", "gpu-runtimeclasses")}, component.LeaderOnly())
 	if s.encryptionConfigPath() != "" {
 		p.Add(ctl, &secretsencryption.ReEncrypt{Client: cl.admin, Socket: c.Dirs.KineSocket(), Log: s.Log.With("component", "secrets-encryption")})
@@ -190,7 +197,7 @@ func (s *Server) controlPlane(p *component.Plan) error {
 	}
 	if c.Etcd {
 		socket := c.Dirs.KineSocket()
-		p.Add(ctl, &etcdmember.Remover{Client: cl.admin, Own: c.NodeName, Log: s.Log.With("component", "etcd-member-remover"),
+		p.Add(ctl, &etcdmember.Remover{Client: cl.admin, Informers: adminInformers, Own: c.NodeName, Log: s.Log.With("component", "etcd-member-remover"),
 			Remove: func(ctx context.Context, name string) (bool, error) {
 				cli, err := datastore.Client("unix://" + socket)
 				if err != nil {

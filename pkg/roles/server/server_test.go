@@ -17,7 +17,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/bootstrap"
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/config"
+	"github.com/outpostk8s/outpost/pkg/control/etcdmember"
 	"github.com/outpostk8s/outpost/pkg/control/helm"
+	"github.com/outpostk8s/outpost/pkg/control/runtimeclass"
+	"github.com/outpostk8s/outpost/pkg/control/sharedinformers"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
 	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
@@ -89,7 +92,7 @@ const (
 
 // controllers are the controllers stage of a server on SQLite with everything on.
 func controllers() []string {
-	return []string{"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "server-certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "etcd-snapshot", "node-password"}
+	return []string{"policy-marker", "kube-scheduler", "kube-controller-manager", "informers-admin", "deploy", "server-certificates", "node-password-cleaner", "kubelet-ca-bundle", "metrics-server", "servicelb", "helm-controller", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "etcd-snapshot", "node-password"}
 }
 
 // TestMain: called as the GPU helper, the test binary serves the mock DGX A100 on its stdio.
@@ -210,7 +213,7 @@ func TestServerDisablePackaged(t *testing.T) {
 		o.DisableAgent, o.Disable, o.DisableHelm = true, []string{"servicelb", "metrics-server"}, true
 		o.Snapshots.Disable = true
 	})
-	want := map[component.Stage][]string{stData: {"kine"}, stAPI: {"kube-apiserver"}, stCtl: {"policy-marker", "kube-scheduler", "kube-controller-manager", "deploy", "server-certificates", "node-password-cleaner", "kubelet-ca-bundle", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "node-password"}}
+	want := map[component.Stage][]string{stData: {"kine"}, stAPI: {"kube-apiserver"}, stCtl: {"policy-marker", "kube-scheduler", "kube-controller-manager", "informers-admin", "deploy", "server-certificates", "node-password-cleaner", "kubelet-ca-bundle", "gpu-runtimeclasses", "bootstrap-data", "token-sync", "node-password"}}
 	if got := layout(t, phases); !maps.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("stages\n got %v\nwant %v", got, want)
 	}
@@ -294,6 +297,19 @@ func TestEtcdServerPhases(t *testing.T) {
 	}
 	if i, j := slices.Index(order, "leader-elected"), slices.Index(order, "node-password"); i < 0 || j < i {
 		t.Errorf("node-password before the leader-elected group: %v", order)
+	}
+	// The admin's shared informers start before their users (the elected group, with the
+	// RuntimeClass controller, and the member remover) and so stop after them; both users
+	// hold that one factory, so the process holds one Node cache as the admin.
+	own := slices.Index(order, "informers-admin")
+	for _, user := range []string{"leader-elected", "etcd-member-remover"} {
+		if i := slices.Index(order, user); own < 0 || i < own {
+			t.Errorf("%s before informers-admin: %v", user, order)
+		}
+	}
+	shared := find[*sharedinformers.Factory](phases)
+	if rm, rc := find[*etcdmember.Remover](phases), find[*runtimeclass.Controller](phases); shared == nil || rm.Informers != shared || rc.Informers != shared {
+		t.Errorf("the admin's users do not share informers-admin's factory: %p %p %p", shared, rm.Informers, rc.Informers)
 	}
 	tls := s.Cfg.Control.Dirs.EtcdTLS()
 	for _, f := range []string{"ca.crt", "ca.key", "server.crt", "peer.crt", "client.crt"} {
