@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -97,6 +98,10 @@ func NewServer(t testing.TB, extra ...string) *Server {
 	for _, e := range ents {
 		s.netns[e.Name()] = true
 	}
+	// Pod cgroups an earlier test left (a cleanup that ran while the kernel still held them, a
+	// test without Cleanup): this server's kubelet would clean up those unknown pods a minute
+	// in, with an ERROR per container.
+	CleanPodCgroups(0)
 	return s
 }
 
@@ -288,7 +293,7 @@ func (s *Server) Cleanup() {
 	if s.netns != nil {
 		s.removePodNetns()
 	}
-	CleanPodCgroups()
+	CleanPodCgroups(3 * time.Second)
 	CleanNetwork()
 	if s.vxlan {
 		_ = exec.Command("ip", "link", "delete", "flannel.1").Run()
@@ -379,26 +384,39 @@ func Unmount(root string) {
 	}
 }
 
-// CleanPodCgroups removes the pod cgroups (kubepods, in every hierarchy) that a stopped
+// CleanPodCgroups removes the pod cgroups (under kubepods, in every hierarchy) that a stopped
 // cluster's killed pods left: the next cluster's kubelet would find them and clean up those
 // pods it never knew, with an ERROR line for each container (an idle server's quiet minute).
-// Only empty cgroups go: one a live process holds stays.
-func CleanPodCgroups() {
+// Only empty cgroups go: one a live process holds stays. A killed pod's cgroup frees a moment
+// after its last process ends: wait retries that long.
+func CleanPodCgroups(wait time.Duration) {
 	roots, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods")
 	if _, err := os.Stat("/sys/fs/cgroup/kubepods"); err == nil {
 		roots = append(roots, "/sys/fs/cgroup/kubepods")
 	}
+	var dirs []string
 	for _, root := range roots {
-		var dirs []string
+		// Pods' dirs and their containers' only: the QoS dirs (burstable, besteffort) are a
+		// running kubelet's, made once at its start.
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
+			if err == nil && d.IsDir() && strings.Contains(p, "/pod") {
 				dirs = append(dirs, p)
 			}
 			return nil
 		})
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		left := 0
 		for i := len(dirs) - 1; i >= 0; i-- { // children first
-			_ = syscall.Rmdir(dirs[i])
+			if err := syscall.Rmdir(dirs[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				left++
+			}
 		}
+		if left == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -23,14 +23,14 @@ type Checked struct {
 // snapshot to restore, the shared datastore, the server join, then the host (GPU detection
 // included). Bad input stops the start here with one line. The command is complete → check
 // → lock → run.
-func Check(cfg *config.Server, host hostcheck.Host) (ck *Checked, err error) {
+func Check(cfg *config.Server, host hostcheck.Host) (_ *Checked, err error) {
 	c := cfg.Control
-	ck = &Checked{host: prestart.Plan{Dirs: c.Dirs, API: &prestart.API{BindAddress: c.BindAddress, Port: c.HTTPSPort, Etcd: c.Etcd}}}
+	ck := &Checked{host: prestart.Plan{Dirs: c.Dirs, API: &prestart.API{BindAddress: c.BindAddress, Port: c.HTTPSPort, Etcd: c.Etcd}}}
 	if ck.Restore, err = checkRestore(c); err != nil {
 		return nil, err
 	}
 	defer func() {
-		if err != nil {
+		if err != nil { // the snapshot's private copy goes with a refused start
 			ck.Restore.Discard()
 		}
 	}()
