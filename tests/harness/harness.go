@@ -98,10 +98,14 @@ func NewServer(t testing.TB, extra ...string) *Server {
 	for _, e := range ents {
 		s.netns[e.Name()] = true
 	}
-	// Pod cgroups an earlier test left (a cleanup that ran while the kernel still held them, a
-	// test without Cleanup): this server's kubelet would clean up those unknown pods a minute
-	// in, with an ERROR per container.
+	// What earlier servers' pods left on the host: this server's kubelet would clean it up a
+	// minute in, with an ERROR per container it cannot find.
 	CleanPodCgroups(0)
+	CleanPodLogs()
+	// The device manager's checkpoint sits in the one dir every kubelet's device plugins use
+	// (/var/lib/kubelet/device-plugins, whatever --root-dir): an earlier server's lists
+	// resources (a MIG profile) this one's kubelet would advertise at zero.
+	os.Remove("/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint")
 	return s
 }
 
@@ -294,6 +298,7 @@ func (s *Server) Cleanup() {
 		s.removePodNetns()
 	}
 	CleanPodCgroups(3 * time.Second)
+	CleanPodLogs()
 	CleanNetwork()
 	if s.vxlan {
 		_ = exec.Command("ip", "link", "delete", "flannel.1").Run()
@@ -417,6 +422,22 @@ func CleanPodCgroups(wait time.Duration) {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// CleanPodLogs removes the pod logs (/var/log/pods) and their links (/var/log/containers)
+// that stopped servers' pods left: the kubelet's log GC, a minute after its start, removes the
+// dirs of pods it does not run, then asks the runtime about each link's container and logs an
+// ERROR for one it never knew (kubernetes#63336). Single servers run one at a time, so what is
+// there when one starts or is cleaned up is no live pod's.
+func CleanPodLogs() {
+	dirs, _ := os.ReadDir("/var/log/pods")
+	for _, d := range dirs {
+		os.RemoveAll(filepath.Join("/var/log/pods", d.Name()))
+	}
+	links, _ := filepath.Glob("/var/log/containers/*.log")
+	for _, l := range links {
+		os.Remove(l)
 	}
 }
 
