@@ -174,3 +174,15 @@ func Layout(runs []StageRun) map[Stage][]string {
 	}
 	return out
 }
+
+// Of is the plan's component of type T (unwrapped), the zero T when it has none: what a role
+// built, for its tests and tools.
+func Of[T Component](p *Plan) T {
+	var out T
+	p.Each(func(_ Stage, c Component) {
+		if t, ok := c.(T); ok {
+			out = t
+		}
+	})
+	return out
+}

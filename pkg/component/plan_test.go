@@ -144,3 +144,18 @@ func (f *flaky) Ready(context.Context) error {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// Of finds a component by type, through the options that wrap it.
+func TestOf(t *testing.T) {
+	var log []string
+	p := NewPlan(StageRuntime)
+	f := &flaky{fake: fake{name: "a", log: &log}}
+	p.Add(StageRuntime, &fake{name: "b", log: &log})
+	p.Add(StageRuntime, f, NotGating())
+	if got := Of[*flaky](p); got != f {
+		t.Errorf("Of = %v, want the flaky one", got)
+	}
+	if got := Of[*group](p); got != nil {
+		t.Errorf("Of of a type not added = %v", got)
+	}
+}

@@ -60,16 +60,6 @@ func storedJoin(t *testing.T, dir string) *join.Result {
 	return res
 }
 
-func find[T component.Component](p *component.Plan) T {
-	var out T
-	p.Each(func(_ component.Stage, c component.Component) {
-		if t, ok := c.(T); ok {
-			out = t
-		}
-	})
-	return out
-}
-
 // An agent runs the node alone, behind its load balancer, on the join's credentials and the
 // cluster settings the server sent.
 func TestAgentPhases(t *testing.T) {
@@ -117,19 +107,19 @@ func TestAgentPhases(t *testing.T) {
 	if names := off.Names(component.StageNetwork); !slices.Contains(names, "network-policy-cleanup") || slices.Contains(names, "network-policy") {
 		t.Errorf("policies off: network stage %v", names)
 	}
-	k := find[*kubelet.Kubelet](phases).Config()
+	k := component.Of[*kubelet.Kubelet](phases).Config()
 	if k.TLSCertFile != filepath.Join(d.AgentTLS(), pki.KubeletServing+".crt") || k.ClientCAFile != filepath.Join(d.AgentTLS(), pki.ClientCA+".crt") ||
 		k.ClusterDNS.String() != "10.53.0.10" || k.ClusterDomain != "edge.local" {
 		t.Errorf("kubelet %+v", k)
 	}
-	if p := find[*kubeproxy.KubeProxy](phases).Config(); p.ClusterCIDR != "10.52.0.0/16" {
+	if p := component.Of[*kubeproxy.KubeProxy](phases).Config(); p.ClusterCIDR != "10.52.0.0/16" {
 		t.Errorf("kube-proxy cluster CIDR %s, want the join's", p.ClusterCIDR)
 	}
-	if f := find[*flannel.Flannel](phases).Config(); f.Backend != "host-gw" {
+	if f := component.Of[*flannel.Flannel](phases).Config(); f.Backend != "host-gw" {
 		t.Errorf("flannel backend %s, want the join's", f.Backend)
 	}
 	// The load balancer tries the server of the last join first.
-	if b := find[*lb.LB](phases); b.Listen != node.LBAddress || !slices.Equal(b.Servers, []string{"10.9.9.9:6443", "10.0.0.1:6443"}) {
+	if b := component.Of[*lb.LB](phases); b.Listen != node.LBAddress || !slices.Equal(b.Servers, []string{"10.9.9.9:6443", "10.0.0.1:6443"}) {
 		t.Errorf("load balancer %s %v", b.Listen, b.Servers)
 	}
 	kc, _ := os.ReadFile(d.KubeletKubeconfig())

@@ -121,16 +121,6 @@ func defaultsFor(t *testing.T) config.ServerOptions {
 		SecretsProvider: "secretbox", Snapshots: config.SnapshotOptions{Cron: "0 */12 * * *", Retention: 5, Name: "etcd-snapshot"}}
 }
 
-func find[T component.Component](p *component.Plan) T {
-	var out T
-	p.Each(func(_ component.Stage, c component.Component) {
-		if t, ok := c.(T); ok {
-			out = t
-		}
-	})
-	return out
-}
-
 func TestServerPhases(t *testing.T) {
 	s, phases := assemble(t, nil)
 	want := map[component.Stage][]string{
@@ -172,22 +162,22 @@ func TestServerPhases(t *testing.T) {
 		}
 	}
 	// The server's node uses the server's PKI and the cluster it defines.
-	k := find[*kubelet.Kubelet](phases).Config()
+	k := component.Of[*kubelet.Kubelet](phases).Config()
 	if k.TLSCertFile != filepath.Join(d.TLS(), "serving-kubelet.crt") || k.Kubeconfig != d.KubeletKubeconfig() ||
-		k.ClusterDNS.String() != "10.43.0.10" || !slices.Contains(find[*kubelet.Kubelet](phases).Argv(), "--max-pods=42") {
+		k.ClusterDNS.String() != "10.43.0.10" || !slices.Contains(component.Of[*kubelet.Kubelet](phases).Argv(), "--max-pods=42") {
 		t.Errorf("kubelet %+v", k)
 	}
-	if p := find[*kubeproxy.KubeProxy](phases).Config(); p.ClusterCIDR != "10.42.0.0/16" {
+	if p := component.Of[*kubeproxy.KubeProxy](phases).Config(); p.ClusterCIDR != "10.42.0.0/16" {
 		t.Errorf("kube-proxy %+v", p)
 	}
-	if f := find[*flannel.Flannel](phases).Config(); f.Backend != "vxlan" || f.Dir != d.FlannelDir() {
+	if f := component.Of[*flannel.Flannel](phases).Config(); f.Backend != "vxlan" || f.Dir != d.FlannelDir() {
 		t.Errorf("flannel %+v", f)
 	}
-	if c := find[*containerd.Containerd](phases).Config(); c.BinDir != "/payload/bin" || c.Socket != d.ContainerdSocket() {
+	if c := component.Of[*containerd.Containerd](phases).Config(); c.BinDir != "/payload/bin" || c.Socket != d.ContainerdSocket() {
 		t.Errorf("containerd %+v", c)
 	}
 	// The Helm controller acts as system:outpost-helm, not as the admin.
-	if r := find[*helm.Controller](phases).Releaser; r.Kubeconfig != d.HelmKubeconfig() || r.APITLS.Cert != filepath.Join(d.TLS(), "client-helm.crt") {
+	if r := component.Of[*helm.Controller](phases).Releaser; r.Kubeconfig != d.HelmKubeconfig() || r.APITLS.Cert != filepath.Join(d.TLS(), "client-helm.crt") {
 		t.Errorf("helm controller's identity %+v", r)
 	}
 	if _, err := os.Stat(d.HelmKubeconfig()); err != nil {
@@ -261,10 +251,10 @@ func TestServerOptionalPhases(t *testing.T) {
 	if last := names[stNet]; !slices.Equal(last, []string{"cni", "gpu", "network-policy", "page-release"}) {
 		t.Errorf("network stage %v: want cni, gpu and network-policy, no flannel with backend none", last)
 	}
-	if a := find[*layer.Layer](phases); a.Config().NodeName != "s1" || a.Node == nil || len(a.Node.GPUs) != 8 {
+	if a := component.Of[*layer.Layer](phases); a.Config().NodeName != "s1" || a.Node == nil || len(a.Node.GPUs) != 8 {
 		t.Errorf("gpu %+v, node %+v", a.Config(), a.Node)
 	}
-	if c := find[*containerd.Containerd](phases).Config(); !slices.Contains(c.CDISpecDirs, cdiDir) {
+	if c := component.Of[*containerd.Containerd](phases).Config(); !slices.Contains(c.CDISpecDirs, cdiDir) {
 		t.Errorf("containerd CDI dirs %v", c.CDISpecDirs)
 	}
 }
@@ -307,8 +297,8 @@ func TestEtcdServerPhases(t *testing.T) {
 			t.Errorf("%s before informers-admin: %v", user, order)
 		}
 	}
-	shared := find[*sharedinformers.Factory](phases)
-	if rm, rc := find[*etcdmember.Remover](phases), find[*runtimeclass.Controller](phases); shared == nil || rm.Informers != shared || rc.Informers != shared {
+	shared := component.Of[*sharedinformers.Factory](phases)
+	if rm, rc := component.Of[*etcdmember.Remover](phases), component.Of[*runtimeclass.Controller](phases); shared == nil || rm.Informers != shared || rc.Informers != shared {
 		t.Errorf("the admin's users do not share informers-admin's factory: %p %p %p", shared, rm.Informers, rc.Informers)
 	}
 	tls := s.Cfg.Control.Dirs.EtcdTLS()
