@@ -123,7 +123,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 			return http.StatusServiceUnavailable, "node password: " + err.Error()
 		}
 		initial, err := h.AddMember(r.Context(), req.Name, req.PeerURL)
-		if err != nil {
+		if errors.Is(err, ErrConflict) {
+			return http.StatusConflict, err.Error()
+		}
+		if err != nil { // etcd cannot now (a learner pending, a member just promoted): retried
 			return http.StatusServiceUnavailable, err.Error()
 		}
 		if h.Log != nil {
@@ -159,6 +162,12 @@ type Client struct {
 	Timeout time.Duration // per request; default 20 s
 	// Password is this server's node password (AddMember proves it).
 	Password string
+	// Patience bounds AddMember's retries of transient refusals; default 5 minutes.
+	Patience time.Duration
+	// Log gets one line per retry; may be nil.
+	Log *slog.Logger
+	// sleep waits between retries (tests shorten it).
+	sleep func(context.Context, time.Duration) error
 }
 
 // Bootstrap fetches and opens the cluster's bootstrap data, after checking the server's CA
@@ -179,8 +188,45 @@ func (c Client) Bootstrap(ctx context.Context) (*bootstrap.Data, error) {
 	return d, nil
 }
 
-// AddMember asks the server to add this server's etcd member.
+// AddMember asks the server to add this server's etcd member. Servers started together all
+// ask at once, and etcd admits one learner at a time: a transient refusal is retried with
+// backoff (1 s doubling to 15 s) until Patience has passed, one log line per retry.
 func (c Client) AddMember(ctx context.Context, name, peerURL string) (string, error) {
+	patience := c.Patience
+	if patience <= 0 {
+		patience = 5 * time.Minute
+	}
+	sleep := c.sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	deadline := time.Now().Add(patience)
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		initial, err := c.addMember(ctx, name, peerURL)
+		if err == nil || !Transient(err) || time.Now().Add(wait).After(deadline) {
+			return initial, err
+		}
+		if c.Log != nil {
+			c.Log.Info("etcd member add not possible yet: trying again", "attempt", attempt, "in", wait, "reason", err)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return "", fmt.Errorf("etcd member add: %w", err)
+		}
+		wait = min(2*wait, 15*time.Second)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func (c Client) addMember(ctx context.Context, name, peerURL string) (string, error) {
 	hc, err := c.http(ctx)
 	if err != nil {
 		return "", err
@@ -218,8 +264,37 @@ func (c Client) timeout() time.Duration {
 	return 20 * time.Second
 }
 
+// ErrConflict, from Handler.AddMember, is a member add that trying again cannot mend (the
+// peer URL is another server's member): the joiner is told so at once.
+var ErrConflict = errors.New("member conflict")
+
 // ErrRefused is a call the server answered with an error.
 var ErrRefused = errors.New("refused")
+
+// RefusedError is a server's refusal, with its HTTP status; errors.Is(err, ErrRefused).
+type RefusedError struct {
+	Server string
+	Status int
+	Msg    string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("--server %s refused the server join (%d): %s", e.Server, e.Status, e.Msg)
+}
+
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// Transient says whether a failed call may succeed when tried again: the server did not
+// answer, or answered that it cannot now (503: etcd admits one learner at a time, and
+// refuses a member add while a member just promoted has not been connected long; 429: the
+// limiter). A refusal of the request itself (a bad token, a taken name) is final.
+func Transient(err error) bool {
+	var r *RefusedError
+	if errors.As(err, &r) {
+		return r.Status == http.StatusServiceUnavailable || r.Status == http.StatusTooManyRequests
+	}
+	return errors.Is(err, join.ErrUnreachable)
+}
 
 func (c Client) do(ctx context.Context, hc *http.Client, method, path string, body []byte) ([]byte, error) {
 	defer hc.CloseIdleConnections()
@@ -238,7 +313,7 @@ func (c Client) do(ctx context.Context, hc *http.Client, method, path string, bo
 		return nil, fmt.Errorf("--server %s: %w: %w", c.Server, join.ErrUnreachable, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("--server %s %w the server join (%d): %s", c.Server, ErrRefused, resp.StatusCode, strings.TrimSpace(string(raw)))
+		return nil, &RefusedError{Server: c.Server, Status: resp.StatusCode, Msg: strings.TrimSpace(string(raw))}
 	}
 	return raw, nil
 }

@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outpostk8s/outpost/pkg/bootstrap"
 	"github.com/outpostk8s/outpost/pkg/join"
@@ -24,6 +27,8 @@ type fixture struct {
 	added   []MemberRequest
 	ca      *pki.CA
 	members string
+	// busy is how many member adds etcd refuses first (another learner pending).
+	busy int
 	// passwords are the node passwords on record, by name.
 	passwords map[string]string
 }
@@ -69,6 +74,10 @@ func serve(t *testing.T) *fixture {
 			return nil
 		},
 		AddMember: func(_ context.Context, name, peerURL string) (string, error) {
+			if f.busy > 0 {
+				f.busy--
+				return "", errors.New("etcd member add " + peerURL + ": etcdserver: too many learner members in cluster")
+			}
 			f.added = append(f.added, MemberRequest{Name: name, PeerURL: peerURL})
 			return f.members, nil
 		},
@@ -102,6 +111,44 @@ func TestBootstrapAndMember(t *testing.T) {
 	}
 	if len(f.added) != 1 || f.added[0].Name != "s2" {
 		t.Fatalf("added %v", f.added)
+	}
+}
+
+// Servers started together: etcd admits one learner at a time, so the others' member adds are
+// refused (503) until it is promoted. The join waits its turn, one line per retry; a final
+// refusal is not retried; patience runs out with the last refusal.
+func TestAddMemberWaitsItsTurn(t *testing.T) {
+	f := serve(t)
+	f.busy = 3
+	var slept []time.Duration
+	var log strings.Builder
+	c := Client{Server: f.url, Token: f.tok, Password: s2Password, Log: slog.New(slog.NewTextHandler(&log, nil)),
+		sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }}
+	initial, err := c.AddMember(context.Background(), "s2", "https://10.0.0.2:2380")
+	if err != nil || initial != f.members {
+		t.Fatalf("AddMember = %q %v", initial, err)
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}; !slices.Equal(slept, want) {
+		t.Errorf("waited %v, want %v", slept, want)
+	}
+	if n := strings.Count(log.String(), "too many learner members"); n != 3 {
+		t.Errorf("%d retry lines, want 3:\n%s", n, log.String())
+	}
+
+	f.busy, slept = 100, nil
+	c.Patience = 10 * time.Second
+	_, err = c.AddMember(context.Background(), "s2", "https://10.0.0.2:2380")
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "(503)") || !strings.Contains(err.Error(), "too many learner") {
+		t.Errorf("after patience: %v", err)
+	}
+	if len(slept) == 0 || len(slept) > 4 {
+		t.Errorf("retries within 10 s of patience: %v", slept)
+	}
+
+	f.busy, slept = 0, nil
+	c.Password = "a-stranger-password" // s2 is another machine's: final
+	if _, err := c.AddMember(context.Background(), "s2", "https://10.0.0.2:2380"); err == nil || len(slept) != 0 {
+		t.Errorf("a taken name: %v, retried %v", err, slept)
 	}
 }
 

@@ -65,13 +65,16 @@ type Node struct {
 	Name string
 	IP   string
 	NS   string
-	c    *Cluster
+	// Hostname is the node's host name (its Name unless set before Start): machines cloned
+	// from one image share one.
+	Hostname string
+	c        *Cluster
 }
 
 // AddNode prepares (does not start) a node running `outpost <role> args...`.
 func (c *Cluster) AddNode(name, role string, args ...string) *Node {
 	c.T.Helper()
-	n := &Node{Name: name, IP: fmt.Sprintf("%s%d", clusterNet, 10+len(c.Nodes)), NS: "opt-" + name, c: c}
+	n := &Node{Name: name, Hostname: name, IP: fmt.Sprintf("%s%d", clusterNet, 10+len(c.Nodes)), NS: "opt-" + name, c: c}
 	root := filepath.Join(c.Root, name)
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		c.T.Fatal(err)
@@ -106,7 +109,7 @@ func (c *Cluster) AddNode(name, role string, args ...string) *Node {
 	n.Server.Wrap = func(bin string, args []string) *exec.Cmd {
 		cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + n.NS, "--", "unshare", "-m", "-u", "--propagation", "private",
 			"--", "sh", "-c", script, "sh", bin}, args...)...)
-		cmd.Env = append(os.Environ(), "R="+filepath.Join(root, "fs"), "H="+name)
+		cmd.Env = append(os.Environ(), "R="+filepath.Join(root, "fs"), "H="+n.Hostname)
 		return cmd
 	}
 	return n

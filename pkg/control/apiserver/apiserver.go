@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
@@ -53,6 +54,10 @@ type Config struct {
 	// does not wait for the two post-start hooks that re-check them: each sleeps a second
 	// before its first try, so they are the last checks a restart's /readyz waits for.
 	PolicyCurrent bool
+	// Identity is the server's node name. The apiserver's identity Lease is named after it
+	// instead of the host name: servers on cloned machines share a host name, and their
+	// apiservers would fight over one Lease ("the object has been modified" every 10 s).
+	Identity string
 }
 
 // Args is the deterministic argv: defaults merged with the user's extra flags.
@@ -145,12 +150,12 @@ func New(c Config) (*APIServer, error) {
 			}
 			return pki.WriteFile(filepath.Join(c.ConfDir, "authentication.yaml"), []byte(AuthConfig(c.Anonymous)), 0o600)
 		},
-		Run:   func(ctx context.Context) error { return run(ctx, argv, c.Handlers) },
+		Run:   func(ctx context.Context) error { return run(ctx, argv, c.Identity, c.Handlers) },
 		Probe: probe,
 	}}, nil
 }
 
-func run(ctx context.Context, argv []string, handlers map[string]http.Handler) error {
+func run(ctx context.Context, argv []string, identity string, handlers map[string]http.Handler) error {
 	s := options.NewServerRunOptions()
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
 	for _, f := range s.Flags().FlagSets {
@@ -176,6 +181,11 @@ func run(ctx context.Context, argv []string, handlers map[string]http.Handler) e
 			return err
 		}
 		completed.InformerName = name
+	}
+	// The generic apiserver hashes the host name into its identity (the Lease name) inside
+	// NewConfig, through a hook upstream exports for tests; this process runs one apiserver.
+	if identity != "" {
+		genericapiserver.SetHostnameFuncForTests(identity)
 	}
 	config, err := app.NewConfig(completed)
 	if err != nil {

@@ -86,7 +86,8 @@ func (s *Server) controlPlane(p *component.Plan) error {
 	api, err := apiserver.New(apiserver.Config{Handlers: handlers, Anonymous: anonymous, TLSDir: c.Dirs.TLS(), ConfDir: c.Dirs.APIServerConf(),
 		EtcdEndpoint: kine.EtcdEndpoint(), AdvertiseIP: c.NodeIP.String(), BindAddress: c.BindAddress,
 		Port: c.HTTPSPort, ServiceCIDR: c.Cluster.ServiceCIDR.String(), ClusterDomain: c.Cluster.ClusterDomain,
-		Verbosity: c.Verbosity, Extra: c.Args.APIServer, EncryptionConfig: s.encryptionConfigPath(), PolicyCurrent: s.policyCurrent})
+		Verbosity: c.Verbosity, Extra: c.Args.APIServer, EncryptionConfig: s.encryptionConfigPath(), PolicyCurrent: s.policyCurrent,
+		Identity: c.NodeName})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -86,6 +87,7 @@ func (s *Server) etcdDatastore() *datastore.Etcd {
 		NodeIP: c.NodeIP, TLSDir: c.Dirs.EtcdTLS(), Log: func(level, msg string) { s.Out.Line("etcd", level, msg) },
 		ForceNewCluster: s.forceNewCluster}
 	if s.Join != nil { // no member here yet (checkJoin)
+		s.Join.client.Log = s.Log.With("component", "server-join")
 		cfg.Join = s.Join.addMember
 	} else if _, err := os.Stat(c.Dirs.DBFile()); err == nil && c.JoinServer == "" {
 		cfg.Seed = s.migrate
@@ -170,7 +172,11 @@ func (s *Server) serverJoinHandler(socket string, supervisor kubernetes.Interfac
 				return "", err
 			}
 			defer cli.Close()
-			return datastore.AddMember(ctx, cli, name, peerURL)
+			initial, err := datastore.AddMember(ctx, cli, name, peerURL)
+			if errors.Is(err, datastore.ErrMemberConflict) {
+				err = fmt.Errorf("%w: %w", serverjoin.ErrConflict, err)
+			}
+			return initial, err
 		},
 		OwnName: c.NodeName, OwnPeerURL: datastore.PeerURL(c.NodeIP, 0),
 		Limiter: &join.Limiter{}, Log: s.Log.With("component", "server-join")}
