@@ -8,10 +8,21 @@ import (
 	"path/filepath"
 
 	"github.com/outpostk8s/outpost/pkg/cli"
+	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/secretargs"
 )
 
 func main() {
+	defer func() {
+		// An embedded library's klog.Fatal in start-up code: its line is logged already.
+		r := recover()
+		if code, ok := r.(logging.MainExit); ok {
+			os.Exit(int(code))
+		}
+		if r != nil {
+			panic(r)
+		}
+	}()
 	argv, err := ownArgs()
 	if err == nil {
 		err = run(argv)

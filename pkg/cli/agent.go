@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"context"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -48,7 +45,7 @@ func runAgent(c *cli.Context, o config.AgentOptions) error {
 	defer lock.Release()
 	processSetup(n, res.Lifetime(n.Dirs.AgentTLS()))
 
-	out, log := setupLogging(n.Verbosity)
+	out, log, guard := setupLogging(n.Verbosity)
 	for _, w := range res.Warnings() {
 		log.Warn(w)
 	}
@@ -61,8 +58,7 @@ func runAgent(c *cli.Context, o config.AgentOptions) error {
 	log.Info("starting outpost agent", "version", version.Outpost, "server", res.Server, "node", n.NodeName,
 		"node-ip", n.NodeIP.String(), "data-dir", n.Dirs.Data, "cluster-cidr", n.Cluster.ClusterCIDR.String())
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	a := &agent.Agent{Cfg: cfg, Joined: res, Log: log, Out: out, Started: started, GPU: checked.GPU}
-	return a.Run(ctx)
+	ctx, done := runContext(guard)
+	a := &agent.Agent{Cfg: cfg, Joined: res, Log: log, Out: out, Guard: guard, Started: started, GPU: checked.GPU}
+	return done(a.Run(ctx))
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -67,7 +68,7 @@ func runServer(c *cli.Context, o config.ServerOptions) error {
 	defer lock.Release()
 	processSetup(cfg.Node, cfg.Control.LeafLifetime)
 
-	out, log := setupLogging(cfg.Control.Verbosity)
+	out, log, guard := setupLogging(cfg.Control.Verbosity)
 	log.Info("starting outpost server", "version", version.Outpost, "kubernetes", version.Kubernetes,
 		"node", cfg.Control.NodeName, "node-ip", cfg.Control.NodeIP.String(), "data-dir", cfg.Control.Dirs.Data,
 		"with-node", cfg.Node != nil)
@@ -75,10 +76,9 @@ func runServer(c *cli.Context, o config.ServerOptions) error {
 		log.Info("host", "cgroup-v2", cfg.Node.Host.CgroupV2, "restrict-oom-score-adj", cfg.Node.Host.OOMScoreAdjRestricted)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	s := &server.Server{Cfg: cfg, Log: log, Out: out, Started: started, Restore: checked.Restore, Join: checked.Join, GPU: checked.GPU}
-	return s.Run(ctx)
+	ctx, done := runContext(guard)
+	s := &server.Server{Cfg: cfg, Log: log, Out: out, Guard: guard, Started: started, Restore: checked.Restore, Join: checked.Join, GPU: checked.GPU}
+	return done(s.Run(ctx))
 }
 
 // processSetup sets what is process-wide, once the command line is read and before anything
@@ -113,14 +113,38 @@ func startGuard(c *cli.Context, cmd string) (hostcheck.Host, error) {
 	return host, nil
 }
 
-// setupLogging routes every component's logs (klog included) through one handler.
-func setupLogging(verbosity int) (*logging.Out, *slog.Logger) {
-	out := logging.Setup(verbosity)
+// setupLogging routes every component's logs (klog included) through one handler, and turns
+// the embedded libraries' klog.Fatal calls into errors the role handles.
+func setupLogging(verbosity int) (*logging.Out, *slog.Logger, *logging.Guard) {
+	guard := logging.NewGuard()
+	out := logging.Setup(verbosity, guard)
 	level := slog.LevelInfo
 	if verbosity >= 4 {
 		level = slog.LevelDebug
 	}
 	log := slog.New(logging.NewHandler(out, level))
 	slog.SetDefault(log)
-	return out, log
+	return out, log, guard
+}
+
+// errLibraryFatal is a component ended by its library's klog.Fatal.
+var errLibraryFatal = errors.New("ended by its own library")
+
+// runContext is the role's context: it ends on SIGINT or SIGTERM, or when an embedded
+// library's klog.Fatal ends a component that has no way back of its own (the stop is then
+// clean, and done returns the error naming it). From its end on, a Fatal is a call the stop
+// cut short, logged below ERROR.
+func runContext(guard *logging.Guard) (context.Context, func(error) error) {
+	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(sig)
+	guard.Otherwise(func(comp, msg string) { cancel(fmt.Errorf("%s %w: %s", comp, errLibraryFatal, msg)) })
+	context.AfterFunc(ctx, guard.Stopping)
+	return ctx, func(err error) error {
+		if cause := context.Cause(ctx); err == nil && errors.Is(cause, errLibraryFatal) {
+			err = cause
+		}
+		cancel(nil)
+		stop()
+		return err
+	}
 }

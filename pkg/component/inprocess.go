@@ -22,6 +22,8 @@ type InProcess struct {
 	// NoStop marks a component whose upstream code ignores cancellation (the kubelet and
 	// kube-proxy run on their own contexts): Stop cancels and returns, the process exit ends it.
 	NoStop bool
+	// Stopped, if set, runs when Stop is called (a NoStop component's logs are then quieted).
+	Stopped func()
 
 	once   sync.Once
 	cancel context.CancelFunc
@@ -86,6 +88,9 @@ func (p *InProcess) Stop(ctx context.Context) error {
 		return nil
 	}
 	p.cancel()
+	if p.Stopped != nil {
+		p.Stopped()
+	}
 	if p.NoStop {
 		return nil
 	}

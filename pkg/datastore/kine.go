@@ -4,6 +4,7 @@ package datastore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"os"
@@ -28,6 +29,10 @@ type Config struct {
 	CompactInterval time.Duration
 	CompactBatch    int64
 	PollInterval    time.Duration
+	// Synchronous is SQLite's synchronous mode: "FULL" (default: power-safe, each commit
+	// reaches the disk before it is acknowledged) or "NORMAL" (k3s's: WAL commits since the
+	// last checkpoint can be lost when power fails).
+	Synchronous string
 }
 
 // Datastore is the component: kine in-process.
@@ -50,7 +55,38 @@ func (k *Datastore) DSN() string {
 	if k.cfg.Endpoint != "" {
 		return k.cfg.Endpoint
 	}
-	return "sqlite://" + k.cfg.DBFile + "?_journal_mode=WAL&_busy_timeout=30000&_synchronous=NORMAL&_txlock=immediate&cache=shared"
+	return "sqlite://" + k.cfg.DBFile + "?" + sqliteParams(k.cfg.Synchronous)
+}
+
+// sqliteParams are the connection settings of the SQLite datastore: WAL, a busy timeout,
+// and the synchronous mode (FULL unless told otherwise).
+func sqliteParams(synchronous string) string {
+	if synchronous == "" {
+		synchronous = "FULL"
+	}
+	return "_journal_mode=WAL&_busy_timeout=30000&_synchronous=" + synchronous + "&_txlock=immediate&cache=shared"
+}
+
+// SQLiteSettings reads the journal and synchronous modes back from the SQLite datastore,
+// through a connection made as kine makes its own (the synchronous mode is a connection's).
+func (k *Datastore) SQLiteSettings(ctx context.Context) (journal, synchronous string, err error) {
+	if k.cfg.Endpoint != "" {
+		return "", "", fmt.Errorf("not a SQLite datastore")
+	}
+	db, err := sql.Open("sqlite3", "file:"+k.cfg.DBFile+"?"+sqliteParams(k.cfg.Synchronous))
+	if err != nil {
+		return "", "", err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	var mode int
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journal); err != nil {
+		return "", "", fmt.Errorf("datastore settings: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil {
+		return "", "", fmt.Errorf("datastore settings: %w", err)
+	}
+	return journal, [...]string{"OFF", "NORMAL", "FULL", "EXTRA"}[min(max(mode, 0), 3)], nil
 }
 
 func (k *Datastore) Init(context.Context) error {

@@ -20,6 +20,7 @@ type KlogSink struct {
 	name      string
 	values    string
 	resolve   func(file string) string
+	guard     *Guard // nil: klog's Fatal lines show as FATAL
 }
 
 // NewKlogSink returns the sink; verbosity is read at every call.
@@ -39,11 +40,14 @@ func (s *KlogSink) Enabled(level int) bool {
 }
 
 func (s *KlogSink) Info(level int, msg string, kv ...any) {
-	severity := "INFO"
+	severity, comp, line := "INFO", s.component(), s.format(msg, kv)
 	if level == 0 && fromKlogFatal() {
 		severity = "FATAL"
+		if s.guard != nil { // the process goes on (Guard.Exit)
+			severity = s.guard.severity(comp, line)
+		}
 	}
-	s.out.Line(s.component(), severity, s.format(msg, kv))
+	s.out.Line(comp, severity, line)
 }
 
 // fromKlogFatal reports whether klog's Fatal* or Exit* functions are on the caller's stack:
@@ -66,7 +70,14 @@ func (s *KlogSink) Error(err error, msg string, kv ...any) {
 	if err != nil {
 		kv = append([]any{"err", err}, kv...)
 	}
-	s.out.Line(s.component(), "ERROR", s.format(msg, kv))
+	comp, line, level := s.component(), s.format(msg, kv), "ERROR"
+	if s.guard != nil {
+		level = s.guard.errorLevel(comp, line)
+	}
+	if level == "INFO" && *s.verbosity == 0 {
+		return
+	}
+	s.out.Line(comp, level, line)
 }
 
 func (s *KlogSink) WithValues(kv ...any) logr.LogSink {
@@ -121,7 +132,7 @@ var owners = []struct{ part, comp string }{
 	{"/pkg/registry/", "kube-apiserver"}, {"/pkg/kubeapiserver/", "kube-apiserver"},
 	{"k8s.io/apiserver", "kube-apiserver"}, {"kube-aggregator", "kube-apiserver"},
 	{"apiextensions-apiserver", "kube-apiserver"}, {"/plugin/pkg/", "kube-apiserver"},
-	{"kube-router", "network-policy"}, {"k8s.io/client-go", "k8s-client"}, {"outpostk8s/outpost", "outpost"},
+	{"kube-router", "network-policy"}, {"flannel-io/flannel", "flannel"}, {"sigs.k8s.io/metrics-server", "metrics-server"}, {"k8s.io/client-go", "k8s-client"}, {"outpostk8s/outpost", "outpost"},
 }
 
 // ComponentOf names the component a source file belongs to.

@@ -9,15 +9,16 @@ import (
 )
 
 var (
-	defaultOut = NewOut(os.Stderr)
-	verbosity  int
+	defaultOut   = NewOut(os.Stderr)
+	verbosity    int
+	defaultGuard *Guard
 )
 
 type factory struct{}
 
 func (factory) Create(c logsapi.LoggingConfiguration, _ logsapi.LoggingOptions) (logr.Logger, logsapi.RuntimeControl) {
 	verbosity = int(c.Verbosity)
-	return logr.New(NewKlogSink(defaultOut, &verbosity)), logsapi.RuntimeControl{}
+	return logr.New(newSink()), logsapi.RuntimeControl{}
 }
 
 func init() {
@@ -25,10 +26,20 @@ func init() {
 	_ = logsapi.RegisterLogFormat(Format, factory{}, logsapi.LoggingStableOptions)
 }
 
+func newSink() *KlogSink {
+	s := NewKlogSink(defaultOut, &verbosity)
+	s.guard = defaultGuard
+	return s
+}
+
 // Setup routes Outpost's klog output (before any upstream component applies its logging config
-// with format "outpost") and returns the shared line writer.
-func Setup(v int) *Out {
-	verbosity = v
-	klog.SetLogger(logr.New(NewKlogSink(defaultOut, &verbosity)))
+// with format "outpost") and returns the shared line writer. With guard, klog's Fatal and
+// Exit no longer end the process (klog.OsExit is guard.Exit).
+func Setup(v int, guard *Guard) *Out {
+	verbosity, defaultGuard = v, guard
+	if guard != nil {
+		klog.OsExit = guard.Exit
+	}
+	klog.SetLogger(logr.New(newSink()))
 	return defaultOut
 }

@@ -204,6 +204,13 @@ func (s *Server) Exited() bool {
 	}
 }
 
+// ExitErr is how the last run ended (nil: exit 0), once it has.
+func (s *Server) ExitErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waitErr
+}
+
 // WaitExit waits for the process to end on its own (a refused start).
 func (s *Server) WaitExit(timeout time.Duration) error {
 	select {

@@ -103,7 +103,7 @@ func Args(c Config) ([]string, error) {
 		defaults["encryption-provider-config"] = c.EncryptionConfig
 		defaults["encryption-provider-config-automatic-reload"] = "true"
 	}
-	return args.Build(defaults, c.Extra)
+	return args.Build(args.WithMetricLabels(defaults, c.Extra), c.Extra)
 }
 
 // AuthConfig lets anonymous requests reach the health endpoints and the given paths, nothing

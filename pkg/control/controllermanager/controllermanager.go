@@ -32,7 +32,7 @@ func Args(c Config) ([]string, error) {
 	tls := func(name, ext string) string { return filepath.Join(c.TLSDir, name+ext) }
 	// "controllers" leaves out tokencleaner: an expired join token stays listed (and deletable)
 	// so that an agent presenting it is told it expired, not that it is unknown.
-	return args.Build(map[string]string{
+	return args.Build(args.WithMetricLabels(map[string]string{
 		"allocate-node-cidrs":       "true",
 		"authentication-kubeconfig": c.Kubeconfig,
 		"authorization-kubeconfig":  c.Kubeconfig,
@@ -66,7 +66,7 @@ func Args(c Config) ([]string, error) {
 		"tls-cert-file":                    tls(pki.ControllerServing, ".crt"),
 		"tls-private-key-file":             tls(pki.ControllerServing, ".key"),
 		"use-service-account-credentials":  "true",
-	}, c.Extra)
+	}, c.Extra), c.Extra)
 }
 
 // ControllerManager is the in-process kube-controller-manager.

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/metrics-server/cmd/metrics-server/app/options"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/kubeclient"
 )
 
 // Port the metrics API listens on at the node's address (10250 is the kubelet's).
@@ -113,6 +114,7 @@ func (m *MetricsServer) Start(context.Context) error {
 	m.running = true
 	go func() {
 		defer close(m.finished)
+		m.waitForRole()
 		for attempt := 1; ; attempt++ {
 			err := m.runOnce()
 			select {
@@ -132,6 +134,25 @@ func (m *MetricsServer) Start(context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// waitForRole waits, until Stop, for the identity's role (the deploy manifests bring it, on
+// a new cluster moments after this starts): its informers would log a forbidden list each.
+func (m *MetricsServer) waitForRole() {
+	client, err := kubeclient.New(m.cfg.Kubeconfig)
+	if err != nil {
+		return // runOnce says why
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-m.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_ = kubeclient.WaitAllowed(ctx, client, time.Second/2, append(kubeclient.List("", "nodes"), kubeclient.List("", "pods")...)...)
 }
 
 // runOnce builds the server and runs it until Stop or an error.

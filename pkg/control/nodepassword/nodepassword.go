@@ -18,6 +18,7 @@ import (
 
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/join"
+	"github.com/outpostk8s/outpost/pkg/kubeclient"
 )
 
 // NodePassword deletes the password Secret of every deleted Node, and of names that have had no
@@ -65,10 +66,14 @@ func (c *NodePassword) Start(ctx context.Context) error {
 	}}); err != nil {
 		return err
 	}
-	f.Start(ctx.Done())
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		// Its role comes with the deploy manifests: on a new cluster, moments after this.
+		if kubeclient.WaitAllowed(ctx, c.Client, time.Second/2, kubeclient.List("", "nodes")...) != nil {
+			return
+		}
+		f.Start(ctx.Done())
 		t := time.NewTicker(c.Resync)
 		defer t.Stop()
 		for {

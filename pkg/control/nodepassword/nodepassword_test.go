@@ -2,6 +2,7 @@ package nodepassword
 
 import (
 	"context"
+	"github.com/outpostk8s/outpost/pkg/kubeclient/kubeclienttest"
 	"io"
 	"log/slog"
 	"testing"
@@ -41,7 +42,7 @@ func TestNodeDeletionFreesName(t *testing.T) {
 	node := func(name string) *corev1.Node {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(now.Add(-30 * time.Minute))}}
 	}
-	c := fake.NewClientset(
+	c := kubeclienttest.AllowAll(fake.NewClientset(
 		node("a1"), secret("a1", now.Add(-time.Hour)),
 		node("a2"), secret("a2", now.Add(-time.Hour)),
 		node("s1"), secret("s1", now.Add(-time.Hour)), // the server's own
@@ -49,7 +50,7 @@ func TestNodeDeletionFreesName(t *testing.T) {
 		secret("gone", now.Add(-time.Hour)),     // its Node went while no server ran
 		secret("fresh", now),                    // joined a moment ago, Node not registered yet
 		serverSecret("s2", now.Add(-time.Hour)), // another server, --disable-agent: no Node ever
-	)
+	))
 	// The fake clientset's watches miss what happens before they start: delete only once the
 	// controller watches Nodes.
 	watching := make(chan struct{}, 8)

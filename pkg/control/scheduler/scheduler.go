@@ -30,7 +30,7 @@ type Config struct {
 
 // Args is the deterministic argv.
 func Args(c Config) ([]string, error) {
-	return args.Build(map[string]string{
+	return args.Build(args.WithMetricLabels(map[string]string{
 		"authentication-kubeconfig": c.Kubeconfig,
 		"authorization-kubeconfig":  c.Kubeconfig,
 		"bind-address":              "127.0.0.1",
@@ -41,7 +41,7 @@ func Args(c Config) ([]string, error) {
 		"secure-port":          "10259",
 		"tls-cert-file":        filepath.Join(c.TLSDir, pki.SchedulerServing+".crt"),
 		"tls-private-key-file": filepath.Join(c.TLSDir, pki.SchedulerServing+".key"),
-	}, c.Extra)
+	}, c.Extra), c.Extra)
 }
 
 // Scheduler is the in-process kube-scheduler.

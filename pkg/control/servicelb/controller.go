@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +21,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/component"
 	"github.com/outpostk8s/outpost/pkg/control/ctrlloop"
 	"github.com/outpostk8s/outpost/pkg/hostport"
+	"github.com/outpostk8s/outpost/pkg/kubeclient"
 )
 
 // Controller keeps the Services' load-balancer status in line with Plan. Any change to a
@@ -58,6 +60,10 @@ func (c *Controller) Start(ctx context.Context) error {
 		Failed:    func(_ context.Context, _ string, err error) { c.Log.Warn("service load balancers", "err", err) },
 		Informers: f,
 		Synced:    []cache.InformerSynced{svcInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
+		// Its role comes with the deploy manifests: on a new cluster, moments after this.
+		Before: func(ctx context.Context) {
+			_ = kubeclient.WaitAllowed(ctx, c.Client, time.Second/2, append(kubeclient.List("", "services"), kubeclient.List("", "nodes")...)...)
+		},
 	})
 	kick := c.loop.KeyHandler("all")
 	if _, err := svcInf.Informer().AddEventHandler(kick); err != nil {

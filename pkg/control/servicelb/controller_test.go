@@ -3,6 +3,7 @@ package servicelb
 import (
 	"context"
 	"fmt"
+	"github.com/outpostk8s/outpost/pkg/kubeclient/kubeclienttest"
 	"log/slog"
 	"strings"
 	"testing"
@@ -17,7 +18,7 @@ import (
 
 func TestControllerWritesStatusAndWarns(t *testing.T) {
 	ctx := context.Background()
-	cs := fake.NewClientset(node("a", true, "", internal("10.0.0.2")), lbService("first", time.Hour, 80), lbService("second", 0, 80))
+	cs := kubeclienttest.AllowAll(fake.NewClientset(node("a", true, "", internal("10.0.0.2")), lbService("first", time.Hour, 80), lbService("second", 0, 80)))
 	c := &Controller{Client: cs, Reserved: Reserved(6443, false, nil), Log: slog.New(slog.DiscardHandler)}
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -81,10 +82,10 @@ func TestReservedPortsStayPendingWithEvent(t *testing.T) {
 			ctx := context.Background()
 			udp := lbService("admin-udp", time.Hour, 9000)
 			udp.Spec.Ports[0].Protocol = corev1.ProtocolUDP
-			cs := fake.NewClientset(node("a", true, "", internal("10.0.0.2")), udp,
+			cs := kubeclienttest.AllowAll(fake.NewClientset(node("a", true, "", internal("10.0.0.2")), udp,
 				lbService("etcd", time.Hour, 2379), lbService("etcd-peer", time.Hour, 2380), lbService("ssh", time.Hour, 22),
 				lbService("gpu", time.Hour, 9401), lbService("admin", time.Hour, 8080),
-				lbService("tcp-9000", time.Hour, 9000), lbService("web", time.Hour, 80))
+				lbService("tcp-9000", time.Hour, 9000), lbService("web", time.Hour, 80)))
 			c := &Controller{Client: cs, Reserved: Reserved(6443, etcd, admin), Log: slog.New(slog.DiscardHandler)}
 			if err := c.Start(ctx); err != nil {
 				t.Fatal(err)

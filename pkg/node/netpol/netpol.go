@@ -26,6 +26,7 @@ import (
 	utiliptables "k8s.io/kubernetes/pkg/util/iptables"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/logging"
 )
 
 // Tools are the host programs the policy controller runs.
@@ -47,6 +48,10 @@ type Config struct {
 	FirstInterval time.Duration
 	IPT           utiliptables.Interface
 	Log           *slog.Logger
+	// Guard routes kube-router's klog.Fatal calls (an iptables call that failed) here:
+	// the controller is built again after RestartDelay (0: five seconds). nil: not routed.
+	Guard        *logging.Guard
+	RestartDelay time.Duration
 }
 
 // Controller runs kube-router's NetworkPolicy controller.
@@ -57,6 +62,7 @@ type Controller struct {
 	synced  chan struct{} // closed at the first full sync
 	once    sync.Once
 	lastErr atomic.Pointer[error] // the informers' last list or watch error
+	failed  chan string           // kube-router's Fatal messages (Config.Guard)
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -64,7 +70,7 @@ var _ component.Readier = (*Controller)(nil)
 
 // New returns the component; it starts nothing.
 func New(c Config) *Controller {
-	return &Controller{cfg: c, synced: make(chan struct{})}
+	return &Controller{cfg: c, synced: make(chan struct{}), failed: make(chan string, 1)}
 }
 
 func (c *Controller) Name() string { return "network-policy" }
@@ -151,23 +157,74 @@ func (c *Controller) Start(context.Context) error {
 			}
 		}
 	}()
+	if c.cfg.Guard != nil {
+		c.cfg.Guard.Handle(c.Name(), c.fail)
+	}
 	go func() {
-		npc, factory, ok := c.buildWhenNodeExists()
-		if !ok {
-			c.wg.Done()
-			return
+		defer c.wg.Done()
+		delay := c.cfg.RestartDelay
+		if delay <= 0 {
+			delay = 5 * time.Second
 		}
-		factory.Start(c.stop)
-		for typ, ok := range factory.WaitForCacheSync(c.stop) {
+		for c.runOnce(health) {
+			select {
+			case <-c.stop:
+				return
+			case <-time.After(delay):
+			}
+		}
+	}()
+	return nil
+}
+
+// fail hears kube-router's klog.Fatal, in the goroutine that is about to end.
+func (c *Controller) fail(msg string) {
+	select {
+	case c.failed <- msg:
+	default: // one restart is pending already
+	}
+}
+
+// runOnce builds kube-router's controller and runs it until the stop (false) or until a
+// Fatal of its ended part of it (true: build it again). An iptables call can fail for a
+// moment (the xtables lock held past its wait): the next controller tries again.
+func (c *Controller) runOnce(health chan<- *healthcheck.ControllerHeartbeat) bool {
+	npc, factory, ok := c.buildWhenNodeExists()
+	if !ok {
+		return false
+	}
+	run := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(run); wg.Wait() }()
+	factory.Start(run)
+	synced := make(chan bool, 1)
+	go func() {
+		for typ, ok := range factory.WaitForCacheSync(run) {
 			if !ok {
 				c.cfg.Log.Debug("informer stopped before it synced", "type", typ)
-				c.wg.Done()
+				synced <- false
 				return
 			}
 		}
-		npc.Run(health, c.stop, &c.wg)
+		synced <- true
 	}()
-	return nil
+	select {
+	case <-c.stop:
+		return false
+	case ok := <-synced:
+		if !ok {
+			return false
+		}
+	}
+	wg.Add(1)
+	go npc.Run(health, run, &wg)
+	select {
+	case <-c.stop:
+		return false
+	case msg := <-c.failed:
+		c.cfg.Log.Warn("the policy controller stopped on an error: starting it again", "err", msg)
+		return true
+	}
 }
 
 // buildWhenNodeExists retries the build (which reads this node's Node) until stopped.

@@ -29,6 +29,7 @@ type Agent struct {
 	Joined  *join.Result
 	Log     *slog.Logger
 	Out     *logging.Out
+	Guard   *logging.Guard // where the embedded libraries' klog.Fatal calls go
 	Started time.Time
 	// GPU, from node.CheckGPU, is what the node's GPU layer is built from.
 	GPU *layer.Plan
@@ -69,7 +70,7 @@ func (a *Agent) Plan(binDir string) (*component.Plan, error) {
 		return nil, err
 	}
 	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.AgentTLS(), BinDir: binDir, Servers: servers, GPU: a.GPU,
-		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: a.Log, Out: a.Out}
+		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: a.Log, Out: a.Out, Guard: a.Guard}
 	parts, err := nd.Parts()
 	if err != nil {
 		return nil, err
@@ -99,6 +100,9 @@ func (a *Agent) servers() ([]string, error) {
 // announceReady prints one line once this node is Ready.
 func (a *Agent) announceReady(ctx context.Context) {
 	n := a.Cfg.Node
+	if a.Guard != nil { // the start-up window of expected upstream lines begins to close
+		a.Guard.Started()
+	}
 	if roles.WaitReady(ctx, n.Dirs.KubeletKubeconfig(), n.NodeName, a.Started.Add(-time.Second)) {
 		a.Log.Info(fmt.Sprintf("Outpost agent is ready: node %s joined %s and is Ready after %.1fs", n.NodeName, a.Joined.Server, time.Since(a.Started).Seconds()))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/layer"
 	"github.com/outpostk8s/outpost/pkg/kubeclient"
+	"github.com/outpostk8s/outpost/pkg/logging"
 	"github.com/outpostk8s/outpost/pkg/memtrim"
 	"github.com/outpostk8s/outpost/pkg/node/cni"
 	"github.com/outpostk8s/outpost/pkg/node/containerd"
@@ -61,6 +62,8 @@ type Node struct {
 	KubeProxy kubeproxy.Run
 	Log       *slog.Logger
 	Out       io.Writer // containerd's tagged log lines
+	// Guard hears of the embedded libraries' klog.Fatal calls; nil in tests.
+	Guard *logging.Guard
 }
 
 // Parts are the node's components, grouped by what each group needs before it starts.
@@ -146,6 +149,10 @@ func (n *Node) Parts() (*Parts, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.Guard != nil { // both run on after their Stop: their calls to containerd, stopped next, would fail loudly
+		kl.Stopped = func() { n.Guard.Quiet("kubelet") }
+		kp.Stopped = func() { n.Guard.Quiet("kube-proxy") }
+	}
 	ccfg := cni.Config{ConfDir: d.CNIConfDir(), IPAMDir: d.CNINetworks(), NodeName: c.NodeName}
 	last := []component.Component{}
 	if cl.FlannelBackend != "none" {
@@ -190,7 +197,7 @@ func (n *Node) Parts() (*Parts, error) {
 func (n *Node) networkPolicy(client kubernetes.Interface) component.Component {
 	cl := n.Cfg.Cluster
 	cfg := netpol.Config{NodeName: n.Cfg.NodeName, ServiceCIDR: cl.ServiceCIDR, Client: client,
-		LookPath: exec.LookPath, First: netpol.FirstJumps(servicecidr.Chain), Log: n.Log.With("component", "network-policy")}
+		LookPath: exec.LookPath, First: netpol.FirstJumps(servicecidr.Chain), Log: n.Log.With("component", "network-policy"), Guard: n.Guard}
 	if cl.NetworkPolicy {
 		return netpol.New(cfg)
 	}

@@ -13,6 +13,9 @@ import (
 // how to use it.
 func (s *Server) announceReady(ctx context.Context) {
 	c := s.Cfg.Control
+	if s.Guard != nil { // the start-up window of expected upstream lines begins to close
+		s.Guard.Started()
+	}
 	if s.Cfg.Node == nil {
 		s.Log.Info(fmt.Sprintf("Outpost is ready: control plane up after %.1fs, no node here (--disable-agent). Admin kubeconfig: %s. Agents join with the token in %s",
 			time.Since(s.Started).Seconds(), c.Kubeconfig, c.Dirs.AgentTokenFile()))

@@ -29,6 +29,7 @@ type Server struct {
 	Cfg     *config.Server
 	Log     *slog.Logger
 	Out     *logging.Out
+	Guard   *logging.Guard // where the embedded libraries' klog.Fatal calls go
 	Started time.Time
 	// Restore, from checkRestore, is applied first thing in Prepare.
 	Restore *Restore
@@ -136,7 +137,7 @@ func (s *Server) Plan(binDir string) (*component.Plan, error) {
 		return p, nil
 	}
 	nd := &node.Node{Cfg: n, TLSDir: n.Dirs.TLS(), BinDir: binDir, GPU: s.GPU,
-		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: s.Log, Out: s.Out}
+		Kubelet: upstream.Kubelet, KubeProxy: upstream.KubeProxy, Log: s.Log, Out: s.Out, Guard: s.Guard}
 	parts, err := nd.Parts()
 	if err != nil {
 		return nil, err

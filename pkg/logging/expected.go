@@ -1,0 +1,62 @@
+package logging
+
+import (
+	"strings"
+	"time"
+)
+
+// expected is an upstream ERROR line that is no fault in Outpost's setting: logged at level
+// instead (WARN shows, INFO only at -v 1 and up). startup limits it to the start-up window,
+// when the parts are still finding each other; after it, the same line is an ERROR again.
+type expected struct {
+	comp, text string // the component, and text its line holds
+	level      string
+	startup    bool
+}
+
+var expectedLines = []expected{
+	// The kubelet before its Node is registered (it registers moments after it starts).
+	{"kubelet", `node is not registered yet`, "INFO", true},
+	{"kubelet", `Failed to get node when trying to set owner ref to the node lease`, "INFO", true},
+	{"kubelet", `Error getting the current node from lister`, "INFO", true},
+	{"kubelet", `failed to get node info: node`, "INFO", true},
+	{"kubelet", `Error updating node status, will retry`, "INFO", true},
+	// ...and before its first look at the runtime: each passes by itself within seconds.
+	{"kubelet", `PLEG is not healthy: pleg has yet to be successful`, "INFO", true},
+	{"kubelet", `Image garbage collection failed once. Stats initialization may not have completed yet`, "INFO", true},
+	{"kubelet", `eviction manager: failed to check if we have separate container filesystem`, "INFO", true},
+	// A first start has no device-manager checkpoint yet.
+	{"kubelet", `Failed to read data from checkpoint err="checkpoint is not found"`, "INFO", false},
+	// The host denies what the kubelet would like (a container without CAP_SYS_RESOURCE, a
+	// PID namespace it cannot read): it runs on without; the operator may want to know.
+	{"kubelet", `Failed to set rlimit on max file handles`, "WARN", false},
+	{"kubelet", `Failed to ensure process in container with oom score`, "WARN", false},
+	// Outpost leaves NodePorts on every address, as k3s does; upstream's advice stays a note.
+	{"kube-proxy", `nodePortAddresses is unset`, "INFO", false},
+	// The aggregated metrics API is registered before metrics-server serves on a restart.
+	{"kube-apiserver", `v1beta1.metrics.k8s.io failed with`, "INFO", true},
+	{"kube-apiserver", `Error updating APIService "v1beta1.metrics.k8s.io"`, "INFO", true},
+	{"metrics-server", `Failed to scrape node`, "INFO", true},
+}
+
+// startupWindow is how long after the role's start the start-up lines are expected.
+const startupWindow = time.Minute
+
+// errorLevel is the level an upstream ERROR line of comp is logged at: a stopped component's
+// and, during the stop, a call the stop cut short (a canceled context, a part already gone)
+// are INFO; the expected lines have their own; the rest are ERROR.
+func (f *Guard) errorLevel(comp, line string) string {
+	f.mu.Lock()
+	stopping, quiet, started := f.stopping, f.quiet[comp], f.started
+	f.mu.Unlock()
+	if quiet || stopping && (strings.Contains(line, "context canceled") || strings.Contains(line, "connection refused")) {
+		return "INFO"
+	}
+	inStartup := started.IsZero() || time.Since(started) < startupWindow
+	for _, e := range expectedLines {
+		if e.comp == comp && (inStartup || !e.startup) && strings.Contains(line, e.text) {
+			return e.level
+		}
+	}
+	return "ERROR"
+}

@@ -1,0 +1,126 @@
+package logging
+
+import (
+	"bytes"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Guard stands in for klog's process exit (klog.OsExit): an embedded library's klog.Fatal
+// ends the goroutine that called it, not the process. The component it came from hears of
+// it (Handle) and decides: kube-router's policy controller is restarted; any other component
+// stops the process cleanly through Otherwise. A Fatal during a stop (a call the stop cut
+// short) is logged below ERROR and ends only its goroutine.
+type Guard struct {
+	mu       sync.Mutex
+	stopping bool
+	handlers map[string]func(msg string)
+	last     map[string]string // the last Fatal's message, by component
+	quiet    map[string]bool   // stopped components whose upstream code runs on
+	started  time.Time         // when every stage ran: the start-up window's start
+	other    func(component, msg string)
+	goexit   func()
+	resolve  func(file string) string
+}
+
+// MainExit is the panic a Fatal raises in the main goroutine (start-up code), which cannot
+// just end: main recovers it and exits with its code after the deferred cleanups ran.
+type MainExit int
+
+// NewGuard returns the guard.
+func NewGuard() *Guard {
+	return &Guard{handlers: map[string]func(string){}, last: map[string]string{}, quiet: map[string]bool{}, goexit: runtime.Goexit, resolve: ComponentOf}
+}
+
+// Handle routes the Fatals of component (a ComponentOf name) to f, called in the goroutine
+// that is about to end: f must not block.
+func (f *Guard) Handle(component string, h func(msg string)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handlers[component] = h
+}
+
+// Otherwise routes the Fatals of components with no handler of their own to h.
+func (f *Guard) Otherwise(h func(component, msg string)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.other = h
+}
+
+// Started marks the role as started: the start-up lines expected until now are errors again
+// a minute from now.
+func (f *Guard) Started() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.started = time.Now()
+}
+
+// Stopping marks the process as stopping: a Fatal from now on is a call cut short.
+func (f *Guard) Stopping() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopping = true
+}
+
+// Quiet marks component as stopped though its upstream code runs on until the process ends
+// (the kubelet and kube-proxy cannot be stopped in-process): the errors it logs from now
+// on, calls to parts stopped after it, are below ERROR.
+func (f *Guard) Quiet(component string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.quiet[component] = true
+}
+
+// severity is the level a Fatal's line is logged at, noting its message for Exit.
+func (f *Guard) severity(component, msg string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.last[component] = msg
+	if f.stopping {
+		return "INFO"
+	}
+	return "ERROR"
+}
+
+// Exit is klog.OsExit: it ends the calling goroutine after telling its component.
+func (f *Guard) Exit(code int) {
+	comp := f.resolve(callerFile())
+	f.mu.Lock()
+	stopping, h, msg := f.stopping, f.handlers[comp], f.last[comp]
+	other := f.other
+	f.mu.Unlock()
+	if isMainGoroutine() {
+		panic(MainExit(code))
+	}
+	switch {
+	case stopping:
+	case h != nil:
+		h(msg)
+	case other != nil:
+		other(comp, msg)
+	}
+	f.goexit()
+}
+
+// callerFile is the source file of the first frame outside klog and Exit: the code that
+// called klog.Fatal.
+func callerFile() string {
+	var pcs [48]uintptr
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs[:])])
+	for {
+		fr, more := frames.Next()
+		if !strings.HasPrefix(fr.Function, "k8s.io/klog/") {
+			return fr.File
+		}
+		if !more {
+			return ""
+		}
+	}
+}
+
+func isMainGoroutine() bool {
+	var b [32]byte
+	return bytes.HasPrefix(b[:runtime.Stack(b[:], false)], []byte("goroutine 1 "))
+}

@@ -1,0 +1,115 @@
+package logging
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+)
+
+// fatalIn runs klog.Fatalf in a goroutine of its own, as a library's loop would, and reports
+// whether the goroutine's deferred calls ran and the code after the Fatal did not.
+func fatalIn(msg string) (deferred, after bool) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { deferred = true }()
+		klog.Fatalf("%s", msg)
+		after = true
+	}()
+	wg.Wait()
+	return deferred, after
+}
+
+func setupFatals(t *testing.T) (*Guard, *bytes.Buffer) {
+	var b bytes.Buffer
+	v := 0
+	f := NewGuard()
+	f.resolve = filepath.Base
+	sink := NewKlogSink(NewOut(&b), &v)
+	sink.resolve, sink.guard = filepath.Base, f
+	klog.SetLogger(logr.New(sink))
+	old := klog.OsExit
+	klog.OsExit = f.Exit
+	t.Cleanup(func() { klog.ClearLogger(); klog.OsExit = old })
+	return f, &b
+}
+
+// A library's Fatal ends its goroutine, not the process: its component hears why, and the line
+// is an ERROR; one with no handler goes to Otherwise; during a stop it is a call cut short.
+func TestFatalEndsOnlyItsGoroutine(t *testing.T) {
+	f, b := setupFatals(t)
+	var heard, other []string
+	f.Handle("guard_test.go", func(msg string) { heard = append(heard, msg) })
+	deferred, after := fatalIn("iptables: exit status 4")
+	if !deferred || after {
+		t.Errorf("deferred %v, code after the Fatal ran %v", deferred, after)
+	}
+	if len(heard) != 1 || !strings.Contains(heard[0], "iptables: exit status 4") {
+		t.Errorf("handler heard %q", heard)
+	}
+	if got := b.String(); !strings.Contains(got, "[guard_test.go] ERROR iptables: exit status 4") || strings.Contains(got, "FATAL") {
+		t.Errorf("log %q", got)
+	}
+
+	f.Handle("guard_test.go", nil)
+	f.Otherwise(func(comp, msg string) { other = append(other, comp+": "+msg) })
+	fatalIn("storage failed")
+	if len(other) != 1 || other[0] != "guard_test.go: storage failed" {
+		t.Errorf("Otherwise heard %q", other)
+	}
+
+	b.Reset()
+	f.Stopping()
+	if deferred, after := fatalIn("list rules: signal: terminated"); !deferred || after {
+		t.Errorf("during the stop: deferred %v, after %v", deferred, after)
+	}
+	if got := b.String(); !strings.Contains(got, "INFO list rules") || len(other) != 1 {
+		t.Errorf("during the stop: log %q, Otherwise %q", got, other)
+	}
+}
+
+// A stopped component whose upstream code runs on (the kubelet) logs its errors below ERROR.
+func TestQuietComponent(t *testing.T) {
+	f, b := setupFatals(t)
+	klog.Error("PLEG: containerd: connection refused")
+	f.Quiet("guard_test.go")
+	klog.Error("ListPodSandbox: connection refused")
+	if got := b.String(); !strings.Contains(got, "ERROR PLEG") || strings.Contains(got, "ListPodSandbox") {
+		t.Errorf("log %q", got)
+	}
+}
+
+// Lines upstream logs as ERROR that are expected here keep their place below ERROR, the
+// start-up ones only in the start-up window; during a stop a canceled call is no error.
+func TestExpectedLines(t *testing.T) {
+	f := NewGuard()
+	notRegistered := `Unable to register mirror pod because node is not registered yet err="node \"s1\" not found"`
+	for _, c := range []struct{ comp, line, want string }{
+		{"kubelet", notRegistered, "INFO"},
+		{"kubelet", `Failed to set rlimit on max file handles err="operation not permitted"`, "WARN"},
+		{"kubelet", `Failed to start ContainerManager err="boom"`, "ERROR"},
+		{"kube-apiserver", `Error updating node status, will retry`, "ERROR"}, // another component's
+	} {
+		if got := f.errorLevel(c.comp, c.line); got != c.want {
+			t.Errorf("%s %q: %s, want %s", c.comp, c.line, got, c.want)
+		}
+	}
+	f.Started()
+	f.started = f.started.Add(-2 * startupWindow)
+	if got := f.errorLevel("kubelet", notRegistered); got != "ERROR" {
+		t.Errorf("a start-up line long after the start: %s", got)
+	}
+	if got := f.errorLevel("flannel", "could not watch leases: context canceled"); got != "ERROR" {
+		t.Errorf("a canceled call while running: %s", got)
+	}
+	f.Stopping()
+	if got := f.errorLevel("flannel", "could not watch leases: context canceled"); got != "INFO" {
+		t.Errorf("a canceled call during the stop: %s", got)
+	}
+}
