@@ -55,8 +55,19 @@ func TestHAPostgres(t *testing.T) {
 	})
 
 	t.Run("FirstServerKilled", func(t *testing.T) {
+		// Under a steady write load through s1: every write it acknowledged is kept.
+		load := harness.StartWriteLoad(t, s1.Kubeconfig, s1.URL(), "pg-kill")
+		time.Sleep(5 * time.Second)
 		s1.Kill()
 		killed := time.Now()
+		acked, failed := load.Stop()
+		defer func() {
+			missing, err := harness.Missing(t, s2.Kubeconfig, s2.URL(), "pg-kill", acked)
+			if err != nil || len(acked) < 10 || len(missing) > 0 {
+				t.Errorf("%d writes acknowledged by s1 before its kill, lost: %v (%v)", len(acked), missing, err)
+			}
+			t.Logf("SIGKILL under load: %d acknowledged writes all kept (%d failed)", len(acked), failed)
+		}()
 		harness.Eventually(t, 30*time.Second, "writes through s2", func() error {
 			_, err := s2.Kubectl("create", "configmap", "after-kill")
 			if err != nil && strings.Contains(err.Error(), "AlreadyExists") {

@@ -47,17 +47,3 @@ func Build(defaults map[string]string, user []string) ([]string, error) {
 	}
 	return out, nil
 }
-
-// WithMetricLabels adds an empty metric-label allow-list to a control-plane component's
-// defaults unless the user gives a list or its manifest: with neither, upstream reads a
-// manifest named "" and logs an ERROR ("The manifest file is empty") at every start.
-func WithMetricLabels(defaults map[string]string, user []string) map[string]string {
-	for _, u := range user {
-		k, _, _ := strings.Cut(strings.TrimLeft(u, "-"), "=")
-		if k == "allow-metric-labels" || k == "allow-metric-labels-manifest" {
-			return defaults
-		}
-	}
-	defaults["allow-metric-labels"] = ""
-	return defaults
-}

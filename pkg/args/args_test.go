@@ -2,7 +2,6 @@ package args
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -31,17 +30,5 @@ func TestBuild(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestWithMetricLabels(t *testing.T) {
-	got, _ := Build(WithMetricLabels(map[string]string{"v": "0"}, nil), nil)
-	if strings.Join(got, " ") != "--allow-metric-labels= --v=0" {
-		t.Errorf("no user list: %q", got)
-	}
-	user := []string{"allow-metric-labels-manifest=/etc/m.yaml"}
-	got, _ = Build(WithMetricLabels(map[string]string{"v": "0"}, user), user)
-	if strings.Join(got, " ") != "--allow-metric-labels-manifest=/etc/m.yaml --v=0" {
-		t.Errorf("the user's manifest: %q", got)
 	}
 }

@@ -122,6 +122,14 @@ func (k *Datastore) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("start kine on %s: %w", redact(k.DSN()), err)
 	}
+	if k.cfg.Endpoint == "" { // say how safe the writes are
+		journal, sync, err := k.SQLiteSettings(ctx)
+		if err != nil {
+			logrus.Warnf("SQLite datastore settings: %v", err)
+		} else {
+			logrus.Infof("SQLite datastore %s: journal=%s synchronous=%s", k.cfg.DBFile, journal, sync)
+		}
+	}
 	return nil
 }
 

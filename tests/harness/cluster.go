@@ -144,17 +144,6 @@ func (n *Node) MustKubectl(args ...string) string {
 	return out
 }
 
-// Kill SIGKILLs the node's outpost process only: its containerd and pods run on, as when the
-// agent crashes.
-func (n *Node) Kill() {
-	n.mu.Lock()
-	cmd := n.cmd
-	n.mu.Unlock()
-	if cmd != nil && cmd.Process != nil {
-		_ = cmd.Process.Kill()
-		<-n.exited
-	}
-}
 
 // LinkDown cuts the node off the test network; LinkUp plugs it back.
 func (n *Node) LinkDown() { n.c.must("ip", "link", "set", "optv-"+n.Name, "down") }

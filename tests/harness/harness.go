@@ -204,6 +204,17 @@ func (s *Server) Exited() bool {
 	}
 }
 
+// Kill SIGKILLs the outpost process only: its containerd and pods run on, as when it crashes.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
 // ExitErr is how the last run ended (nil: exit 0), once it has.
 func (s *Server) ExitErr() error {
 	s.mu.Lock()

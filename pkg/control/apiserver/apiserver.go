@@ -21,6 +21,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
@@ -103,7 +104,7 @@ func Args(c Config) ([]string, error) {
 		defaults["encryption-provider-config"] = c.EncryptionConfig
 		defaults["encryption-provider-config-automatic-reload"] = "true"
 	}
-	return args.Build(args.WithMetricLabels(defaults, c.Extra), c.Extra)
+	return args.Build(defaults, c.Extra)
 }
 
 // AuthConfig lets anonymous requests reach the health endpoints and the given paths, nothing
@@ -164,6 +165,7 @@ func run(ctx context.Context, argv []string, identity string, handlers map[strin
 	if err := fs.Parse(argv); err != nil {
 		return fmt.Errorf("kube-apiserver flags: %w", err)
 	}
+	emptyLabelAllowList(s.Metrics)
 	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
 		return err
 	}
@@ -249,4 +251,13 @@ func readyProbe(c Config) (func(context.Context) error, error) {
 		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 		return component.GetOK(ctx, client, url)
 	}, nil
+}
+
+// emptyLabelAllowList gives a control-plane component an empty metric-label allow-list when the
+// user gave neither a list nor its manifest: upstream would read a manifest named "" and log an
+// ERROR ("The manifest file is empty") at every start. The flag cannot say "empty".
+func emptyLabelAllowList(m *metrics.Options) {
+	if m != nil && m.AllowListMapping == nil && m.AllowListMappingManifest == "" {
+		m.AllowListMapping = map[string]string{}
+	}
 }

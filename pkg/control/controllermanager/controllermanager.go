@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/pflag"
+	"k8s.io/component-base/metrics"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
@@ -32,7 +33,7 @@ func Args(c Config) ([]string, error) {
 	tls := func(name, ext string) string { return filepath.Join(c.TLSDir, name+ext) }
 	// "controllers" leaves out tokencleaner: an expired join token stays listed (and deletable)
 	// so that an agent presenting it is told it expired, not that it is unknown.
-	return args.Build(args.WithMetricLabels(map[string]string{
+	return args.Build(map[string]string{
 		"allocate-node-cidrs":       "true",
 		"authentication-kubeconfig": c.Kubeconfig,
 		"authorization-kubeconfig":  c.Kubeconfig,
@@ -66,7 +67,7 @@ func Args(c Config) ([]string, error) {
 		"tls-cert-file":                    tls(pki.ControllerServing, ".crt"),
 		"tls-private-key-file":             tls(pki.ControllerServing, ".key"),
 		"use-service-account-credentials":  "true",
-	}, c.Extra), c.Extra)
+	}, c.Extra)
 }
 
 // ControllerManager is the in-process kube-controller-manager.
@@ -93,6 +94,7 @@ func New(c Config) (*ControllerManager, error) {
 		if err := fs.Parse(argv); err != nil {
 			return fmt.Errorf("kube-controller-manager flags: %w", err)
 		}
+		emptyLabelAllowList(s.Metrics)
 		if err := s.ComponentGlobalsRegistry.Set(); err != nil {
 			return err
 		}
@@ -102,4 +104,13 @@ func New(c Config) (*ControllerManager, error) {
 		}
 		return app.Run(ctx, cfg.Complete())
 	}}}, nil
+}
+
+// emptyLabelAllowList: an empty metric-label allow-list when the user gave neither a list nor
+// its manifest; upstream would read a manifest named "" and log an ERROR ("The manifest file
+// is empty") at every start. The flag cannot say "empty".
+func emptyLabelAllowList(m *metrics.Options) {
+	if m != nil && m.AllowListMapping == nil && m.AllowListMappingManifest == "" {
+		m.AllowListMapping = map[string]string{}
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
@@ -30,7 +31,7 @@ type Config struct {
 
 // Args is the deterministic argv.
 func Args(c Config) ([]string, error) {
-	return args.Build(args.WithMetricLabels(map[string]string{
+	return args.Build(map[string]string{
 		"authentication-kubeconfig": c.Kubeconfig,
 		"authorization-kubeconfig":  c.Kubeconfig,
 		"bind-address":              "127.0.0.1",
@@ -41,7 +42,7 @@ func Args(c Config) ([]string, error) {
 		"secure-port":          "10259",
 		"tls-cert-file":        filepath.Join(c.TLSDir, pki.SchedulerServing+".crt"),
 		"tls-private-key-file": filepath.Join(c.TLSDir, pki.SchedulerServing+".key"),
-	}, c.Extra), c.Extra)
+	}, c.Extra)
 }
 
 // Scheduler is the in-process kube-scheduler.
@@ -64,6 +65,7 @@ func New(c Config) (*Scheduler, error) {
 		if err := fs.Parse(argv); err != nil {
 			return fmt.Errorf("kube-scheduler flags: %w", err)
 		}
+		emptyLabelAllowList(opts.Metrics)
 		if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
 			return err
 		}
@@ -78,4 +80,13 @@ func New(c Config) (*Scheduler, error) {
 		}
 		return app.Run(ctx, cc, sched)
 	}}}, nil
+}
+
+// emptyLabelAllowList: an empty metric-label allow-list when the user gave neither a list nor
+// its manifest; upstream would read a manifest named "" and log an ERROR ("The manifest file
+// is empty") at every start. The flag cannot say "empty".
+func emptyLabelAllowList(m *metrics.Options) {
+	if m != nil && m.AllowListMapping == nil && m.AllowListMappingManifest == "" {
+		m.AllowListMapping = map[string]string{}
+	}
 }
