@@ -67,9 +67,15 @@ func TestSQLiteFaults(t *testing.T) {
 	t.Run("DiskFull", func(t *testing.T) {
 		filler := filepath.Join(db, "filler")
 		fill(t, filler)
+		// Objects near the size limit: the WAL the datastore has reuses its space, so small
+		// writes may still fit for a while.
+		big := filepath.Join(t.TempDir(), "big")
+		if err := os.WriteFile(big, []byte(strings.Repeat("x", 900<<10)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		var refusal string
 		harness.Eventually(t, time.Minute, "a write refused on the full disk", func() error {
-			out, err := s.Kubectl("--request-timeout=10s", "create", "configmap", fmt.Sprintf("on-full-disk-%d", time.Now().UnixNano()), "--from-literal=k="+strings.Repeat("x", 64<<10))
+			out, err := s.Kubectl("--request-timeout=10s", "create", "configmap", fmt.Sprintf("on-full-disk-%d", time.Now().UnixNano()), "--from-file=k="+big)
 			if err == nil {
 				return fmt.Errorf("write accepted: %s", out)
 			}

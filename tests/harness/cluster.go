@@ -144,7 +144,6 @@ func (n *Node) MustKubectl(args ...string) string {
 	return out
 }
 
-
 // LinkDown cuts the node off the test network; LinkUp plugs it back.
 func (n *Node) LinkDown() { n.c.must("ip", "link", "set", "optv-"+n.Name, "down") }
 func (n *Node) LinkUp()   { n.c.must("ip", "link", "set", "optv-"+n.Name, "up") }

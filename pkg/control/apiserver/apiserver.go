@@ -21,7 +21,6 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/component-base/metrics"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 
@@ -165,7 +164,6 @@ func run(ctx context.Context, argv []string, identity string, handlers map[strin
 	if err := fs.Parse(argv); err != nil {
 		return fmt.Errorf("kube-apiserver flags: %w", err)
 	}
-	emptyLabelAllowList(s.Metrics)
 	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
 		return err
 	}
@@ -251,13 +249,4 @@ func readyProbe(c Config) (func(context.Context) error, error) {
 		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 		return component.GetOK(ctx, client, url)
 	}, nil
-}
-
-// emptyLabelAllowList gives a control-plane component an empty metric-label allow-list when the
-// user gave neither a list nor its manifest: upstream would read a manifest named "" and log an
-// ERROR ("The manifest file is empty") at every start. The flag cannot say "empty".
-func emptyLabelAllowList(m *metrics.Options) {
-	if m != nil && m.AllowListMapping == nil && m.AllowListMappingManifest == "" {
-		m.AllowListMapping = map[string]string{}
-	}
 }

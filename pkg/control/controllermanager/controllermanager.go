@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/spf13/pflag"
-	"k8s.io/component-base/metrics"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
@@ -94,7 +93,6 @@ func New(c Config) (*ControllerManager, error) {
 		if err := fs.Parse(argv); err != nil {
 			return fmt.Errorf("kube-controller-manager flags: %w", err)
 		}
-		emptyLabelAllowList(s.Metrics)
 		if err := s.ComponentGlobalsRegistry.Set(); err != nil {
 			return err
 		}
@@ -104,13 +102,4 @@ func New(c Config) (*ControllerManager, error) {
 		}
 		return app.Run(ctx, cfg.Complete())
 	}}}, nil
-}
-
-// emptyLabelAllowList: an empty metric-label allow-list when the user gave neither a list nor
-// its manifest; upstream would read a manifest named "" and log an ERROR ("The manifest file
-// is empty") at every start. The flag cannot say "empty".
-func emptyLabelAllowList(m *metrics.Options) {
-	if m != nil && m.AllowListMapping == nil && m.AllowListMappingManifest == "" {
-		m.AllowListMapping = map[string]string{}
-	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/component-base/metrics"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
@@ -65,7 +64,6 @@ func New(c Config) (*Scheduler, error) {
 		if err := fs.Parse(argv); err != nil {
 			return fmt.Errorf("kube-scheduler flags: %w", err)
 		}
-		emptyLabelAllowList(opts.Metrics)
 		if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
 			return err
 		}
@@ -80,13 +78,4 @@ func New(c Config) (*Scheduler, error) {
 		}
 		return app.Run(ctx, cc, sched)
 	}}}, nil
-}
-
-// emptyLabelAllowList: an empty metric-label allow-list when the user gave neither a list nor
-// its manifest; upstream would read a manifest named "" and log an ERROR ("The manifest file
-// is empty") at every start. The flag cannot say "empty".
-func emptyLabelAllowList(m *metrics.Options) {
-	if m != nil && m.AllowListMapping == nil && m.AllowListMappingManifest == "" {
-		m.AllowListMapping = map[string]string{}
-	}
 }
