@@ -74,9 +74,12 @@ func TestSQLiteFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		var refusal string
+		var accepted []string // acknowledged while the disk filled: they must be kept
 		harness.Eventually(t, time.Minute, "a write refused on the full disk", func() error {
-			out, err := s.Kubectl("--request-timeout=10s", "create", "configmap", fmt.Sprintf("on-full-disk-%d", time.Now().UnixNano()), "--from-file=k="+big)
+			name := fmt.Sprintf("on-full-disk-%d", time.Now().UnixNano())
+			out, err := s.Kubectl("--request-timeout=10s", "create", "configmap", name, "--from-file=k="+big)
 			if err == nil {
+				accepted = append(accepted, name)
 				return fmt.Errorf("write accepted: %s", out)
 			}
 			refusal = err.Error()
@@ -98,6 +101,12 @@ func TestSQLiteFaults(t *testing.T) {
 			return err
 		})
 		t.Logf("writes accepted %.1fs after space returned", time.Since(full).Seconds())
+		// kine before v0.17.6 acknowledged a create whose insert failed on the full disk.
+		for _, name := range accepted {
+			if _, err := s.Kubectl("get", "configmap", name); err != nil {
+				t.Errorf("%s was acknowledged on the filling disk and is gone: %v", name, err)
+			}
+		}
 		if s.Exited() {
 			t.Fatalf("the server ended on the full disk:\n%s", problemLines(s.Log(), 20))
 		}

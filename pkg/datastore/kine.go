@@ -174,7 +174,29 @@ func redact(dsn string) string {
 type tagFormatter struct{}
 
 func (tagFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	return []byte(fmt.Sprintf("%s [kine] %s %s\n", e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), strings.ToUpper(e.Level.String()[:4]), e.Message)), nil
+	msg := e.Message
+	if len(msg) > maxKineLine { // kine logs a failed transaction whole, its value included
+		msg = fmt.Sprintf("%s … (%d bytes)", msg[:maxKineLine], len(msg))
+	}
+	return []byte(fmt.Sprintf("%s [kine] %s %s\n", e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), levelName(e.Level), msg)), nil
 }
+
+// levelName is a logrus level as every other line names it.
+func levelName(l logrus.Level) string {
+	switch l {
+	case logrus.PanicLevel, logrus.FatalLevel:
+		return "FATAL"
+	case logrus.ErrorLevel:
+		return "ERROR"
+	case logrus.WarnLevel:
+		return "WARN"
+	case logrus.InfoLevel:
+		return "INFO"
+	}
+	return "DEBUG"
+}
+
+// maxKineLine bounds a kine log line: a failed write's line would hold the object (up to 1.5 MB).
+const maxKineLine = 2048
 
 var _ component.Component = (*Datastore)(nil)

@@ -33,6 +33,8 @@ var expectedLines = []expected{
 	{"kubelet", `Failed to ensure process in container with oom score`, "WARN", false},
 	// Outpost leaves NodePorts on every address, as k3s does; upstream's advice stays a note.
 	{"kube-proxy", `nodePortAddresses is unset`, "INFO", false},
+	// The apiserver's identity Lease, asked for before its namespace exists on a new cluster.
+	{"k8s", `Failed to ensure lease exists, will retry err="namespaces \"kube-system\" not found"`, "INFO", true},
 	// The aggregated metrics API is registered before metrics-server serves on a restart.
 	{"kube-apiserver", `v1beta1.metrics.k8s.io failed with`, "INFO", true},
 	{"kube-apiserver", `v1beta1.metrics.k8s.io: failed to retrieve openAPI spec`, "INFO", true},
