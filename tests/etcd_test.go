@@ -140,7 +140,7 @@ func TestHAEtcd(t *testing.T) {
 
 	t.Run("SharedHostNameHarmless", func(t *testing.T) {
 		for _, s := range []*harness.Node{s1, s2, s3} {
-			if fights := grepLines(s.Log(), "the object has been modified", 3); strings.Contains(fights, "Failed to update lease") {
+			if fights := grepLines(s.Log(), "Failed to update lease", 50); strings.Contains(fights, "the object has been modified") {
 				t.Errorf("%s's apiserver fights over an identity lease:\n%s", s.Name, fights)
 			}
 		}

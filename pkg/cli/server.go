@@ -132,19 +132,30 @@ var errLibraryFatal = errors.New("ended by its own library")
 
 // runContext is the role's context: it ends on SIGINT or SIGTERM, or when an embedded
 // library's klog.Fatal ends a component that has no way back of its own (the stop is then
-// clean, and done returns the error naming it). From its end on, a Fatal is a call the stop
-// cut short, logged below ERROR.
+// clean, and done returns the error naming it). The guard hears of the stop before the
+// context ends, so that no component's canceled call is logged as an ERROR.
 func runContext(guard *logging.Guard) (context.Context, func(error) error) {
-	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	ctx, cancel := context.WithCancelCause(sig)
-	guard.Otherwise(func(comp, msg string) { cancel(fmt.Errorf("%s %w: %s", comp, errLibraryFatal, msg)) })
-	context.AfterFunc(ctx, guard.Stopping)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stop := func(cause error) {
+		guard.Stopping()
+		cancel(cause)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-sigs:
+			stop(nil)
+		case <-ctx.Done():
+		}
+	}()
+	guard.Otherwise(func(comp, msg string) { stop(fmt.Errorf("%s %w: %s", comp, errLibraryFatal, msg)) })
 	return ctx, func(err error) error {
 		if cause := context.Cause(ctx); err == nil && errors.Is(cause, errLibraryFatal) {
 			err = cause
 		}
+		signal.Stop(sigs)
 		cancel(nil)
-		stop()
 		return err
 	}
 }

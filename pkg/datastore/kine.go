@@ -68,7 +68,8 @@ func sqliteParams(synchronous string) string {
 }
 
 // SQLiteSettings reads the journal and synchronous modes back from the SQLite datastore,
-// through a connection made as kine makes its own (the synchronous mode is a connection's).
+// through a connection opened with the DSN kine is given. The journal mode is the file's;
+// the synchronous mode is each connection's, so this shows what the DSN asks of kine's.
 func (k *Datastore) SQLiteSettings(ctx context.Context) (journal, synchronous string, err error) {
 	if k.cfg.Endpoint != "" {
 		return "", "", fmt.Errorf("not a SQLite datastore")
@@ -175,8 +176,9 @@ type tagFormatter struct{}
 
 func (tagFormatter) Format(e *logrus.Entry) ([]byte, error) {
 	msg := e.Message
-	if len(msg) > maxKineLine { // kine logs a failed transaction whole, its value included
-		msg = fmt.Sprintf("%s … (%d bytes)", msg[:maxKineLine], len(msg))
+	if len(msg) > maxKineLine { // kine logs a failed transaction whole, the value, then why
+		half := maxKineLine / 2
+		msg = strings.ToValidUTF8(msg[:half]+fmt.Sprintf(" … (%d bytes) … ", len(msg)-2*half)+msg[len(msg)-half:], "")
 	}
 	return []byte(fmt.Sprintf("%s [kine] %s %s\n", e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), levelName(e.Level), msg)), nil
 }
@@ -196,7 +198,8 @@ func levelName(l logrus.Level) string {
 	return "DEBUG"
 }
 
-// maxKineLine bounds a kine log line: a failed write's line would hold the object (up to 1.5 MB).
+// maxKineLine bounds a kine log line: a failed write's line would hold the object (up to
+// 1.5 MB); its start and its end (the error) are kept.
 const maxKineLine = 2048
 
 var _ component.Component = (*Datastore)(nil)

@@ -3,6 +3,7 @@ package kubeclient
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -18,12 +19,18 @@ func List(group, resource string) []authorizationv1.ResourceAttributes {
 // WaitAllowed waits until the client's identity may do each of attrs. A controller's role
 // comes with the deploy manifests, applied moments after the controllers start on a new
 // cluster: informers started before would log an ERROR per forbidden list until then.
-// It asks every interval and returns ctx's error when ctx ends first.
-func WaitAllowed(ctx context.Context, client kubernetes.Interface, interval time.Duration, attrs ...authorizationv1.ResourceAttributes) error {
+// It asks every interval, says so on log once after 30 s (the role may be missing for good),
+// and returns ctx's error when ctx ends first.
+func WaitAllowed(ctx context.Context, client kubernetes.Interface, log *slog.Logger, interval time.Duration, attrs ...authorizationv1.ResourceAttributes) error {
+	warnAt := time.Now().Add(30 * time.Second)
 	for {
 		missing, err := notAllowed(ctx, client, attrs)
 		if err == nil && missing == nil {
 			return nil
+		}
+		if !warnAt.IsZero() && time.Now().After(warnAt) && log != nil {
+			warnAt = time.Time{}
+			log.Warn("still waiting for this component's permissions: is its role in the deploy manifests applied?", "verb", missing.Verb, "resource", missing.Resource, "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -21,7 +21,7 @@ func TestWaitAllowed(t *testing.T) {
 		r.Status.Allowed = reviews >= 3
 		return true, r, nil
 	})
-	if err := WaitAllowed(context.Background(), c, time.Millisecond, List("", "nodes")...); err != nil {
+	if err := WaitAllowed(context.Background(), c, nil, time.Millisecond, List("", "nodes")...); err != nil {
 		t.Fatal(err)
 	}
 	if reviews != 4 { // two refused, then list and watch allowed
@@ -30,7 +30,7 @@ func TestWaitAllowed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	reviews = -100
-	if err := WaitAllowed(ctx, c, time.Millisecond, List("", "services")...); err == nil {
+	if err := WaitAllowed(ctx, c, nil, time.Millisecond, List("", "services")...); err == nil {
 		t.Error("allowed while the role is missing")
 	}
 }

@@ -14,34 +14,40 @@ type expected struct {
 	startup    bool
 }
 
-var expectedLines = []expected{
-	// The kubelet before its Node is registered (it registers moments after it starts).
-	{"kubelet", `node is not registered yet`, "INFO", true},
-	{"kubelet", `Failed to get node when trying to set owner ref to the node lease`, "INFO", true},
-	{"kubelet", `Error getting the current node from lister`, "INFO", true},
-	{"kubelet", `failed to get node info: node`, "INFO", true},
-	{"kubelet", `Error updating node status, will retry`, "INFO", true},
-	// ...and before its first look at the runtime: each passes by itself within seconds.
-	{"kubelet", `PLEG is not healthy: pleg has yet to be successful`, "INFO", true},
-	{"kubelet", `Image garbage collection failed once. Stats initialization may not have completed yet`, "INFO", true},
-	{"kubelet", `eviction manager: failed to check if we have separate container filesystem`, "INFO", true},
-	// A first start has no device-manager checkpoint yet.
-	{"kubelet", `Failed to read data from checkpoint err="checkpoint is not found"`, "INFO", false},
-	// The host denies what the kubelet would like (a container without CAP_SYS_RESOURCE, a
-	// PID namespace it cannot read): it runs on without; the operator may want to know.
-	{"kubelet", `Failed to set rlimit on max file handles`, "WARN", false},
-	{"kubelet", `Failed to ensure process in container with oom score`, "WARN", false},
-	// Outpost leaves NodePorts on every address, as k3s does; upstream's advice stays a note.
-	{"kube-proxy", `nodePortAddresses is unset`, "INFO", false},
-	// The apiserver's identity Lease, asked for before its namespace exists on a new cluster.
-	{"k8s", `Failed to ensure lease exists, will retry err="namespaces \"kube-system\" not found"`, "INFO", true},
-	// The aggregated metrics API is registered before metrics-server serves on a restart.
-	{"kube-apiserver", `v1beta1.metrics.k8s.io failed with`, "INFO", true},
-	{"kube-apiserver", `v1beta1.metrics.k8s.io: failed to retrieve openAPI spec`, "INFO", true},
-	// The control plane's metrics options with no label allow-list (none is needed): upstream
-	// reads a manifest named "" instead, and an empty list given instead is an ERROR too.
-	{"k8s", `The manifest file is empty, ignoring.`, "INFO", false},
-	{"metrics-server", `Failed to scrape node`, "INFO", true},
+// expectedLines is the table; the first line that matches decides.
+func expectedLines() []expected {
+	return []expected{
+		// The kubelet before its Node is registered (it registers moments after it starts).
+		{"kubelet", `node is not registered yet`, "INFO", true},
+		{"kubelet", `Failed to get node when trying to set owner ref to the node lease`, "INFO", true},
+		{"kubelet", `Error getting the current node from lister`, "INFO", true},
+		{"kubelet", `failed to get node info: node`, "INFO", true},
+		{"kubelet", `Error updating node status, will retry`, "INFO", true},
+		// ...and before its first look at the runtime: each passes by itself within seconds.
+		{"kubelet", `PLEG is not healthy: pleg has yet to be successful`, "INFO", true},
+		{"kubelet", `Image garbage collection failed once. Stats initialization may not have completed yet`, "INFO", true},
+		{"kubelet", `eviction manager: failed to check if we have separate container filesystem`, "INFO", true},
+		// A first start has no device-manager checkpoint yet.
+		{"kubelet", `Failed to read data from checkpoint err="checkpoint is not found"`, "INFO", false},
+		// The host denies what the kubelet would like (a container without CAP_SYS_RESOURCE, a
+		// PID namespace it cannot read): it runs on without; the operator may want to know.
+		{"kubelet", `Failed to set rlimit on max file handles`, "WARN", false},
+		{"kubelet", `Failed to ensure process in container with oom score`, "WARN", false},
+		// Outpost leaves NodePorts on every address, as k3s does; upstream's advice stays a note.
+		{"kube-proxy", `nodePortAddresses is unset`, "INFO", false},
+		// The apiserver's identity Lease, asked for before its namespace exists on a new cluster.
+		{"k8s", `Failed to ensure lease exists, will retry err="namespaces \"kube-system\" not found"`, "INFO", true},
+		// The aggregated metrics API is registered before metrics-server serves on a restart.
+		{"kube-apiserver", `v1beta1.metrics.k8s.io failed with`, "INFO", true},
+		{"kube-apiserver", `v1beta1.metrics.k8s.io: failed to retrieve openAPI spec`, "INFO", true},
+		// The control plane's metrics options with no label allow-list (none is needed): upstream
+		// reads a manifest named "" instead, and an empty list given instead is an ERROR too.
+		{"k8s", `The manifest file is empty, ignoring.`, "INFO", false},
+		// A node's kubelet that does not answer (a node that joined a moment ago, or is down:
+		// its NotReady condition says so) is worth a warning, not an error.
+		{"metrics-server", `Failed to scrape node`, "INFO", true},
+		{"metrics-server", `Failed to scrape node`, "WARN", false},
+	}
 }
 
 // startupWindow is how long after the role's start the start-up lines are expected.
@@ -58,7 +64,7 @@ func (f *Guard) errorLevel(comp, line string) string {
 		return "INFO"
 	}
 	inStartup := started.IsZero() || time.Since(started) < startupWindow
-	for _, e := range expectedLines {
+	for _, e := range expectedLines() {
 		if e.comp == comp && (inStartup || !e.startup) && strings.Contains(line, e.text) {
 			return e.level
 		}

@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,18 +13,23 @@ import (
 // ends the goroutine that called it, not the process. The component it came from hears of
 // it (Handle) and decides: kube-router's policy controller is restarted; any other component
 // stops the process cleanly through Otherwise. A Fatal during a stop (a call the stop cut
-// short) is logged below ERROR and ends only its goroutine.
+// short) is logged below ERROR and ends only its goroutine. What the goroutine left half
+// done (a lock taken without defer, a sync.Once marked done) stays so: the component is
+// built again, or the process stops, within the stop's time limit.
 type Guard struct {
 	mu       sync.Mutex
 	stopping bool
 	handlers map[string]func(msg string)
-	last     map[string]string // the last Fatal's message, by component
-	quiet    map[string]bool   // stopped components whose upstream code runs on
-	started  time.Time         // when every stage ran: the start-up window's start
+	pending  map[string]fatal // a Fatal's line, by goroutine, until its Exit
+	quiet    map[string]bool  // stopped components whose upstream code runs on
+	started  time.Time        // when every stage ran: the start-up window's start
 	other    func(component, msg string)
 	goexit   func()
 	resolve  func(file string) string
 }
+
+// fatal is a klog.Fatal's component and line, as the log named them.
+type fatal struct{ comp, msg string }
 
 // MainExit is the panic a Fatal raises in the main goroutine (start-up code), which cannot
 // just end: main recovers it and exits with its code after the deferred cleanups ran.
@@ -31,7 +37,7 @@ type MainExit int
 
 // NewGuard returns the guard.
 func NewGuard() *Guard {
-	return &Guard{handlers: map[string]func(string){}, last: map[string]string{}, quiet: map[string]bool{}, goexit: runtime.Goexit, resolve: ComponentOf}
+	return &Guard{handlers: map[string]func(string){}, pending: map[string]fatal{}, quiet: map[string]bool{}, goexit: runtime.Goexit, resolve: ComponentOf}
 }
 
 // Handle routes the Fatals of component (a ComponentOf name) to f, called in the goroutine
@@ -75,21 +81,31 @@ func (f *Guard) Quiet(component string) {
 
 // severity is the level a Fatal's line is logged at, noting its message for Exit.
 func (f *Guard) severity(component, msg string) string {
+	id := goroutineID()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.last[component] = msg
+	f.pending[id] = fatal{component, msg}
 	if f.stopping {
 		return "INFO"
 	}
 	return "ERROR"
 }
 
-// Exit is klog.OsExit: it ends the calling goroutine after telling its component.
+// Exit is klog.OsExit: it ends the calling goroutine after telling its component. The
+// component is the one the Fatal's line named (klog's *Depth calls name their caller's
+// caller); an exit without a line (klog.FlushAndExit) is named by its caller.
 func (f *Guard) Exit(code int) {
-	comp := f.resolve(callerFile())
+	id := goroutineID()
 	f.mu.Lock()
-	stopping, h, msg := f.stopping, f.handlers[comp], f.last[comp]
-	other := f.other
+	ft, ok := f.pending[id]
+	delete(f.pending, id)
+	stopping, other := f.stopping, f.other
+	f.mu.Unlock()
+	if !ok {
+		ft = fatal{f.resolve(callerFile()), fmt.Sprintf("exited with code %d (see the lines before)", code)}
+	}
+	f.mu.Lock()
+	h := f.handlers[ft.comp]
 	f.mu.Unlock()
 	if isMainGoroutine() {
 		panic(MainExit(code))
@@ -97,9 +113,9 @@ func (f *Guard) Exit(code int) {
 	switch {
 	case stopping:
 	case h != nil:
-		h(msg)
+		h(ft.msg)
 	case other != nil:
-		other(comp, msg)
+		other(ft.comp, ft.msg)
 	}
 	f.goexit()
 }
@@ -120,7 +136,15 @@ func callerFile() string {
 	}
 }
 
-func isMainGoroutine() bool {
-	var b [32]byte
-	return bytes.HasPrefix(b[:runtime.Stack(b[:], false)], []byte("goroutine 1 "))
+func isMainGoroutine() bool { return goroutineID() == "1" }
+
+// goroutineID is the calling goroutine's number, from its stack header ("goroutine N [").
+func goroutineID() string {
+	var b [64]byte
+	h := b[:runtime.Stack(b[:], false)]
+	h = bytes.TrimPrefix(h, []byte("goroutine "))
+	if i := bytes.IndexByte(h, ' '); i > 0 {
+		return string(h[:i])
+	}
+	return ""
 }

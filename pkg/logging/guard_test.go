@@ -64,6 +64,15 @@ func TestFatalEndsOnlyItsGoroutine(t *testing.T) {
 		t.Errorf("Otherwise heard %q", other)
 	}
 
+	// An exit without a line (klog.FlushAndExit) is named by its caller.
+	done := make(chan struct{})
+	go func() { defer close(done); klog.OsExit(3) }()
+	<-done
+	if len(other) != 2 || other[1] != "guard_test.go: exited with code 3 (see the lines before)" {
+		t.Errorf("Otherwise heard %q", other)
+	}
+	other = other[:1]
+
 	b.Reset()
 	f.Stopping()
 	if deferred, after := fatalIn("list rules: signal: terminated"); !deferred || after {

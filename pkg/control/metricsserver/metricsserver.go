@@ -152,7 +152,7 @@ func (m *MetricsServer) waitForRole() {
 		case <-ctx.Done():
 		}
 	}()
-	_ = kubeclient.WaitAllowed(ctx, client, time.Second/2, append(kubeclient.List("", "nodes"), kubeclient.List("", "pods")...)...)
+	_ = kubeclient.WaitAllowed(ctx, client, m.cfg.Log, time.Second/2, append(kubeclient.List("", "nodes"), kubeclient.List("", "pods")...)...)
 }
 
 // runOnce builds the server and runs it until Stop or an error.

@@ -70,7 +70,7 @@ func (c *NodePassword) Start(ctx context.Context) error {
 	go func() {
 		defer c.wg.Done()
 		// Its role comes with the deploy manifests: on a new cluster, moments after this.
-		if kubeclient.WaitAllowed(ctx, c.Client, time.Second/2, kubeclient.List("", "nodes")...) != nil {
+		if kubeclient.WaitAllowed(ctx, c.Client, c.Log, time.Second/2, kubeclient.List("", "nodes")...) != nil {
 			return
 		}
 		f.Start(ctx.Done())

@@ -2,7 +2,6 @@ package nodepassword
 
 import (
 	"context"
-	"github.com/outpostk8s/outpost/pkg/kubeclient/kubeclienttest"
 	"io"
 	"log/slog"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/outpostk8s/outpost/pkg/join"
+	"github.com/outpostk8s/outpost/pkg/kubeclient/kubeclienttest"
 )
 
 func secret(node string, created time.Time) *corev1.Secret {

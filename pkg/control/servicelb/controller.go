@@ -62,7 +62,7 @@ func (c *Controller) Start(ctx context.Context) error {
 		Synced:    []cache.InformerSynced{svcInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
 		// Its role comes with the deploy manifests: on a new cluster, moments after this.
 		Before: func(ctx context.Context) {
-			_ = kubeclient.WaitAllowed(ctx, c.Client, time.Second/2, append(kubeclient.List("", "services"), kubeclient.List("", "nodes")...)...)
+			_ = kubeclient.WaitAllowed(ctx, c.Client, c.Log, time.Second/2, append(kubeclient.List("", "services"), kubeclient.List("", "nodes")...)...)
 		},
 	})
 	kick := c.loop.KeyHandler("all")

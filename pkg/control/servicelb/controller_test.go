@@ -3,7 +3,6 @@ package servicelb
 import (
 	"context"
 	"fmt"
-	"github.com/outpostk8s/outpost/pkg/kubeclient/kubeclienttest"
 	"log/slog"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/outpostk8s/outpost/pkg/hostport"
+	"github.com/outpostk8s/outpost/pkg/kubeclient/kubeclienttest"
 )
 
 func TestControllerWritesStatusAndWarns(t *testing.T) {

@@ -62,6 +62,7 @@ type Controller struct {
 	synced  chan struct{} // closed at the first full sync
 	once    sync.Once
 	lastErr atomic.Pointer[error] // the informers' last list or watch error
+	failing atomic.Pointer[error] // why the controller restarted, until its next full sync
 	failed  chan string           // kube-router's Fatal messages (Config.Guard)
 }
 
@@ -154,6 +155,9 @@ func (c *Controller) Start(context.Context) error {
 					close(c.synced)
 					c.cfg.Log.Info("NetworkPolicies enforced on this node")
 				})
+				if c.failing.Swap(nil) != nil {
+					c.cfg.Log.Info("NetworkPolicies enforced again after the policy controller's restart")
+				}
 			}
 		}
 	}()
@@ -162,15 +166,23 @@ func (c *Controller) Start(context.Context) error {
 	}
 	go func() {
 		defer c.wg.Done()
-		delay := c.cfg.RestartDelay
-		if delay <= 0 {
-			delay = 5 * time.Second
+		base := c.cfg.RestartDelay
+		if base <= 0 {
+			base = 5 * time.Second
 		}
+		delay := base
 		for c.runOnce(health) {
 			select {
 			case <-c.stop:
 				return
 			case <-time.After(delay):
+			}
+			// Doubling while it keeps failing before a full sync (each try lists every pod,
+			// namespace and policy again), back to the base once one succeeded.
+			if c.failing.Load() != nil {
+				delay = min(2*delay, 5*time.Minute)
+			} else {
+				delay = base
 			}
 		}
 	}()
@@ -195,7 +207,7 @@ func (c *Controller) runOnce(health chan<- *healthcheck.ControllerHeartbeat) boo
 	}
 	run := make(chan struct{})
 	var wg sync.WaitGroup
-	defer func() { close(run); wg.Wait() }()
+	defer func() { close(run); wg.Wait(); factory.Shutdown() }()
 	factory.Start(run)
 	synced := make(chan bool, 1)
 	go func() {
@@ -222,6 +234,8 @@ func (c *Controller) runOnce(health chan<- *healthcheck.ControllerHeartbeat) boo
 	case <-c.stop:
 		return false
 	case msg := <-c.failed:
+		err := fmt.Errorf("the policy controller stopped on an error, restarting it: %s", msg)
+		c.failing.Store(&err)
 		c.cfg.Log.Warn("the policy controller stopped on an error: starting it again", "err", msg)
 		return true
 	}
@@ -279,6 +293,9 @@ func (c *Controller) build() (*netpol.NetworkPolicyController, informers.SharedI
 func (c *Controller) Ready(context.Context) error {
 	select {
 	case <-c.synced:
+		if e := c.failing.Load(); e != nil { // health, after the start: policies may not hold
+			return *e
+		}
 		return nil
 	default:
 		if e := c.lastErr.Load(); e != nil {
