@@ -184,6 +184,9 @@ func (c *Cluster) makeCgroup(cg string) {
 // Cleanup kills every node's processes (pods too), then removes the namespaces, the bridge,
 // the cgroups and the host dirs the nodes created.
 func (c *Cluster) Cleanup() {
+	if c.T.Failed() { // what each node was doing when the test gave up on it
+		c.T.Log(c.Report())
+	}
 	for _, n := range c.Nodes {
 		n.Stop()
 	}
@@ -307,4 +310,38 @@ func (c *Cluster) ClusterLeftovers() []string {
 		}
 	}
 	return left
+}
+
+// Report is, for every node, whether its process runs or how it ended, and its log's last
+// lines that are not INFO: a test that finds a node not answering prints it.
+func (c *Cluster) Report() string {
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		n.mu.Lock()
+		started := n.cmd != nil
+		n.mu.Unlock()
+		state := "running"
+		if !started {
+			state = "not running"
+		} else if n.Exited() {
+			state = "ended: " + endedHow(n.ExitErr())
+		}
+		fmt.Fprintf(&b, "--- %s (%s, log %s): %s\n", n.Name, n.IP, n.LogPath, state)
+		var bad []string
+		for _, l := range strings.Split(n.Log(), "\n") {
+			if l != "" && !strings.Contains(l, " INFO ") {
+				bad = append(bad, l)
+			}
+		}
+		if len(bad) > 15 {
+			bad = bad[len(bad)-15:]
+		}
+		for _, l := range bad {
+			if len(l) > 300 {
+				l = l[:300] + " …"
+			}
+			b.WriteString("    " + l + "\n")
+		}
+	}
+	return b.String()
 }
