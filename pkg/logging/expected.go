@@ -37,7 +37,12 @@ func expectedLines() []expected {
 		{"kube-proxy", `nodePortAddresses is unset`, "INFO", false},
 		// The apiserver's identity Lease, asked for before its namespace exists on a new cluster.
 		{"k8s", `Failed to ensure lease exists, will retry err="namespaces \"kube-system\" not found"`, "INFO", true},
-		// The aggregated metrics API is registered before metrics-server serves on a restart.
+		// A controller of the apiserver's that syncs a ConfigMap in kube-system before it exists.
+	{"kube-apiserver", `namespaces \"kube-system\" not found`, "INFO", true},
+	// A controller whose cache has not yet seen its own last write (1.37's read-your-writes
+	// check): the key is synced again once it has; upstream logs each such retry as an error.
+	{"kube-controller-manager", `is not as new as written version`, "INFO", false},
+	// The aggregated metrics API is registered before metrics-server serves on a restart.
 		{"kube-apiserver", `v1beta1.metrics.k8s.io failed with`, "INFO", true},
 		{"kube-apiserver", `v1beta1.metrics.k8s.io: failed to retrieve openAPI spec`, "INFO", true},
 		// The control plane's metrics options with no label allow-list (none is needed): upstream

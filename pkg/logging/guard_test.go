@@ -104,6 +104,8 @@ func TestExpectedLines(t *testing.T) {
 		{"kubelet", `Failed to set rlimit on max file handles err="operation not permitted"`, "WARN"},
 		{"kubelet", `Failed to start ContainerManager err="boom"`, "ERROR"},
 		{"kube-apiserver", `Error updating node status, will retry`, "ERROR"}, // another component's
+		{"kube-controller-manager", `sync "kube-system/coredns-7b5f68447" failed with read version: 313 is not as new as written version: 320 for group resource replicasets.apps`, "INFO"},
+		{"kube-apiserver", `Error while syncing ConfigMap err="namespaces \"kube-system\" not found"`, "INFO"},
 	} {
 		if got := f.errorLevel(c.comp, c.line); got != c.want {
 			t.Errorf("%s %q: %s, want %s", c.comp, c.line, got, c.want)
