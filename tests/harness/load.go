@@ -47,6 +47,7 @@ func Client(t testing.TB, kubeconfig, server string) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	rc.Timeout = 5 * time.Second
+	rc.QPS, rc.Burst = 1000, 1000 // client-go's default (5/s) would be the load's limit
 	c, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		t.Fatal(err)
