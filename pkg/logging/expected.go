@@ -37,7 +37,10 @@ func expectedLines() []expected {
 		{"kube-proxy", `nodePortAddresses is unset`, "INFO", false},
 		// The apiserver's identity Lease, asked for before its namespace exists on a new cluster.
 		{"k8s", `Failed to ensure lease exists, will retry err="namespaces \"kube-system\" not found"`, "INFO", true},
-		// A controller of the apiserver's that syncs a ConfigMap in kube-system before it exists.
+		// A restarted apiserver takes over its identity Lease (named after its node) from its
+	// previous run: the first update may meet the previous holder's last write.
+	{"k8s", `Failed to update lease err="Operation cannot be fulfilled on leases.coordination.k8s.io \"apiserver-`, "INFO", true},
+	// A controller of the apiserver's that syncs a ConfigMap in kube-system before it exists.
 	{"kube-apiserver", `namespaces \"kube-system\" not found`, "INFO", true},
 	// A controller whose cache has not yet seen its own last write (1.37's read-your-writes
 	// check): the key is synced again once it has; upstream logs each such retry as an error.

@@ -105,6 +105,7 @@ func TestExpectedLines(t *testing.T) {
 		{"kubelet", `Failed to start ContainerManager err="boom"`, "ERROR"},
 		{"kube-apiserver", `Error updating node status, will retry`, "ERROR"}, // another component's
 		{"kube-controller-manager", `sync "kube-system/coredns-7b5f68447" failed with read version: 313 is not as new as written version: 320 for group resource replicasets.apps`, "INFO"},
+		{"k8s", `Failed to update lease err="Operation cannot be fulfilled on leases.coordination.k8s.io \"apiserver-2a7lobc6br72iyokqk7axnwzoi\": the object has been modified; please apply your changes to the latest version and try again"`, "INFO"},
 		{"kube-apiserver", `Error while syncing ConfigMap err="namespaces \"kube-system\" not found"`, "INFO"},
 	} {
 		if got := f.errorLevel(c.comp, c.line); got != c.want {
