@@ -9,7 +9,7 @@ import (
 // instead (WARN shows, INFO only at -v 1 and up). startup limits it to the start-up window,
 // when the parts are still finding each other; after it, the same line is an ERROR again.
 type expected struct {
-	comp, text string // the component, and text its line holds
+	comp, text string // the component ("": any), and text its line holds
 	level      string
 	startup    bool
 }
@@ -35,17 +35,16 @@ func expectedLines() []expected {
 		{"kubelet", `Failed to ensure process in container with oom score`, "WARN", false},
 		// Outpost leaves NodePorts on every address, as k3s does; upstream's advice stays a note.
 		{"kube-proxy", `nodePortAddresses is unset`, "INFO", false},
-		// The apiserver's identity Lease, asked for before its namespace exists on a new cluster.
-		{"k8s", `Failed to ensure lease exists, will retry err="namespaces \"kube-system\" not found"`, "INFO", true},
-		// A restarted apiserver takes over its identity Lease (named after its node) from its
-	// previous run: the first update may meet the previous holder's last write.
-	{"k8s", `Failed to update lease err="Operation cannot be fulfilled on leases.coordination.k8s.io \"apiserver-`, "INFO", true},
-	// A controller of the apiserver's that syncs a ConfigMap in kube-system before it exists.
-	{"kube-apiserver", `namespaces \"kube-system\" not found`, "INFO", true},
-	// A controller whose cache has not yet seen its own last write (1.37's read-your-writes
-	// check): the key is synced again once it has; upstream logs each such retry as an error.
-	{"kube-controller-manager", `is not as new as written version`, "INFO", false},
-	// The aggregated metrics API is registered before metrics-server serves on a restart.
+		// Any component ("" matches each), while the parts start together: an update that met
+		// another's write (a restarted apiserver's identity Lease, a controller's first status
+		// update), retried by its controller; an object asked for in kube-system before the
+		// namespace exists on a new cluster.
+		{"", `the object has been modified; please apply your changes to the latest version and try again`, "INFO", true},
+		{"", `namespaces \"kube-system\" not found`, "INFO", true},
+		// A controller whose cache has not yet seen its own last write (1.37's read-your-writes
+		// check): the key is synced again once it has; upstream logs each such retry as an error.
+		{"kube-controller-manager", `is not as new as written version`, "INFO", false},
+		// The aggregated metrics API is registered before metrics-server serves on a restart.
 		{"kube-apiserver", `v1beta1.metrics.k8s.io failed with`, "INFO", true},
 		{"kube-apiserver", `v1beta1.metrics.k8s.io: failed to retrieve openAPI spec`, "INFO", true},
 		// The control plane's metrics options with no label allow-list (none is needed): upstream
@@ -73,7 +72,7 @@ func (f *Guard) errorLevel(comp, line string) string {
 	}
 	inStartup := started.IsZero() || time.Since(started) < startupWindow
 	for _, e := range expectedLines() {
-		if e.comp == comp && (inStartup || !e.startup) && strings.Contains(line, e.text) {
+		if (e.comp == "" || e.comp == comp) && (inStartup || !e.startup) && strings.Contains(line, e.text) {
 			return e.level
 		}
 	}
