@@ -96,20 +96,18 @@ func (f *Guard) severity(component, msg string) string {
 // caller); an exit without a line (klog.FlushAndExit) is named by its caller.
 func (f *Guard) Exit(code int) {
 	id := goroutineID()
-	f.mu.Lock()
-	ft, ok := f.pending[id]
-	delete(f.pending, id)
-	stopping, other := f.stopping, f.other
-	f.mu.Unlock()
-	if !ok {
-		ft = fatal{f.resolve(callerFile()), fmt.Sprintf("exited with code %d (see the lines before)", code)}
-	}
-	f.mu.Lock()
-	h := f.handlers[ft.comp]
-	f.mu.Unlock()
-	if isMainGoroutine() {
+	if id == "1" { // the main goroutine cannot just end
 		panic(MainExit(code))
 	}
+	byCaller := fatal{f.resolve(callerFile()), fmt.Sprintf("exited with code %d (see the lines before)", code)}
+	f.mu.Lock()
+	ft, ok := f.pending[id]
+	if !ok {
+		ft = byCaller
+	}
+	delete(f.pending, id)
+	stopping, h, other := f.stopping, f.handlers[ft.comp], f.other
+	f.mu.Unlock()
 	switch {
 	case stopping:
 	case h != nil:
@@ -135,8 +133,6 @@ func callerFile() string {
 		}
 	}
 }
-
-func isMainGoroutine() bool { return goroutineID() == "1" }
 
 // goroutineID is the calling goroutine's number, from its stack header ("goroutine N [").
 func goroutineID() string {
