@@ -22,7 +22,7 @@ func TestHAPostgres(t *testing.T) {
 	s1, tok := startServer(t, c, img, "--datastore-endpoint", dsn)
 	s2 := c.AddNode("s2", "server", "--disable-agent", "--datastore-endpoint", dsn, "--token", tok)
 	s2.Start()
-	servingAsUnit(t, s2, func() string { return "last lines of the postgres log:\n" + pg.LogTail(30) })
+	waitServing(t, s2, func() string { return "last lines of the postgres log:\n" + pg.LogTail(30) })
 	a1 := startAgent(t, c, img, "a1", tok, s1.URL())
 	// The nodes stop before the database does (cleanups run last-registered first).
 	t.Cleanup(func() {

@@ -160,19 +160,11 @@ func TestSnapshots(t *testing.T) {
 }
 
 // serving waits until a control-plane-only server answers.
-func serving(t *testing.T, s *harness.Node) { t.Helper(); waitServing(t, s, false, nil) }
+func serving(t *testing.T, s *harness.Node) { t.Helper(); waitServing(t, s, nil) }
 
-// servingAsUnit is serving for a server the systemd unit would restart after a failure
-// (Restart=on-failure): the test restarts it once, saying why it had to. A joining server on
-// PostgreSQL has, in full CI runs, ended with a FATAL a minute into its first start (its apiserver's
-// storage never became ready); the cause is not found yet.
-// more, when not nil, says what else to print when it restarts (the datastore's side).
-func servingAsUnit(t *testing.T, s *harness.Node, more func() string) {
-	t.Helper()
-	waitServing(t, s, true, more)
-}
-
-func waitServing(t *testing.T, s *harness.Node, restartOnce bool, more func() string) {
+// waitServing is serving that, when the server ends before it served, also prints more (when
+// not nil: the datastore's side). No restart: a joining server must serve on its first start.
+func waitServing(t *testing.T, s *harness.Node, more func() string) {
 	t.Helper()
 	// 4 min: under a full CI run (the arm64 build beside it) a joining server took over 2.
 	deadline := time.Now().Add(4 * time.Minute)
@@ -192,17 +184,12 @@ func waitServing(t *testing.T, s *harness.Node, restartOnce bool, more func() st
 			early = fmt.Sprintf("/readyz?verbose on its loopback %.0fs after its start:\n%s",
 				time.Since(s.Started()).Seconds(), tailLines(s.LoopbackReadyz(), 40))
 		}
-		if restartOnce && s.Exited() {
-			restartOnce = false
+		if s.Exited() {
 			if more != nil {
 				early += "\n" + more()
 			}
-			t.Logf("%s ended before it served; restarting it as its unit would. %s; its warnings and errors:\n%s\n%s",
+			t.Fatalf("%s ended before it served. %s; its warnings and errors:\n%s\n%s",
 				s.Name, s.Diagnose(), problemLines(s.Log(), 30), early)
-			time.Sleep(5 * time.Second) // RestartSec
-			s.Start()
-			early = ""
-			continue
 		}
 		if time.Now().After(deadline) {
 			// The server's own last lines say why (it exited, etcd did not take it, …); when they

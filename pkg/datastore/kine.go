@@ -33,6 +33,8 @@ type Config struct {
 	// reaches the disk before it is acknowledged) or "NORMAL" (k3s's: WAL commits since the
 	// last checkpoint can be lost when power fails).
 	Synchronous string
+	// Shared is set when other servers write the same database (an external datastore).
+	Shared bool
 }
 
 // Datastore is the component: kine in-process.
@@ -117,7 +119,7 @@ func (k *Datastore) Start(ctx context.Context) error {
 		PollBatchSize:         500,
 		PollInterval:          k.cfg.PollInterval,
 		NotifyInterval:        5 * time.Second,
-		EmulatedETCDVersion:   "3.5.13",
+		EmulatedETCDVersion:   k.etcdVersion(),
 	})
 	if err != nil {
 		cancel()
@@ -132,6 +134,21 @@ func (k *Datastore) Start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// etcdVersion is the etcd version kine claims to be. From 3.5.13 the apiserver trusts etcd's
+// watch-progress answers: its watch cache serves consistent reads once a progress answer says
+// it has seen everything. kine answers those from a revision that only its own writes and its
+// poll loop move, with a compare-and-swap that fails for good when another server's write
+// lands while it starts; it then answers a revision far behind the database (reproduced in
+// TestSharedDatabaseProgress), the apiserver's informers never sync, and the joining server
+// exits a minute later. On a shared database kine claims 3.5.12: the apiserver asks no
+// progress of it and reads consistent lists from the database instead.
+func (k *Datastore) etcdVersion() string {
+	if k.cfg.Shared {
+		return "3.5.12"
+	}
+	return "3.5.13"
 }
 
 // Ready dials the socket the apiserver will use.
