@@ -118,14 +118,14 @@ func (f *Guard) Exit(code int) {
 	f.goexit()
 }
 
-// callerFile is the source file of the first frame outside klog and Exit: the code that
-// called klog.Fatal.
+// callerFile is the source file of the first frame outside klog, logrus and Exit: the code
+// that called klog.Fatal or logrus.Fatal.
 func callerFile() string {
 	var pcs [48]uintptr
 	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs[:])])
 	for {
 		fr, more := frames.Next()
-		if !strings.HasPrefix(fr.Function, "k8s.io/klog/") {
+		if !strings.HasPrefix(fr.Function, "k8s.io/klog/") && !strings.HasPrefix(fr.Function, "github.com/sirupsen/logrus") {
 			return fr.File
 		}
 		if !more {

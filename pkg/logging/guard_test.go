@@ -2,12 +2,14 @@ package logging
 
 import (
 	"bytes"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/go-logr/logr"
+	"github.com/sirupsen/logrus"
 	"k8s.io/klog/v2"
 )
 
@@ -80,6 +82,31 @@ func TestFatalEndsOnlyItsGoroutine(t *testing.T) {
 	}
 	if got := b.String(); !strings.Contains(got, "INFO list rules") || len(other) != 1 {
 		t.Errorf("during the stop: log %q, Otherwise %q", got, other)
+	}
+}
+
+// logrus's Fatal (kine's) goes the same way: its goroutine ends, named by the code that called it.
+func TestLogrusFatalEndsOnlyItsGoroutine(t *testing.T) {
+	f, _ := setupFatals(t)
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	l.ExitFunc = f.Exit
+	var other []string
+	f.Otherwise(func(comp, msg string) { other = append(other, comp+": "+msg) })
+	var deferred, after bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { deferred = true }()
+		l.Fatalf("WATCH SEND EVENTS FOR PAST REVISION")
+		after = true
+	}()
+	<-done
+	if !deferred || after {
+		t.Errorf("deferred %v, code after the Fatal ran %v", deferred, after)
+	}
+	if len(other) != 1 || other[0] != "guard_test.go: exited with code 1 (see the lines before)" {
+		t.Errorf("Otherwise heard %q", other)
 	}
 }
 

@@ -132,7 +132,7 @@ var owners = []struct{ part, comp string }{
 	{"/pkg/registry/", "kube-apiserver"}, {"/pkg/kubeapiserver/", "kube-apiserver"},
 	{"k8s.io/apiserver", "kube-apiserver"}, {"kube-aggregator", "kube-apiserver"},
 	{"apiextensions-apiserver", "kube-apiserver"}, {"/plugin/pkg/", "kube-apiserver"},
-	{"kube-router", "network-policy"}, {"flannel-io/flannel", "flannel"}, {"sigs.k8s.io/metrics-server", "metrics-server"}, {"k8s.io/client-go", "k8s-client"}, {"outpostk8s/outpost", "outpost"},
+	{"kube-router", "network-policy"}, {"k3s-io/kine", "kine"}, {"flannel-io/flannel", "flannel"}, {"sigs.k8s.io/metrics-server", "metrics-server"}, {"k8s.io/client-go", "k8s-client"}, {"outpostk8s/outpost", "outpost"},
 }
 
 // ComponentOf names the component a source file belongs to.

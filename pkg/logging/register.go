@@ -4,6 +4,7 @@ import (
 	"os"
 
 	"github.com/go-logr/logr"
+	"github.com/sirupsen/logrus"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/klog/v2"
 )
@@ -34,11 +35,14 @@ func newSink() *KlogSink {
 
 // Setup routes Outpost's klog output (before any upstream component applies its logging config
 // with format "outpost") and returns the shared line writer. With guard, klog's Fatal and
-// Exit no longer end the process (klog.OsExit is guard.Exit).
+// Exit, and logrus's Fatal, no longer end the process (klog.OsExit and logrus's ExitFunc are
+// guard.Exit).
 func Setup(v int, guard *Guard) *Out {
 	verbosity, defaultGuard = v, guard
 	if guard != nil {
 		klog.OsExit = guard.Exit
+		// kine (and any other library on logrus) exits through logrus's Fatal the same way
+		logrus.StandardLogger().ExitFunc = guard.Exit
 	}
 	klog.SetLogger(logr.New(newSink()))
 	return defaultOut
