@@ -33,8 +33,6 @@ type Config struct {
 	// reaches the disk before it is acknowledged) or "NORMAL" (k3s's: WAL commits since the
 	// last checkpoint can be lost when power fails).
 	Synchronous string
-	// Shared is set when other servers write the same database (an external datastore).
-	Shared bool
 }
 
 // Datastore is the component: kine in-process.
@@ -143,9 +141,10 @@ func (k *Datastore) Start(ctx context.Context) error {
 // lands while it starts; it then answers a revision far behind the database (reproduced in
 // TestSharedDatabaseProgress), the apiserver's informers never sync, and the joining server
 // exits a minute later. On a shared database kine claims 3.5.12: the apiserver asks no
-// progress of it and reads consistent lists from the database instead.
+// progress of it and reads consistent lists from the database instead. An external datastore
+// is one other servers may write.
 func (k *Datastore) etcdVersion() string {
-	if k.cfg.Shared {
+	if k.cfg.Endpoint != "" {
 		return "3.5.12"
 	}
 	return "3.5.13"

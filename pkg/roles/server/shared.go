@@ -61,7 +61,7 @@ func (s *Server) sharedKV(ctx context.Context, name string) (*datastore.KV, func
 	level := logrus.GetLevel()
 	logrus.SetLevel(logrus.PanicLevel)
 	k := datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, TLS: kineTLS(c.Datastore), Socket: sock, CompactInterval: time.Hour,
-		CompactBatch: c.Datastore.CompactBatch, PollInterval: c.Datastore.PollInterval, Shared: true})
+		CompactBatch: c.Datastore.CompactBatch, PollInterval: c.Datastore.PollInterval})
 	stop := func() { k.Stop(context.Background()); os.Remove(sock); logrus.SetLevel(level) }
 	if err := k.Init(ctx); err != nil {
 		stop()
