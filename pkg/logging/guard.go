@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Guard stands in for klog's process exit (klog.OsExit): an embedded library's klog.Fatal
@@ -89,6 +91,20 @@ func (f *Guard) severity(component, msg string) string {
 		return "INFO"
 	}
 	return "ERROR"
+}
+
+// logrusFatals gives a logrus Fatal (kine's) what the sink gives klog's: the level the guard
+// decides (ERROR, or INFO during a stop) instead of FATAL, and its line kept for Exit.
+type logrusFatals struct{ g *Guard }
+
+func (h logrusFatals) Levels() []logrus.Level { return []logrus.Level{logrus.FatalLevel} }
+
+func (h logrusFatals) Fire(e *logrus.Entry) error {
+	e.Level = logrus.ErrorLevel
+	if h.g.severity(h.g.resolve(callerFile()), e.Message) == "INFO" {
+		e.Level = logrus.InfoLevel
+	}
+	return nil
 }
 
 // Exit is klog.OsExit: it ends the calling goroutine after telling its component. The

@@ -2,7 +2,6 @@ package logging
 
 import (
 	"bytes"
-	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -85,28 +84,49 @@ func TestFatalEndsOnlyItsGoroutine(t *testing.T) {
 	}
 }
 
-// logrus's Fatal (kine's) goes the same way: its goroutine ends, named by the code that called it.
+// logrus's Fatal (kine's), once Setup ran: its goroutine ends, its line is an ERROR (INFO during
+// a stop), and Otherwise hears it, named by the code that called it.
 func TestLogrusFatalEndsOnlyItsGoroutine(t *testing.T) {
-	f, _ := setupFatals(t)
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	l.ExitFunc = f.Exit
+	l := logrus.StandardLogger()
+	var b bytes.Buffer
+	oldExit, oldHooks, oldOut, oldOsExit, oldGuard := l.ExitFunc, l.ReplaceHooks(logrus.LevelHooks{}), l.Out, klog.OsExit, defaultGuard
+	l.SetOutput(&b)
+	t.Cleanup(func() {
+		l.ExitFunc, klog.OsExit, defaultGuard = oldExit, oldOsExit, oldGuard
+		l.ReplaceHooks(oldHooks)
+		l.SetOutput(oldOut)
+		klog.ClearLogger()
+	})
+	f := NewGuard()
+	f.resolve = filepath.Base
+	Setup(0, f)
 	var other []string
 	f.Otherwise(func(comp, msg string) { other = append(other, comp+": "+msg) })
-	var deferred, after bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() { deferred = true }()
-		l.Fatalf("WATCH SEND EVENTS FOR PAST REVISION")
-		after = true
-	}()
-	<-done
-	if !deferred || after {
+	fatal := func(msg string) (deferred, after bool) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer func() { deferred = true }()
+			logrus.Fatalf("%s", msg)
+			after = true
+		}()
+		<-done
+		return deferred, after
+	}
+	if deferred, after := fatal("WATCH SEND EVENTS FOR PAST REVISION"); !deferred || after {
 		t.Errorf("deferred %v, code after the Fatal ran %v", deferred, after)
 	}
-	if len(other) != 1 || other[0] != "guard_test.go: exited with code 1 (see the lines before)" {
+	if len(other) != 1 || other[0] != "guard_test.go: WATCH SEND EVENTS FOR PAST REVISION" {
 		t.Errorf("Otherwise heard %q", other)
+	}
+	if got := b.String(); !strings.Contains(got, "level=error") || strings.Contains(got, "fatal") {
+		t.Errorf("log %q", got)
+	}
+	b.Reset()
+	f.Stopping()
+	fatal("list: context canceled")
+	if got := b.String(); !strings.Contains(got, "level=info") || len(other) != 1 {
+		t.Errorf("during the stop: log %q, Otherwise %q", got, other)
 	}
 }
 

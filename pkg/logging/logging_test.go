@@ -21,6 +21,7 @@ func TestComponentOf(t *testing.T) {
 		"k8s.io/kubernetes@v1.37.2/pkg/controller/nodeipam/ipam.go": "kube-controller-manager",
 		"k8s.io/kubernetes@v1.37.2/pkg/scheduler/schedule_one.go":   "kube-scheduler",
 		"k8s.io/client-go@v0.37.2/tools/cache/reflector.go":         "k8s-client",
+		"github.com/k3s-io/kine@v0.17.6/pkg/server/watch.go":        "kine",
 		"somewhere/else.go": "k8s",
 	} {
 		if got := ComponentOf(file); got != want {

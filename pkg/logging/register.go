@@ -43,6 +43,7 @@ func Setup(v int, guard *Guard) *Out {
 		klog.OsExit = guard.Exit
 		// kine (and any other library on logrus) exits through logrus's Fatal the same way
 		logrus.StandardLogger().ExitFunc = guard.Exit
+		logrus.AddHook(logrusFatals{guard})
 	}
 	klog.SetLogger(logr.New(newSink()))
 	return defaultOut
