@@ -186,7 +186,13 @@ gpu-hwtest:
 # registry. Hours on 2 cores, so not part of `make test`. CONFORMANCE_FOCUS, CONFORMANCE_SKIP and
 # CONFORMANCE_PROCS narrow it (TestConformance); the report and logs stay in $(CONFORMANCE)/last.
 CONFORMANCE ?= /var/cache/outpost-conformance
+# Debian packages whose files go into the conformance images (none starts a service)
+CONFORMANCE_DEBS := busybox-static curl netcat-openbsd bash dash coreutils grep sed hostname libc-bin \
+	base-files bind9-dnsutils bind9-host gcc libc6-dev
 conformance: build
+	@missing=""; for p in $(CONFORMANCE_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 	OUT=$(CONFORMANCE) tests/conformance/build.sh
 	OUT=$(CONFORMANCE) tests/conformance/images.sh >/dev/null
 	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_CONFORMANCE=$(CONFORMANCE) go test -count=1 -v -timeout 6h -run '^TestConformance$$' ./tests/

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/xml"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,8 +18,9 @@ import (
 
 // TestConformance runs the upstream Kubernetes conformance specs against a two-node cluster (a
 // server and an agent, each in its own network namespace), with every image the specs use built
-// locally and imported at start: no registry. It runs only under `make conformance`, which builds
-// the runner and the images into OUTPOST_CONFORMANCE (tests/conformance/build.sh, images.sh).
+// locally, imported at start and served by a local mirror: no registry outside. It runs only
+// under `make conformance`, which builds the runner and the images into OUTPOST_CONFORMANCE
+// (tests/conformance/build.sh, images.sh).
 //
 //	OUTPOST_CONFORMANCE  dir with e2e.test, ginkgo and images/*.tar (required)
 //	CONFORMANCE_FOCUS    ginkgo focus (default `\[Conformance\]`)
@@ -43,6 +46,18 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := checkedCluster(t)
+	// Specs that pull with policy Always (the image-volume one) reach registry.k8s.io: a real
+	// registry on the host's end of the test network stands in for it as a mirror, serving the
+	// same archives the nodes import.
+	reg := harness.StartRegistry(t, "10.99.0.1:0", "outpost", "conformance")
+	for _, img := range images {
+		reg.PushArchive(t, img)
+	}
+	mirror := filepath.Join(c.Root, "registries.yaml")
+	if err := os.WriteFile(mirror, []byte(fmt.Sprintf("mirrors:\n  registry.k8s.io:\n    endpoint: [\"https://%s\"]\nconfigs:\n  %q:\n    auth: {username: outpost, password: conformance}\n    tls: {ca_file: %s}\n",
+		reg.Addr, reg.Addr, reg.CAFile)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { // before the cluster's cleanup removes its root
 		for _, n := range c.Nodes {
 			copyFile(t, n.LogPath, filepath.Join(last, n.Name+".log"))
@@ -57,7 +72,7 @@ func TestConformance(t *testing.T) {
 			copyFile(t, img, filepath.Join(d, filepath.Base(img)))
 		}
 	}
-	srv := c.AddNode("s1", "server")
+	srv := c.AddNode("s1", "server", "--private-registry", mirror)
 	seed(srv)
 	srv.Start()
 	waitReady(t, srv, "s1", 5*time.Minute)
@@ -66,7 +81,7 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := c.AddNode("a1", "agent", "--token", strings.TrimSpace(string(token)), "--server", srv.URL(),
-		"--node-password-file", filepath.Join(c.Root, "a1", "node-password"))
+		"--node-password-file", filepath.Join(c.Root, "a1", "node-password"), "--private-registry", mirror)
 	seed(a)
 	a.Start()
 	waitReady(t, srv, "a1", 5*time.Minute)
@@ -88,10 +103,20 @@ func TestConformance(t *testing.T) {
 	if err := os.WriteFile(kc, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := exec.Command(filepath.Join(dir, "ginkgo"), "--procs="+env("CONFORMANCE_PROCS", "4"), "--no-color",
+	// ginkgo ends before go test's own deadline, so the cluster's cleanup still runs
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-5*time.Minute))
+		defer cancel()
+	}
+	run := exec.CommandContext(ctx, filepath.Join(dir, "ginkgo"), "--procs="+env("CONFORMANCE_PROCS", "4"), "--no-color",
 		"--timeout="+env("CONFORMANCE_TIMEOUT", "4h"), "--focus="+env("CONFORMANCE_FOCUS", `\[Conformance\]`),
 		"--skip="+os.Getenv("CONFORMANCE_SKIP"), filepath.Join(dir, "e2e.test"), "--",
 		"--kubeconfig", kc, "--provider=local", "--report-dir", filepath.Join(last, "report"))
+	// ginkgo, interrupted, ends its e2e.test processes itself
+	run.Cancel = func() error { return run.Process.Signal(syscall.SIGTERM) }
+	run.WaitDelay = 2 * time.Minute
 	logf, err := os.Create(filepath.Join(last, "e2e.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +131,9 @@ func TestConformance(t *testing.T) {
 		t.Fatalf("%v; e2e.log ends:\n%s", err, tailFile(logf.Name(), 20))
 	}
 	t.Logf("%d passed, %d failed (%d skipped)", passed, failed, skipped)
+	if passed == 0 {
+		t.Errorf("no spec ran: the focus %q matches none", env("CONFORMANCE_FOCUS", `\[Conformance\]`))
+	}
 	if failed > 0 || runErr != nil {
 		log, _ := os.ReadFile(logf.Name())
 		for _, m := range regexp.MustCompile(`(?m)^• \[FAILED\].*\n.*`).FindAll(log, -1) {

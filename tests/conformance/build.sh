@@ -4,13 +4,19 @@
 # proxy into $OUT (default /var/cache/outpost-conformance). images.sh beside it packs them.
 # Each binary is built only when missing; builds run one at a time at low priority (shared CPUs).
 set -euo pipefail
-K8S=${K8S:-v1.37.2}
+# the Kubernetes release the project builds (go.mod), unless told
+K8S=${K8S:-$(cd "$(dirname "$0")" && go list -m -f '{{.Version}}' k8s.io/kubernetes)}
 OUT=${OUT:-/var/cache/outpost-conformance}
 SAMPLE_APISERVER=${SAMPLE_APISERVER:-v0.${K8S#v1.}} # k8s.io/sample-apiserver of the same release
 ETCD=${ETCD:-v3.7.0}                               # e2e.test names registry.k8s.io/etcd:3.7.0-0
 gob() { nice -n 19 go build "$@"; }
 quiet() { local l; l=$(mktemp); "$@" >"$l" 2>&1 || { cat "$l"; rm -f "$l"; return 1; }; rm -f "$l"; }
 mkdir -p "$OUT/mod"
+# binaries built for another release (or etcd/sample-apiserver version) are built again
+stamp="$K8S $SAMPLE_APISERVER $ETCD"
+if [ "$(cat "$OUT/built-for" 2>/dev/null)" != "$stamp" ]; then
+  rm -f "$OUT"/{e2e.test,agnhost,ginkgo,nnp,sample-apiserver,etcd,images.txt}
+fi
 cd "$OUT/mod"
 go mod download -json "k8s.io/kubernetes@$K8S" >/dev/null
 gomod=$(go env GOMODCACHE)/k8s.io/kubernetes@$K8S/go.mod
@@ -48,4 +54,5 @@ standalone() { # standalone NAME MODULE@VERSION MAIN-PACKAGE
 }
 [ -x "$OUT/sample-apiserver" ] || standalone sample-apiserver "k8s.io/sample-apiserver@$SAMPLE_APISERVER" k8s.io/sample-apiserver
 [ -x "$OUT/etcd" ] || standalone etcd "go.etcd.io/etcd/server/v3@$ETCD" go.etcd.io/etcd/server/v3
+echo "$stamp" > "$OUT/built-for"
 echo "built: $(cd "$OUT" && ls e2e.test ginkgo agnhost nnp sample-apiserver etcd | tr '\n' ' ')"

@@ -4,11 +4,11 @@
 # binaries from build.sh (Go module proxy), busybox-static and other Debian 12 packages.
 #   agnhost (2.55, 2.66.1)   busybox (1.36.1-1, 1.37.0-2)   pause   nginx (1.27.0-2, 1.28.0-2)
 #   kitten   nautilus   nonewprivs   nonroot   glibc-dns-testing   sample-apiserver   etcd
-# Run build.sh first. Each archive is rebuilt from scratch and byte-for-byte reproducible.
+# Run build.sh first. Each archive is rebuilt from scratch, the same bytes for the same host packages.
 set -euo pipefail
 trap 'echo "images.sh: failed at line $LINENO" >&2' ERR
 OUT=${OUT:-/var/cache/outpost-conformance}
-K8S=${K8S:-v1.37.2}
+K8S=${K8S:-$(cd "$(dirname "$0")" && go list -m -f '{{.Version}}' k8s.io/kubernetes)}
 src=$(go env GOMODCACHE)/k8s.io/kubernetes@$K8S
 imgsrc=$src/test/images
 for f in images.txt agnhost nnp sample-apiserver etcd; do
@@ -17,13 +17,11 @@ done
 [ -d "$imgsrc" ] || go mod download "k8s.io/kubernetes@$K8S"
 mkdir -p "$OUT/images" "$OUT/debs"
 
-# Debian packages whose files go into the images; none of these starts a service when installed
+# Debian packages whose files go into the images (`make conformance` installs them)
 pkgs=(busybox-static curl netcat-openbsd bash dash coreutils grep sed hostname libc-bin base-files
   bind9-dnsutils bind9-host gcc libc6-dev)
 missing=(); for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+[ ${#missing[@]} -eq 0 ] || { echo "missing Debian packages: ${missing[*]}: apt-get install them (make conformance does)" >&2; exit 2; }
 
 # every tag e2e.test names for an image, as a JSON list (one archive serves them all)
 tags() {

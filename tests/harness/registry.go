@@ -138,6 +138,38 @@ func (r *Registry) Push(t testing.TB, ociTar, repoTag string) {
 	}
 }
 
+// PushArchive uploads every image of a docker-archive tar under each of its tags, less their
+// registry host (registry.k8s.io/e2e-test-images/agnhost:2.55 → e2e-test-images/agnhost:2.55):
+// the registry then stands in for theirs as a mirror.
+func (r *Registry) PushArchive(t testing.TB, archive string) {
+	t.Helper()
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(archive) })
+	if err != nil {
+		t.Fatalf("%s: %v", archive, err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: r.pool}}
+	for _, d := range m {
+		for _, rt := range d.RepoTags {
+			tag, err := name.NewTag(rt)
+			if err != nil {
+				t.Fatalf("%s: tag %q: %v", archive, rt, err)
+			}
+			img, err := tarball.ImageFromPath(archive, &tag)
+			if err != nil {
+				t.Fatalf("%s: %v", archive, err)
+			}
+			ref, err := name.ParseReference(r.Addr + "/" + tag.RepositoryStr() + ":" + tag.TagStr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := remote.Write(ref, img, remote.WithTransport(tr),
+				remote.WithAuth(&authn.Basic{Username: r.User, Password: r.Password})); err != nil {
+				t.Fatalf("push %s: %v", ref, err)
+			}
+		}
+	}
+}
+
 // recompressed is the image with its layers gzipped anew (fastest level): the same files,
 // but blobs a node that imported the test image lacks, so a pull downloads every layer.
 func recompressed(img v1.Image) (v1.Image, error) {
