@@ -18,7 +18,8 @@ const cutOff = 10 * time.Minute
 //     containerd (nothing reaches the apiserver).
 //   - Its node goes NotReady (Unknown) after the default grace period.
 //   - The pods stay bound (a DaemonSet's pod, and a pod tolerating `unreachable` with no
-//     limit, as a site's per-node workloads are).
+//     limit, as a site's per-node workloads are), while a pod tolerating it for 60 s is evicted:
+//     the taints are there, and only the tolerations keep the others.
 //   - When the link returns, the node is Ready again with the same pods and containers, none
 //     restarted, and the agent process never restarted.
 func TestAgentCutOff(t *testing.T) {
@@ -27,8 +28,8 @@ func TestAgentCutOff(t *testing.T) {
 	srv, token := startServer(t, c, img)
 	a := startAgent(t, c, img, "a1", token, srv.URL())
 	waitReady(t, srv, "a1", 3*time.Minute)
-	apply(t, srv, fmt.Sprintf(cutOffYAML, imgName, imgName))
-	if out, err := srv.Kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=edge", "--timeout=2m"); err != nil {
+	apply(t, srv, fmt.Sprintf(cutOffYAML, imgName, imgName, imgName))
+	if out, err := srv.Kubectl("wait", "--for=condition=Ready", "pod", "-l", "app in (edge,evict)", "--timeout=2m"); err != nil {
 		t.Fatal(out, err)
 	}
 	before := edgePods(t, srv)
@@ -63,9 +64,13 @@ func TestAgentCutOff(t *testing.T) {
 		}
 		time.Sleep(30 * time.Second)
 	}
-	// The eviction delay has long passed: the pods are still bound to a1.
+	// The eviction delay has long passed: the pods are still bound to a1, and the pod that
+	// tolerated it for 60 s is being evicted (it ends once a1 hears of it).
 	if during := edgePods(t, srv); !sameKeys(during, before) {
 		t.Errorf("pods while a1 was cut off: %v, before: %v", during, before)
+	}
+	if out, err := srv.Kubectl("get", "pod", "evictable", "-o", "jsonpath={.metadata.deletionTimestamp}"); err == nil && out == "" {
+		t.Errorf("the pod that tolerated an unreachable node for 60 s was not evicted in %s", cutOff)
 	}
 	t.Logf("a1's pods served %d checks in %s cut off", checks, cutOff)
 
@@ -91,6 +96,12 @@ func TestAgentCutOff(t *testing.T) {
 			}
 		}
 	}
+	harness.Eventually(t, 2*time.Minute, "the evicted pod gone", func() error {
+		if out, err := srv.Kubectl("get", "pod", "evictable", "-o", "name"); err == nil {
+			return fmt.Errorf("still there: %s", out)
+		}
+		return nil
+	})
 	if out, err := srv.Kubectl("exec", "tolerant", "--", "/optest", "get", "http://"+dsIP+":8080/"); err != nil || !strings.Contains(out, "hello from") {
 		t.Errorf("tolerant -> DaemonSet pod through the apiserver after: %q %v", out, err)
 	}
@@ -127,7 +138,7 @@ func sameKeys(a, b map[string]string) bool {
 }
 
 // A DaemonSet's pods tolerate an unreachable node with no limit by default; the bare pod says
-// so itself. Both on a1.
+// so itself; the evictable one tolerates it for 60 s. All on a1.
 const cutOffYAML = `apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: edge}
@@ -151,6 +162,20 @@ spec:
   tolerations:
   - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute}
   - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute}
+  containers:
+  - name: web
+    image: %s
+    imagePullPolicy: Never
+    args: ["serve"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: evictable, labels: {app: evict}}
+spec:
+  nodeName: a1
+  tolerations:
+  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 60}
+  - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 60}
   containers:
   - name: web
     image: %s
