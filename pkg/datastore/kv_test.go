@@ -22,22 +22,7 @@ func runKine(t *testing.T) (*Datastore, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	k := New(Config{DBFile: db, Socket: filepath.Join(sockDir, "k.sock"), CompactInterval: time.Hour, CompactBatch: 1000, PollInterval: time.Second})
-	ctx := context.Background()
-	if err := k.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Stop(ctx) })
-	deadline := time.Now().Add(10 * time.Second)
-	for k.Ready(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("kine not ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	k := serveKine(t, Config{DBFile: db, Socket: filepath.Join(sockDir, "k.sock"), CompactInterval: time.Hour, CompactBatch: 1000, PollInterval: time.Second})
 	return k, db
 }
 

@@ -23,15 +23,7 @@ func kineOn(t *testing.T, db, sock string, shared bool) *clientv3.Client {
 		}
 		cfg.Endpoint = "sqlite://" + db + "?" + sqliteParams("")
 	}
-	k := New(cfg)
-	ctx := context.Background()
-	if err := k.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Stop(context.Background()) })
+	k := serveKine(t, cfg)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{k.EtcdEndpoint()}, DialTimeout: 5 * time.Second, Logger: nopLogger()})
 	if err != nil {
 		t.Fatal(err)

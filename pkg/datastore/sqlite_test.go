@@ -9,12 +9,11 @@ import (
 	"time"
 )
 
-// startKine runs the SQLite datastore in dir and returns a client of its socket.
-func startKine(t testing.TB, synchronous string) (*Datastore, *KV) {
+// serveKine starts the datastore cfg describes, stopped when the test ends, and waits until its
+// socket answers.
+func serveKine(t testing.TB, cfg Config) *Datastore {
 	t.Helper()
-	dir := t.TempDir()
-	k := New(Config{DBFile: filepath.Join(dir, "db", "state.db"), Socket: filepath.Join(dir, "kine.sock"),
-		CompactInterval: time.Hour, CompactBatch: 1000, PollInterval: time.Second, Synchronous: synchronous})
+	k := New(cfg)
 	ctx := context.Background()
 	if err := k.Init(ctx); err != nil {
 		t.Fatal(err)
@@ -30,6 +29,15 @@ func startKine(t testing.TB, synchronous string) (*Datastore, *KV) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return k
+}
+
+// startKine runs the SQLite datastore in dir and returns a client of its socket.
+func startKine(t testing.TB, synchronous string) (*Datastore, *KV) {
+	t.Helper()
+	dir := t.TempDir()
+	k := serveKine(t, Config{DBFile: filepath.Join(dir, "db", "state.db"), Socket: filepath.Join(dir, "kine.sock"),
+		CompactInterval: time.Hour, CompactBatch: 1000, PollInterval: time.Second, Synchronous: synchronous})
 	kv, err := Dial(k.EtcdEndpoint())
 	if err != nil {
 		t.Fatal(err)
