@@ -53,10 +53,15 @@ DEB_PACKAGES := libseccomp-dev pkg-config gcc iptables ipset conntrack ethtool s
 
 all: build
 
+# install_debs PACKAGES[,APT-FLAGS]: apt-installs those of PACKAGES that are missing.
+define install_debs
+@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || dpkg -s $$p:$$(dpkg --print-architecture) >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing; fi
+endef
+
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || dpkg -s $$p:$$(dpkg --print-architecture) >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	$(call install_debs,$(DEB_PACKAGES))
 	@command -v go >/dev/null || { echo "Go 1.26+ is required: https://go.dev/dl/"; exit 1; }
 
 # The bundled binaries. The GPU helper (cmd/outpost-gpu) is one: its sources rebuild it.
@@ -190,9 +195,7 @@ CONFORMANCE ?= /var/cache/outpost-conformance
 CONFORMANCE_DEBS := busybox-static curl netcat-openbsd bash dash coreutils grep sed hostname libc-bin \
 	base-files bind9-dnsutils bind9-host gcc libc6-dev
 conformance: build
-	@missing=""; for p in $(CONFORMANCE_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+	$(call install_debs,$(CONFORMANCE_DEBS),--no-install-recommends)
 	OUT=$(CONFORMANCE) tests/conformance/build.sh
 	OUT=$(CONFORMANCE) tests/conformance/images.sh >/dev/null
 	OUTPOST_BIN=$(CURDIR)/$(BIN) OUTPOST_CONFORMANCE=$(CONFORMANCE) go test -count=1 -v -timeout 6h -run '^TestConformance$$' ./tests/

@@ -114,7 +114,7 @@ func startGuard(c *cli.Context, cmd string) (hostcheck.Host, error) {
 }
 
 // setupLogging routes every component's logs (klog included) through one handler, and turns
-// the embedded libraries' klog.Fatal calls into errors the role handles.
+// the embedded libraries' klog and logrus Fatal calls into errors the role handles.
 func setupLogging(verbosity int) (*logging.Out, *slog.Logger, *logging.Guard) {
 	guard := logging.NewGuard()
 	out := logging.Setup(verbosity, guard)
@@ -127,11 +127,11 @@ func setupLogging(verbosity int) (*logging.Out, *slog.Logger, *logging.Guard) {
 	return out, log, guard
 }
 
-// errLibraryFatal is a component ended by its library's klog.Fatal.
+// errLibraryFatal is a component ended by its library's Fatal (klog's or logrus's).
 var errLibraryFatal = errors.New("ended by its own library")
 
 // runContext is the role's context: it ends on SIGINT or SIGTERM, or when an embedded
-// library's klog.Fatal ends a component that has no way back of its own (the stop is then
+// library's Fatal ends a component that has no way back of its own (the stop is then
 // clean, and done returns the error naming it). The guard hears of the stop before the
 // context ends, so that no component's canceled call is logged as an ERROR.
 func runContext(guard *logging.Guard) (context.Context, func(error) error) {
