@@ -191,9 +191,10 @@ gpu-hwtest:
 # registry. Hours on 2 cores, so not part of `make test`. CONFORMANCE_FOCUS, CONFORMANCE_SKIP and
 # CONFORMANCE_PROCS narrow it (TestConformance); the report and logs stay in $(CONFORMANCE)/last.
 CONFORMANCE ?= /var/cache/outpost-conformance
-# Debian packages whose files go into the conformance images (none starts a service)
-CONFORMANCE_DEBS := busybox-static curl netcat-openbsd bash dash coreutils grep sed hostname libc-bin \
-	base-files bind9-dnsutils bind9-host gcc libc6-dev
+# Debian packages whose files go into the conformance images (none starts a service), and what
+# building busybox from its source package takes
+CONFORMANCE_DEBS := curl netcat-openbsd bash dash coreutils grep sed hostname libc-bin \
+	base-files bind9-dnsutils bind9-host gcc libc6-dev make patch bzip2 xz-utils
 conformance: build
 	$(call install_debs,$(CONFORMANCE_DEBS),--no-install-recommends)
 	OUT=$(CONFORMANCE) tests/conformance/build.sh

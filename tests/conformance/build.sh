@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the upstream Kubernetes conformance runner (e2e.test, ginkgo) and the Go programs the
 # conformance images carry (agnhost, nonewprivs' nnp, sample-apiserver, etcd) from the Go module
-# proxy into $OUT (default /var/cache/outpost-conformance). images.sh beside it packs them.
+# proxy, and busybox from Debian's source package, into $OUT (default
+# /var/cache/outpost-conformance). images.sh beside it packs them.
 # Each binary is built only when missing; builds run one at a time at low priority (shared CPUs).
 set -euo pipefail
 # the Kubernetes release the project builds (go.mod), unless told
@@ -15,7 +16,7 @@ mkdir -p "$OUT/mod"
 # binaries built for another release (or etcd/sample-apiserver version) are built again
 stamp="$K8S $SAMPLE_APISERVER $ETCD"
 if [ "$(cat "$OUT/built-for" 2>/dev/null)" != "$stamp" ]; then
-  rm -f "$OUT"/{e2e.test,agnhost,ginkgo,nnp,sample-apiserver,etcd,images.txt}
+  rm -f "$OUT"/{e2e.test,agnhost,ginkgo,nnp,sample-apiserver,etcd,busybox,images.txt}
 fi
 cd "$OUT/mod"
 go mod download -json "k8s.io/kubernetes@$K8S" >/dev/null
@@ -54,5 +55,28 @@ standalone() { # standalone NAME MODULE@VERSION MAIN-PACKAGE
 }
 [ -x "$OUT/sample-apiserver" ] || standalone sample-apiserver "k8s.io/sample-apiserver@$SAMPLE_APISERVER" k8s.io/sample-apiserver
 [ -x "$OUT/etcd" ] || standalone etcd "go.etcd.io/etcd/server/v3@$ETCD" go.etcd.io/etcd/server/v3
+# busybox: upstream's source at Debian's version (its orig tarball, which apt checks against the
+# signed index) with Debian's CVE fixes, upstream's defconfig and a static link, as the busybox
+# image under registry.k8s.io's e2e busybox is built. Debian's own binary will not do: it reverts
+# upstream's ash change that keeps environment variables whose names hold dashes (the env specs
+# read them), and its ash runs its own applets (nc) before PATH.
+build_busybox() {
+  local d=$OUT/busybox-src codename p
+  codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  rm -rf "$d"; mkdir -p "$d/lists" "$d/src"
+  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$codename" > "$d/src.sources"
+  local apt=(apt-get -q -o Dir::Etc::SourceList="$d/src.sources" -o Dir::Etc::SourceParts=/dev/null
+    -o Dir::State::Lists="$d/lists" -o APT::Sandbox::User=root)
+  (cd "$d" && quiet "${apt[@]}" update && quiet "${apt[@]}" source --download-only busybox)
+  tar -C "$d/src" --strip-components=1 -xjf "$d"/busybox_*.orig.tar.bz2
+  mkdir -p "$d/debian"; tar -C "$d/debian" --strip-components=1 -xJf "$d"/busybox_*.debian.tar.xz
+  for p in $(grep -E '^CVE-' "$d/debian/patches/series"); do patch -d "$d/src" -p1 -s < "$d/debian/patches/$p"; done
+  (cd "$d/src" && export SOURCE_DATE_EPOCH=0 KCONFIG_NOTIMESTAMP=1 && quiet make defconfig &&
+    sed -i 's/^# CONFIG_STATIC is not set$/CONFIG_STATIC=y/' .config && grep -qx CONFIG_STATIC=y .config &&
+    quiet nice -n 19 make -j"$(nproc)" busybox)
+  install -m 755 "$d/src/busybox" "$OUT/busybox"; rm -rf "$d"
+}
+[ -x "$OUT/busybox" ] || build_busybox
 echo "$stamp" > "$OUT/built-for"
-echo "built: $(cd "$OUT" && ls e2e.test ginkgo agnhost nnp sample-apiserver etcd | tr '\n' ' ')"
+echo "built: $(cd "$OUT" && ls e2e.test ginkgo agnhost nnp sample-apiserver etcd busybox | tr '\n' ' ')"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes docker-archive image tars under $OUT/images for every image the Kubernetes $K8S
 # [Conformance] specs run, tagged with the names e2e.test expects (images.txt), without a registry:
-# binaries from build.sh (Go module proxy), busybox-static and other Debian 12 packages.
+# binaries from build.sh (Go module proxy, busybox from Debian's source) and Debian 12 packages.
 #   agnhost (2.55, 2.66.1)   busybox (1.36.1-1, 1.37.0-2)   pause   nginx (1.27.0-2, 1.28.0-2)
 #   kitten   nautilus   nonewprivs   nonroot   glibc-dns-testing   sample-apiserver   etcd
 # Run build.sh first. Each archive is rebuilt from scratch, the same bytes for the same host packages.
@@ -11,14 +11,14 @@ OUT=${OUT:-/var/cache/outpost-conformance}
 K8S=${K8S:-$(cd "$(dirname "$0")" && go list -m -f '{{.Version}}' k8s.io/kubernetes)}
 src=$(go env GOMODCACHE)/k8s.io/kubernetes@$K8S
 imgsrc=$src/test/images
-for f in images.txt agnhost nnp sample-apiserver etcd; do
+for f in images.txt agnhost nnp sample-apiserver etcd busybox; do
   [ -s "$OUT/$f" ] || { echo "no $OUT/$f: run build.sh first" >&2; exit 2; }
 done
 [ -d "$imgsrc" ] || go mod download "k8s.io/kubernetes@$K8S"
 mkdir -p "$OUT/images" "$OUT/debs"
 
 # Debian packages whose files go into the images (`make conformance` installs them)
-pkgs=(busybox-static curl netcat-openbsd bash dash coreutils grep sed hostname libc-bin base-files
+pkgs=(curl netcat-openbsd bash dash coreutils grep sed hostname libc-bin base-files
   bind9-dnsutils bind9-host gcc libc6-dev)
 missing=(); for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] || { echo "missing Debian packages: ${missing[*]}: apt-get install them (make conformance does)" >&2; exit 2; }
@@ -70,25 +70,22 @@ debfiles() {
     while read -r f; do if [ ! -d "$f" ] && { [ -L "$f" ] || [ -f "$f" ]; }; then echo "$f"; fi; done
 }
 nsswitch='passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n'
-bb() { # bb DIR: static busybox with the users and groups the e2e images carry
+bb() { # bb DIR: build.sh's static busybox with the users and groups the e2e images carry
   local r=$1 c; mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/root" "$r/usr/local/bin" "$r/var"
-  cp "$(command -v busybox)" "$r/bin/busybox"
+  cp "$OUT/busybox" "$r/bin/busybox"
   for c in $("$r/bin/busybox" --list); do [ -e "$r/bin/$c" ] || ln -s busybox "$r/bin/$c"; done
   printf 'root:x:0:0:root:/root:/bin/sh\nuser-defined-in-image:x:1000:1000::/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$r/etc/passwd"
   printf 'root:x:0:\ngroup-defined-in-image:x:50000:user-defined-in-image\nnobody:x:65534:\n' > "$r/etc/group"
   printf "$nsswitch" > "$r/etc/nsswitch.conf"; chmod 1777 "$r/tmp"
 }
-base() { # base DIR [dns]: bb plus the network tools the specs exec (agnhost and busybox pods)
+agnbase() { # agnbase DIR: bb plus what upstream's agnhost adds to Alpine (apk add bind-tools curl
+  # netcat-openbsd bash …): curl, OpenBSD nc and bash, ahead of busybox's in PATH; getent (the DNS
+  # specs' /etc/hosts probes) and dig/nslookup/host from bind9-dnsutils (their dig probes, the
+  # ExternalName service's nslookup). /bin/sh stays busybox's ash, as on Alpine.
   local r=$1; bb "$r"; mkdir -p "$r/uploads" "$r/etc/ssl/certs"
-  # curl and OpenBSD nc (busybox's lacks -v/-z/-u options the specs use)
-  copy "$r" /usr/bin/curl /bin/nc.openbsd
-  mv "$r/usr/bin/curl" "$r/usr/local/bin/curl"; mv "$r/bin/nc.openbsd" "$r/usr/local/bin/nc"; rm -f "$r/bin/nc"
-  # dns: getent (the DNS specs' /etc/hosts probes) and dig/nslookup/host from bind9-dnsutils (their
-  # dig probes, the ExternalName service's nslookup), as upstream agnhost has Alpine's bind-tools
-  [ "${2:-}" != dns ] || { copy "$r" /usr/bin/getent /usr/bin/dig /usr/bin/nslookup /usr/bin/host; rm -f "$r/bin/nslookup"; }
-  # and bash as /bin/sh: Debian's static busybox runs its own applets (nc) before PATH, and its ash
-  # drops environment variables whose names hold dashes, which the specs check
-  rm -f "$r/bin/sh"; copy "$r" /bin/bash; ln -s bash "$r/bin/sh"
+  copy "$r" /usr/bin/curl /bin/nc.openbsd /bin/bash
+  mv "$r/usr/bin/curl" "$r/usr/local/bin/curl"; mv "$r/bin/nc.openbsd" "$r/usr/local/bin/nc"
+  copy "$r" /usr/bin/getent /usr/bin/dig /usr/bin/nslookup /usr/bin/host; rm -f "$r/bin/nc" "$r/bin/nslookup"
 }
 w=$(mktemp -d -p "$OUT"); trap 'rm -rf "$w"' EXIT
 e2e=registry.k8s.io/e2e-test-images
@@ -96,7 +93,7 @@ e2e=registry.k8s.io/e2e-test-images
 # agnhost: the agnhost binary at / (ENTRYPOINT /agnhost, CMD pause) with porter's TLS pair, as in
 # test/images/agnhost/Dockerfile. Upstream's base is Alpine; ours is busybox plus Debian tools, so
 # the image-volume spec's check for "Alpine Linux" in kitten's etc/os-release fails, and rightly.
-base "$w/agn" dns; cp "$OUT/agnhost" "$w/agn/agnhost"; ln -s agnhost "$w/agn/agnhost-2"
+agnbase "$w/agn"; cp "$OUT/agnhost" "$w/agn/agnhost"; ln -s agnhost "$w/agn/agnhost-2"
 cp "$imgsrc/agnhost/porter/localhost.crt" "$imgsrc/agnhost/porter/localhost.key" "$w/agn/"
 agn='"Entrypoint":["/agnhost"],"Cmd":["pause"],"ExposedPorts":{"80/tcp":{},"8080/tcp":{},"8081/tcp":{},"9376/tcp":{},"5000/tcp":{}}'
 mk agnhost "$(tags $e2e/agnhost)" "$agn" "$w/agn"
@@ -107,8 +104,8 @@ for n in kitten nautilus; do
   mk "$n" "$(tags $e2e/$n)" '"Entrypoint":["/agnhost"],"Cmd":["test-webserver"],"ExposedPorts":{"80/tcp":{}}' "$w/agn" "$w/$n"
 done
 
-# busybox (both tags): the shell and coreutils most specs run
-base "$w/bb"; mk busybox "$(tags $e2e/busybox)" '"Cmd":["sh"]' "$w/bb"
+# busybox (both tags): busybox alone, as upstream's image (FROM busybox:1.37) is
+bb "$w/bb"; mk busybox "$(tags $e2e/busybox)" '"Cmd":["sh"]' "$w/bb"
 
 # pause: the real pause.c of the release (build/pause), static, as registry.k8s.io/pause is built
 ptag=$(grep -m1 '^registry.k8s.io/pause:' "$OUT/images.txt"); mkdir -p "$w/pause"
@@ -206,6 +203,10 @@ mk etcd "$(tags registry.k8s.io/etcd)" '"Cmd":["/usr/local/bin/etcd"],"ExposedPo
 # smoke checks inside the image roots: the tools the specs exec load their libraries and run
 export PATH=$P
 chroot "$w/agn" /bin/sh -c 'dig -v && nslookup -version && getent passwd root && curl --version && nc -h 2>&1 | grep -q usage' >/dev/null 2>&1
+# upstream's ash: variables named with dashes reach the commands it runs (the ConfigMap/Secret env
+# specs), and a write to a read-only root fails with its message (the read-only busybox spec)
+env p-data-1=x chroot "$w/bb" /bin/sh -c env | grep -qx p-data-1=x
+{ chroot "$w/bb" /bin/sh -c 'echo > /none/x' || true; } 2>&1 | grep -q "^/bin/sh: can't create /none/x"
 chroot "$w/glibc" /bin/sh -c 'dig -v && getent passwd root && seq 1 2 && hostname --version' >/dev/null 2>&1
 chroot --userspec=1000:1000 "$w/nnp" /usr/local/bin/nnp | grep -qx 'Effective uid: 0' # setuid works
 setpriv --no-new-privs chroot --userspec=1000:1000 "$w/nnp" /usr/local/bin/nnp | grep -qx 'Effective uid: 1000'
