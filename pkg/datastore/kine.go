@@ -11,13 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/k3s-io/kine/pkg/endpoint"
 	kinetls "github.com/k3s-io/kine/pkg/tls"
 	"github.com/sirupsen/logrus"
 
 	"github.com/outpostk8s/outpost/pkg/component"
+	"github.com/outpostk8s/outpost/pkg/logging"
 )
 
 // Config is kine's slice of the server config.
@@ -33,13 +34,25 @@ type Config struct {
 	// reaches the disk before it is acknowledged) or "NORMAL" (k3s's: WAL commits since the
 	// last checkpoint can be lost when power fails).
 	Synchronous string
+	// CompactTimeout bounds one compaction transaction (0: 5 s, k3s's).
+	CompactTimeout time.Duration
+	// Guard hears kine's logrus Fatal calls, which kine makes where it should return an error
+	// (a compaction whose commit failed); kine is then started again. Nil: no restarts.
+	Guard *logging.Guard
 }
 
 // Datastore is the component: kine in-process.
 type Datastore struct {
-	cfg    Config
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg Config
+
+	mu     sync.Mutex
+	cancel context.CancelFunc // the running kine's
+	wg     *sync.WaitGroup    // its goroutines
+
+	failed   chan string // kine's Fatal messages (Config.Guard)
+	stop     chan struct{}
+	sup      sync.WaitGroup
+	restarts atomic.Int64
 }
 
 // New returns the component; nothing runs until Start.
@@ -101,27 +114,8 @@ func (k *Datastore) Init(context.Context) error {
 }
 
 func (k *Datastore) Start(ctx context.Context) error {
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	k.cancel = cancel
-	_, err := endpoint.Listen(rctx, endpoint.Config{
-		Listener:         "unix://" + k.cfg.Socket,
-		Endpoint:         k.DSN(),
-		BackendTLSConfig: k.cfg.TLS,
-		WaitGroup:        &k.wg,
-		CompactInterval:  k.cfg.CompactInterval,
-		// kine refuses zero for these: set them explicitly.
-		CompactIntervalJitter: 5,
-		CompactTimeout:        5 * time.Second,
-		CompactMinRetain:      1000,
-		CompactBatchSize:      k.cfg.CompactBatch,
-		PollBatchSize:         500,
-		PollInterval:          k.cfg.PollInterval,
-		NotifyInterval:        5 * time.Second,
-		EmulatedETCDVersion:   k.etcdVersion(),
-	})
-	if err != nil {
-		cancel()
-		return fmt.Errorf("start kine on %s: %w", redact(k.DSN()), err)
+	if err := k.listen(); err != nil {
+		return err
 	}
 	if k.cfg.Endpoint == "" { // say how safe the writes are
 		journal, sync, err := k.SQLiteSettings(ctx)
@@ -130,6 +124,12 @@ func (k *Datastore) Start(ctx context.Context) error {
 		} else {
 			logrus.Infof("SQLite datastore %s: journal=%s synchronous=%s", k.cfg.DBFile, journal, sync)
 		}
+	}
+	if k.cfg.Guard != nil {
+		k.failed, k.stop = make(chan string, 1), make(chan struct{})
+		k.cfg.Guard.Handle(k.Name(), k.fail)
+		k.sup.Add(1)
+		go k.supervise()
 	}
 	return nil
 }
@@ -161,18 +161,11 @@ func (k *Datastore) Ready(ctx context.Context) error {
 }
 
 func (k *Datastore) Stop(context.Context) error {
-	if k.cancel == nil {
-		return nil
+	if k.stop != nil {
+		close(k.stop)
+		k.sup.Wait()
 	}
-	k.cancel()
-	done := make(chan struct{})
-	go func() { k.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("kine did not stop within 10s")
-	}
-	return nil
+	return k.halt()
 }
 
 // Redact hides a DSN's password in messages.

@@ -107,6 +107,13 @@ func (h logrusFatals) Fire(e *logrus.Entry) error {
 	return nil
 }
 
+// TakeLogrus routes l's Fatal calls through the guard: logged at the level it decides, then
+// Exit instead of the process's exit.
+func (f *Guard) TakeLogrus(l *logrus.Logger) {
+	l.ExitFunc = f.Exit
+	l.AddHook(logrusFatals{f})
+}
+
 // Exit is klog.OsExit: it ends the calling goroutine after telling its component. The
 // component is the one the Fatal's line named (klog's *Depth calls name their caller's
 // caller); an exit without a line (klog.FlushAndExit) is named by its caller.

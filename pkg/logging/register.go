@@ -42,8 +42,7 @@ func Setup(v int, guard *Guard) *Out {
 	if guard != nil {
 		klog.OsExit = guard.Exit
 		// kine (and any other library on logrus) exits through logrus's Fatal the same way
-		logrus.StandardLogger().ExitFunc = guard.Exit
-		logrus.AddHook(logrusFatals{guard})
+		guard.TakeLogrus(logrus.StandardLogger())
 	}
 	klog.SetLogger(logr.New(newSink()))
 	return defaultOut
