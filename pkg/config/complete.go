@@ -40,7 +40,7 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 		Verbosity:   node.Verbosity,
 		Args:        ControlArgs{APIServer: o.APIServerArgs, Scheduler: o.SchedulerArgs, ControllerManager: o.ControllerArgs},
 		Datastore: Datastore{Endpoint: o.DatastoreEndpoint, CompactInterval: o.KineCompactInterval,
-			CompactBatch: o.KineCompactBatch, PollInterval: o.KinePollInterval},
+			CompactBatch: o.KineCompactBatch, CompactTimeout: o.KineCompactTimeout, PollInterval: o.KinePollInterval},
 	}
 	if c.Kubeconfig, err = absDir("--write-kubeconfig", o.WriteKubeconfig); err != nil {
 		return nil, err
@@ -79,8 +79,8 @@ func CompleteServer(o ServerOptions, env Env) (*Server, error) {
 		return nil, err
 	}
 	c.JoinServer = o.JoinServer
-	if c.Datastore.CompactInterval <= 0 || c.Datastore.PollInterval <= 0 || c.Datastore.CompactBatch <= 0 {
-		return nil, fmt.Errorf("--kine-compact-interval, --kine-poll-interval and --kine-compact-batch-size must be positive")
+	if c.Datastore.CompactInterval <= 0 || c.Datastore.PollInterval <= 0 || c.Datastore.CompactBatch <= 0 || c.Datastore.CompactTimeout <= 0 {
+		return nil, fmt.Errorf("--kine-compact-interval, --kine-compact-timeout, --kine-poll-interval and --kine-compact-batch-size must be positive")
 	}
 	if c.Token, err = givenToken("--token", o.Token, o.TokenFile); err != nil {
 		return nil, err

@@ -32,7 +32,7 @@ func defaults() ServerOptions {
 	return ServerOptions{NodeOptions: nodeDefaults(), WriteKubeconfig: "/etc/outpost/outpost.yaml",
 		WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0", HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16",
 		ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local", KineCompactInterval: time.Minute, FlannelBackend: "vxlan",
-		KineCompactBatch: 1000, KinePollInterval: time.Second,
+		KineCompactBatch: 1000, KineCompactTimeout: 5 * time.Second, KinePollInterval: time.Second,
 		Snapshots: SnapshotOptions{Cron: "0 */12 * * *", Retention: 5, Name: "etcd-snapshot"}}
 }
 

@@ -129,6 +129,7 @@ type Datastore struct {
 	CAFile, CertFile, KeyFile string
 	CompactInterval           time.Duration
 	CompactBatch              int64
+	CompactTimeout            time.Duration
 	PollInterval              time.Duration
 }
 

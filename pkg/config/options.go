@@ -49,6 +49,7 @@ type ServerOptions struct {
 	DatastoreKeyFile    string
 	KineCompactInterval time.Duration
 	KineCompactBatch    int64
+	KineCompactTimeout  time.Duration
 	KinePollInterval    time.Duration
 	Disable             []string
 	StoragePath         string // "": DATA/storage

@@ -67,6 +67,8 @@ func ServerCommandLine() *CommandLine[ServerOptions] {
 			Usage: "how often the datastore drops old revisions"},
 		&cli.Int64Flag{Name: "kine-compact-batch-size", Category: catDatastore, Value: 1000, Destination: &o.KineCompactBatch,
 			Usage: "revisions removed per compaction transaction"},
+		&cli.DurationFlag{Name: "kine-compact-timeout", Category: catDatastore, Value: 5 * time.Second, Destination: &o.KineCompactTimeout,
+			Usage: "time limit of one compaction transaction (it holds SQLite's write lock meanwhile)"},
 		&cli.DurationFlag{Name: "kine-poll-interval", Category: catDatastore, Value: time.Second, Destination: &o.KinePollInterval,
 			Usage: "how often kine polls the datastore for changes made by other servers"},
 		&cli.BoolFlag{Name: "etcd-disable-snapshots", Category: catDatastore, Destination: &s.Disable,

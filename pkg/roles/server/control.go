@@ -72,7 +72,8 @@ func (s *Server) controlPlane(p *component.Plan) error {
 	}
 	var kine datastoreComponent = datastore.New(datastore.Config{Endpoint: c.Datastore.Endpoint, TLS: kineTLS(c.Datastore), DBFile: c.Dirs.DBFile(),
 		Socket: c.Dirs.KineSocket(), CompactInterval: c.Datastore.CompactInterval,
-		CompactBatch: c.Datastore.CompactBatch, PollInterval: c.Datastore.PollInterval, Guard: s.Guard})
+		CompactBatch: c.Datastore.CompactBatch, CompactTimeout: c.Datastore.CompactTimeout, PollInterval: c.Datastore.PollInterval,
+		Guard: s.Guard})
 	var source snapshot.Source = datastore.SQLiteSource{File: c.Dirs.DBFile()}
 	handlers, anonymous := s.joinHandlers(cl.supervisor)
 	handlers[static.Prefix] = &static.Handler{Dir: c.Dirs.Static()}

@@ -117,7 +117,7 @@ func defaultsFor(t *testing.T) config.ServerOptions {
 			GPU: config.GPUOptions{Mode: "off", MIGStrategy: "none", Replicas: 1, DriverRoot: "/", CDIDir: "/var/run/cdi"}},
 		WriteKubeconfig: filepath.Join(dir, "admin.yaml"), WriteKubeconfigMode: "0600", BindAddress: "0.0.0.0",
 		HTTPSListenPort: 6443, ClusterCIDR: "10.42.0.0/16", ServiceCIDR: "10.43.0.0/16", ClusterDomain: "cluster.local",
-		KineCompactInterval: time.Minute, KineCompactBatch: 1000, KinePollInterval: time.Second, FlannelBackend: "vxlan",
+		KineCompactInterval: time.Minute, KineCompactBatch: 1000, KineCompactTimeout: 5 * time.Second, KinePollInterval: time.Second, FlannelBackend: "vxlan",
 		SecretsProvider: "secretbox", Snapshots: config.SnapshotOptions{Cron: "0 */12 * * *", Retention: 5, Name: "etcd-snapshot"}}
 }
 
