@@ -49,14 +49,20 @@ type Datastore struct {
 	cancel context.CancelFunc // the running kine's
 	wg     *sync.WaitGroup    // its goroutines
 
+	life     context.Context // ends at Stop: a kine still starting gives up
+	end      context.CancelFunc
 	failed   chan string // kine's Fatal messages (Config.Guard)
 	stop     chan struct{}
+	stopOnce sync.Once
 	sup      sync.WaitGroup
 	restarts atomic.Int64
 }
 
 // New returns the component; nothing runs until Start.
-func New(cfg Config) *Datastore { return &Datastore{cfg: cfg} }
+func New(cfg Config) *Datastore {
+	life, end := context.WithCancel(context.Background())
+	return &Datastore{cfg: cfg, life: life, end: end, stop: make(chan struct{})}
+}
 
 func (k *Datastore) Name() string { return "kine" }
 
@@ -114,7 +120,7 @@ func (k *Datastore) Init(context.Context) error {
 }
 
 func (k *Datastore) Start(ctx context.Context) error {
-	if err := k.listen(); err != nil {
+	if err := k.listen(k.DSN()); err != nil {
 		return err
 	}
 	if k.cfg.Endpoint == "" { // say how safe the writes are
@@ -126,7 +132,7 @@ func (k *Datastore) Start(ctx context.Context) error {
 		}
 	}
 	if k.cfg.Guard != nil {
-		k.failed, k.stop = make(chan string, 1), make(chan struct{})
+		k.failed = make(chan string, 1)
 		k.cfg.Guard.Handle(k.Name(), k.fail)
 		k.sup.Add(1)
 		go k.supervise()
@@ -161,10 +167,8 @@ func (k *Datastore) Ready(ctx context.Context) error {
 }
 
 func (k *Datastore) Stop(context.Context) error {
-	if k.stop != nil {
-		close(k.stop)
-		k.sup.Wait()
-	}
+	k.stopOnce.Do(func() { k.end(); close(k.stop) })
+	k.sup.Wait()
 	return k.halt()
 }
 

@@ -2,6 +2,7 @@ package datastore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -10,18 +11,22 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// listen starts kine on the socket: its gRPC server and its backend (poll loop, compactor),
-// stopped by halt.
-func (k *Datastore) listen() error {
-	ctx, cancel := context.WithCancel(context.Background())
+// listen starts kine on the socket with dsn: its gRPC server and its backend (poll loop,
+// compactor), stopped by halt. Its context is recorded before kine starts, so halt also
+// stops a kine whose start a Fatal cut short, and Stop ends a start still under way.
+func (k *Datastore) listen(dsn string) error {
+	ctx, cancel := context.WithCancel(k.life)
 	wg := &sync.WaitGroup{}
+	k.mu.Lock()
+	k.cancel, k.wg = cancel, wg
+	k.mu.Unlock()
 	timeout := k.cfg.CompactTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	_, err := endpoint.Listen(ctx, endpoint.Config{
 		Listener:         "unix://" + k.cfg.Socket,
-		Endpoint:         k.DSN(),
+		Endpoint:         dsn,
 		BackendTLSConfig: k.cfg.TLS,
 		WaitGroup:        wg,
 		CompactInterval:  k.cfg.CompactInterval,
@@ -36,12 +41,9 @@ func (k *Datastore) listen() error {
 		EmulatedETCDVersion:   k.etcdVersion(),
 	})
 	if err != nil {
-		cancel()
-		return fmt.Errorf("start kine on %s: %w", redact(k.DSN()), err)
+		_ = k.halt()
+		return fmt.Errorf("start kine on %s: %w", redact(dsn), err)
 	}
-	k.mu.Lock()
-	k.cancel, k.wg = cancel, wg
-	k.mu.Unlock()
 	return nil
 }
 
@@ -76,43 +78,76 @@ func (k *Datastore) fail(msg string) {
 // supervise starts kine again after a Fatal of its. kine calls logrus.Fatal where an error
 // would do: a compaction transaction whose commit fails (it outlasted its time limit, or the
 // disk is full) and a watch that would send an event it sent before. The goroutine that
-// called it has ended (the compactor, or a watch's sender) while the rest serves on, so kine
-// is stopped and started afresh after a pause that grows while the Fatals recur: the
-// apiserver's clients reconnect, and its watches start again from their last revision.
+// called it has ended (the compactor, or a watch's sender, whose stream then stalls) while
+// the rest serves on, so kine is stopped and started afresh at once: the apiserver's clients
+// reconnect, and its watches start again from their last revision. Restarts are spaced by a
+// gap that doubles, from 1 s to 5 min, while the Fatals recur within 10 minutes.
 func (k *Datastore) supervise() {
 	defer k.sup.Done()
 	var last time.Time
-	pause := time.Second
+	gap := time.Second
 	for {
 		select {
 		case <-k.stop:
 			return
 		case msg := <-k.failed:
 			if time.Since(last) < 10*time.Minute {
-				pause = min(2*pause, 5*time.Minute)
+				gap = min(2*gap, 5*time.Minute)
 			} else {
-				pause = time.Second
+				gap = time.Second
 			}
-			logrus.Warnf("kine stopped part of itself on an error (%s): starting it again in %s", msg, pause)
-			if !k.sleep(pause) {
+			wait := max(gap-time.Since(last), 0)
+			logrus.Warnf("kine stopped part of itself on an error (%s): starting it again in %s", msg, wait.Round(time.Second))
+			if !k.sleep(wait) {
 				return
 			}
 			if err := k.halt(); err != nil {
 				logrus.Warnf("restart: %v", err)
 			}
-			for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
-				err := k.listen()
-				if err == nil {
-					break
-				}
-				logrus.Errorf("restart: %v; trying again in %s", err, delay)
-				if !k.sleep(delay) {
-					return
-				}
+			if !k.restart() {
+				return
 			}
 			last = time.Now()
+			// a Fatal of the kine just stopped (its compactor is not among the goroutines
+			// halt waits for) is no reason to stop the new one
+			select {
+			case <-k.failed:
+			default:
+			}
 			k.restarts.Add(1)
 			logrus.Infof("kine started again (restart %d)", k.restarts.Load())
+		}
+	}
+}
+
+// restart starts kine until it starts (true) or the stop (false). It skips SQLite's start-up
+// VACUUM, which the first start did. A Fatal during the start ends only the goroutine that
+// runs it, not this one.
+func (k *Datastore) restart() bool {
+	dsn := k.DSN()
+	if k.cfg.Endpoint == "" {
+		dsn += "&_kine_disable_startup_vacuum=true"
+	}
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		errc := make(chan error, 1)
+		go func() {
+			err := errors.New("kine called Fatal while it started")
+			defer func() { errc <- err }()
+			err = k.listen(dsn)
+		}()
+		err := <-errc
+		if err == nil {
+			return true
+		}
+		_ = k.halt()
+		select {
+		case <-k.stop:
+			return false
+		default:
+		}
+		logrus.Errorf("restart: %v; trying again in %s", err, delay)
+		if !k.sleep(delay) {
+			return false
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -40,10 +41,12 @@ func (l *lockedBuffer) String() string {
 // compactor, and the datastore starts kine again: writes go on and none acknowledged is lost.
 func TestKineStartsAgainAfterAFatal(t *testing.T) {
 	l := logrus.StandardLogger()
-	oldExit, oldHooks, oldOut := l.ExitFunc, l.ReplaceHooks(logrus.LevelHooks{}), l.Out
+	oldHooks, oldOut := l.ReplaceHooks(logrus.LevelHooks{}), l.Out
 	var out lockedBuffer
 	l.SetOutput(&out)
-	t.Cleanup(func() { l.ExitFunc = oldExit; l.ReplaceHooks(oldHooks); l.SetOutput(oldOut) })
+	// The guard's exit stays logrus's for the rest of the package's tests: kine's last
+	// compactor may outlive its Stop (kine does not wait for it) and fail once more.
+	t.Cleanup(func() { l.ReplaceHooks(oldHooks); l.SetOutput(oldOut) })
 	guard := logging.NewGuard()
 	guard.TakeLogrus(l)
 	guard.Otherwise(func(comp, msg string) { t.Errorf("a Fatal of %s reached no handler: %s", comp, msg) })
@@ -58,11 +61,12 @@ func TestKineStartsAgainAfterAFatal(t *testing.T) {
 	}
 	t.Cleanup(func() { kv.Close() })
 
-	// Writers overwrite their own keys, each write a row for the compactor; the last value
-	// each key was acknowledged with must read back after the restart.
+	// Writers overwrite their own keys with rising numbers, each write a row for the
+	// compactor. After the restart each key holds at least the number it was last acknowledged
+	// with (a write that timed out may still have landed).
 	var (
 		mu    sync.Mutex
-		acked = map[string]string{}
+		acked = map[string]int{}
 		wg    sync.WaitGroup
 	)
 	stop := make(chan struct{})
@@ -76,11 +80,11 @@ func TestKineStartsAgainAfterAFatal(t *testing.T) {
 					return
 				default:
 				}
-				key, val := fmt.Sprintf("/outpost/restart/%d/%d", w, i%20), fmt.Sprint(i)
+				key := fmt.Sprintf("/outpost/restart/%d/%d", w, i%20)
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if kv.Set(ctx, key, []byte(val)) == nil {
+				if kv.Set(ctx, key, []byte(strconv.Itoa(i))) == nil {
 					mu.Lock()
-					acked[key] = val
+					acked[key] = i
 					mu.Unlock()
 				}
 				cancel()
@@ -125,8 +129,8 @@ func TestKineStartsAgainAfterAFatal(t *testing.T) {
 	for key, want := range acked {
 		retry("read "+key, func() error {
 			got, _, err := kv.Get(ctx, key)
-			if err == nil && string(got) != want {
-				t.Errorf("%s: %q after the restart, acknowledged %q", key, got, want)
+			if n, perr := strconv.Atoi(string(got)); err == nil && (perr != nil || n < want) {
+				t.Errorf("%s: %q after the restart, acknowledged %d", key, got, want)
 			}
 			return err
 		})
