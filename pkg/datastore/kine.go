@@ -49,11 +49,9 @@ type Datastore struct {
 	cancel context.CancelFunc // the running kine's
 	wg     *sync.WaitGroup    // its goroutines
 
-	life     context.Context // ends at Stop: a kine still starting gives up
+	life     context.Context // ends at Stop: the supervisor, and a kine still starting, give up
 	end      context.CancelFunc
 	failed   chan string // kine's Fatal messages (Config.Guard)
-	stop     chan struct{}
-	stopOnce sync.Once
 	sup      sync.WaitGroup
 	restarts atomic.Int64
 }
@@ -61,7 +59,7 @@ type Datastore struct {
 // New returns the component; nothing runs until Start.
 func New(cfg Config) *Datastore {
 	life, end := context.WithCancel(context.Background())
-	return &Datastore{cfg: cfg, life: life, end: end, stop: make(chan struct{})}
+	return &Datastore{cfg: cfg, life: life, end: end}
 }
 
 func (k *Datastore) Name() string { return "kine" }
@@ -167,7 +165,7 @@ func (k *Datastore) Ready(ctx context.Context) error {
 }
 
 func (k *Datastore) Stop(context.Context) error {
-	k.stopOnce.Do(func() { k.end(); close(k.stop) })
+	k.end()
 	k.sup.Wait()
 	return k.halt()
 }

@@ -88,7 +88,7 @@ func (k *Datastore) supervise() {
 	gap := time.Second
 	for {
 		select {
-		case <-k.stop:
+		case <-k.life.Done():
 			return
 		case msg := <-k.failed:
 			if time.Since(last) < 10*time.Minute {
@@ -141,7 +141,7 @@ func (k *Datastore) restart() bool {
 		}
 		_ = k.halt()
 		select {
-		case <-k.stop:
+		case <-k.life.Done():
 			return false
 		default:
 		}
@@ -155,7 +155,7 @@ func (k *Datastore) restart() bool {
 // sleep waits d, or until the stop (false).
 func (k *Datastore) sleep(d time.Duration) bool {
 	select {
-	case <-k.stop:
+	case <-k.life.Done():
 		return false
 	case <-time.After(d):
 		return true
