@@ -15,13 +15,15 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/outpostk8s/outpost/pkg/gpu/fakedriver"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/tests/harness"
 )
 
 // fakeGPUHost lays out what a driver install looks like to Outpost: /dev/nvidia0..7 (char
-// devices cloned from /dev/null, so containers can open them), control nodes, and the driver's
-// libraries and nvidia-smi under a driver root.
+// devices cloned from /dev/null, so containers can open them), control nodes, and under a
+// driver root the driver's libraries of every class (ELF files with their sonames), graphics
+// ICD files, GSP firmware, the persistenced socket and the binaries (pkg/gpu/fakedriver).
 func fakeGPUHost(t *testing.T, root string) (devRoot, driverRoot string) {
 	t.Helper()
 	devRoot, driverRoot = filepath.Join(root, "gpudev"), filepath.Join(root, "gpudriver")
@@ -35,12 +37,11 @@ func fakeGPUHost(t *testing.T, root string) (devRoot, driverRoot string) {
 			t.Fatalf("mknod %s: %v", n, err)
 		}
 	}
-	lib := filepath.Join(driverRoot, "usr/lib/x86_64-linux-gnu")
-	os.MkdirAll(lib, 0o755)
-	os.MkdirAll(filepath.Join(driverRoot, "usr/bin"), 0o755)
-	os.WriteFile(filepath.Join(lib, "libnvidia-ml.so.550.54.15"), []byte("fake"), 0o644)
-	os.Symlink("libnvidia-ml.so.550.54.15", filepath.Join(lib, "libnvidia-ml.so.1"))
-	os.WriteFile(filepath.Join(driverRoot, "usr/bin/nvidia-smi"), []byte("fake"), 0o755)
+	sock, err := fakedriver.Make(driverRoot, "550.54.15")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
 	return devRoot, driverRoot
 }
 
@@ -151,6 +152,7 @@ func TestGPUMock(t *testing.T) {
 			t.Errorf("driver library not in the container: %q", libs)
 		}
 	})
+	t.Run("EveryFileClassInTheContainer", func(t *testing.T) { fileClassChecks(t, s) })
 	t.Run("NinthGPUPending", func(t *testing.T) {
 		applyGPUPod(t, s, "gpu9", imgName, 9)
 		harness.Eventually(t, time.Minute, "FailedScheduling for 9 GPUs", func() error {
@@ -233,6 +235,38 @@ func TestGPUMock(t *testing.T) {
 	})
 	t.Run("SharingConfigByLabel", func(t *testing.T) { sharingChecks(t, s, alloc) })
 	t.Run("MIGLayoutByLabel", func(t *testing.T) { migChecks(t, s) })
+}
+
+// fileClassChecks: the pod holding two GPUs sees the driver's files of every class NVIDIA's
+// generator knows (video, graphics, firmware, IPC, utility), with the .so.1 links the
+// create-symlinks hook makes, and its ld.so cache lists them: the update-ldcache hook ran, through
+// the GPU helper, with no toolkit binary on the host.
+func fileClassChecks(t *testing.T, s *harness.Server) {
+	const version = "550.54.15"
+	var want []string
+	for _, libs := range fakedriver.Libraries {
+		for _, l := range libs {
+			want = append(want, fakedriver.LibDir+"/"+l+"."+version, fakedriver.LibDir+"/"+l+".1")
+		}
+	}
+	for _, files := range fakedriver.Files(version) {
+		want = append(want, files...)
+	}
+	for _, p := range want {
+		dir, base := filepath.Dir(p), filepath.Base(p)
+		if out, err := s.Kubectl("exec", "gpu2", "--", "/optest", "ls", dir, base); err != nil || !strings.Contains(out, base) {
+			t.Errorf("%s is not in the container: %q %v", p, out, err)
+		}
+	}
+	cache, err := s.Kubectl("exec", "gpu2", "--", "/optest", "read", "/etc/ld.so.cache")
+	if err != nil {
+		t.Fatalf("the container has no ld.so cache (the update-ldcache hook did not run): %v", err)
+	}
+	for _, l := range []string{"libcuda.so.1", "libnvcuvid.so.1", "libnvidia-encode.so.1", "libEGL_nvidia.so.1"} {
+		if !strings.Contains(cache, l) {
+			t.Errorf("the container's ld.so cache does not list %s", l)
+		}
+	}
 }
 
 // migChecks: the node's nvidia.com/mig.config label lays out the GPUs. While pod gpu2 holds two

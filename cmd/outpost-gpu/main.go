@@ -3,6 +3,10 @@
 // starts it only where the library exists and talks to it over stdin/stdout (pkg/gpu/gpuhelper);
 // it exits when its stdin closes. It needs the glibc the driver itself needs (see
 // docs/architecture.md).
+//
+// The CDI spec's hooks run it too, as nvidia-cdi-hook (their first argument is a hook command,
+// never a flag): it then answers with nvidia-container-toolkit's own hook commands, so a host
+// needs no toolkit binary.
 package main
 
 import (
@@ -10,16 +14,28 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/nvidia-container-toolkit/cmd/nvidia-cdi-hook/commands"
+	"github.com/sirupsen/logrus"
+	cliv3 "github.com/urfave/cli/v3"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
+	"github.com/outpostk8s/outpost/pkg/gpu/nvcdispec"
 	"github.com/outpostk8s/outpost/pkg/gpu/nvmllib"
 )
 
 func main() {
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+		if err := hook(os.Args); err != nil {
+			fmt.Fprintln(os.Stderr, "outpost-gpu:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(os.Args[1:], gpuhelper.ServeStdio); err != nil {
 		fmt.Fprintln(os.Stderr, "outpost-gpu:", err)
 		os.Exit(1)
@@ -48,9 +64,21 @@ func run(args []string, serve func(gpulib.Lib) error) error {
 			defer cancel()
 			go m.WatchInjectFile(ctx, *inject)
 		}
-		lib = m
+		lib = nvcdispec.Mock{Lib: m}
 	default:
 		return fmt.Errorf("--mock %q: only dgxa100 is known", *mock)
 	}
 	return serve(lib)
+}
+
+// hook runs one of the toolkit's CDI hook commands (update-ldcache, create-symlinks, …) with
+// args as the container runtime gave them.
+func hook(args []string) error {
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	c := commands.ConfigureCDIHookCommand(log, &cliv3.Command{
+		Name:  "outpost-gpu",
+		Usage: "the CDI spec's hooks (nvidia-cdi-hook's commands), run by the container runtime",
+	})
+	return c.Run(context.Background(), args)
 }

@@ -272,6 +272,20 @@ func (c *Client) ApplyMIG(p mig.GPUPlan) (mig.Result, error) {
 	return r, err
 }
 
+// CDISpec runs in a helper of its own, as Detect does.
+func (c *Client) CDISpec(o gpulib.CDIOptions) (*gpulib.CDISpec, error) {
+	h, err := c.start()
+	if err != nil {
+		return nil, err
+	}
+	defer h.stop()
+	r := &gpulib.CDISpec{}
+	if err := h.call("CDISpec", o, r, c.timeout()); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // Call makes one argument-less call over conn: for tests of a helper's main.
 func Call[T any](conn io.ReadWriteCloser, method string) (*T, error) {
 	p := &proc{rpc: rpc.NewClientWithCodec(jsonrpc.NewClientCodec(conn))}

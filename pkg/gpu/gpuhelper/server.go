@@ -71,6 +71,14 @@ func (s *service) ApplyMIG(p mig.GPUPlan, r *mig.Result) error {
 	return wire(err)
 }
 
+func (s *service) CDISpec(o gpulib.CDIOptions, r *gpulib.CDISpec) error {
+	got, err := s.lib.CDISpec(o)
+	if err == nil {
+		*r = *got
+	}
+	return wire(err)
+}
+
 // Serve answers calls on conn until it closes.
 func Serve(lib gpulib.Lib, conn io.ReadWriteCloser) error {
 	srv := rpc.NewServer()

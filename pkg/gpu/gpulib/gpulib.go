@@ -41,6 +41,24 @@ type Lib interface {
 	// ApplyMIG makes one GPU's MIG mode and instances what the plan says, with NVML up only
 	// for the call.
 	ApplyMIG(p mig.GPUPlan) (mig.Result, error)
+	// CDISpec generates the node's CDI spec, with NVML up only for the call.
+	CDISpec(o CDIOptions) (*CDISpec, error)
+}
+
+// CDIOptions are where the driver's files are and what runs the spec's hooks.
+type CDIOptions struct {
+	DriverRoot string `json:"driverRoot"` // the driver's libraries and binaries: / on most hosts
+	DevRoot    string `json:"devRoot"`    // where /dev is
+	// HookPath runs the spec's hooks as nvidia-cdi-hook: the GPU helper, which answers them.
+	HookPath string `json:"hookPath"`
+	// NoSandboxUtils leaves out the driver's libnvidia-sandboxutils (the mock has none).
+	NoSandboxUtils bool `json:"noSandboxUtils,omitempty"`
+}
+
+// CDISpec is a generated spec and what the generator warned about on the way.
+type CDISpec struct {
+	YAML     []byte   `json:"yaml"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Reading is one GPU's live values; a value NVML cannot read is nil, never faked.
@@ -154,3 +172,4 @@ func (NoDriver) NextEvent(time.Duration) (health.Event, bool, error) {
 	return health.Event{}, false, detect.ErrNoDriver
 }
 func (NoDriver) ApplyMIG(mig.GPUPlan) (mig.Result, error) { return mig.Result{}, detect.ErrNoDriver }
+func (NoDriver) CDISpec(CDIOptions) (*CDISpec, error)     { return nil, detect.ErrNoDriver }

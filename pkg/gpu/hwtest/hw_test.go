@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/cdi"
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
@@ -87,38 +88,57 @@ func TestDetectInfoLabels(t *testing.T) {
 	}
 }
 
-// TestCDISpec: the spec for the real driver names existing device nodes and libraries.
+// TestCDISpec: NVIDIA's generator, through the helper, gives a spec the CDI library accepts,
+// naming existing device nodes and files, with the video libraries and the hooks.
 func TestCDISpec(t *testing.T) {
-	_, n := realNode(t)
-	spec, err := cdi.Generate(n, "/", "/")
+	lib, _ := realNode(t)
+	hook := os.Getenv("OUTPOST_GPU_HELPER")
+	if hook == "" {
+		hook = "/usr/bin/nvidia-cdi-hook"
+	}
+	got, err := lib.CDISpec(gpulib.CDIOptions{DriverRoot: "/", DevRoot: "/", HookPath: hook})
 	if err != nil {
 		t.Fatalf("CDI: %v", err)
 	}
-	for _, d := range spec.ContainerEdits.DeviceNodes {
+	p, err := cdi.Write(got.YAML, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := cdiapi.ReadSpec(p, 0)
+	if err != nil {
+		t.Fatalf("the CDI library refuses the spec: %v", err)
+	}
+	edits := spec.ContainerEdits
+	for _, d := range edits.DeviceNodes {
 		if _, err := os.Stat(d.HostPath); err != nil {
 			t.Errorf("device node %s: %v", d.HostPath, err)
 		}
 	}
-	libs := 0
-	for _, m := range spec.ContainerEdits.Mounts {
+	found := map[string]bool{}
+	for _, m := range edits.Mounts {
 		if _, err := os.Stat(m.HostPath); err != nil {
 			t.Errorf("mount %s: %v", m.HostPath, err)
 		}
-		if strings.Contains(m.ContainerPath, "libcuda.so") {
-			libs++
+		for _, l := range []string{"libcuda.so", "libnvidia-ml.so", "libnvcuvid.so", "libnvidia-encode.so", "libnvidia-opticalflow.so", "libEGL_nvidia.so", "libGLX_nvidia.so", "nvidia_icd.json", "/firmware/", "socket"} {
+			if strings.Contains(m.ContainerPath, l) {
+				found[l] = true
+			}
 		}
 	}
-	if libs == 0 {
-		t.Error("libcuda not in the spec")
+	for _, l := range []string{"libcuda.so", "libnvidia-ml.so", "libnvcuvid.so", "libnvidia-encode.so"} {
+		if !found[l] {
+			t.Errorf("%s not in the spec", l)
+		}
 	}
-	t.Logf("CDI: %d devices, %d common device nodes, %d mounts", len(spec.Devices), len(spec.ContainerEdits.DeviceNodes), len(spec.ContainerEdits.Mounts))
-	p, err := cdi.Write(spec, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	var hooks []string
+	for _, h := range edits.Hooks {
+		if len(h.Args) > 1 {
+			hooks = append(hooks, h.Args[1])
+		}
 	}
-	if b, err := os.ReadFile(p); err == nil {
-		t.Logf("spec:\n%s", b)
-	}
+	t.Logf("CDI: %d devices, %d common device nodes, %d mounts, hooks %v, classes found %v, %d generator warnings",
+		len(spec.Devices), len(edits.DeviceNodes), len(edits.Mounts), hooks, found, len(got.Warnings))
+	t.Logf("spec:\n%s", got.YAML)
 }
 
 // TestDevicePlugin: the plugin registers, lists every real GPU healthy, and Allocate answers

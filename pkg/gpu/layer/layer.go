@@ -39,12 +39,14 @@ import (
 
 // Config is the GPU layer's slice of the node config.
 type Config struct {
-	NodeName       string
-	Strategy       resources.Strategy
-	Replicas       int
-	DriverRoot     string
-	DevRoot        string
-	CDIDir         string
+	NodeName   string
+	Strategy   resources.Strategy
+	Replicas   int
+	DriverRoot string
+	DevRoot    string
+	CDIDir     string
+	// HelperPath is the GPU helper, which runs the CDI spec's hooks as nvidia-cdi-hook.
+	HelperPath     string
 	DefaultRuntime string
 	MetricsPort    int
 	NodeIP         net.IP // metrics listen here and on loopback; nil: loopback only
@@ -81,7 +83,6 @@ type Layer struct {
 	Node     *detect.Node
 	Res      []resources.Resource
 	Runtimes []gpuruntime.Runtime
-	spec     *cdi.Spec
 
 	// mu guards the plugins, Res and the sharing config, which a label change replaces.
 	mu          sync.Mutex
@@ -100,13 +101,12 @@ type Layer struct {
 }
 
 // Plan is what Check found: the node's GPUs (nil without an NVIDIA driver), the resources
-// they advertise, the NVIDIA runtimes and the CDI spec. A start detects once, in its check
-// step, and builds the GPU layer from the plan.
+// they advertise and the NVIDIA runtimes. A start detects once, in its check step, and builds
+// the GPU layer from the plan.
 type Plan struct {
 	Node     *detect.Node
 	Res      []resources.Resource
 	Runtimes []gpuruntime.Runtime
-	Spec     *cdi.Spec
 }
 
 // Check detects the GPUs and runtimes and checks the settings against them, writing nothing:
@@ -136,7 +136,7 @@ func Check(cfg Config, lib gpulib.Lib) (*Plan, error) {
 	if p.Res, err = resources.Build(node, resources.Config{Strategy: st, Replicas: cfg.Replicas, Sharing: def}); err != nil {
 		return nil, err
 	}
-	if p.Spec, err = cdi.Generate(node, cfg.DriverRoot, cfg.DevRoot); err != nil {
+	if err := cdi.CheckDeviceNodes(node, cfg.DevRoot); err != nil {
 		return nil, err
 	}
 	p.Node = node
@@ -149,7 +149,7 @@ var _ component.Component = (*Layer)(nil)
 // on. CDISpec writes the spec. It returns (nil, nil) when the node has neither an NVIDIA
 // driver nor an NVIDIA runtime: no GPU features, no error.
 func New(cfg Config, plan *Plan, lib gpulib.Lib, client kubernetes.Interface, log *slog.Logger) (*Layer, error) {
-	node, res, runtimes, spec := plan.Node, plan.Res, plan.Runtimes, plan.Spec
+	node, res, runtimes := plan.Node, plan.Res, plan.Runtimes
 	if node == nil {
 		log.Info("no NVIDIA driver found: GPU support off")
 		if len(runtimes) > 0 {
@@ -160,7 +160,7 @@ func New(cfg Config, plan *Plan, lib gpulib.Lib, client kubernetes.Interface, lo
 	log.Info("GPUs found", "count", len(node.GPUs), "product", firstProduct(node), "driver", node.DriverVersion,
 		"resources", resourceSummary(res), "runtimes", len(runtimes))
 	def, _ := cfg.Sharing.Pick("")
-	return &Layer{cfg: cfg, lib: lib, log: log, client: client, Node: node, Res: res, Runtimes: runtimes, spec: spec, sharingCfg: def}, nil
+	return &Layer{cfg: cfg, lib: lib, log: log, client: client, Node: node, Res: res, Runtimes: runtimes, sharingCfg: def}, nil
 }
 
 // Config is what the agent was given.
@@ -196,12 +196,28 @@ func (c *cdiSpec) Start(context.Context) error { return nil }
 func (c *cdiSpec) Stop(context.Context) error  { return nil }
 
 func (c *cdiSpec) Init(context.Context) error {
-	if c.a.spec == nil {
+	if c.a.Node == nil {
 		return nil
 	}
-	if _, err := cdi.Write(c.a.spec, c.a.cfg.CDIDir); err != nil {
+	return c.a.writeSpec()
+}
+
+// writeSpec has the helper generate the CDI spec for the GPUs as they are now and writes it.
+// What the generator could not find (a driver install without graphics or X11 files, say) is
+// counted at INFO and listed at DEBUG: a compute node lacks most of it by design.
+func (a *Layer) writeSpec() error {
+	s, err := a.lib.CDISpec(gpulib.CDIOptions{DriverRoot: a.cfg.DriverRoot, DevRoot: a.cfg.DevRoot, HookPath: a.cfg.HelperPath})
+	if err != nil {
 		return fmt.Errorf("CDI spec: %w", err)
 	}
+	p, err := cdi.Write(s.YAML, a.cfg.CDIDir)
+	if err != nil {
+		return fmt.Errorf("CDI spec: %w", err)
+	}
+	for _, w := range s.Warnings {
+		a.log.Debug("CDI spec: " + w)
+	}
+	a.log.Info("CDI spec written", "path", p, "bytes", len(s.YAML), "generator-warnings", len(s.Warnings))
 	return nil
 }
 

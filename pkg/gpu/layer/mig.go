@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/outpostk8s/outpost/pkg/gpu/cdi"
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/mig"
 	"github.com/outpostk8s/outpost/pkg/gpu/podresources"
@@ -180,14 +179,9 @@ func (a *Layer) adopt(ctx context.Context, node *detect.Node, name string) (stat
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.Node = node
-	spec, err := cdi.Generate(node, a.cfg.DriverRoot, a.cfg.DevRoot)
-	if err == nil {
-		_, err = cdi.Write(spec, a.cfg.CDIDir)
-	}
-	if err != nil {
+	if err := a.writeSpec(); err != nil {
 		return mig.StateFailed, fmt.Sprintf("MIG layout %s is on the GPUs, but the CDI spec for it could not be written: %v", name, err)
 	}
-	a.spec = spec
 	res, err := resources.Build(node, resources.Config{Strategy: strategy(a.cfg.Strategy, true, node), Replicas: a.cfg.Replicas, Sharing: a.sharingCfg})
 	if err == nil && !reflect.DeepEqual(res, a.Res) { // a restart in the layout it has keeps its plugins
 		err = a.startPlugins(ctx, res)

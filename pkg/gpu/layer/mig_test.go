@@ -290,7 +290,7 @@ func TestMIGLayoutsOnGoNVMLMock(t *testing.T) {
 	srv := dgxa100.New()
 	gputest.FullMesh(srv)
 	lib := nvmllib.New(srv)
-	r := newMIGRigOn(t, Config{}, lib)
+	r := newMIGRigOn(t, Config{}, noCDI{lib})
 	ctx := context.Background()
 	r.a.applyMIG(ctx, r.st, "all-1g.5gb")
 	if got := devices(r.a); r.state() != mig.StateSuccess || got["nvidia.com/mig-1g.5gb"] != 56 || len(got) != 1 {
@@ -318,6 +318,15 @@ func TestMIGLayoutsOnGoNVMLMock(t *testing.T) {
 	if got := devices(r.a); r.state() != mig.StateSuccess || got["nvidia.com/gpu"] != 8 || len(got) != 1 {
 		t.Fatalf("all-disabled: state %q, devices %v", r.state(), got)
 	}
+}
+
+// noCDI answers CDISpec with an empty spec: go-nvml's model has no MIG device handles and no
+// host has its /proc/driver/nvidia-caps, which NVIDIA's generator reads for MIG devices (the
+// generator is tested in pkg/gpu/nvcdispec).
+type noCDI struct{ gpulib.Lib }
+
+func (noCDI) CDISpec(gpulib.CDIOptions) (*gpulib.CDISpec, error) {
+	return &gpulib.CDISpec{YAML: []byte("cdiVersion: 0.6.0\nkind: nvidia.com/gpu\ndevices: []\ncontainerEdits: {}\n")}, nil
 }
 
 func planRes(p *Plan) []resources.Resource {

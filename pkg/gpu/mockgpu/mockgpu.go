@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,4 +181,29 @@ func (m *Machine) WatchInjectFile(ctx context.Context, path string) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// CDISpec names the machine's devices with their device nodes only: the in-process mock's
+// stand-in for the layer's tests. The helper serves the mock with NVIDIA's own generator
+// (pkg/gpu/nvcdispec), which a plain-Go binary cannot link.
+func (m *Machine) CDISpec(o gpulib.CDIOptions) (*gpulib.CDISpec, error) {
+	n, err := m.Detect()
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	b.WriteString("cdiVersion: 0.6.0\nkind: nvidia.com/gpu\ndevices:\n")
+	dev := func(name string, minor int) {
+		fmt.Fprintf(&b, "- name: %q\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia%d\n      hostPath: %s/dev/nvidia%d\n", name, minor, o.DevRoot, minor)
+	}
+	for _, g := range n.GPUs {
+		if !g.MIGEnabled {
+			dev(fmt.Sprint(g.Index), g.Minor)
+		}
+		for _, d := range g.MIG {
+			dev(fmt.Sprintf("%d:%d", g.Index, d.GPUInstanceID), g.Minor)
+		}
+	}
+	b.WriteString("containerEdits: {}\n")
+	return &gpulib.CDISpec{YAML: []byte(b.String())}, nil
 }

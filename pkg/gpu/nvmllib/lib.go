@@ -13,6 +13,7 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/detect"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/health"
+	"github.com/outpostk8s/outpost/pkg/gpu/nvcdispec"
 )
 
 // Lib is gpulib.Lib over an nvml.Interface: the real library or a mock.
@@ -28,6 +29,11 @@ var _ gpulib.Lib = (*Lib)(nil)
 
 // New wraps lib.
 func New(lib nvml.Interface) *Lib { return &Lib{nvml: lib} }
+
+// CDISpec generates the node's CDI spec with NVIDIA's generator (pkg/gpu/nvcdispec).
+func (l *Lib) CDISpec(o gpulib.CDIOptions) (*gpulib.CDISpec, error) {
+	return nvcdispec.Generate(l.nvml, o)
+}
 
 // Detect reads the node's GPUs.
 func (l *Lib) Detect() (*detect.Node, error) { return Detect(l.nvml) }

@@ -90,6 +90,7 @@ func (n *Node) gpu(client kubernetes.Interface) (*layer.Layer, error) {
 		return nil, err
 	}
 	cfg := gpuConfig(n.Cfg)
+	cfg.HelperPath = filepath.Join(n.BinDir, gpuhelper.BinaryName)
 	// The metrics are served as the kubelet serves: its certificate, the cluster's client CA.
 	cfg.MetricsTLS = metrics.TLSFiles{CertFile: filepath.Join(n.TLSDir, pki.KubeletServing+".crt"),
 		KeyFile: filepath.Join(n.TLSDir, pki.KubeletServing+".key"), ClientCAFile: filepath.Join(n.TLSDir, pki.ClientCA+".crt")}
