@@ -29,7 +29,7 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+	if isHook(os.Args[1:]) {
 		if err := hook(os.Args); err != nil {
 			fmt.Fprintln(os.Stderr, "outpost-gpu:", err)
 			os.Exit(1)
@@ -70,6 +70,10 @@ func run(args []string, serve func(gpulib.Lib) error) error {
 	}
 	return serve(lib)
 }
+
+// isHook reports whether the runtime runs the helper as a CDI hook: a hook command comes first,
+// where the helper's own arguments are all flags.
+func isHook(args []string) bool { return len(args) > 0 && !strings.HasPrefix(args[0], "-") }
 
 // hook runs one of the toolkit's CDI hook commands (update-ldcache, create-symlinks, …) with
 // args as the container runtime gave them.

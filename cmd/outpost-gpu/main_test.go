@@ -28,3 +28,16 @@ func TestServesMock(t *testing.T) {
 		t.Errorf("unknown mock: %v", err)
 	}
 }
+
+// A hook command makes the helper nvidia-cdi-hook; its own flags never do.
+func TestHookDispatch(t *testing.T) {
+	for args, want := range map[string]bool{"update-ldcache --folder /usr/lib": true, "noop": true,
+		"--library /usr/lib/libnvidia-ml.so.1": false, "--mock dgxa100": false, "": false} {
+		if got := isHook(strings.Fields(args)); got != want {
+			t.Errorf("%q: hook %v, want %v", args, got, want)
+		}
+	}
+	if err := hook([]string{"outpost-gpu", "noop"}); err != nil {
+		t.Errorf("the toolkit's noop hook: %v", err)
+	}
+}

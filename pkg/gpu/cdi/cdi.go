@@ -40,3 +40,11 @@ func Write(spec []byte, dir string) (string, error) {
 	p := filepath.Join(dir, FileName)
 	return p, pki.WriteFile(p, spec, 0o644)
 }
+
+// Remove deletes dir/nvidia.yaml, if there is one.
+func Remove(dir string) error {
+	if err := os.Remove(filepath.Join(dir, FileName)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("CDI spec: %w", err)
+	}
+	return nil
+}

@@ -43,3 +43,19 @@ func TestWrite(t *testing.T) {
 		t.Errorf("files left: %v", left)
 	}
 }
+
+// Remove takes the spec away, and is fine when there is none.
+func TestRemove(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write([]byte("x"), dir); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); !os.IsNotExist(err) {
+		t.Errorf("spec still there: %v", err)
+	}
+}

@@ -29,12 +29,14 @@ const (
 )
 
 // Libraries are the versioned libraries by class: a subset of what the 550 driver installs.
-var Libraries = map[Class][]string{
-	Compute: {"libcuda.so", "libnvidia-ptxjitcompiler.so", "libnvidia-nvvm.so", "libnvidia-opencl.so",
-		"libnvidia-gpucomp.so", "libnvidia-allocator.so", "libcudadebugger.so"},
-	Utility:  {"libnvidia-ml.so", "libnvidia-cfg.so"},
-	Video:    {"libnvcuvid.so", "libnvidia-encode.so", "libnvidia-opticalflow.so"},
-	Graphics: {"libEGL_nvidia.so", "libGLX_nvidia.so", "libGLESv2_nvidia.so", "libnvidia-glcore.so", "libnvidia-eglcore.so", "libnvidia-glsi.so"},
+func Libraries() map[Class][]string {
+	return map[Class][]string{
+		Compute: {"libcuda.so", "libnvidia-ptxjitcompiler.so", "libnvidia-nvvm.so", "libnvidia-opencl.so",
+			"libnvidia-gpucomp.so", "libnvidia-allocator.so", "libcudadebugger.so"},
+		Utility:  {"libnvidia-ml.so", "libnvidia-cfg.so"},
+		Video:    {"libnvcuvid.so", "libnvidia-encode.so", "libnvidia-opticalflow.so"},
+		Graphics: {"libEGL_nvidia.so", "libGLX_nvidia.so", "libGLESv2_nvidia.so", "libnvidia-glcore.so", "libnvidia-eglcore.so", "libnvidia-glsi.so"},
+	}
 }
 
 // Files are the other files by class, relative to the root.
@@ -55,7 +57,7 @@ func Make(root, version string) (net.Listener, error) {
 	if err := os.MkdirAll(lib, 0o755); err != nil {
 		return nil, err
 	}
-	for _, names := range Libraries {
+	for _, names := range Libraries() {
 		for _, name := range names {
 			file := filepath.Join(lib, name+"."+version)
 			out, err := exec.Command("gcc", "-shared", "-nostdlib", "-x", "c", "/dev/null", "-Wl,-soname,"+name+".1", "-o", file).CombinedOutput()

@@ -42,7 +42,7 @@ func (m Mock) CDISpec(o gpulib.CDIOptions) (*gpulib.CDISpec, error) {
 }
 
 // addToAll puts every device's nodes in "all" (made when every GPU is in MIG mode, where the
-// generator has no whole GPU to merge).
+// generator has no whole GPU to merge; finish drops it again when it stays empty).
 func addToAll(raw *specs.Spec) {
 	var all *specs.Device
 	for i := range raw.Devices {

@@ -26,8 +26,10 @@ import (
 )
 
 // Generate writes the spec for every GPU, MIG device and "all", named as Outpost's device
-// plugin names them: a GPU by its index and UUID, a MIG device by "<GPU index>:<GPU instance>".
-// The spec is checked with the CDI library's own parser and validation before it is returned.
+// plugin names them: a GPU by its index and UUID, a MIG device by "<GPU index>:<GPU instance>"
+// and its UUID. The spec is checked with the CDI library's own validation before it is
+// returned. With no device at all (every GPU in MIG mode, no MIG device yet, as after a
+// reboot) the spec is empty: nothing to write, not an error.
 func Generate(lib nvml.Interface, o gpulib.CDIOptions) (*gpulib.CDISpec, error) {
 	raw, warnings, err := generate(lib, o)
 	if err != nil {
@@ -39,10 +41,11 @@ func Generate(lib nvml.Interface, o gpulib.CDIOptions) (*gpulib.CDISpec, error) 
 // generate runs NVIDIA's generator.
 func generate(lib nvml.Interface, o gpulib.CDIOptions) (*specs.Spec, []string, error) {
 	if r := lib.Init(); r != nvml.SUCCESS {
-		return nil, nil, fmt.Errorf("NVML init: %v", nvml.ErrorString(r))
+		return nil, nil, fmt.Errorf("NVML init: %w", r)
 	}
 	defer lib.Shutdown()
-	migNames, err := migNames(lib)
+	log := &collect{}
+	migNames, err := migNames(lib, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -50,7 +53,6 @@ func generate(lib nvml.Interface, o gpulib.CDIOptions) (*specs.Spec, []string, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("CDI device namer: %w", err)
 	}
-	log := &collect{}
 	opts := []nvcdi.Option{
 		nvcdi.WithNvmlLib(lib),
 		nvcdi.WithMode(nvcdi.ModeNvml),
@@ -61,6 +63,9 @@ func generate(lib nvml.Interface, o gpulib.CDIOptions) (*specs.Spec, []string, e
 		nvcdi.WithLogger(log),
 		// "all" is every device's edits merged, as nvidia-ctk cdi generate writes it.
 		nvcdi.WithMergedDeviceOptions(transform.WithName("all"), transform.WithSkipIfExists(true)),
+		// That hook acts only on NVIDIA_GPU_MEMORY_LIMIT, which Outpost does not offer; without
+		// this, every GPU container start would run the helper once per GPU for nothing.
+		nvcdi.WithDisabledHooks("apply-cuda-memory-limits"),
 	}
 	if o.NoSandboxUtils {
 		opts = append(opts, nvcdi.WithFeatureFlags(nvcdi.FeatureDisableNvsandboxUtils))
@@ -78,8 +83,19 @@ func generate(lib nvml.Interface, o gpulib.CDIOptions) (*specs.Spec, []string, e
 	return raw, log.warnings(), nil
 }
 
-// finish marshals the spec and checks it as containerd will.
+// finish marshals the spec and checks it as containerd will; a device with no edits (an "all"
+// merged from nothing) is dropped, and a spec left with no device is empty.
 func finish(raw *specs.Spec, warnings []string) (*gpulib.CDISpec, error) {
+	kept := raw.Devices[:0]
+	for _, d := range raw.Devices {
+		if e := d.ContainerEdits; len(e.DeviceNodes)+len(e.Mounts)+len(e.Env)+len(e.Hooks) > 0 {
+			kept = append(kept, d)
+		}
+	}
+	raw.Devices = kept
+	if len(raw.Devices) == 0 {
+		return &gpulib.CDISpec{Warnings: warnings}, nil
+	}
 	b, err := yaml.Marshal(raw)
 	if err != nil {
 		return nil, fmt.Errorf("CDI spec: %w", err)
@@ -91,7 +107,8 @@ func finish(raw *specs.Spec, warnings []string) (*gpulib.CDISpec, error) {
 }
 
 // Validate makes the check containerd's CDI cache makes when it loads the file: the CDI
-// library reads it from a file of its own and validates it.
+// library reads it from a file of its own and validates it (ReadSpec is the library's only
+// exported way to its validation, hence the temporary file).
 func Validate(spec []byte) error {
 	dir, err := os.MkdirTemp("", "outpost-cdi-")
 	if err != nil {
@@ -122,37 +139,49 @@ func dropVoidVisibleDevices(env []string) []string {
 }
 
 // migNames maps each MIG device's UUID to its Outpost name, "<GPU index>:<GPU instance ID>".
-func migNames(lib nvml.Interface) (map[string]string, error) {
+// A second compute instance in one GPU instance (made outside Outpost, whose layouts make one)
+// gets no such name, only its UUID: the device plugin cannot tell the two apart.
+func migNames(lib nvml.Interface, log *collect) (map[string]string, error) {
 	out := map[string]string{}
+	taken := map[string]bool{}
 	n, r := lib.DeviceGetCount()
 	if r != nvml.SUCCESS {
-		return nil, fmt.Errorf("NVML device count: %v", nvml.ErrorString(r))
+		return nil, fmt.Errorf("NVML device count: %w", r)
 	}
 	for i := 0; i < n; i++ {
 		dev, r := lib.DeviceGetHandleByIndex(i)
 		if r != nvml.SUCCESS {
-			return nil, fmt.Errorf("GPU %d: %v", i, nvml.ErrorString(r))
+			return nil, fmt.Errorf("GPU %d: %w", i, r)
 		}
 		if cur, _, r := dev.GetMigMode(); r != nvml.SUCCESS || cur != nvml.DEVICE_MIG_ENABLE {
 			continue
 		}
-		max, r := dev.GetMaxMigDeviceCount()
+		slots, r := dev.GetMaxMigDeviceCount()
 		if r != nvml.SUCCESS {
-			return nil, fmt.Errorf("GPU %d: MIG device count: %v", i, nvml.ErrorString(r))
+			return nil, fmt.Errorf("GPU %d: MIG device count: %w", i, r)
 		}
-		for j := 0; j < max; j++ {
+		for j := 0; j < slots; j++ {
 			m, r := dev.GetMigDeviceHandleByIndex(j)
 			if r == nvml.ERROR_NOT_FOUND || r == nvml.ERROR_INVALID_ARGUMENT {
 				continue
 			} else if r != nvml.SUCCESS {
-				return nil, fmt.Errorf("GPU %d: MIG device %d: %v", i, j, nvml.ErrorString(r))
+				return nil, fmt.Errorf("GPU %d: MIG device %d: %w", i, j, r)
 			}
-			uuid, r1 := m.GetUUID()
-			gi, r2 := m.GetGpuInstanceId()
-			if r1 != nvml.SUCCESS || r2 != nvml.SUCCESS {
-				return nil, fmt.Errorf("GPU %d: MIG device %d: UUID %v, GPU instance %v", i, j, nvml.ErrorString(r1), nvml.ErrorString(r2))
+			uuid, r := m.GetUUID()
+			if r != nvml.SUCCESS {
+				return nil, fmt.Errorf("GPU %d: MIG device %d: UUID: %w", i, j, r)
 			}
-			out[uuid] = fmt.Sprintf("%d:%d", i, gi)
+			gi, r := m.GetGpuInstanceId()
+			if r != nvml.SUCCESS {
+				return nil, fmt.Errorf("GPU %d: MIG device %d: GPU instance: %w", i, j, r)
+			}
+			name := fmt.Sprintf("%d:%d", i, gi)
+			if taken[name] {
+				log.Warningf("GPU %d: GPU instance %d has more than one compute instance: %s is named by its UUID only", i, gi, uuid)
+				continue
+			}
+			taken[name] = true
+			out[uuid] = name
 		}
 	}
 	return out, nil
@@ -168,11 +197,9 @@ func (n outpostNamer) GetMigDeviceName(_ int, _ nvcdi.UUIDer, _ int, mig nvcdi.U
 	if err != nil {
 		return "", fmt.Errorf("MIG device UUID: %w", err)
 	}
-	name, ok := n.mig[uuid]
-	if !ok {
-		return "", fmt.Errorf("MIG device %s appeared while the spec was generated", uuid)
-	}
-	return name, nil
+	// "" leaves the device its UUID name alone: a second compute instance, or a MIG device
+	// made while the spec was generated (the next layout change writes the spec again).
+	return n.mig[uuid], nil
 }
 
 // collect keeps the toolkit's warnings and errors for the caller to log; its progress lines
@@ -188,10 +215,19 @@ func (c *collect) add(level, f string, a ...any) {
 	fmt.Fprintf(&c.buf, "%s: %s\n", level, fmt.Sprintf(f, a...))
 }
 
+// warnings are the lines collected, each once, in the order first seen.
 func (c *collect) warnings() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return strings.FieldsFunc(c.buf.String(), func(r rune) bool { return r == '\n' })
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(c.buf.String(), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (c *collect) Debugf(string, ...any)       {}

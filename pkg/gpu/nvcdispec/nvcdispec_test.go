@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
@@ -33,7 +35,11 @@ func host(t *testing.T) gpulib.CDIOptions {
 	t.Cleanup(func() { sock.Close() })
 	os.MkdirAll(filepath.Join(dev, "dev"), 0o755)
 	for _, n := range []string{"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset", "nvidia0", "nvidia1", "nvidia2", "nvidia3", "nvidia4", "nvidia5", "nvidia6", "nvidia7"} {
-		os.WriteFile(filepath.Join(dev, "dev", n), nil, 0o666)
+		// Clones of /dev/null stand in for the driver's character devices: NVIDIA's generator
+		// takes nothing else (not even a link to one) for a device node.
+		if err := syscall.Mknod(filepath.Join(dev, "dev", n), syscall.S_IFCHR|0o666, int(1<<8|3)); err != nil {
+			t.Skipf("device nodes need mknod (root): %v", err)
+		}
 	}
 	return gpulib.CDIOptions{DriverRoot: driver, DevRoot: dev, HookPath: "/opt/outpost/bin/outpost-gpu", NoSandboxUtils: true}
 }
@@ -90,7 +96,7 @@ func TestSpecHasEveryFileClass(t *testing.T) {
 	}
 	s := parse(t, got)
 	paths := containerPaths(s)
-	for class, libs := range fakedriver.Libraries {
+	for class, libs := range fakedriver.Libraries() {
 		for _, l := range libs {
 			if p := fakedriver.LibDir + "/" + l + "." + version; !paths[p] {
 				t.Errorf("%s library %s is not in the spec", class, p)
@@ -124,6 +130,11 @@ func TestSpecHasEveryFileClass(t *testing.T) {
 	for _, want := range []string{"0", "7", "all"} {
 		if !names[want] {
 			t.Errorf("no device %q in %v", want, names)
+		}
+	}
+	for _, d := range s.Devices {
+		if d.Name == "3" && (len(d.ContainerEdits.DeviceNodes) == 0 || d.ContainerEdits.DeviceNodes[0].Path != "/dev/nvidia3") {
+			t.Errorf("GPU 3's device nodes: %+v", d.ContainerEdits.DeviceNodes)
 		}
 	}
 	for _, e := range s.ContainerEdits.Env {
@@ -192,10 +203,56 @@ func TestNamerNamesMIGDevicesByGPUInstance(t *testing.T) {
 	if got, err := n.GetMigDeviceName(3, uuid("GPU-x"), 0, uuid("MIG-a")); err != nil || got != "3:9" {
 		t.Errorf("MIG-a named %q %v, want 3:9", got, err)
 	}
-	if _, err := n.GetMigDeviceName(3, uuid("GPU-x"), 1, uuid("MIG-new")); err == nil {
-		t.Error("a MIG device that appeared mid-generation got a name")
+	if got, err := n.GetMigDeviceName(3, uuid("GPU-x"), 1, uuid("MIG-new")); err != nil || got != "" {
+		t.Errorf("a MIG device that appeared mid-generation: %q %v, want no Outpost name (its UUID only)", got, err)
 	}
 	if got, _ := n.GetDeviceName(5, uuid("GPU-y")); got != "5" {
 		t.Errorf("GPU 5 named %q", got)
+	}
+}
+
+// Every GPU in MIG mode and no MIG device (MIG instances do not survive a reboot): an empty
+// spec, not an error that would stop the node before a layout can make devices.
+func TestNoDeviceIsAnEmptySpec(t *testing.T) {
+	o := host(t)
+	m := mockgpu.DGXA100()
+	for i := 0; i < 8; i++ {
+		if _, err := m.ApplyMIG(mig.GPUPlan{Index: i, UUID: mockgpu.UUID(i), Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := Mock{Lib: m}.CDISpec(o)
+	if err != nil || len(got.YAML) != 0 {
+		t.Fatalf("no device: %q %v, want an empty spec", got.YAML, err)
+	}
+}
+
+// Two compute instances in one GPU instance: the first keeps "<GPU>:<GI>", the second only its
+// UUID (with a warning), so the spec stays valid.
+func TestMIGNamesOneComputeInstancePerGPUInstance(t *testing.T) {
+	mk := func(uuid string, gi int) nvml.Device {
+		return &mock.Device{GetUUIDFunc: func() (string, nvml.Return) { return uuid, nvml.SUCCESS },
+			GetGpuInstanceIdFunc: func() (int, nvml.Return) { return gi, nvml.SUCCESS }}
+	}
+	migs := []nvml.Device{mk("MIG-a", 1), mk("MIG-b", 1), mk("MIG-c", 2)}
+	gpu := &mock.Device{
+		GetMigModeFunc:           func() (int, int, nvml.Return) { return nvml.DEVICE_MIG_ENABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS },
+		GetMaxMigDeviceCountFunc: func() (int, nvml.Return) { return 7, nvml.SUCCESS },
+		GetMigDeviceHandleByIndexFunc: func(j int) (nvml.Device, nvml.Return) {
+			if j < len(migs) {
+				return migs[j], nvml.SUCCESS
+			}
+			return nil, nvml.ERROR_NOT_FOUND
+		},
+	}
+	lib := &mock.Interface{DeviceGetCountFunc: func() (int, nvml.Return) { return 1, nvml.SUCCESS },
+		DeviceGetHandleByIndexFunc: func(int) (nvml.Device, nvml.Return) { return gpu, nvml.SUCCESS }}
+	log := &collect{}
+	names, err := migNames(lib, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names["MIG-a"] != "0:1" || names["MIG-c"] != "0:2" || names["MIG-b"] != "" || len(log.warnings()) != 1 {
+		t.Errorf("names %v, warnings %v", names, log.warnings())
 	}
 }
