@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/outpostk8s/outpost/pkg/gpu/fakedriver"
+	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
 	"github.com/outpostk8s/outpost/pkg/pki"
 	"github.com/outpostk8s/outpost/tests/harness"
 )
@@ -210,12 +211,18 @@ func TestGPUMock(t *testing.T) {
 		for _, name := range []string{"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_TOTAL",
 			"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_CLOCK",
 			"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
-			"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "outpost_gpu_xid_errors_total"} {
+			"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "outpost_gpu_xid_errors_total", "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_MEM_COPY_UTIL",
+			"DCGM_FI_DEV_ENC_UTIL", "DCGM_FI_DEV_DEC_UTIL", "DCGM_FI_DEV_MEMORY_TEMP", "DCGM_FI_DEV_POWER_MGMT_LIMIT",
+			"DCGM_FI_PROF_PCIE_TX_BYTES", "DCGM_FI_PROF_PCIE_RX_BYTES", "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL",
+			"DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+			"DCGM_FI_PROF_GR_ENGINE_ACTIVE"} {
 			if c := strings.Count(string(body), "\n"+name+"{"); c != 8 {
 				t.Errorf("%s: %d samples, want 8", name, c)
 			}
 		}
-		if !strings.Contains(string(body), `outpost_gpu_xid_errors_total{gpu="5"`) || !strings.Contains(string(body), `Hostname=`) {
+		// Labels come sorted (client_golang); GPU 5 had XID 79, its count and last XID say so.
+		xid5 := `UUID="` + mockgpu.UUID(5) + `"`
+		if !hasSample(body, "outpost_gpu_xid_errors_total", xid5, "1") || !hasSample(body, "DCGM_FI_DEV_XID_ERRORS", xid5, "79") || !strings.Contains(string(body), `Hostname=`) {
 			t.Errorf("metrics:\n%s", body)
 		}
 		// The pod holding two GPUs is named on their series (the kubelet's PodResources API),
@@ -224,7 +231,7 @@ func TestGPUMock(t *testing.T) {
 		held := strings.Split(strings.TrimPrefix(env, "NVIDIA_VISIBLE_DEVICES="), ",")
 		var named []string
 		for _, l := range strings.Split(string(body), "\n") {
-			if strings.HasPrefix(l, "DCGM_FI_DEV_GPU_UTIL{") && strings.Contains(l, `,container="c",namespace="default",pod="gpu2"}`) {
+			if strings.HasPrefix(l, "DCGM_FI_DEV_GPU_UTIL{") && strings.Contains(l, `container="c",`) && strings.Contains(l, `namespace="default",pod="gpu2"}`) {
 				named = append(named, l)
 			}
 		}
@@ -244,7 +251,7 @@ func TestGPUMock(t *testing.T) {
 func fileClassChecks(t *testing.T, s *harness.Server) {
 	const version = "550.54.15"
 	var want []string
-	for _, libs := range fakedriver.Libraries {
+	for _, libs := range fakedriver.Libraries() {
 		for _, l := range libs {
 			want = append(want, fakedriver.LibDir+"/"+l+"."+version, fakedriver.LibDir+"/"+l+".1")
 		}
@@ -386,6 +393,17 @@ spec:%s
     args: [sleep]
     resources: {limits: {nvidia.com/gpu: %d}}
 `, name, rc, image, gpus)
+}
+
+// hasSample reports whether body has a name sample whose labels contain label and whose value
+// is value.
+func hasSample(body, name, label, value string) bool {
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, name+"{") && strings.Contains(l, label) && strings.HasSuffix(l, "} "+value) {
+			return true
+		}
+	}
+	return false
 }
 
 func exists(p string) bool {

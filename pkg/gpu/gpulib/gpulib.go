@@ -81,6 +81,33 @@ type Reading struct {
 	// ECC errors since the driver loaded (volatile): single-bit corrected, double-bit not.
 	ECCSingleBit *float64 `json:"eccSingleBit,omitempty"`
 	ECCDoubleBit *float64 `json:"eccDoubleBit,omitempty"`
+	// MemCopyUtilPercent is the share of time the memory was read or written; Enc and Dec the
+	// video encoder's and decoder's.
+	MemCopyUtilPercent *float64 `json:"memCopyUtilPercent,omitempty"`
+	EncUtilPercent     *float64 `json:"encUtilPercent,omitempty"`
+	DecUtilPercent     *float64 `json:"decUtilPercent,omitempty"`
+	MemTempC           *float64 `json:"memTempC,omitempty"`
+	PowerLimitW        *float64 `json:"powerLimitW,omitempty"`
+	// PCIe throughput over the driver's last 20 ms window, in bytes per second.
+	PCIeTxBytesPerSec *float64 `json:"pcieTxBytesPerSec,omitempty"`
+	PCIeRxBytesPerSec *float64 `json:"pcieRxBytesPerSec,omitempty"`
+	// NVLinkBytes is the data sent and received over every NVLink since the driver loaded.
+	NVLinkBytes *float64 `json:"nvlinkBytes,omitempty"`
+	// ClocksEventReasons is NVML's bitmask of why the clocks are held down (throttling).
+	ClocksEventReasons *float64 `json:"clocksEventReasons,omitempty"`
+	// ECC errors over the GPU's life (aggregate), and its row remapping (A100 and later).
+	ECCSingleBitAgg       *float64 `json:"eccSingleBitAgg,omitempty"`
+	ECCDoubleBitAgg       *float64 `json:"eccDoubleBitAgg,omitempty"`
+	RemappedCorrectable   *float64 `json:"remappedCorrectable,omitempty"`
+	RemappedUncorrectable *float64 `json:"remappedUncorrectable,omitempty"`
+	RowRemapFailure       *float64 `json:"rowRemapFailure,omitempty"`
+	// Activity ratios (0 to 1) from GPU performance monitoring, between this reading and the
+	// last (Hopper and later; nil elsewhere and on the first reading).
+	TensorActive   *float64 `json:"tensorActive,omitempty"`
+	SMActive       *float64 `json:"smActive,omitempty"`
+	SMOccupancy    *float64 `json:"smOccupancy,omitempty"`
+	DRAMActive     *float64 `json:"dramActive,omitempty"`
+	GraphicsActive *float64 `json:"graphicsActive,omitempty"`
 	// MIG are the GPU's MIG devices' own values, while MIG is on.
 	MIG []MIGReading `json:"mig,omitempty"`
 }

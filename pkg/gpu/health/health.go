@@ -59,13 +59,14 @@ type Monitor struct {
 	bad      map[string]time.Time // uuid → last critical event
 	reasons  map[string]string
 	xids     map[string]uint64
+	lastXID  map[string]uint64
 	onChange func(Change)
 }
 
 // NewMonitor returns a monitor calling onChange at every transition.
 func NewMonitor(probe func(string) bool, quiet time.Duration, onChange func(Change)) *Monitor {
 	return &Monitor{Probe: probe, Quiet: quiet, Now: time.Now, bad: map[string]time.Time{},
-		reasons: map[string]string{}, xids: map[string]uint64{}, onChange: onChange}
+		reasons: map[string]string{}, xids: map[string]uint64{}, lastXID: map[string]uint64{}, onChange: onChange}
 }
 
 // Handle applies one event.
@@ -73,6 +74,7 @@ func (m *Monitor) Handle(e Event) {
 	m.mu.Lock()
 	if e.Kind == "xid" {
 		m.xids[e.UUID]++
+		m.lastXID[e.UUID] = e.XID
 	}
 	if !e.Critical() {
 		m.mu.Unlock()
@@ -122,4 +124,12 @@ func (m *Monitor) XIDs(uuid string) uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.xids[uuid]
+}
+
+// LastXID is the last XID seen for the GPU since start (dcgm-exporter's DCGM_FI_DEV_XID_ERRORS);
+// 0 when none.
+func (m *Monitor) LastXID(uuid string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastXID[uuid]
 }

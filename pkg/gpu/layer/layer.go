@@ -210,12 +210,21 @@ func (a *Layer) writeSpec() error {
 	if err != nil {
 		return fmt.Errorf("CDI spec: %w", err)
 	}
+	for _, w := range s.Warnings {
+		a.log.Debug("CDI spec generator", "warning", w)
+	}
+	if len(s.YAML) == 0 {
+		// Every GPU in MIG mode with no MIG device yet (MIG instances do not survive a
+		// reboot): nothing to hand out until a layout makes some, and no stale spec either.
+		if err := cdi.Remove(a.cfg.CDIDir); err != nil {
+			return fmt.Errorf("CDI spec: %w", err)
+		}
+		a.log.Info("no GPU or MIG device to put in the CDI spec yet")
+		return nil
+	}
 	p, err := cdi.Write(s.YAML, a.cfg.CDIDir)
 	if err != nil {
 		return fmt.Errorf("CDI spec: %w", err)
-	}
-	for _, w := range s.Warnings {
-		a.log.Debug("CDI spec: " + w)
 	}
 	a.log.Info("CDI spec written", "path", p, "bytes", len(s.YAML), "generator-warnings", len(s.Warnings))
 	return nil
@@ -292,7 +301,7 @@ func (a *Layer) serveMetrics(ctx context.Context) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	src := metrics.Source{Lib: a.lib, Hostname: a.cfg.Hostname, XIDs: a.monitor.XIDs}
+	src := metrics.Source{Lib: a.lib, Hostname: a.cfg.Hostname, XIDs: a.monitor.XIDs, LastXID: a.monitor.LastXID}
 	if a.cfg.PodResourcesSocket != "" {
 		src.Holders = func() (map[string][]podresources.Holder, error) {
 			pr := podresources.Client{Socket: a.cfg.PodResourcesSocket, Devices: a.deviceGPUs()}

@@ -119,7 +119,13 @@ func (m *Machine) Readings() ([]gpulib.Reading, error) {
 			FBFreeMiB: gpulib.Float(float64(memMiB - i)), FBTotalMiB: gpulib.Float(memMiB),
 			TempC: gpulib.Float(35), PowerW: gpulib.Float(62), SMClockMHz: gpulib.Float(1410), MemClockMHz: gpulib.Float(1215),
 			EnergyMJ: gpulib.Float(float64(62000 * time.Since(m.born).Seconds())), PCIeReplays: gpulib.Float(0),
-			ECCSingleBit: gpulib.Float(0), ECCDoubleBit: gpulib.Float(0), MIG: migReadings(i, st[i])})
+			ECCSingleBit: gpulib.Float(0), ECCDoubleBit: gpulib.Float(0), MIG: migReadings(i, st[i]),
+			MemCopyUtilPercent: gpulib.Float(float64(i)), EncUtilPercent: gpulib.Float(0), DecUtilPercent: gpulib.Float(0),
+			MemTempC: gpulib.Float(40), PowerLimitW: gpulib.Float(400), PCIeTxBytesPerSec: gpulib.Float(1 << 20), PCIeRxBytesPerSec: gpulib.Float(2 << 20),
+			NVLinkBytes: gpulib.Float(float64(i) * (1 << 30)), ClocksEventReasons: gpulib.Float(1), // GPU idle
+			ECCSingleBitAgg: gpulib.Float(0), ECCDoubleBitAgg: gpulib.Float(0), RemappedCorrectable: gpulib.Float(0),
+			RemappedUncorrectable: gpulib.Float(0), RowRemapFailure: gpulib.Float(0)})
+		// An A100 has no GPU performance monitoring (Hopper and later): no activity ratios.
 	}
 	return out, nil
 }

@@ -23,6 +23,9 @@ type Lib struct {
 	mu     sync.Mutex
 	events *events // registered on the first NextEvent after Open
 	evErr  error
+	// gpmLast is each GPU's last performance monitoring sample, by index: activity is the
+	// difference between two.
+	gpmLast map[int]nvml.GpmSample
 }
 
 var _ gpulib.Lib = (*Lib)(nil)
@@ -54,6 +57,7 @@ func (l *Lib) Close() error {
 		l.events.set.Free()
 		l.events = nil
 	}
+	l.freeGPM()
 	l.mu.Unlock()
 	if r := l.nvml.Shutdown(); r != nvml.SUCCESS {
 		return fail("shutdown", r)
@@ -109,6 +113,8 @@ func (l *Lib) Readings() ([]gpulib.Reading, error) {
 		if n, r := dev.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC); r == nvml.SUCCESS {
 			g.ECCDoubleBit = gpulib.Float(float64(n))
 		}
+		more(dev, &g)
+		l.gpm(i, dev, &g)
 		g.MIG = migReadings(dev, g.UUID)
 		out = append(out, g)
 	}

@@ -69,6 +69,7 @@ func TestReadings(t *testing.T) {
 	for i, d := range srv.Devices {
 		dev := d.(*mockserver.Device)
 		i := i
+		noMore(dev)
 		dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: uint32(10 * i)}, nvml.SUCCESS }
 		dev.GetTemperatureFunc = func(nvml.TemperatureSensors) (uint32, nvml.Return) { return 40, nvml.SUCCESS }
 		dev.GetClockInfoFunc = func(c nvml.ClockType) (uint32, nvml.Return) {
