@@ -65,7 +65,7 @@ deps:
 	@command -v go >/dev/null || { echo "Go 1.26+ is required: https://go.dev/dl/"; exit 1; }
 
 # The bundled binaries. The GPU helper (cmd/outpost-gpu) is one: its sources rebuild it.
-HELPER_SRC := $(shell find cmd/outpost-gpu pkg/gpu/gpuhelper pkg/gpu/gpulib pkg/gpu/mockgpu pkg/gpu/nvmllib pkg/gpu/detect pkg/gpu/health pkg/gpu/mig pkg/gpu/nvcdispec -name '*.go' ! -name '*_test.go')
+HELPER_SRC := $(shell find cmd/outpost-gpu pkg/gpu/gpuhelper pkg/gpu/gpulib pkg/gpu/mockgpu pkg/gpu/nvmllib pkg/gpu/detect pkg/gpu/health pkg/gpu/mig pkg/gpu/nvcdispec pkg/gpu/cudacheck -name '*.go' ! -name '*_test.go')
 BUNDLED := $(BUILD)/payload/.built
 $(BUNDLED): scripts/build-payload.sh scripts/versions.mk scripts/payload/containerd/main.go scripts/payload/containerd/go.mod scripts/payload/containerd/go.sum $(HELPER_SRC) go.sum
 	CONTAINERD_VERSION=$(CONTAINERD_VERSION) RUNC_VERSION=$(RUNC_VERSION) CNI_VERSION=$(CNI_VERSION) CRICTL_VERSION=$(CRICTL_VERSION) \

@@ -122,7 +122,8 @@ func TestGPUMock(t *testing.T) {
 			}
 			for _, want := range []string{`"nvidia.com/gpu.present":"true"`, `"nvidia.com/gpu.count":"8"`, `"nvidia.com/gpu.product":"NVIDIA-A100-SXM4-40GB"`,
 				`"nvidia.com/gpu.memory":"40960"`, `"nvidia.com/cuda.driver.major":"550"`, `"nvidia.com/cuda.driver.minor":"54"`,
-				`"nvidia.com/mig.capable":"true"`, `"nvidia.com/mig.strategy":"none"`, `"nvidia.com/gpu.replicas":"1"`} {
+				`"nvidia.com/mig.capable":"true"`, `"nvidia.com/mig.strategy":"none"`, `"nvidia.com/gpu.replicas":"1"`,
+				`"nvidia.com/gpu.validation":"passed"`} {
 				if !strings.Contains(labels, want) {
 					return fmt.Errorf("labels lack %s: %s", want, labels)
 				}
@@ -192,6 +193,38 @@ func TestGPUMock(t *testing.T) {
 		harness.Eventually(t, 90*time.Second, "8 allocatable, GPUHealthy=True again", func() error {
 			if n, h := alloc(); n != "8" || h != "True" {
 				return fmt.Errorf("allocatable %q GPUHealthy %q", n, h)
+			}
+			return nil
+		})
+	})
+	// After a fatal XID a GPU comes back only once it runs a kernel again (the mock's check is
+	// injected): failing, it stays out with the reason, the label and GPUValidated say so.
+	t.Run("ValidatedAgainAfterXID", func(t *testing.T) {
+		inject := func(line string) {
+			f, err := os.OpenFile(filepath.Join(s.DataDir(), "agent", "gpu-mock-inject"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintln(f, line)
+			f.Close()
+		}
+		if out := s.MustKubectl("get", "node", "-o", `jsonpath={.items[0].status.conditions[?(@.type=="GPUValidated")].status}`); out != "True" {
+			t.Errorf("GPUValidated %q after the start", out)
+		}
+		inject("fail-validation 6")
+		inject("xid 6 79")
+		harness.Eventually(t, 90*time.Second, "GPU 6 out, failing its validation", func() error {
+			out := s.MustKubectl("get", "node", "-o", `jsonpath={.items[0].metadata.labels.nvidia\.com/gpu\.validation} {.items[0].status.conditions[?(@.type=="GPUValidated")].message}`)
+			if n, _ := alloc(); n != "7" || !strings.HasPrefix(out, "failed ") || !strings.Contains(out, "CUDA_ERROR_ECC_UNCORRECTABLE") {
+				return fmt.Errorf("allocatable %s, validation %q", n, out)
+			}
+			return nil
+		})
+		inject("pass-validation 6")
+		harness.Eventually(t, 90*time.Second, "GPU 6 back once it passes", func() error {
+			out := s.MustKubectl("get", "node", "-o", `jsonpath={.items[0].metadata.labels.nvidia\.com/gpu\.validation} {.items[0].status.conditions[?(@.type=="GPUValidated")].status}`)
+			if n, h := alloc(); n != "8" || h != "True" || out != "passed True" {
+				return fmt.Errorf("allocatable %s GPUHealthy %s, validation %q", n, h, out)
 			}
 			return nil
 		})

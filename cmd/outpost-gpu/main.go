@@ -10,17 +10,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/nvidia-container-toolkit/cmd/nvidia-cdi-hook/commands"
 	"github.com/sirupsen/logrus"
 	cliv3 "github.com/urfave/cli/v3"
 
+	"github.com/outpostk8s/outpost/pkg/gpu/cudacheck"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpuhelper"
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 	"github.com/outpostk8s/outpost/pkg/gpu/mockgpu"
@@ -49,16 +55,27 @@ func run(args []string, serve func(gpulib.Lib) error) error {
 	mock := fs.String("mock", "", "test only: serve the mock machine (dgxa100) instead of the driver")
 	inject := fs.String("mock-inject", "", "test only: the file the mock reads driver events from")
 	state := fs.String("mock-state", "", "test only: the file the mock keeps its MIG layout in")
+	validate := fs.Bool("validate-device", false, "check the one device CUDA_VISIBLE_DEVICES names, print the result as JSON and exit (the helper runs itself so per device)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// libcuda sits beside libnvidia-ml wherever the driver is installed.
+	cuda := cudacheck.LibraryName
+	if strings.Contains(*library, "/") {
+		cuda = filepath.Join(filepath.Dir(*library), cudacheck.LibraryName)
+	}
+	if *validate {
+		return json.NewEncoder(os.Stdout).Encode(cudacheck.Run(cuda))
 	}
 	var lib gpulib.Lib
 	switch *mock {
 	case "":
-		lib = nvmllib.New(nvml.New(nvml.WithLibraryPath(*library)))
+		l := nvmllib.New(nvml.New(nvml.WithLibraryPath(*library)))
+		l.Check = childCheck(*library)
+		lib = l
 	case "dgxa100":
 		m := mockgpu.DGXA100()
-		m.StateFile = *state
+		m.StateFile, m.InjectFile = *state, *inject
 		if *inject != "" {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -69,6 +86,33 @@ func run(args []string, serve func(gpulib.Lib) error) error {
 		return fmt.Errorf("--mock %q: only dgxa100 is known", *mock)
 	}
 	return serve(lib)
+}
+
+// childCheck validates one device in a child helper: CUDA reads CUDA_VISIBLE_DEVICES once per
+// process, and a device that hangs or crashes the driver takes only the child with it.
+func childCheck(library string) func(cudaID string) gpulib.Validation {
+	return func(cudaID string) gpulib.Validation {
+		fail := func(why string) gpulib.Validation { return gpulib.Validation{Reason: why} }
+		self, err := os.Executable()
+		if err != nil {
+			return fail(fmt.Sprintf("find the helper: %v", err))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, self, "--validate-device", "--library", library)
+		cmd.Env = append(os.Environ(), "CUDA_VISIBLE_DEVICES="+cudaID)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return fail(fmt.Sprintf("the check process: %v %s", err, bytes.TrimSpace(stderr.Bytes())))
+		}
+		var r cudacheck.Result
+		if err := json.Unmarshal(out, &r); err != nil {
+			return fail(fmt.Sprintf("the check process's answer: %v", err))
+		}
+		return gpulib.Validation{OK: r.OK, Reason: r.Reason, Millis: float64(r.Took) / float64(time.Millisecond)}
+	}
 }
 
 // isHook reports whether the runtime runs the helper as a CDI hook: a hook command comes first,

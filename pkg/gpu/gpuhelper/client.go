@@ -286,6 +286,19 @@ func (c *Client) CDISpec(o gpulib.CDIOptions) (*gpulib.CDISpec, error) {
 	return r, nil
 }
 
+// Validate runs in a helper of its own, which runs one more per device: a check takes about a
+// second on real hardware, a JIT compile of the kernel included.
+func (c *Client) Validate(ids []string) ([]gpulib.Validation, error) {
+	h, err := c.start()
+	if err != nil {
+		return nil, err
+	}
+	defer h.stop()
+	var r []gpulib.Validation
+	err = h.call("Validate", ids, &r, time.Duration(len(ids)+1)*c.timeout())
+	return r, err
+}
+
 // Call makes one argument-less call over conn: for tests of a helper's main.
 func Call[T any](conn io.ReadWriteCloser, method string) (*T, error) {
 	p := &proc{rpc: rpc.NewClientWithCodec(jsonrpc.NewClientCodec(conn))}

@@ -79,6 +79,12 @@ func (s *service) CDISpec(o gpulib.CDIOptions, r *gpulib.CDISpec) error {
 	return wire(err)
 }
 
+func (s *service) Validate(ids []string, r *[]gpulib.Validation) error {
+	got, err := s.lib.Validate(ids)
+	*r = got
+	return wire(err)
+}
+
 // Serve answers calls on conn until it closes.
 func Serve(lib gpulib.Lib, conn io.ReadWriteCloser) error {
 	srv := rpc.NewServer()

@@ -43,6 +43,28 @@ type Lib interface {
 	ApplyMIG(p mig.GPUPlan) (mig.Result, error)
 	// CDISpec generates the node's CDI spec, with NVML up only for the call.
 	CDISpec(o CDIOptions) (*CDISpec, error)
+	// Validate runs a small kernel on each device named (a GPU's UUID, or a MIG device's ID)
+	// through the CUDA driver API, one process per device.
+	Validate(ids []string) ([]Validation, error)
+}
+
+// Validation is one device's check before use.
+type Validation struct {
+	ID     string  `json:"id"` // the GPU's UUID, or the MIG device's ID (MIG-<GPU UUID>/<GI>/<CI>)
+	OK     bool    `json:"ok"`
+	Reason string  `json:"reason,omitempty"` // the step that failed, and CUDA's error
+	Millis float64 `json:"millis"`           // how long the check took
+}
+
+// GPUOf is the UUID of the GPU a device ID belongs to: the ID itself for a GPU, the UUID inside
+// a MIG device's ID.
+func GPUOf(id string) string {
+	if rest, ok := strings.CutPrefix(id, "MIG-"); ok {
+		if gpu, _, ok := strings.Cut(rest, "/"); ok {
+			return gpu
+		}
+	}
+	return id
 }
 
 // CDIOptions are where the driver's files are and what runs the spec's hooks.
@@ -200,3 +222,4 @@ func (NoDriver) NextEvent(time.Duration) (health.Event, bool, error) {
 }
 func (NoDriver) ApplyMIG(mig.GPUPlan) (mig.Result, error) { return mig.Result{}, detect.ErrNoDriver }
 func (NoDriver) CDISpec(CDIOptions) (*CDISpec, error)     { return nil, detect.ErrNoDriver }
+func (NoDriver) Validate([]string) ([]Validation, error)  { return nil, detect.ErrNoDriver }

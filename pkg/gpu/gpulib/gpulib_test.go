@@ -43,3 +43,12 @@ func TestNoDriver(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A device ID's GPU: a GPU's UUID is its own, a MIG device's is inside its ID.
+func TestGPUOf(t *testing.T) {
+	for id, want := range map[string]string{"GPU-a": "GPU-a", "MIG-GPU-a/2/0": "GPU-a", "MIG-0b1c": "MIG-0b1c"} {
+		if got := GPUOf(id); got != want {
+			t.Errorf("GPUOf(%q) = %q, want %q", id, got, want)
+		}
+	}
+}

@@ -89,21 +89,49 @@ func (m *Monitor) Handle(e Event) {
 	}
 }
 
-// Recheck re-probes every unhealthy GPU that has been quiet long enough.
+// Fail marks a device unhealthy for a reason of the caller's (a failed validation): it comes
+// back as a GPU after an XID does, once quiet and probed.
+func (m *Monitor) Fail(id, reason string) {
+	m.mu.Lock()
+	_, already := m.bad[id]
+	m.bad[id] = m.Now()
+	m.reasons[id] = reason
+	m.mu.Unlock()
+	if !already && m.onChange != nil {
+		m.onChange(Change{UUID: id, Healthy: false, Reason: reason})
+	}
+}
+
+// Recheck re-probes every unhealthy device that has been quiet long enough. The probes run
+// outside the lock (a probe may validate the GPU, seconds on real hardware); a device that saw
+// a new critical event meanwhile stays unhealthy.
 func (m *Monitor) Recheck() {
 	m.mu.Lock()
-	var back []string
-	for uuid, last := range m.bad {
-		if m.Now().Sub(last) >= m.Quiet && (m.Probe == nil || m.Probe(uuid)) {
-			back = append(back, uuid)
-			delete(m.bad, uuid)
-			delete(m.reasons, uuid)
+	due := map[string]time.Time{}
+	for id, last := range m.bad {
+		if m.Now().Sub(last) >= m.Quiet {
+			due[id] = last
 		}
 	}
 	m.mu.Unlock()
-	for _, uuid := range back {
+	var back []string
+	for id, last := range due {
+		passed := m.Probe == nil || m.Probe(id)
+		m.mu.Lock()
+		switch cur, ok := m.bad[id]; {
+		case !ok || !cur.Equal(last):
+		case passed:
+			back = append(back, id)
+			delete(m.bad, id)
+			delete(m.reasons, id)
+		default:
+			m.bad[id] = m.Now() // a failed probe waits another quiet spell: no check every second
+		}
+		m.mu.Unlock()
+	}
+	for _, id := range back {
 		if m.onChange != nil {
-			m.onChange(Change{UUID: uuid, Healthy: true, Reason: "GPU " + uuid + " answers again"})
+			m.onChange(Change{UUID: id, Healthy: true, Reason: id + " answers and passes its checks again"})
 		}
 	}
 }

@@ -34,6 +34,11 @@ func TestTransitionsBothWays(t *testing.T) {
 	}
 	answers["GPU-1"] = true
 	now = now.Add(30 * time.Second)
+	m.Recheck() // a failed probe waits another quiet spell before the next
+	if len(changes) != 1 {
+		t.Fatal("probed again before another quiet spell")
+	}
+	now = now.Add(30 * time.Second)
 	m.Recheck()
 	if len(changes) != 2 || !changes[1].Healthy || len(m.Unhealthy()) != 0 {
 		t.Fatalf("no recovery: %v", changes)
@@ -54,5 +59,28 @@ func TestQuietPeriod(t *testing.T) {
 	m.Recheck()
 	if len(changes) != 1 {
 		t.Error("recovered before the quiet period")
+	}
+}
+
+// A device failed by its validation is unhealthy with that reason, and comes back once quiet
+// and probed (validated) again.
+func TestFail(t *testing.T) {
+	now := time.Unix(0, 0)
+	var changes []Change
+	pass := false
+	m := NewMonitor(func(string) bool { return pass }, time.Minute, func(c Change) { changes = append(changes, c) })
+	m.Now = func() time.Time { return now }
+	m.Fail("MIG-GPU-1/2/0", "run the kernel: CUDA_ERROR_ECC_UNCORRECTABLE")
+	m.Fail("MIG-GPU-1/2/0", "again")
+	if len(changes) != 1 || changes[0].Healthy || m.Unhealthy()["MIG-GPU-1/2/0"] != "again" {
+		t.Fatalf("changes %v, unhealthy %v", changes, m.Unhealthy())
+	}
+	now = now.Add(time.Minute)
+	m.Recheck()
+	pass = true
+	now = now.Add(time.Minute)
+	m.Recheck()
+	if len(changes) != 2 || !changes[1].Healthy {
+		t.Fatalf("changes %v", changes)
 	}
 }

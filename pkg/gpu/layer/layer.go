@@ -96,6 +96,11 @@ type Layer struct {
 	srv         *http.Server
 	nvmlUp      bool
 	mig         migStatus // the declared MIG layout and how applying it went
+	st          *status   // the node's conditions, labels and events; set by Start
+	// vmu guards validations, each device's last check (apart from mu: a check runs for
+	// seconds, and a failure reaches setHealth, which takes mu).
+	vmu         sync.Mutex
+	validations map[string]gpulib.Validation
 	// podHolders, when set, stands in for the kubelet's PodResources API (tests).
 	podHolders func(context.Context) (map[string][]podresources.Holder, error)
 }
@@ -255,10 +260,14 @@ func (a *Layer) Start(ctx context.Context) error {
 	if err := waitFile(ctx, filepath.Join(a.cfg.PluginDir, "kubelet.sock"), time.Minute); err != nil {
 		return fmt.Errorf("kubelet device-plugin socket: %w", err)
 	}
-	a.monitor = health.NewMonitor(a.lib.Probe, a.cfg.HealthQuiet, func(c health.Change) {
+	a.monitor = health.NewMonitor(a.probe(rctx), a.cfg.HealthQuiet, func(c health.Change) {
 		a.setHealth(c)
 		st.report(rctx, c, a.monitor.Unhealthy(), true)
 	})
+	a.st = st
+	// A device is handed out only once it ran a kernel: the plugins start with the failed
+	// ones unhealthy.
+	a.validate(ctx, DeviceIDs(a.Node))
 	a.initialLabels(ctx)
 	a.mu.Lock()
 	err := a.startPlugins(ctx, a.Res)

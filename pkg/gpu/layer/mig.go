@@ -130,6 +130,8 @@ func (a *Layer) layOut(ctx context.Context, name string) (state, why string) {
 		a.readopt(ctx, name)
 		return mig.StateFailed, fmt.Sprintf("MIG layout %s: GPU %d is still not in it after the change (its driver lists no MIG profiles even with MIG on?)", name, changing[0].Index)
 	}
+	// The new MIG devices run a kernel before they are handed out.
+	a.validate(ctx, newDevices(node, a.current()))
 	return a.adopt(ctx, node, name)
 }
 
@@ -262,4 +264,26 @@ func (a *Layer) migLabels(l map[string]string) {
 	if a.mig.state != "" {
 		l[mig.StateLabel] = a.mig.state
 	}
+}
+
+// current is the node as the layer advertises it now.
+func (a *Layer) current() *detect.Node {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.Node
+}
+
+// newDevices are the devices of node that old does not have.
+func newDevices(node, old *detect.Node) []string {
+	had := map[string]bool{}
+	for _, id := range DeviceIDs(old) {
+		had[id] = true
+	}
+	var out []string
+	for _, id := range DeviceIDs(node) {
+		if !had[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -101,6 +101,21 @@ func (r *migRig) events(reason string) []string {
 	return out
 }
 
+// validatedCondition is the Node's GPUValidated condition.
+func (r *migRig) validatedCondition(t *testing.T) corev1.NodeCondition {
+	t.Helper()
+	n, err := r.cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == ValidatedCondition {
+			return c
+		}
+	}
+	return corev1.NodeCondition{}
+}
+
 func (r *migRig) condition(t *testing.T) corev1.NodeCondition {
 	t.Helper()
 	n, err := r.cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})

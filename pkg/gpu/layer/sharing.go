@@ -128,5 +128,9 @@ func (a *Layer) labels() map[string]string {
 	l := labels.Runtimes(a.Runtimes)
 	maps.Copy(l, labels.For(node, c))
 	a.migLabels(l)
+	if a.monitor != nil { // validated in Start
+		label, _ := a.validationState()
+		l[ValidationLabel] = label
+	}
 	return l
 }

@@ -35,8 +35,11 @@ type Machine struct {
 	GPUs int
 	// StateFile keeps the MIG layout across processes; "" keeps it in memory.
 	StateFile string
-	migMu     sync.Mutex
-	mig       migState
+	// InjectFile is where tests write driver events and validation failures (see
+	// WatchInjectFile and Validate); "" injects nothing.
+	InjectFile string
+	migMu      sync.Mutex
+	mig        migState
 
 	born   time.Time // energy counts from here, at the mock's 62 W
 	events chan health.Event
@@ -212,4 +215,34 @@ func (m *Machine) CDISpec(o gpulib.CDIOptions) (*gpulib.CDISpec, error) {
 	}
 	b.WriteString("containerEdits: {}\n")
 	return &gpulib.CDISpec{YAML: []byte(b.String())}, nil
+}
+
+// Validate passes every device but those of GPUs the inject file fails: "fail-validation N"
+// fails GPU N (and its MIG devices) from then on, "pass-validation N" lets it pass again. The
+// file is read whole at each call, so every helper process sees the same story.
+func (m *Machine) Validate(ids []string) ([]gpulib.Validation, error) {
+	failing := map[string]bool{}
+	if b, err := os.ReadFile(m.InjectFile); m.InjectFile != "" && err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			var kind string
+			var gpu int
+			if n, _ := fmt.Sscanf(line, "%s %d", &kind, &gpu); n == 2 && gpu >= 0 && gpu < m.GPUs {
+				switch kind {
+				case "fail-validation":
+					failing[UUID(gpu)] = true
+				case "pass-validation":
+					delete(failing, UUID(gpu))
+				}
+			}
+		}
+	}
+	out := make([]gpulib.Validation, 0, len(ids))
+	for _, id := range ids {
+		v := gpulib.Validation{ID: id, OK: true, Millis: 1}
+		if failing[gpulib.GPUOf(id)] {
+			v.OK, v.Reason = false, "run the kernel: CUDA_ERROR_ECC_UNCORRECTABLE (injected)"
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

@@ -19,6 +19,9 @@ import (
 // Lib is gpulib.Lib over an nvml.Interface: the real library or a mock.
 type Lib struct {
 	nvml nvml.Interface
+	// Check validates the one device CUDA is given by its UUID (see Validate); the GPU helper
+	// runs it in a child process of its own per device.
+	Check func(cudaID string) gpulib.Validation
 
 	mu     sync.Mutex
 	events *events // registered on the first NextEvent after Open

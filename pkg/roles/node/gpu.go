@@ -45,7 +45,7 @@ func gpuLib(c *config.Node, binDir string) (gpulib.Lib, error) {
 	if g.Mock == "dgxa100" {
 		if binDir == "" {
 			m := mockgpu.DGXA100()
-			m.StateFile = c.Dirs.GPUMockState()
+			m.StateFile, m.InjectFile = c.Dirs.GPUMockState(), c.Dirs.GPUInjectFile()
 			return m, nil
 		}
 		return &gpuhelper.Client{Path: filepath.Join(binDir, gpuhelper.BinaryName), Stderr: os.Stderr,
