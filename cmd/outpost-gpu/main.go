@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -97,10 +98,14 @@ func childCheck(library string) func(cudaID string) gpulib.Validation {
 		if err != nil {
 			return fail(fmt.Sprintf("find the helper: %v", err))
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		// Within the caller's limit for the whole call (gpuhelper.ValidateTimeout), so a hung
+		// device reports itself rather than failing every device's answer.
+		ctx, cancel := context.WithTimeout(context.Background(), gpuhelper.ValidateTimeout-15*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, self, "--validate-device", "--library", library)
 		cmd.Env = append(os.Environ(), "CUDA_VISIBLE_DEVICES="+cudaID)
+		// A helper killed mid-check takes its checks with it: none is left holding a context.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()

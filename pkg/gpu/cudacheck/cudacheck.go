@@ -42,6 +42,7 @@ static void run_check(const char *libpath, const char *ptx, int n, check_result 
 	memset(r, 0, sizeof(*r));
 	void *lib = dlopen(libpath, RTLD_NOW | RTLD_LOCAL);
 	if (!lib) { r->step = S_OPEN; strncpy(r->name, dlerror(), sizeof(r->name) - 1); return; }
+	// libcuda stays loaded: the process ends after the check, and unloading it is fragile.
 	CUresult (*cuInit)(unsigned) = dlsym(lib, "cuInit");
 	CUresult (*cuDeviceGet)(CUdevice *, int) = dlsym(lib, "cuDeviceGet");
 	CUresult (*cuCtxCreate)(CUcontext *, unsigned, CUdevice) = dlsym(lib, "cuCtxCreate_v2");
@@ -55,11 +56,12 @@ static void run_check(const char *libpath, const char *ptx, int n, check_result 
 	CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *) = dlsym(lib, "cuModuleGetFunction");
 	CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void *, void **, void **) = dlsym(lib, "cuLaunchKernel");
 	CUresult (*cuCtxSynchronize)(void) = dlsym(lib, "cuCtxSynchronize");
-	if (!cuInit || !cuDeviceGet || !cuCtxCreate || !cuCtxDestroy || !cuMemAlloc || !cuMemFree || !cuMemcpyHtoD ||
-	    !cuMemcpyDtoH || !cuModuleLoadData || !cuModuleUnload || !cuModuleGetFunction || !cuLaunchKernel || !cuCtxSynchronize) {
-		r->step = S_SYMBOL;
-		dlclose(lib);
-		return;
+	const char *names[] = { "cuInit", "cuDeviceGet", "cuCtxCreate_v2", "cuCtxDestroy_v2", "cuMemAlloc_v2", "cuMemFree_v2",
+		"cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuModuleLoadData", "cuModuleUnload", "cuModuleGetFunction", "cuLaunchKernel", "cuCtxSynchronize" };
+	void *syms[] = { cuInit, cuDeviceGet, cuCtxCreate, cuCtxDestroy, cuMemAlloc, cuMemFree, cuMemcpyHtoD, cuMemcpyDtoH,
+		cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuLaunchKernel, cuCtxSynchronize };
+	for (unsigned i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		if (!syms[i]) { r->step = S_SYMBOL; strncpy(r->name, names[i], sizeof(r->name) - 1); return; }
 	}
 	CUresult e;
 	CUdevice dev;
@@ -68,6 +70,7 @@ static void run_check(const char *libpath, const char *ptx, int n, check_result 
 	CUfunction fn;
 	CUdeviceptr buf = 0;
 	unsigned int *host = malloc(sizeof(unsigned int) * n);
+	if (!host) { r->step = S_ALLOC; strncpy(r->name, "host memory", sizeof(r->name) - 1); return; }
 	for (int i = 0; i < n; i++) host[i] = (unsigned int) i;
 	if ((e = cuInit(0))) { fail(r, lib, S_INIT, e); goto out; }
 	if ((e = cuDeviceGet(&dev, 0))) { fail(r, lib, S_DEVICE, e); goto out; }
@@ -89,7 +92,6 @@ out:
 	if (mod) cuModuleUnload(mod);
 	if (ctx) cuCtxDestroy(ctx);
 	free(host);
-	dlclose(lib);
 }
 */
 import "C"
@@ -153,8 +155,15 @@ func stepName(i int) string {
 // Result is one device's check.
 type Result struct {
 	OK     bool          `json:"ok"`
-	Reason string        `json:"reason,omitempty"` // the step that failed and why
+	Reason string        `json:"reason,omitempty"` // the step that failed and why, or why it counts as busy
 	Took   time.Duration `json:"took"`
+}
+
+// busy reports whether a failure means the device is in use, not broken: pods that outlived an
+// agent restart hold it in exclusive-process mode, or fill its memory so a context does not fit.
+func busy(step int, name string) bool {
+	return (step == int(C.S_CONTEXT) || step == int(C.S_ALLOC)) &&
+		(name == "CUDA_ERROR_DEVICES_UNAVAILABLE" || name == "CUDA_ERROR_OUT_OF_MEMORY")
 }
 
 // Run checks the one device CUDA sees (the caller sets CUDA_VISIBLE_DEVICES) with libcuda at
@@ -172,7 +181,13 @@ func Run(libPath string) Result {
 		return Result{OK: true, Took: took}
 	}
 	what := stepName(step)
+	if step == int(C.S_SYMBOL) {
+		return Result{Reason: what + ": " + C.GoString(&r.name[0]) + " is missing", Took: took}
+	}
 	why := C.GoString(&r.name[0])
+	if busy(step, why) {
+		return Result{OK: true, Reason: "busy, not checked: " + what + ": " + why, Took: took}
+	}
 	switch {
 	case step == int(C.S_COMPARE):
 		why = fmt.Sprintf("%d of %d numbers wrong", int(r.wrong), Elements)

@@ -16,10 +16,10 @@ const fakeCUDA = `
 #include <string.h>
 typedef unsigned long long ptr;
 static int fails(const char *f) { const char *e = getenv("FAIL_AT"); return e && strcmp(e, f) == 0; }
-int cuGetErrorName(int e, const char **s) { *s = e == 999 ? "CUDA_ERROR_UNKNOWN" : "OTHER"; return 0; }
+int cuGetErrorName(int e, const char **s) { *s = e == 999 ? "CUDA_ERROR_UNKNOWN" : e == 46 ? "CUDA_ERROR_DEVICES_UNAVAILABLE" : "OTHER"; return 0; }
 int cuInit(unsigned f) { return fails("cuInit") ? 999 : 0; }
 int cuDeviceGet(int *d, int i) { *d = 0; return fails("cuDeviceGet") ? 999 : 0; }
-int cuCtxCreate_v2(void **c, unsigned f, int d) { *c = (void *) 1; return fails("cuCtxCreate") ? 999 : 0; }
+int cuCtxCreate_v2(void **c, unsigned f, int d) { *c = (void *) 1; return fails("cuCtxCreate") ? 999 : getenv("EXCLUSIVE") ? 46 : 0; }
 int cuCtxDestroy_v2(void *c) { return 0; }
 int cuMemAlloc_v2(ptr *p, size_t n) { if (fails("cuMemAlloc")) return 2; *p = (ptr) malloc(n); return 0; }
 int cuMemFree_v2(ptr p) { free((void *) p); return 0; }
@@ -68,6 +68,12 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	t.Setenv("FAIL_AT", "")
+	// Held by a pod in exclusive-process mode: busy, not broken.
+	t.Setenv("EXCLUSIVE", "1")
+	if r := Run(lib); !r.OK || r.Reason != "busy, not checked: create a context: CUDA_ERROR_DEVICES_UNAVAILABLE" {
+		t.Errorf("a busy device: %+v", r)
+	}
+	os.Unsetenv("EXCLUSIVE")
 	t.Setenv("BAD_KERNEL", "1")
 	if r := Run(lib); r.OK || !strings.Contains(r.Reason, "check the kernel's result: 262144 of 262144 numbers wrong") {
 		t.Errorf("a kernel that computes wrong: %+v", r)

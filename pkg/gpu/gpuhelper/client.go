@@ -286,6 +286,10 @@ func (c *Client) CDISpec(o gpulib.CDIOptions) (*gpulib.CDISpec, error) {
 	return r, nil
 }
 
+// ValidateTimeout bounds one Validate call: the devices are checked at once, each in a process
+// of its own that the helper gives up on a little earlier.
+const ValidateTimeout = 75 * time.Second
+
 // Validate runs in a helper of its own, which runs one more per device: a check takes about a
 // second on real hardware, a JIT compile of the kernel included.
 func (c *Client) Validate(ids []string) ([]gpulib.Validation, error) {
@@ -295,7 +299,7 @@ func (c *Client) Validate(ids []string) ([]gpulib.Validation, error) {
 	}
 	defer h.stop()
 	var r []gpulib.Validation
-	err = h.call("Validate", ids, &r, time.Duration(len(ids)+1)*c.timeout())
+	err = h.call("Validate", ids, &r, ValidateTimeout)
 	return r, err
 }
 

@@ -101,6 +101,7 @@ type Layer struct {
 	// seconds, and a failure reaches setHealth, which takes mu).
 	vmu         sync.Mutex
 	validations map[string]gpulib.Validation
+	vdirty      bool // a check changed what the GPUValidated condition says
 	// podHolders, when set, stands in for the kubelet's PodResources API (tests).
 	podHolders func(context.Context) (map[string][]podresources.Holder, error)
 }
@@ -262,7 +263,10 @@ func (a *Layer) Start(ctx context.Context) error {
 	}
 	a.monitor = health.NewMonitor(a.probe(rctx), a.cfg.HealthQuiet, func(c health.Change) {
 		a.setHealth(c)
-		st.report(rctx, c, a.monitor.Unhealthy(), true)
+		// The condition and Event retry until the API server takes them: not in the way of
+		// the start (a device failing its check) or of the health watch.
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); st.report(rctx, c, a.monitor.Unhealthy(), true) }()
 	})
 	a.st = st
 	// A device is handed out only once it ran a kernel: the plugins start with the failed
@@ -282,6 +286,7 @@ func (a *Layer) Start(ctx context.Context) error {
 		st.keepLabels(rctx, func(cur map[string]string) map[string]string {
 			a.applyMIG(rctx, st, cur[mig.ConfigLabel])
 			a.applySharing(rctx, st, cur[sharing.ConfigLabel])
+			a.flushValidation(rctx)
 			return a.labels()
 		})
 	}()

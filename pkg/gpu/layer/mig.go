@@ -130,8 +130,10 @@ func (a *Layer) layOut(ctx context.Context, name string) (state, why string) {
 		a.readopt(ctx, name)
 		return mig.StateFailed, fmt.Sprintf("MIG layout %s: GPU %d is still not in it after the change (its driver lists no MIG profiles even with MIG on?)", name, changing[0].Index)
 	}
-	// The new MIG devices run a kernel before they are handed out.
-	a.validate(ctx, newDevices(node, a.current()))
+	// Every device runs a kernel before it is handed out again: the driver reuses GPU and
+	// compute instance IDs, so a device made again may carry an old one.
+	a.forgetValidations(DeviceIDs(node))
+	a.validate(ctx, DeviceIDs(node))
 	return a.adopt(ctx, node, name)
 }
 
@@ -143,6 +145,8 @@ func (a *Layer) readopt(ctx context.Context, name string) {
 		a.log.Warn("GPU detection after a partial MIG change", "err", err)
 		return
 	}
+	a.forgetValidations(DeviceIDs(node))
+	a.validate(ctx, DeviceIDs(node))
 	if state, why := a.adopt(ctx, node, name); state != mig.StateSuccess {
 		a.log.Warn(why)
 	}
@@ -264,26 +268,4 @@ func (a *Layer) migLabels(l map[string]string) {
 	if a.mig.state != "" {
 		l[mig.StateLabel] = a.mig.state
 	}
-}
-
-// current is the node as the layer advertises it now.
-func (a *Layer) current() *detect.Node {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.Node
-}
-
-// newDevices are the devices of node that old does not have.
-func newDevices(node, old *detect.Node) []string {
-	had := map[string]bool{}
-	for _, id := range DeviceIDs(old) {
-		had[id] = true
-	}
-	var out []string
-	for _, id := range DeviceIDs(node) {
-		if !had[id] {
-			out = append(out, id)
-		}
-	}
-	return out
 }

@@ -69,6 +69,7 @@ func (a *Layer) validate(ctx context.Context, ids []string) []gpulib.Validation 
 		a.validations[v.ID] = v
 		slowest = max(slowest, v.Millis)
 	}
+	a.vdirty = true // the label loop sets the condition, retrying until the Node takes it
 	a.vmu.Unlock()
 	for _, v := range vs {
 		if !v.OK {
@@ -80,10 +81,20 @@ func (a *Layer) validate(ctx context.Context, ids []string) []gpulib.Validation 
 		}
 	}
 	a.log.Info("GPUs validated", "devices", len(vs), "failed", failed, "slowest-ms", int(slowest), "took", took.Round(time.Millisecond))
-	if a.st != nil {
-		a.reportValidation(ctx)
-	}
 	return vs
+}
+
+// forgetValidations drops the records of devices the node no longer has (a MIG layout
+// replaced them), so a device made again under an old ID is judged by its own check.
+func (a *Layer) forgetValidations(keep []string) {
+	a.vmu.Lock()
+	defer a.vmu.Unlock()
+	for id := range a.validations {
+		if !slices.Contains(keep, id) {
+			delete(a.validations, id)
+		}
+	}
+	a.vdirty = true
 }
 
 // validationState is the label's value and the condition for the devices the node has now.
@@ -116,12 +127,23 @@ func (a *Layer) validationState() (label string, cond corev1.NodeCondition) {
 	return label, cond
 }
 
-// reportValidation sets the GPUValidated condition (the label follows with the others).
-func (a *Layer) reportValidation(ctx context.Context) {
+// flushValidation sets the GPUValidated condition when a check changed it, for the devices the
+// node has now; the label loop calls it, so a Node not yet registered gets it later.
+func (a *Layer) flushValidation(ctx context.Context) {
+	a.vmu.Lock()
+	dirty := a.vdirty
+	a.vmu.Unlock()
+	if !dirty || a.st == nil {
+		return
+	}
 	_, cond := a.validationState()
 	if err := a.st.condition(ctx, cond); err != nil {
-		a.log.Warn("GPUValidated condition", "err", err)
+		a.log.Debug("GPUValidated condition: retrying", "err", err)
+		return
 	}
+	a.vmu.Lock()
+	a.vdirty = false
+	a.vmu.Unlock()
 }
 
 // probe is the health monitor's recovery check: the GPU answers NVML, and the device (or, for
@@ -142,6 +164,10 @@ func (a *Layer) probe(ctx context.Context) func(id string) bool {
 		a.mu.Unlock()
 		if !slices.Contains(ids, id) && len(of) == 0 {
 			return true
+		}
+		// A MIG device stays out while its GPU does (an XID's quiet spell).
+		if gpu := gpulib.GPUOf(id); gpu != id && a.monitor.Unhealthy()[gpu] != "" {
+			return false
 		}
 		if !a.lib.Probe(gpulib.GPUOf(id)) {
 			return false

@@ -56,6 +56,7 @@ func TestValidationKeepsFailedGPUsOut(t *testing.T) {
 	if why := r.a.monitor.Unhealthy()[mockgpu.UUID(3)]; !strings.Contains(why, "failed validation: run the kernel: CUDA_ERROR_ECC_UNCORRECTABLE") {
 		t.Errorf("reason %q (condition %+v)", why, cond)
 	}
+	r.a.flushValidation(ctx) // the label loop's turn
 	got := r.validatedCondition(t)
 	if got.Status != "False" || !strings.Contains(got.Message, mockgpu.UUID(3)) || strings.Contains(got.Message, mockgpu.UUID(2)) {
 		t.Errorf("GPUValidated %+v", got)
@@ -69,6 +70,7 @@ func TestValidationKeepsFailedGPUsOut(t *testing.T) {
 	os.WriteFile(inject, []byte("fail-validation 3\npass-validation 3\n"), 0o600)
 	now = now.Add(2 * time.Minute)
 	r.a.monitor.Recheck()
+	r.a.flushValidation(ctx)
 	if n := healthy(r.a); n != 8 || r.a.labels()[ValidationLabel] != "passed" || r.validatedCondition(t).Status != "True" {
 		t.Errorf("after passing again: %d healthy, label %q, condition %+v", n, r.a.labels()[ValidationLabel], r.validatedCondition(t))
 	}
