@@ -154,6 +154,7 @@ func TestExpectedLines(t *testing.T) {
 		{"kube-controller-manager", `sync "kube-system/coredns-7b5f68447" failed with read version: 313 is not as new as written version: 320 for group resource replicasets.apps`, "INFO"},
 		{"k8s", `Failed to update lease err="Operation cannot be fulfilled on leases.coordination.k8s.io \"apiserver-2a7lobc6br72iyokqk7axnwzoi\": the object has been modified; please apply your changes to the latest version and try again"`, "INFO"},
 		{"kube-apiserver", `Error while syncing ConfigMap err="namespaces \"kube-system\" not found"`, "INFO"},
+		{"kube-apiserver", `error resolving kube-system/metrics-server: service "metrics-server" not found`, "INFO"},
 	} {
 		if got := f.errorLevel(c.comp, c.line); got != c.want {
 			t.Errorf("%s %q: %s, want %s", c.comp, c.line, got, c.want)
@@ -163,6 +164,9 @@ func TestExpectedLines(t *testing.T) {
 	f.started = f.started.Add(-2 * startupWindow)
 	if got := f.errorLevel("kubelet", notRegistered); got != "ERROR" {
 		t.Errorf("a start-up line long after the start: %s", got)
+	}
+	if got := f.errorLevel("kube-apiserver", `error resolving kube-system/metrics-server: service "metrics-server" not found`); got != "ERROR" {
+		t.Errorf("metrics-server's Service missing long after the start: %s", got)
 	}
 	if got := f.errorLevel("flannel", "could not watch leases: context canceled"); got != "ERROR" {
 		t.Errorf("a canceled call while running: %s", got)
