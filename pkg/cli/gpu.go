@@ -27,11 +27,7 @@ func gpuCommand() *cli.Command {
 			OnUsageError: usageError,
 			Flags:        gpuFlags(),
 			Action: func(c *cli.Context) error {
-				lib, err := cliGPULib(c)
-				if err != nil {
-					return err
-				}
-				n, err := detectGPUs(lib)
+				_, n, err := detectGPUs(c)
 				if err != nil {
 					return err
 				}
@@ -47,11 +43,7 @@ func gpuCommand() *cli.Command {
 			OnUsageError: usageError,
 			Flags:        gpuFlags(),
 			Action: func(c *cli.Context) error {
-				lib, err := cliGPULib(c)
-				if err != nil {
-					return err
-				}
-				n, err := detectGPUs(lib)
+				lib, n, err := detectGPUs(c)
 				if err != nil {
 					return err
 				}
@@ -99,21 +91,23 @@ func gpuFlags() []cli.Flag {
 	}
 }
 
-// cliGPULib is the driver's library through the bundled GPU helper, or the mock.
-func cliGPULib(c *cli.Context) (gpulib.Lib, error) {
+// detectGPUs reads the GPUs through the bundled GPU helper (or the mock), saying what to do
+// where there is no driver; the library stays for the command's other calls.
+func detectGPUs(c *cli.Context) (gpulib.Lib, *detect.Node, error) {
+	var lib gpulib.Lib
 	if c.String("gpu-mock") == "dgxa100" {
 		m := mockgpu.DGXA100()
 		m.InjectFile = c.String("gpu-mock-inject")
-		return m, nil
+		lib = m
+	} else {
+		var err error
+		if lib, err = node.DriverGPULib(c.String("gpu-driver-root"), ""); err != nil {
+			return nil, nil, err
+		}
 	}
-	return node.DriverGPULib(c.String("gpu-driver-root"), "")
-}
-
-// detectGPUs reads the GPUs, saying what to do where there is no driver.
-func detectGPUs(lib gpulib.Lib) (*detect.Node, error) {
 	n, err := lib.Detect()
 	if errors.Is(err, detect.ErrNoDriver) {
-		return nil, fmt.Errorf("no NVIDIA GPU driver on this node (%v): install the driver, or check that the nvidia kernel module is loaded", err)
+		return nil, nil, fmt.Errorf("no NVIDIA GPU driver on this node (%v): install the driver, or check that the nvidia kernel module is loaded", err)
 	}
-	return n, err
+	return lib, n, err
 }

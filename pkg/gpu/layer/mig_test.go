@@ -103,27 +103,22 @@ func (r *migRig) events(reason string) []string {
 
 // validatedCondition is the Node's GPUValidated condition.
 func (r *migRig) validatedCondition(t *testing.T) corev1.NodeCondition {
-	t.Helper()
-	n, err := r.cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == ValidatedCondition {
-			return c
-		}
-	}
-	return corev1.NodeCondition{}
+	return r.conditionOf(t, ValidatedCondition)
 }
 
 func (r *migRig) condition(t *testing.T) corev1.NodeCondition {
+	return r.conditionOf(t, MIGConditionType)
+}
+
+// conditionOf is the Node's condition of that type; empty when it has none.
+func (r *migRig) conditionOf(t *testing.T, typ corev1.NodeConditionType) corev1.NodeCondition {
 	t.Helper()
 	n, err := r.cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range n.Status.Conditions {
-		if c.Type == MIGConditionType {
+		if c.Type == typ {
 			return c
 		}
 	}

@@ -86,7 +86,7 @@ func (l *Lib) Readings() ([]gpulib.Reading, error) {
 		g.Name, _ = dev.GetName()
 		g.Minor, _ = dev.GetMinorNumber()
 		if u, r := dev.GetUtilizationRates(); r == nvml.SUCCESS {
-			g.UtilPercent = gpulib.Float(float64(u.Gpu))
+			g.UtilPercent, g.MemCopyUtilPercent = gpulib.Float(float64(u.Gpu)), gpulib.Float(float64(u.Memory))
 		}
 		if m, r := dev.GetMemoryInfo(); r == nvml.SUCCESS {
 			g.FBUsedMiB, g.FBFreeMiB, g.FBTotalMiB = gpulib.Float(float64(m.Used>>20)), gpulib.Float(float64(m.Free>>20)), gpulib.Float(float64(m.Total>>20))

@@ -9,13 +9,10 @@ import (
 	"github.com/outpostk8s/outpost/pkg/gpu/gpulib"
 )
 
-// more reads the values dcgm-exporter serves beyond the basic ones: copy, encoder and decoder
+// more reads the values dcgm-exporter serves beyond the basic ones: encoder and decoder
 // utilization, memory temperature, power limit, PCIe and NVLink traffic, clock event reasons,
 // lifetime ECC counts and row remapping. Each is left nil where the GPU or driver has none.
 func more(dev nvml.Device, g *gpulib.Reading) {
-	if u, r := dev.GetUtilizationRates(); r == nvml.SUCCESS {
-		g.MemCopyUtilPercent = gpulib.Float(float64(u.Memory))
-	}
 	if u, _, r := dev.GetEncoderUtilization(); r == nvml.SUCCESS {
 		g.EncUtilPercent = gpulib.Float(float64(u))
 	}
